@@ -1,0 +1,279 @@
+"""Feed: one connection's adapter and book syncs, driven by frames (sans-I/O).
+
+A :class:`Feed` turns received frames into the events a caller sees. It owns
+the adapter instance of one connection and a :class:`~wsmux.book.BookSync` per
+subscribed book, and reports what needs I/O as *actions* (messages to send,
+REST snapshots to fetch) in :attr:`Feed.actions`, which the live connection
+and the replayer carry out. Nothing here awaits, sleeps or reads a clock, so
+live, replay and benchmarks run exactly the same code.
+
+Event flow per frame::
+
+    adapter.parse(frame) -> events
+        BookUpdate   -> BookSync.on_update -> APPLIED: delivered
+                                              BUFFERED: first one triggers FetchSnapshot
+                                              broken: Gap delivered, resync requested
+        BookSnapshot -> BookSync.on_snapshot -> SYNCED: BookSnapshot (of the
+                        synced book) + Resynced delivered
+        Gap (adapter-detected, e.g. a connection sequence) -> books invalidated
+        anything else -> delivered
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import attrs
+
+from wsmux.adapter import Adapter, HttpRequest, Outgoing
+from wsmux.book import BookSync, OrderBook, Verdict
+from wsmux.errors import RemoteError, WsmuxError
+from wsmux.model import (
+    BookSnapshot,
+    BookUpdate,
+    Channel,
+    Error,
+    ErrorKind,
+    Event,
+    Gap,
+    GapReason,
+    Resynced,
+)
+from wsmux.subscriptions import Subscription
+
+__all__ = ["FetchSnapshot", "Feed", "FeedStats", "Send"]
+
+
+@attrs.frozen(slots=True)
+class Send:
+    """Action: send these messages on the connection (paced by the caller)."""
+
+    messages: tuple[Outgoing, ...]
+
+
+@attrs.frozen(slots=True)
+class FetchSnapshot:
+    """Action: perform ``request`` and hand the body to :meth:`Feed.on_snapshot_body`."""
+
+    symbol: str
+    request: HttpRequest
+
+
+Action = Send | FetchSnapshot
+
+
+@attrs.define(slots=True)
+class FeedStats:
+    """Counters of one feed (cumulative over reconnects)."""
+
+    frames: int = 0
+    bytes: int = 0
+    events: int = 0
+    parse_errors: int = 0
+    unknown_book: int = 0
+    snapshot_failures: int = 0
+    gaps: int = 0
+    resyncs: int = 0
+
+
+class Feed:
+    """Adapter + book syncs of one connection. See the module docstring.
+
+    Args:
+        adapter: this connection's adapter instance.
+        sink: called with every event, in order.
+    """
+
+    def __init__(self, adapter: Adapter, sink: Callable[[Event], object]) -> None:
+        self.adapter = adapter
+        self.venue = adapter.venue
+        self.sink = sink
+        self.syncs: dict[str, BookSync] = {}
+        self.book_subs: dict[str, Subscription] = {}
+        self.actions: list[Action] = []
+        self.stats = FeedStats()
+        self._fetching: set[str] = set()
+
+    # --- subscriptions ----------------------------------------------------------
+
+    def add_book(self, sub: Subscription) -> OrderBook:
+        """Start keeping a book for ``sub`` (call before subscribing)."""
+        # sub.depth is passed to the venue (subscribe/snapshot size); the book
+        # is never trimmed locally beyond the rule's own depth, because a
+        # diff stream over the full book cannot refill a locally cut tail.
+        rule = self.adapter.book_rule(sub.symbol)
+        book = OrderBook(self.venue, sub.symbol, max_depth=rule.depth, keep_text=rule.keep_text)
+        self.syncs[sub.symbol] = BookSync(rule, book)
+        self.book_subs[sub.symbol] = sub
+        return book
+
+    def remove_book(self, symbol: str) -> None:
+        """Stop keeping the book of ``symbol``."""
+        sync = self.syncs.pop(symbol, None)
+        self.book_subs.pop(symbol, None)
+        self._fetching.discard(symbol)
+        if sync is not None:
+            sync.invalidate()
+
+    # --- input ----------------------------------------------------------------
+
+    def on_frame(self, frame: bytes | str, recv_ns: int) -> None:
+        """Process one received frame."""
+        stats = self.stats
+        stats.frames += 1
+        stats.bytes += len(frame)
+        try:
+            events = self.adapter.parse(frame, recv_ns)
+        except WsmuxError as exc:
+            self._parse_error(exc, recv_ns)
+            return
+        except Exception as exc:  # an adapter bug must not kill the multiplexer
+            self._parse_error(exc, recv_ns)
+            return
+        sink = self.sink
+        syncs = self.syncs
+        for event in events:
+            cls = type(event)
+            if cls is BookUpdate:
+                sync = syncs.get(event.symbol)  # type: ignore[attr-defined]
+                if sync is None:
+                    stats.unknown_book += 1
+                    continue
+                verdict = sync.on_update(event)  # type: ignore[arg-type]
+                if verdict is Verdict.APPLIED:
+                    stats.events += 1
+                    sink(event)
+                elif verdict is Verdict.BUFFERED:
+                    self._want_snapshot(event.symbol)  # type: ignore[attr-defined]
+                elif verdict.broken:
+                    self._broken(event.symbol, sync, verdict, recv_ns)  # type: ignore[attr-defined]
+            elif cls is BookSnapshot:
+                self._snapshot(event, recv_ns)  # type: ignore[arg-type]
+            elif cls is Gap:
+                self._venue_gap(event, recv_ns)  # type: ignore[arg-type]
+            else:
+                stats.events += 1
+                sink(event)
+
+    def on_snapshot_body(self, symbol: str, body: bytes, recv_ns: int) -> None:
+        """Feed the body of a REST snapshot fetched for ``symbol``."""
+        self._fetching.discard(symbol)
+        if symbol not in self.syncs:
+            return
+        try:
+            snapshot = self.adapter.parse_snapshot(symbol, body, recv_ns)
+        except Exception as exc:
+            self.on_snapshot_error(symbol, exc, recv_ns)
+            return
+        self._snapshot(snapshot, recv_ns)
+
+    def on_snapshot_error(self, symbol: str, exc: BaseException, recv_ns: int) -> None:
+        """Report a failed REST snapshot; the book stays invalid and the next
+        buffered update asks for another snapshot."""
+        self._fetching.discard(symbol)
+        self.stats.snapshot_failures += 1
+        self.sink(Error(self.venue, symbol, ErrorKind.SNAPSHOT, f"{type(exc).__name__}: {exc}", recv_ns))
+
+    def on_disconnect(self, recv_ns: int) -> None:
+        """The connection is gone: every valid book is now unverifiable."""
+        for symbol, sync in self.syncs.items():
+            if sync.valid:
+                sync.invalidate()
+                self.stats.gaps += 1
+                self.sink(
+                    Gap(self.venue, symbol, Channel.BOOK, GapReason.DISCONNECT, sync.last, None, recv_ns)
+                )
+            else:
+                sync.invalidate()
+        self._fetching.clear()
+        self.adapter.reset()
+
+    def take_actions(self) -> list[Action]:
+        """Return and clear the pending actions."""
+        actions = self.actions
+        self.actions = []
+        return actions
+
+    def book(self, symbol: str) -> OrderBook | None:
+        """The live book of ``symbol`` (read it; never mutate it)."""
+        sync = self.syncs.get(symbol)
+        return sync.book if sync is not None else None
+
+    # --- internals ------------------------------------------------------------
+
+    def _parse_error(self, exc: BaseException, recv_ns: int) -> None:
+        self.stats.parse_errors += 1
+        if isinstance(exc, RemoteError) and not isinstance(exc, ValueError):
+            kind = ErrorKind.VENUE_ERROR
+        elif isinstance(exc, WsmuxError):
+            kind = ErrorKind.MALFORMED
+        else:
+            kind = ErrorKind.MALFORMED
+        self.sink(Error(self.venue, None, kind, f"{type(exc).__name__}: {exc}", recv_ns))
+
+    def _want_snapshot(self, symbol: str) -> None:
+        if symbol in self._fetching:
+            return
+        request = self.adapter.snapshot_request(symbol, self.book_subs[symbol].depth)
+        if request is not None:
+            self._fetching.add(symbol)
+            self.actions.append(FetchSnapshot(symbol, request))
+
+    def _snapshot(self, snapshot: BookSnapshot, recv_ns: int) -> None:
+        symbol = snapshot.symbol
+        sync = self.syncs.get(symbol)
+        if sync is None:
+            self.stats.unknown_book += 1
+            return
+        verdict = sync.on_snapshot(snapshot)
+        if verdict is Verdict.SYNCED:
+            book = sync.book
+            bids, asks = book.depth()
+            self.stats.resyncs += 1
+            self.stats.events += 2
+            self.sink(BookSnapshot(self.venue, symbol, bids, asks, book.ts, recv_ns, book.seq))
+            self.sink(Resynced(self.venue, symbol, Channel.BOOK, book.seq, recv_ns))
+        elif verdict is Verdict.REFETCH:
+            self._want_snapshot(symbol)
+        elif verdict.broken:
+            self._broken(symbol, sync, verdict, recv_ns)
+
+    def _broken(self, symbol: str, sync: BookSync, verdict: Verdict, recv_ns: int) -> None:
+        self.stats.gaps += 1
+        self.sink(
+            Gap(
+                self.venue,
+                symbol,
+                Channel.BOOK,
+                verdict.gap_reason,
+                sync.expected,
+                sync.received,
+                recv_ns,
+                sync.detail,
+            )
+        )
+        self._resync(symbol)
+
+    def _resync(self, symbol: str) -> None:
+        if self.adapter.snapshot_request(symbol, self.book_subs[symbol].depth) is not None:
+            # REST venue: the next buffered update triggers the fetch, which
+            # guarantees the snapshot is taken after buffering began.
+            return
+        self.actions.append(Send(tuple(self.adapter.resync_messages(self.book_subs[symbol]))))
+
+    def _venue_gap(self, gap: Gap, recv_ns: int) -> None:
+        """The adapter found a gap it alone can see (e.g. a connection-wide
+        sequence). ``symbol == ""`` means every book of the connection."""
+        if gap.channel is Channel.BOOK:
+            targets = list(self.syncs) if gap.symbol == "" else [gap.symbol]
+            for symbol in targets:
+                sync = self.syncs.get(symbol)
+                if sync is None:
+                    continue
+                sync.invalidate()
+                self.stats.gaps += 1
+                self.sink(attrs.evolve(gap, symbol=symbol))
+                self._resync(symbol)
+        else:
+            self.stats.gaps += 1
+            self.sink(gap)

@@ -1,0 +1,30 @@
+"""Order books and the machinery that keeps them in sync (sans-I/O).
+
+Public names: :class:`OrderBook` (L2), :class:`BookSync` with its
+:class:`SyncRule` vocabulary. :mod:`wsmux.book.checksum` holds the venues'
+checksum algorithms and :mod:`wsmux.book.l3` the order-by-order book.
+"""
+
+from __future__ import annotations
+
+from wsmux.book._orderbook import OrderBook
+from wsmux.book._sync import (
+    BookSync,
+    Continuity,
+    SnapshotSource,
+    SyncRule,
+    SyncState,
+    SyncStats,
+    Verdict,
+)
+
+__all__ = [
+    "BookSync",
+    "Continuity",
+    "OrderBook",
+    "SnapshotSource",
+    "SyncRule",
+    "SyncState",
+    "SyncStats",
+    "Verdict",
+]

@@ -1,0 +1,390 @@
+"""BookSync: keeps one :class:`OrderBook` provably in step with a venue.
+
+Theory of operation
+-------------------
+Every venue's book rule is a :class:`SyncRule` — data, not code — and one
+state machine enforces all of them. The machine has two states:
+
+``WAITING`` (the book is invalid)
+    Updates arrive before the snapshot that anchors them. For REST-snapshot
+    venues (``SnapshotSource.REST``: Binance, Gate, KuCoin) they are buffered
+    (bounded by ``SyncRule.max_buffer``; the oldest are dropped and counted)
+    because diffs newer than the snapshot must be applied after it. For
+    stream-snapshot venues they are ignored until the venue's snapshot comes.
+
+``SYNCED`` (the book is valid)
+    Every update is checked before it is applied:
+
+    * ``Continuity.UPDATE_ID`` — updates cover id ranges ``[first_seq, seq]``.
+      ``seq <= last`` is stale (ignored); ``first_seq > last + 1`` is a gap.
+    * ``Continuity.PREV_ID`` — each update names the id it follows
+      (``prev_seq``); it must equal the last applied ``seq``.
+    * ``Continuity.SEQUENCE`` — ``seq`` must be ``last + 1``.
+    * ``Continuity.MONOTONIC`` — ``seq`` must grow (no gap detection possible).
+    * ``Continuity.NONE`` — no ids; only checksums and sanity checks protect it.
+
+    After a REST snapshot with id ``S`` the first update must *bridge* it:
+    updates with ``seq < S + bridge_offset`` are stale, and the first kept one
+    needs ``first_seq <= S + bridge_offset <= seq`` (Binance spot:
+    ``bridge_offset=1``, i.e. ``U <= S+1 <= u``; Binance futures: ``0``).
+    If the first buffered update starts after that, the snapshot is too old
+    and the verdict is ``REFETCH`` (ask for another; not a gap).
+
+    After applying, the machine checks the levels were valid (positive price,
+    non-negative size), that the book is not crossed (``check_crossed``) and,
+    when the update carries one, the venue's checksum (``SyncRule.checksum``
+    computes it over the local book).
+
+Any broken rule makes the book invalid *before* the verdict is returned — the
+levels are cleared and ``book.valid`` is False — so no caller can read a
+silently wrong book. The caller (the pipeline) turns the verdict into a
+:class:`~wsmux.Gap` event and starts a resync (new REST snapshot or
+resubscribe); ``SYNCED`` from the next snapshot becomes :class:`~wsmux.Resynced`.
+
+The machine is sans-I/O: it never fetches, sleeps or reads a clock.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections import deque
+from collections.abc import Callable
+
+import attrs
+
+from wsmux.book._orderbook import OrderBook
+from wsmux.model import BookSnapshot, BookUpdate, GapReason
+
+__all__ = ["BookSync", "Continuity", "SnapshotSource", "SyncRule", "SyncState", "SyncStats", "Verdict"]
+
+
+class SnapshotSource(enum.Enum):
+    """Where a venue's book snapshot comes from."""
+
+    REST = "rest"
+    """A REST request (the I/O layer performs it); diffs are buffered meanwhile."""
+    STREAM = "stream"
+    """The WebSocket sends it (on subscribe, or periodically)."""
+
+
+class Continuity(enum.Enum):
+    """How consecutive updates prove nothing was missed."""
+
+    NONE = "none"
+    UPDATE_ID = "update_id"
+    PREV_ID = "prev_id"
+    SEQUENCE = "sequence"
+    MONOTONIC = "monotonic"
+
+
+class SyncState(enum.Enum):
+    """State of a :class:`BookSync`."""
+
+    WAITING = "waiting"
+    SYNCED = "synced"
+
+
+class Verdict(enum.Enum):
+    """What :meth:`BookSync.on_update` / :meth:`BookSync.on_snapshot` did."""
+
+    APPLIED = "applied"
+    """Applied to a valid book: deliver the update."""
+    BUFFERED = "buffered"
+    """Held until the snapshot arrives."""
+    IGNORED = "ignored"
+    """Dropped while waiting for a stream snapshot."""
+    STALE = "stale"
+    """Older than the book; dropped (not a gap)."""
+    SYNCED = "synced"
+    """A snapshot made the book valid (buffered updates replayed)."""
+    REFETCH = "refetch"
+    """The REST snapshot is older than the buffered updates: fetch another."""
+    GAP = "gap"
+    BRIDGE = "bridge"
+    CHECKSUM = "checksum"
+    CROSSED = "crossed"
+    BAD_DATA = "bad_data"
+
+    @property
+    def broken(self) -> bool:
+        """True for the verdicts that invalidated the book."""
+        return self in _BROKEN
+
+    @property
+    def gap_reason(self) -> GapReason:
+        """The :class:`~wsmux.GapReason` for a broken verdict."""
+        return _REASONS[self]
+
+
+_BROKEN = frozenset({Verdict.GAP, Verdict.BRIDGE, Verdict.CHECKSUM, Verdict.CROSSED, Verdict.BAD_DATA})
+_REASONS = {
+    Verdict.GAP: GapReason.SEQUENCE,
+    Verdict.BRIDGE: GapReason.BRIDGE,
+    Verdict.CHECKSUM: GapReason.CHECKSUM,
+    Verdict.CROSSED: GapReason.CROSSED,
+    Verdict.BAD_DATA: GapReason.BAD_DATA,
+}
+
+
+@attrs.frozen(slots=True)
+class SyncRule:
+    """A venue's book-sync rule, declared as data.
+
+    Attributes:
+        snapshot: where snapshots come from.
+        continuity: how updates chain.
+        bridge_offset: REST venues: the first update must satisfy
+            ``first_seq <= snapshot_seq + bridge_offset <= seq``.
+        checksum: computes the venue's checksum from the local book; compared
+            with ``BookUpdate.checksum``/``BookSnapshot.checksum`` when those
+            are not None.
+        depth: trim the book to this many levels per side after each change
+            (venues whose checksum is over a truncated book, e.g. Kraken).
+        keep_text: keep each level's text (needed by ``checksum``).
+        check_crossed: treat a crossed book as broken.
+        max_buffer: most updates buffered while waiting for a REST snapshot.
+    """
+
+    snapshot: SnapshotSource
+    continuity: Continuity = Continuity.NONE
+    bridge_offset: int = 1
+    checksum: Callable[[OrderBook], int] | None = None
+    depth: int | None = None
+    keep_text: bool = False
+    check_crossed: bool = True
+    max_buffer: int = 10_000
+
+
+@attrs.define(slots=True)
+class SyncStats:
+    """Counters of one :class:`BookSync` (cumulative)."""
+
+    applied: int = 0
+    buffered: int = 0
+    buffer_overflow: int = 0
+    ignored: int = 0
+    stale: int = 0
+    snapshots: int = 0
+    refetches: int = 0
+    gaps: int = 0
+    checksums_ok: int = 0
+    checksum_mismatches: int = 0
+    crossed: int = 0
+    bad_data: int = 0
+
+
+class BookSync:
+    """The sync state machine for one book. See the module docstring.
+
+    Args:
+        rule: the venue's rule.
+        book: the book to maintain (a new one if omitted).
+    """
+
+    __slots__ = (
+        "_bridging",
+        "_buffer",
+        "book",
+        "detail",
+        "expected",
+        "last",
+        "received",
+        "rule",
+        "state",
+        "stats",
+    )
+
+    def __init__(self, rule: SyncRule, book: OrderBook | None = None) -> None:
+        self.rule = rule
+        if book is None:
+            book = OrderBook(max_depth=rule.depth, keep_text=rule.keep_text)
+        else:
+            book.max_depth = rule.depth
+            book.keep_text = rule.keep_text
+        self.book = book
+        self.state = SyncState.WAITING
+        self.last: int | None = None
+        self.stats = SyncStats()
+        self._buffer: deque[BookUpdate] = deque()
+        self._bridging = False
+        # Details of the last broken verdict, for the Gap event:
+        self.expected: int | None = None
+        self.received: int | None = None
+        self.detail = ""
+
+    # --- public --------------------------------------------------------------
+
+    @property
+    def valid(self) -> bool:
+        """True when the book is in sync."""
+        return self.state is SyncState.SYNCED
+
+    def invalidate(self) -> None:
+        """Mark the book invalid and wait for a new snapshot (e.g. after a
+        disconnect). Clears the levels and the buffer. O(n)."""
+        self.state = SyncState.WAITING
+        self.book.valid = False
+        self.book.clear()
+        self.book.seq = None
+        self.last = None
+        self._buffer.clear()
+        self._bridging = False
+
+    def on_update(self, update: BookUpdate) -> Verdict:
+        """Offer one update. O(k log n) when applied."""
+        if self.state is SyncState.WAITING:
+            if self.rule.snapshot is SnapshotSource.REST:
+                buf = self._buffer
+                if len(buf) >= self.rule.max_buffer:
+                    buf.popleft()
+                    self.stats.buffer_overflow += 1
+                buf.append(update)
+                self.stats.buffered += 1
+                return Verdict.BUFFERED
+            self.stats.ignored += 1
+            return Verdict.IGNORED
+        verdict = self._check_and_apply(update)
+        if verdict is Verdict.STALE:
+            self.stats.stale += 1
+        elif verdict is not Verdict.APPLIED:
+            self._fail(verdict)
+        return verdict
+
+    def on_snapshot(self, snapshot: BookSnapshot) -> Verdict:
+        """Offer a snapshot (REST response or stream snapshot).
+
+        Returns SYNCED when the book became valid, REFETCH when a REST
+        snapshot is older than the buffered updates, or a broken verdict if
+        the snapshot (or a replayed buffered update) broke a rule.
+        """
+        rule = self.rule
+        self.stats.snapshots += 1
+        seq = snapshot.seq
+        if rule.snapshot is SnapshotSource.REST and seq is not None:
+            threshold = seq + rule.bridge_offset
+            buf = self._buffer
+            while buf and (buf[0].seq is None or buf[0].seq < threshold):
+                buf.popleft()
+                self.stats.stale += 1
+            if buf:
+                first = buf[0].first_seq if buf[0].first_seq is not None else buf[0].seq
+                if first is not None and first > threshold:
+                    self.stats.refetches += 1
+                    self.expected, self.received = threshold, first
+                    self.detail = f"snapshot id {seq} is older than the first buffered update {first}"
+                    return Verdict.REFETCH
+        book = self.book
+        ok = book.apply_snapshot(snapshot.bids, snapshot.asks, snapshot.bids_text, snapshot.asks_text)
+        book.seq = seq
+        book.ts = snapshot.ts
+        self.last = seq
+        self.state = SyncState.SYNCED
+        book.valid = True
+        if not ok:
+            self.detail = "snapshot has a level with a bad price or size"
+            return self._fail(Verdict.BAD_DATA)
+        verdict = self._post_checks(snapshot.checksum)
+        if verdict is not Verdict.APPLIED:
+            return self._fail(verdict)
+        self._bridging = rule.snapshot is SnapshotSource.REST and seq is not None
+        while self._buffer:
+            update = self._buffer.popleft()
+            verdict = self._check_and_apply(update)
+            if verdict is Verdict.STALE:
+                self.stats.stale += 1
+            elif verdict is not Verdict.APPLIED:
+                return self._fail(verdict)
+        return Verdict.SYNCED
+
+    # --- internals -----------------------------------------------------------
+
+    def _fail(self, verdict: Verdict) -> Verdict:
+        stats = self.stats
+        if verdict is Verdict.CHECKSUM:
+            stats.checksum_mismatches += 1
+        elif verdict is Verdict.CROSSED:
+            stats.crossed += 1
+        elif verdict is Verdict.BAD_DATA:
+            stats.bad_data += 1
+        else:
+            stats.gaps += 1
+        self.state = SyncState.WAITING
+        self.book.valid = False
+        self.book.clear()
+        self.book.seq = None
+        self.last = None
+        self._buffer.clear()
+        self._bridging = False
+        return verdict
+
+    def _check_and_apply(self, update: BookUpdate) -> Verdict:
+        rule = self.rule
+        seq = update.seq
+        last = self.last
+        if self._bridging and last is not None and seq is not None:
+            threshold = last + rule.bridge_offset
+            if seq < threshold:
+                return Verdict.STALE
+            first = update.first_seq if update.first_seq is not None else seq
+            if first > threshold:
+                self.expected, self.received = threshold, first
+                self.detail = f"first update [{first}, {seq}] does not bridge snapshot {last}"
+                return Verdict.BRIDGE
+            self._bridging = False
+        elif last is not None and seq is not None:
+            continuity = rule.continuity
+            if continuity is Continuity.UPDATE_ID:
+                if seq <= last:
+                    return Verdict.STALE
+                first = update.first_seq if update.first_seq is not None else seq
+                if first > last + 1:
+                    self.expected, self.received = last + 1, first
+                    self.detail = f"update [{first}, {seq}] after {last}"
+                    return Verdict.GAP
+            elif continuity is Continuity.PREV_ID:
+                if update.prev_seq != last:
+                    if seq <= last:
+                        return Verdict.STALE
+                    self.expected, self.received = last, update.prev_seq
+                    self.detail = f"update {seq} follows {update.prev_seq}, book is at {last}"
+                    return Verdict.GAP
+            elif continuity is Continuity.SEQUENCE:
+                if seq != last + 1:
+                    if seq <= last:
+                        return Verdict.STALE
+                    self.expected, self.received = last + 1, seq
+                    self.detail = f"sequence {seq} after {last}"
+                    return Verdict.GAP
+            elif continuity is Continuity.MONOTONIC and seq <= last:
+                return Verdict.STALE
+        book = self.book
+        if not book.apply_update(update.bids, update.asks, update.bids_text, update.asks_text):
+            self.expected = self.received = seq
+            self.detail = "update has a level with a bad price or size"
+            return Verdict.BAD_DATA
+        verdict = self._post_checks(update.checksum)
+        if verdict is not Verdict.APPLIED:
+            return verdict
+        if seq is not None:
+            self.last = seq
+            book.seq = seq
+        book.ts = update.ts
+        self.stats.applied += 1
+        return Verdict.APPLIED
+
+    def _post_checks(self, checksum: int | None) -> Verdict:
+        rule = self.rule
+        book = self.book
+        if rule.check_crossed and book.crossed():
+            bp, _, ap, _ = book.bbo()
+            self.expected = self.received = None
+            self.detail = f"crossed book: bid {bp} >= ask {ap}"
+            return Verdict.CROSSED
+        if checksum is not None and rule.checksum is not None:
+            local = rule.checksum(book)
+            if local != checksum:
+                self.expected, self.received = checksum, local
+                self.detail = f"venue checksum {checksum} != local {local}"
+                return Verdict.CHECKSUM
+            self.stats.checksums_ok += 1
+        return Verdict.APPLIED

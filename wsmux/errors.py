@@ -1,0 +1,150 @@
+"""The wsmux exception tree.
+
+Every exception raised by wsmux derives from :class:`WsmuxError`. The tree
+splits by *who* broke the rules, in the manner of h11:
+
+* :class:`LocalError` — you (the caller) misused the API: an unknown venue, a
+  bad symbol, a closed multiplexer. These also subclass the builtin they
+  resemble (``ValueError``, ``KeyError``, ``RuntimeError``) so generic handlers
+  keep working.
+* :class:`RemoteError` — the exchange sent something that breaks its own
+  protocol: malformed JSON, missing fields, a rejected subscription.
+* :class:`TransportError` — the network failed: connect timeout, connection
+  closed, HTTP failure of a snapshot request.
+* :class:`BookError` — an order book rule was broken (gap, checksum mismatch,
+  crossed book). A gap is *data*, not an exception, in the live pipeline (it
+  becomes a :class:`wsmux.Gap` event); this class exists for direct users of
+  :mod:`wsmux.book` who ask for strict behaviour.
+* :class:`LogError` — a message-log file is corrupt or unreadable.
+
+Foreign exceptions are wrapped at the boundary with ``raise ... from exc``.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BookError",
+    "ChecksumMismatch",
+    "ClosedError",
+    "ConfigError",
+    "ConnectTimeout",
+    "ConnectionClosed",
+    "LocalError",
+    "LogError",
+    "MalformedMessage",
+    "RemoteError",
+    "SequenceGap",
+    "SnapshotFailed",
+    "SubscriptionRejected",
+    "TransportError",
+    "UnknownChannel",
+    "UnknownSymbol",
+    "UnknownVenue",
+    "WsmuxError",
+]
+
+
+class WsmuxError(Exception):
+    """Base of every error raised by wsmux."""
+
+
+# --- local: the caller misused the API ------------------------------------
+
+
+class LocalError(WsmuxError):
+    """The caller misused the API."""
+
+
+class ConfigError(LocalError, ValueError):
+    """An argument or configuration value is invalid."""
+
+
+class UnknownVenue(LocalError, KeyError):
+    """No adapter is registered under that venue id."""
+
+    def __str__(self) -> str:  # KeyError quotes its argument; we want prose
+        return str(self.args[0]) if self.args else "unknown venue"
+
+
+class UnknownChannel(LocalError, ValueError):
+    """The venue does not offer that channel."""
+
+
+class UnknownSymbol(LocalError, ValueError):
+    """The symbol is malformed or cannot be mapped to the venue."""
+
+
+class ClosedError(LocalError, RuntimeError):
+    """The object was closed by the caller and cannot be used any more."""
+
+
+# --- remote: the venue broke its protocol ----------------------------------
+
+
+class RemoteError(WsmuxError):
+    """The exchange sent something that breaks its documented protocol."""
+
+
+class MalformedMessage(RemoteError, ValueError):
+    """A frame could not be decoded or lacks required fields.
+
+    Attributes:
+        frame: the offending frame (possibly truncated to 200 characters).
+    """
+
+    def __init__(self, reason: str, frame: bytes | str | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        if isinstance(frame, bytes | bytearray | memoryview):
+            frame = bytes(frame[:200]).decode("utf-8", "replace")
+        self.frame = frame[:200] if frame is not None else None
+
+    def __str__(self) -> str:
+        if self.frame is None:
+            return self.reason
+        return f"{self.reason}: {self.frame!r}"
+
+
+class SubscriptionRejected(RemoteError):
+    """The venue refused a subscription."""
+
+
+# --- transport ---------------------------------------------------------------
+
+
+class TransportError(WsmuxError):
+    """The network failed (connect, send, receive, HTTP)."""
+
+
+class ConnectTimeout(TransportError, TimeoutError):
+    """Opening the connection took longer than the configured timeout."""
+
+
+class ConnectionClosed(TransportError):
+    """The connection was closed by the peer or the network."""
+
+
+class SnapshotFailed(TransportError):
+    """A REST snapshot request failed (HTTP error, timeout, bad body)."""
+
+
+# --- books -------------------------------------------------------------------
+
+
+class BookError(WsmuxError):
+    """An order-book consistency rule was broken."""
+
+
+class SequenceGap(BookError):
+    """Updates are missing between the book's state and a new update."""
+
+
+class ChecksumMismatch(BookError):
+    """The venue's checksum does not match the local book."""
+
+
+# --- log -------------------------------------------------------------------
+
+
+class LogError(WsmuxError):
+    """A message-log file is corrupt, truncated or of an unknown version."""

@@ -1,0 +1,51 @@
+"""Testing tools shipped with wsmux: mock exchanges on 127.0.0.1 and helpers.
+
+Mock servers speak each venue's real protocol (subscribe handshake, snapshots,
+diffs with correct sequence numbers and checksums, trades, heartbeats), driven
+by a seeded random-walk :class:`Market`, with fault injection through
+:class:`Faults`. Point the real client at one with its ``endpoint``::
+
+    async with MockBinance(["BTC-USDT"]) as mock:
+        async with Multiplexer(endpoints={"binance": mock.endpoint}) as mux:
+            ...
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+
+from wsmux.model import Event
+from wsmux.testing._market import Change, Market, MarketTrade
+from wsmux.testing._server import Faults, MockConnection, MockExchange
+
+__all__ = [
+    "Change",
+    "Faults",
+    "Market",
+    "MarketTrade",
+    "MockConnection",
+    "MockExchange",
+    "collect_until",
+]
+
+
+async def collect_until(
+    events: AsyncIterator[Event],
+    predicate: Callable[[Event], bool],
+    *,
+    timeout: float = 10.0,
+) -> list[Event]:
+    """Read ``events`` until one satisfies ``predicate``; return all read
+    (the matching one last). Raises ``TimeoutError`` after ``timeout`` seconds
+    — a bound for a test that would otherwise hang, not a synchronisation."""
+    seen: list[Event] = []
+
+    async def run() -> list[Event]:
+        async for event in events:
+            seen.append(event)
+            if predicate(event):
+                return seen
+        raise AssertionError(f"stream ended before the predicate matched; saw {len(seen)} events")
+
+    return await asyncio.wait_for(run(), timeout)
