@@ -5,6 +5,7 @@ The public API is re-exported here; implementation modules are private.
 
 from __future__ import annotations
 
+from wsmux._retry import Backoff
 from wsmux.adapter import Adapter, Endpoint, Heartbeat, HttpRequest, Limits
 from wsmux.book import OrderBook
 from wsmux.errors import (
@@ -15,6 +16,7 @@ from wsmux.errors import (
     LogError,
     MalformedMessage,
     RemoteError,
+    StreamOverflow,
     SubscriptionRejected,
     TransportError,
     UnknownChannel,
@@ -49,6 +51,8 @@ from wsmux.model import (
     StatusEvent,
     Trade,
 )
+from wsmux.multiplexer import BookView, Multiplexer
+from wsmux.stream import Overflow, Stream, StreamStats
 from wsmux.subscriptions import (
     Subscription,
     book,
@@ -64,7 +68,9 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Adapter",
+    "Backoff",
     "BookError",
+    "BookView",
     "BookSide",
     "BookSnapshot",
     "BookUpdate",
@@ -90,6 +96,8 @@ __all__ = [
     "LogError",
     "MalformedMessage",
     "MarketEvent",
+    "Multiplexer",
+    "Overflow",
     "OpenInterest",
     "OrderAction",
     "OrderBook",
@@ -100,6 +108,9 @@ __all__ = [
     "Side",
     "Stale",
     "StatusEvent",
+    "Stream",
+    "StreamOverflow",
+    "StreamStats",
     "Subscription",
     "SubscriptionRejected",
     "Trade",

@@ -22,7 +22,7 @@ when the connection is replaced.
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import ClassVar
 
 import attrs
@@ -128,8 +128,9 @@ class Adapter(abc.ABC):
     backup_urls: ClassVar[tuple[str, ...]] = ()
     limits: ClassVar[Limits] = Limits()
     heartbeat: ClassVar[Heartbeat] = Heartbeat()
-    decompress: ClassVar[Callable[[bytes], bytes] | None] = None
-    """Applied by the Connection to binary frames before :meth:`parse`."""
+    compressed: ClassVar[bool] = False
+    """True if the venue compresses frames: the Connection then passes every
+    binary frame through :meth:`decompress` before :meth:`parse`."""
 
     def __init__(self, *, url: str | None = None, rest_url: str | None = None) -> None:
         self.url = url or self.default_url
@@ -155,6 +156,10 @@ class Adapter(abc.ABC):
     @abc.abstractmethod
     def unsubscribe(self, subscriptions: Sequence[Subscription]) -> list[Outgoing]:
         """Messages that cancel ``subscriptions``."""
+
+    def decompress(self, frame: bytes) -> bytes:
+        """Undo the venue's frame compression (venues with ``compressed``)."""
+        return frame
 
     def reset(self) -> None:  # noqa: B027 - optional hook
         """Forget per-connection state (called when a connection is replaced)."""

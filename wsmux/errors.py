@@ -35,6 +35,7 @@ __all__ = [
     "RemoteError",
     "SequenceGap",
     "SnapshotFailed",
+    "StreamOverflow",
     "SubscriptionRejected",
     "TransportError",
     "UnknownChannel",
@@ -148,3 +149,10 @@ class ChecksumMismatch(BookError):
 
 class LogError(WsmuxError):
     """A message-log file is corrupt, truncated or of an unknown version."""
+
+
+# --- streams -----------------------------------------------------------------
+
+
+class StreamOverflow(WsmuxError, BufferError):
+    """A stream with the ``RAISE`` overflow policy filled up: the consumer is too slow."""

@@ -1,0 +1,500 @@
+"""Connection: the only code that touches sockets.
+
+One :class:`Connection` keeps one WebSocket to one venue open for a set of
+subscriptions, and pumps its frames through a :class:`~wsmux._pipeline.Feed`.
+It is a short loop around pure pieces (:mod:`wsmux._retry`):
+
+1. connect (``connect_timeout``), send the subscribe messages paced by the
+   venue's message rate (a :class:`~wsmux._retry.TokenBucket`), report
+   :class:`~wsmux.Connected`;
+2. receive frames; stamp each with ``clock.time_ns()`` once; decompress where
+   the venue compresses; hand it to the feed; carry out the feed's actions
+   (send messages, fetch REST snapshots with httpx); pause while a consumer
+   with the BLOCK policy is full (backpressure);
+3. beside it a watchdog sends the venue's application pings and closes a
+   connection that was silent for ``heartbeat.silence_timeout`` (dead peer)
+   or delivered no data for ``stale_after`` while still answering pings;
+4. on any failure report :class:`~wsmux.Disconnected`, invalidate the
+   connection's books (the feed emits ``Gap``), wait a full-jitter backoff
+   delay and go to 1 — resubscribing exactly the current subscription set.
+   The backoff resets only after a connection stayed up and delivered data
+   for ``stable_after`` seconds, so a flapping venue keeps backing off.
+
+The WebSocket client sits behind :class:`Transport` (``websockets`` by default).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any, Protocol
+
+import attrs
+import httpx
+
+from wsmux._pipeline import Feed, FetchSnapshot, Send
+from wsmux._retry import Backoff, TokenBucket, should_retry
+from wsmux.adapter import Adapter, Outgoing
+from wsmux.clock import SYSTEM_CLOCK, Clock
+from wsmux.errors import ConnectionClosed, ConnectTimeout, SnapshotFailed, TransportError
+from wsmux.model import Channel, Connected, Disconnected, Error, ErrorKind, Event, Stale
+from wsmux.subscriptions import Subscription
+
+__all__ = [
+    "Connection",
+    "ConnectionStats",
+    "Transport",
+    "TransportConnection",
+    "WebsocketsTransport",
+]
+
+
+DEFAULT_BACKOFF = Backoff()
+
+
+class TransportConnection(Protocol):
+    """An open WebSocket as the Connection sees it."""
+
+    async def recv(self) -> bytes | str:
+        """The next frame (text frames as UTF-8 bytes where possible)."""
+        ...
+
+    async def send(self, message: Outgoing) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+class Transport(Protocol):
+    """Opens WebSockets. Swap it for a faster client or a test double."""
+
+    async def connect(
+        self, url: str, *, open_timeout: float, ws_ping_interval: float | None
+    ) -> TransportConnection: ...
+
+
+class _WsConn:
+    __slots__ = ("_ws",)
+
+    def __init__(self, ws: Any) -> None:
+        self._ws = ws
+
+    async def recv(self) -> bytes | str:
+        try:
+            frame: bytes | str = await self._ws.recv(decode=False)
+        except Exception as exc:
+            raise ConnectionClosed(f"{type(exc).__name__}: {exc}") from exc
+        return frame
+
+    async def send(self, message: Outgoing) -> None:
+        try:
+            await self._ws.send(message)
+        except Exception as exc:
+            raise ConnectionClosed(f"{type(exc).__name__}: {exc}") from exc
+
+    async def close(self) -> None:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self._ws.close(), 2.0)
+
+
+class WebsocketsTransport:
+    """The default transport: the ``websockets`` asyncio client.
+
+    Text frames are returned as undecoded bytes (the JSON parser takes bytes,
+    which saves a UTF-8 decode per frame). ``max_size`` is raised to 64 MiB
+    because full-depth snapshots exceed the library's 1 MiB default.
+    """
+
+    def __init__(self, *, max_size: int = 64 * 2**20) -> None:
+        self.max_size = max_size
+
+    async def connect(
+        self, url: str, *, open_timeout: float, ws_ping_interval: float | None
+    ) -> TransportConnection:
+        from websockets.asyncio.client import connect
+
+        try:
+            ws = await connect(
+                url,
+                open_timeout=open_timeout,
+                max_size=self.max_size,
+                ping_interval=ws_ping_interval,
+                ping_timeout=ws_ping_interval,
+                compression="deflate",
+                max_queue=None,
+            )
+        except TimeoutError as exc:
+            raise ConnectTimeout(f"connecting to {url} took more than {open_timeout} s") from exc
+        except OSError as exc:
+            raise ConnectionClosed(f"cannot connect to {url}: {exc}") from exc
+        except Exception as exc:
+            raise TransportError(f"cannot connect to {url}: {type(exc).__name__}: {exc}") from exc
+        return _WsConn(ws)
+
+
+@attrs.define(slots=True)
+class ConnectionStats:
+    """Counters of one connection (cumulative)."""
+
+    connects: int = 0
+    reconnects: int = 0
+    connect_failures: int = 0
+    frames: int = 0
+    bytes: int = 0
+    sent: int = 0
+    decompress_errors: int = 0
+    snapshot_requests: int = 0
+    snapshot_failures: int = 0
+    stale: int = 0
+    silent: int = 0
+    last_frame_mono: float = 0.0
+    last_data_mono: float = 0.0
+    connected_since: float | None = None
+
+
+class Connection:
+    """One WebSocket to one venue. Created by the multiplexer.
+
+    Args:
+        conn_id: a number unique in the process.
+        adapter: this connection's adapter instance.
+        sink: where events go (the multiplexer's dispatcher).
+        http: client for REST snapshots.
+        clock: time source.
+        backoff: reconnect delays.
+        transport: WebSocket client.
+        connect_timeout: seconds to open the socket and handshake.
+        stale_after: no data event for this long (while the socket lives)
+            → ``Stale`` and a reconnect; None disables.
+        stable_after: seconds a connection must live and deliver data before
+            the backoff resets.
+        wait_unblocked: awaited after each frame; the multiplexer uses it for
+            BLOCK backpressure.
+        recorder: called with ``(direction, conn_id, recv_ns, data, url)`` for
+            every frame in and out (the message log).
+    """
+
+    def __init__(
+        self,
+        conn_id: int,
+        adapter: Adapter,
+        sink: Callable[[Event], object],
+        *,
+        http: httpx.AsyncClient,
+        clock: Clock = SYSTEM_CLOCK,
+        backoff: Backoff = DEFAULT_BACKOFF,
+        transport: Transport | None = None,
+        connect_timeout: float = 10.0,
+        stale_after: float | None = None,
+        stable_after: float = 10.0,
+        wait_unblocked: Callable[[], Awaitable[None] | None] | None = None,
+        recorder: Callable[[str, int, int, bytes | str, str | None], None] | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.conn_id = conn_id
+        self.adapter = adapter
+        self.venue = adapter.venue
+        self.sink = sink
+        self.feed = Feed(adapter, sink)
+        self.http = http
+        self.clock = clock
+        self.backoff = backoff
+        self.transport: Transport = transport or WebsocketsTransport()
+        self.connect_timeout = connect_timeout
+        self.stale_after = stale_after
+        self.stable_after = stable_after
+        self.wait_unblocked = wait_unblocked
+        self.recorder = recorder
+        self.subscriptions: set[Subscription] = set()
+        self.stats = ConnectionStats()
+        self.state = "idle"
+        self._rng = rng or random.Random()
+        self._ws: TransportConnection | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._closing = False
+        self._bucket = TokenBucket(adapter.limits.messages_per_second)
+        self._snapshot_failures: dict[str, int] = {}
+        self.url = ""
+
+    # --- control ------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the connect/receive/reconnect loop in the background."""
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(
+                self._run(), name=f"wsmux-conn-{self.conn_id}"
+            )
+
+    async def close(self) -> None:
+        """Close the socket and stop (no reconnect)."""
+        self._closing = True
+        ws = self._ws
+        if ws is not None:
+            await ws.close()
+        for task in [*self._tasks, *([self._task] if self._task else [])]:
+            task.cancel()
+        for task in [*self._tasks, *([self._task] if self._task else [])]:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks.clear()
+        self._task = None
+        self.state = "closed"
+
+    @property
+    def room(self) -> int:
+        """How many more subscriptions this connection may carry."""
+        return self.adapter.limits.streams_per_connection - len(self.subscriptions)
+
+    async def add(self, subs: Iterable[Subscription]) -> None:
+        """Add subscriptions (sent now if connected, else on connect)."""
+        new = [s for s in subs if s not in self.subscriptions]
+        for sub in new:
+            if sub.channel is Channel.BOOK:
+                self.feed.add_book(sub)
+            self.subscriptions.add(sub)
+        if new and self._ws is not None and self.state == "open":
+            await self._send_all(self.adapter.subscribe(new))
+
+    async def remove(self, subs: Iterable[Subscription]) -> None:
+        """Cancel subscriptions."""
+        gone = [s for s in subs if s in self.subscriptions]
+        for sub in gone:
+            self.subscriptions.discard(sub)
+            if sub.channel is Channel.BOOK:
+                self.feed.remove_book(sub.symbol)
+        if gone and self._ws is not None and self.state == "open":
+            with contextlib.suppress(TransportError):
+                await self._send_all(self.adapter.unsubscribe(gone))
+
+    # --- the loop -----------------------------------------------------------------
+
+    async def _run(self) -> None:
+        delays = self.backoff.delays(self._rng)
+        while not self._closing:
+            up_since: float | None = None
+            try:
+                await self._connect_and_pump()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                up_since = self.stats.connected_since
+                reason = f"{type(exc).__name__}: {exc}"
+                retry = should_retry(exc) and not self._closing
+                if self._ws is None and up_since is None:
+                    self.stats.connect_failures += 1
+                self._lost(reason, retry)
+                if not retry:
+                    self.sink(Error(self.venue, None, ErrorKind.TRANSPORT, reason, self.clock.time_ns()))
+                    return
+            if self._stopping():
+                return
+            now = self.clock.monotonic()
+            if (
+                up_since is not None
+                and now - up_since >= self.stable_after
+                and self.stats.last_data_mono >= up_since
+            ):
+                delays = self.backoff.delays(self._rng)  # it was a healthy connection: start over
+            await asyncio.sleep(next(delays))
+            self.stats.reconnects += 1
+
+    def _stopping(self) -> bool:
+        return self._closing
+
+    def _lost(self, reason: str, reconnecting: bool) -> None:
+        was_open = self.state == "open"
+        self.state = "reconnecting" if reconnecting else "failed"
+        ws = self._ws
+        self._ws = None
+        if ws is not None:
+            task = asyncio.get_running_loop().create_task(ws.close())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        for task in list(self._tasks):
+            if task.get_name().startswith("wsmux-snap") or task.get_name().startswith("wsmux-dog"):
+                task.cancel()
+        self.stats.connected_since = None
+        now_ns = self.clock.time_ns()
+        if was_open:
+            self.sink(Disconnected(self.venue, self.conn_id, reason, reconnecting, now_ns))
+        self.feed.on_disconnect(now_ns)
+        self._record("close", now_ns, reason, None)
+
+    async def _connect_and_pump(self) -> None:
+        adapter = self.adapter
+        subs = sorted(self.subscriptions, key=str)
+        self.url = url = adapter.connect_url(subs)
+        self.state = "connecting"
+        ws = await self.transport.connect(
+            url, open_timeout=self.connect_timeout, ws_ping_interval=adapter.heartbeat.ws_ping_interval
+        )
+        self._ws = ws
+        self.stats.connects += 1
+        now = self.clock.monotonic()
+        self.stats.connected_since = now
+        self.stats.last_frame_mono = now
+        self.stats.last_data_mono = now
+        self._record("open", self.clock.time_ns(), url, url)
+        adapter.reset()
+        self.state = "open"
+        self._spawn(self._watchdog(), "wsmux-dog")
+        if subs:
+            await self._send_all(adapter.subscribe(subs))
+        self.sink(Connected(self.venue, self.conn_id, url, self.clock.time_ns()))
+        await self._pump(ws)
+
+    async def _pump(self, ws: TransportConnection) -> None:
+        feed = self.feed
+        stats = self.stats
+        clock = self.clock
+        decompress = self.adapter.decompress if self.adapter.compressed else None
+        recorder = self.recorder
+        wait_unblocked = self.wait_unblocked
+        while True:
+            frame = await ws.recv()
+            recv_ns = clock.time_ns()
+            stats.frames += 1
+            stats.bytes += len(frame)
+            if recorder is not None:
+                recorder("in", self.conn_id, recv_ns, frame, None)
+            if decompress is not None and isinstance(frame, bytes):
+                try:
+                    frame = decompress(frame)
+                except Exception as exc:
+                    stats.decompress_errors += 1
+                    feed.stats.parse_errors += 1
+                    self.sink(
+                        Error(
+                            self.venue, None, ErrorKind.MALFORMED, f"cannot decompress frame: {exc}", recv_ns
+                        )
+                    )
+                    continue
+            events_before = feed.stats.events
+            feed.on_frame(frame, recv_ns)
+            mono = clock.monotonic()
+            stats.last_frame_mono = mono
+            if feed.stats.events != events_before:
+                stats.last_data_mono = mono
+            if feed.actions:
+                await self._do_actions()
+            if wait_unblocked is not None:
+                waiting = wait_unblocked()
+                if waiting is not None:
+                    await waiting
+
+    async def _do_actions(self) -> None:
+        for action in self.feed.take_actions():
+            if isinstance(action, Send):
+                await self._send_all(action.messages)
+            elif isinstance(action, FetchSnapshot):
+                self._spawn(self._fetch_snapshot(action), f"wsmux-snap-{action.symbol}")
+
+    async def _fetch_snapshot(self, action: FetchSnapshot) -> None:
+        symbol = action.symbol
+        failures = self._snapshot_failures.get(symbol, 0)
+        if failures:
+            delay = min(self.backoff.cap, self.backoff.initial * self.backoff.factor ** (failures - 1))
+            await asyncio.sleep(self._rng.uniform(delay / 2, delay))
+        request = action.request
+        self.stats.snapshot_requests += 1
+        try:
+            response = await self.http.request(request.method, request.url, params=list(request.params))
+            recv_ns = self.clock.time_ns()
+            if response.status_code != 200:
+                raise SnapshotFailed(
+                    f"HTTP {response.status_code} from {request.url}: {response.text[:200]!r}"
+                )
+            body = response.content
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self.stats.snapshot_failures += 1
+            self._snapshot_failures[symbol] = failures + 1
+            err = exc if isinstance(exc, SnapshotFailed) else SnapshotFailed(f"{type(exc).__name__}: {exc}")
+            self.feed.on_snapshot_error(symbol, err, self.clock.time_ns())
+        else:
+            if self.recorder is not None:
+                self.recorder("rest", self.conn_id, recv_ns, body, str(response.url))
+            before = self.feed.stats.snapshot_failures
+            self.feed.on_snapshot_body(symbol, body, recv_ns)
+            if self.feed.stats.snapshot_failures == before:
+                self._snapshot_failures.pop(symbol, None)
+            else:
+                self._snapshot_failures[symbol] = failures + 1
+        if self.feed.actions:
+            with contextlib.suppress(TransportError):
+                await self._do_actions()
+
+    async def _send_all(self, messages: Iterable[Outgoing]) -> None:
+        for message in messages:
+            ws = self._ws
+            if ws is None:
+                raise ConnectionClosed("connection is not open")
+            delay = self._bucket.take(self.clock.monotonic())
+            if delay > 0:
+                await asyncio.sleep(delay)
+            await ws.send(message)
+            self.stats.sent += 1
+            self._record("out", self.clock.time_ns(), message, None)
+
+    async def _watchdog(self) -> None:
+        hb = self.adapter.heartbeat
+        stats = self.stats
+        interval = hb.ping_interval if hb.ping_message is not None else None
+        tick = min(x for x in (interval, hb.silence_timeout / 4, (self.stale_after or 1e9) / 4, 1.0) if x)
+        next_ping = self.clock.monotonic() + (interval or 0)
+        while self.state == "open":
+            await asyncio.sleep(tick)
+            now = self.clock.monotonic()
+            if interval is not None and now >= next_ping and hb.ping_message is not None:
+                next_ping = now + interval
+                with contextlib.suppress(TransportError):
+                    await self._send_all([hb.ping_message])
+            silent = now - stats.last_frame_mono
+            if silent >= hb.silence_timeout:
+                stats.silent += 1
+                await self._kill(f"no frame for {silent:.1f} s (dead peer)", silent)
+                return
+            if self.stale_after is not None and self.subscriptions:
+                quiet = now - stats.last_data_mono
+                if quiet >= self.stale_after:
+                    stats.stale += 1
+                    await self._kill(f"no data for {quiet:.1f} s (stalled feed)", quiet)
+                    return
+
+    async def _kill(self, reason: str, silent_s: float) -> None:
+        self.sink(Stale(self.venue, None, None, int(silent_s * 1e9), self.clock.time_ns()))
+        ws = self._ws
+        if ws is not None:
+            await ws.close()
+
+    def _spawn(self, coro: Any, name: str) -> None:
+        task = asyncio.get_running_loop().create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _record(self, direction: str, ns: int, data: bytes | str, url: str | None) -> None:
+        if self.recorder is not None and direction != "in":
+            self.recorder(direction, self.conn_id, ns, data, url)
+
+    def health(self) -> dict[str, Any]:
+        """A snapshot of this connection's state and counters."""
+        now = self.clock.monotonic()
+        stats = self.stats
+        return {
+            "conn_id": self.conn_id,
+            "venue": self.venue,
+            "url": self.url,
+            "state": self.state,
+            "subscriptions": len(self.subscriptions),
+            "last_frame_age_s": now - stats.last_frame_mono if stats.last_frame_mono else None,
+            "last_data_age_s": now - stats.last_data_mono if stats.last_data_mono else None,
+            "connection": attrs.asdict(stats),
+            "feed": attrs.asdict(self.feed.stats),
+            "books": {
+                symbol: {"valid": sync.valid, "seq": sync.last, **attrs.asdict(sync.stats)}
+                for symbol, sync in self.feed.syncs.items()
+            },
+        }

@@ -1,0 +1,368 @@
+"""Stream: what a caller consumes — an async iterator with callbacks.
+
+A :class:`Stream` receives the events of its subscriptions (and the status
+events of their venues) from the multiplexer. Consume it by iteration::
+
+    async for event in stream: ...
+
+or with callbacks, ``stream.on(Trade, fn)`` (sync functions run inline as the
+event is dispatched — lowest latency; async functions run in order on one
+task per stream). Both can be used together.
+
+Memory is bounded: events wait in a buffer of ``maxsize`` and an
+:class:`Overflow` policy decides what happens when the consumer falls behind.
+Every drop is counted by reason (:attr:`Stream.stats`) and reported in-band:
+the iterator yields a :class:`~wsmux.Dropped` event before the next event
+after a loss. Accounting always holds:
+``received == delivered + dropped + buffered``.
+
+A stream that has callbacks and has never been iterated does not buffer (its
+callbacks are its consumer), so callback-only use never overflows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import enum
+import inspect
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import attrs
+
+from wsmux.errors import ClosedError, ConfigError, StreamOverflow
+from wsmux.model import (
+    Dropped,
+    Error,
+    ErrorKind,
+    Event,
+    Funding,
+    OpenInterest,
+    Quote,
+)
+
+if TYPE_CHECKING:
+    from wsmux.subscriptions import Subscription
+
+__all__ = ["Overflow", "Stream", "StreamStats"]
+
+E = TypeVar("E", bound=Event)
+Callback = Callable[[Any], object] | Callable[[Any], Awaitable[object]]
+
+_CONFLATABLE = (Quote, Funding, OpenInterest)
+
+
+class Overflow(enum.Enum):
+    """What a full stream buffer does with a new event.
+
+    * ``BLOCK`` — backpressure: the connections feeding the stream pause
+      reading (TCP pushes back on the venue) until the consumer catches up.
+      Nothing is dropped; the buffer may exceed ``maxsize`` by one frame's events.
+    * ``DROP_OLDEST`` — discard the oldest buffered event (counted, reported).
+    * ``CONFLATE`` — keep only the latest state-like event (Quote, Funding,
+      OpenInterest) per venue and symbol; other events drop the oldest.
+    * ``RAISE`` — the next read raises :class:`~wsmux.errors.StreamOverflow`;
+      events that do not fit are dropped (counted).
+    """
+
+    BLOCK = "block"
+    DROP_OLDEST = "drop_oldest"
+    CONFLATE = "conflate"
+    RAISE = "raise"
+
+
+@attrs.define(slots=True)
+class StreamStats:
+    """Counters of one stream."""
+
+    received: int = 0
+    delivered: int = 0
+    dropped: int = 0
+    conflated: int = 0
+    callback_errors: int = 0
+    max_buffered: int = 0
+    dropped_by_reason: dict[str, int] = attrs.field(factory=dict)
+
+
+class Stream:
+    """Events of a set of subscriptions. Created by
+    :meth:`wsmux.Multiplexer.subscribe`, not directly.
+
+    Args:
+        subscriptions: what the stream carries.
+        maxsize: buffer bound (events).
+        overflow: policy when the buffer is full.
+        name: a label for health and ``Dropped`` events.
+        on_close: called once when the stream is closed (unsubscribes).
+    """
+
+    def __init__(
+        self,
+        subscriptions: tuple[Subscription, ...],
+        *,
+        maxsize: int = 100_000,
+        overflow: Overflow = Overflow.BLOCK,
+        name: str = "",
+        on_close: Callable[[Stream], Awaitable[None]] | None = None,
+        clock_ns: Callable[[], int] | None = None,
+    ) -> None:
+        if maxsize <= 0:
+            raise ConfigError(f"maxsize must be positive, not {maxsize}")
+        self.subscriptions = subscriptions
+        self.maxsize = maxsize
+        self.overflow = overflow
+        self.name = name or f"stream-{id(self):x}"
+        self.stats = StreamStats()
+        self._buf: collections.deque[Event] = collections.deque()
+        self._conflate: dict[tuple[type, str, str], Event] = {}
+        self._waiter: asyncio.Future[None] | None = None
+        self._space: asyncio.Event | None = None
+        self._sync_cbs: dict[type, list[Callable[[Any], object]]] = {}
+        self._async_cbs: dict[type, list[Callable[[Any], Awaitable[object]]]] = {}
+        self._async_queue: collections.deque[tuple[Callable[[Any], Awaitable[object]], Event]] = (
+            collections.deque()
+        )
+        self._async_task: asyncio.Task[None] | None = None
+        self._async_wake: asyncio.Event | None = None
+        self._iterated = False
+        self._buffering = True
+        self._pending_drops = 0
+        self._overflowed = False
+        self._closed = False
+        self._on_close = on_close
+        self._clock_ns = clock_ns
+        self._dispatch_cache: dict[type, tuple[list[Callable[[Any], object]], bool]] = {}
+
+    # --- callbacks ------------------------------------------------------------------
+
+    def on(self, event_type: type[E], callback: Callable[[E], object]) -> Stream:
+        """Call ``callback(event)`` for every event of ``event_type`` (or a subclass).
+
+        Sync callbacks run inline during dispatch; async callbacks run in
+        order on one task of this stream. An exception in a callback is
+        reported as an :class:`~wsmux.Error` event (kind ``CALLBACK``) and
+        counted; it never stops the stream. Returns the stream (chainable).
+        """
+        if self._closed:
+            raise ClosedError("stream is closed")
+        if inspect.iscoroutinefunction(callback):
+            self._async_cbs.setdefault(event_type, []).append(callback)
+        else:
+            self._sync_cbs.setdefault(event_type, []).append(callback)
+        if not self._iterated:
+            self._buffering = False
+        self._dispatch_cache.clear()
+        return self
+
+    # --- producer side (called by the multiplexer) -----------------------------------
+
+    def _put(self, event: Event) -> None:
+        """Deliver ``event``: run callbacks and buffer it. Never raises."""
+        if self._closed:
+            return
+        self.stats.received += 1
+        cls = type(event)
+        cached = self._dispatch_cache.get(cls)
+        if cached is None:
+            cached = self._resolve(cls)
+        sync_cbs, has_async = cached
+        for fn in sync_cbs:
+            try:
+                fn(event)
+            except Exception as exc:
+                self._callback_error(fn, exc)
+        if has_async:
+            for afn in self._matching(self._async_cbs, cls):
+                self._async_queue.append((afn, event))
+            self._wake_async()
+        if not self._buffering:
+            self.stats.delivered += 1
+            return
+        self._buffer(event)
+
+    def _resolve(self, cls: type) -> tuple[list[Callable[[Any], object]], bool]:
+        cached = (self._matching(self._sync_cbs, cls), bool(self._matching(self._async_cbs, cls)))
+        self._dispatch_cache[cls] = cached
+        return cached
+
+    @staticmethod
+    def _matching(table: dict[type, list[Any]], cls: type) -> list[Any]:
+        out: list[Any] = []
+        for base in cls.__mro__:
+            out.extend(table.get(base, ()))
+        return out
+
+    def _buffer(self, event: Event) -> None:
+        buf = self._buf
+        if len(buf) >= self.maxsize:
+            policy = self.overflow
+            if policy is Overflow.CONFLATE and isinstance(event, _CONFLATABLE):
+                key = (type(event), getattr(event, "venue", ""), getattr(event, "symbol", ""))
+                old = self._conflate.get(key)
+                if old is not None:
+                    # replace the older state event in place: latest wins
+                    for i in range(len(buf) - 1, -1, -1):
+                        if buf[i] is old:
+                            buf[i] = event
+                            self._conflate[key] = event
+                            self.stats.conflated += 1
+                            self.stats.delivered += 0
+                            self._drop(1, "conflated")
+                            return
+            if policy is Overflow.DROP_OLDEST or policy is Overflow.CONFLATE:
+                buf.popleft()
+                self._drop(1, "overflow")
+            elif policy is Overflow.RAISE:
+                self._overflowed = True
+                self._drop(1, "overflow")
+                return
+            # BLOCK: accept (bounded by one frame) and let the producer pause.
+        buf.append(event)
+        if self.overflow is Overflow.CONFLATE and isinstance(event, _CONFLATABLE):
+            self._conflate[(type(event), getattr(event, "venue", ""), getattr(event, "symbol", ""))] = event
+        n = len(buf)
+        self.stats.max_buffered = max(self.stats.max_buffered, n)
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def _drop(self, count: int, reason: str) -> None:
+        self.stats.dropped += count
+        by = self.stats.dropped_by_reason
+        by[reason] = by.get(reason, 0) + count
+        self._pending_drops += count
+
+    def _callback_error(self, fn: object, exc: BaseException) -> None:
+        self.stats.callback_errors += 1
+        name = getattr(fn, "__qualname__", repr(fn))
+        err = Error(None, None, ErrorKind.CALLBACK, f"callback {name} raised {type(exc).__name__}: {exc}", 0)
+        if self._buffering:
+            self._buffer(err)
+
+    @property
+    def blocked(self) -> bool:
+        """True while a BLOCK stream's buffer is full (producers should pause)."""
+        return self.overflow is Overflow.BLOCK and len(self._buf) >= self.maxsize
+
+    async def _wait_space(self) -> None:
+        """Wait until a BLOCK stream has room again (or is closed)."""
+        while self.blocked and not self._closed:
+            if self._space is None:
+                self._space = asyncio.Event()
+            self._space.clear()
+            await self._space.wait()
+
+    # --- async callbacks -----------------------------------------------------------
+
+    def _wake_async(self) -> None:
+        if self._async_task is None:
+            self._async_wake = asyncio.Event()
+            self._async_task = asyncio.get_running_loop().create_task(self._run_async_callbacks())
+        assert self._async_wake is not None
+        self._async_wake.set()
+
+    async def _run_async_callbacks(self) -> None:
+        queue = self._async_queue
+        assert self._async_wake is not None
+        wake = self._async_wake
+        while not self._closed:
+            while queue:
+                fn, event = queue.popleft()
+                try:
+                    await fn(event)
+                except Exception as exc:
+                    self._callback_error(fn, exc)
+            wake.clear()
+            await wake.wait()
+
+    # --- consumer side ------------------------------------------------------------
+
+    def __aiter__(self) -> AsyncIterator[Event]:
+        self._iterated = True
+        self._buffering = True
+        return self
+
+    async def __anext__(self) -> Event:
+        while True:
+            if self._pending_drops:
+                count = self._pending_drops
+                self._pending_drops = 0
+                now = self._clock_ns() if self._clock_ns else 0
+                return Dropped(self.name, count, "overflow", now)
+            if self._overflowed:
+                self._overflowed = False
+                raise StreamOverflow(
+                    f"stream {self.name} overflowed its buffer of {self.maxsize} events "
+                    f"({self.stats.dropped} dropped so far)"
+                )
+            if self._buf:
+                event = self._buf.popleft()
+                self.stats.delivered += 1
+                if self._conflate:
+                    key = (type(event), getattr(event, "venue", ""), getattr(event, "symbol", ""))
+                    if self._conflate.get(key) is event:
+                        del self._conflate[key]
+                if self._space is not None and len(self._buf) < self.maxsize:
+                    self._space.set()
+                return event
+            if self._closed:
+                raise StopAsyncIteration
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+
+    async def get_batch(self, max_events: int = 1024) -> list[Event]:
+        """Wait for at least one event and return up to ``max_events``
+        (the sync facade reads this way to amortise thread hops).
+
+        Raises:
+            StopAsyncIteration: the stream is closed and drained.
+        """
+        first = await self.__anext__()
+        out = [first]
+        while len(out) < max_events and (self._buf or self._pending_drops) and not self._overflowed:
+            out.append(await self.__anext__())
+        return out
+
+    @property
+    def buffered(self) -> int:
+        """Events waiting to be read."""
+        return len(self._buf)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    async def aclose(self) -> None:
+        """Unsubscribe and end iteration (buffered events can still be read)."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+        if self._space is not None:
+            self._space.set()
+        if self._async_task is not None:
+            self._async_task.cancel()
+            try:
+                await self._async_task
+            except asyncio.CancelledError:
+                pass
+            self._async_task = None
+        if self._on_close is not None:
+            await self._on_close(self)
+
+    async def __aenter__(self) -> Stream:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    def __repr__(self) -> str:
+        return (
+            f"<Stream {self.name} subs={len(self.subscriptions)} buffered={len(self._buf)} "
+            f"overflow={self.overflow.value} closed={self._closed}>"
+        )
