@@ -362,8 +362,9 @@ class Multiplexer:
         )
 
     def _recorder(self, venue: str) -> Any:
-        from wsmux.log import open_recorder  # type: ignore[attr-defined]  # TODO(lead): log integration
+        from wsmux.log import open_recorder  # the log is optional: imported on use
 
+        assert self._record_dir is not None
         if venue not in self._recorders:
             self._recorders[venue] = open_recorder(self._record_dir, venue, self._new_adapter(venue).url)
         return self._recorders[venue].record
