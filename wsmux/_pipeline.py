@@ -16,7 +16,15 @@ Event flow per frame::
         BookSnapshot -> BookSync.on_snapshot -> SYNCED: BookSnapshot (of the
                         synced book) + Resynced delivered
         Gap (adapter-detected, e.g. a connection sequence) -> books invalidated
+        OrderUpdate  -> L3Sync.on_update (same verdicts as BookSync; only
+                        updates that changed the L3 book are delivered)
+        L3Snapshot   -> L3Sync.on_snapshot -> SYNCED: L3Snapshot, the replayed
+                        buffered updates, Resynced(channel=L3) delivered
         anything else -> delivered
+
+Order-by-order (L3) books are kept beside the L2 ones (:meth:`Feed.add_l3`),
+keyed by symbol, with their own REST snapshot (``FetchSnapshot.channel`` is
+``Channel.L3``; see :mod:`wsmux.book._l3sync`).
 """
 
 from __future__ import annotations
@@ -27,6 +35,8 @@ import attrs
 
 from wsmux.adapter import Adapter, HttpRequest, Outgoing
 from wsmux.book import BookSync, OrderBook, Verdict
+from wsmux.book._l3sync import L3Sync
+from wsmux.book.l3 import L3Book
 from wsmux.errors import RemoteError, WsmuxError
 from wsmux.model import (
     BookSnapshot,
@@ -37,6 +47,8 @@ from wsmux.model import (
     Event,
     Gap,
     GapReason,
+    L3Snapshot,
+    OrderUpdate,
     Resynced,
 )
 from wsmux.subscriptions import Subscription
@@ -57,6 +69,9 @@ class FetchSnapshot:
 
     symbol: str
     request: HttpRequest
+    channel: Channel = Channel.BOOK
+    """``Channel.L3`` for an order-by-order snapshot; pass it back to
+    :meth:`Feed.on_snapshot_body`."""
 
 
 Action = Send | FetchSnapshot
@@ -93,6 +108,12 @@ class Feed:
         self.actions: list[Action] = []
         self.stats = FeedStats()
         self._fetching: set[str] = set()
+        self.auto_books = False
+        """Replay of logs without subscription records: start a book for any
+        symbol whose book events appear."""
+        self.l3_syncs: dict[str, L3Sync] = {}
+        self.l3_subs: dict[str, Subscription] = {}
+        self._l3_fetching: set[str] = set()
 
     # --- subscriptions ----------------------------------------------------------
 
@@ -101,7 +122,7 @@ class Feed:
         # sub.depth is passed to the venue (subscribe/snapshot size); the book
         # is never trimmed locally beyond the rule's own depth, because a
         # diff stream over the full book cannot refill a locally cut tail.
-        rule = self.adapter.book_rule(sub.symbol)
+        rule = self.adapter.book_rule_for(sub)
         book = OrderBook(self.venue, sub.symbol, max_depth=rule.depth, keep_text=rule.keep_text)
         self.syncs[sub.symbol] = BookSync(rule, book)
         self.book_subs[sub.symbol] = sub
@@ -112,6 +133,21 @@ class Feed:
         sync = self.syncs.pop(symbol, None)
         self.book_subs.pop(symbol, None)
         self._fetching.discard(symbol)
+        if sync is not None:
+            sync.invalidate()
+
+    def add_l3(self, sub: Subscription) -> L3Book:
+        """Start keeping an order-by-order book for ``sub`` (``Channel.L3``)."""
+        book = L3Book(self.venue, sub.symbol)
+        self.l3_syncs[sub.symbol] = L3Sync(book, self.adapter.l3_rule(sub.symbol))
+        self.l3_subs[sub.symbol] = sub
+        return book
+
+    def remove_l3(self, symbol: str) -> None:
+        """Stop keeping the L3 book of ``symbol``."""
+        sync = self.l3_syncs.pop(symbol, None)
+        self.l3_subs.pop(symbol, None)
+        self._l3_fetching.discard(symbol)
         if sync is not None:
             sync.invalidate()
 
@@ -137,8 +173,10 @@ class Feed:
             if cls is BookUpdate:
                 sync = syncs.get(event.symbol)  # type: ignore[attr-defined]
                 if sync is None:
-                    stats.unknown_book += 1
-                    continue
+                    sync = self._auto_book(event.symbol)  # type: ignore[attr-defined]
+                    if sync is None:
+                        stats.unknown_book += 1
+                        continue
                 verdict = sync.on_update(event)  # type: ignore[arg-type]
                 if verdict is Verdict.APPLIED:
                     stats.events += 1
@@ -151,12 +189,24 @@ class Feed:
                 self._snapshot(event, recv_ns)  # type: ignore[arg-type]
             elif cls is Gap:
                 self._venue_gap(event, recv_ns)  # type: ignore[arg-type]
+            elif cls is OrderUpdate:
+                self._l3_update(event, recv_ns)  # type: ignore[arg-type]
+            elif cls is L3Snapshot:
+                self._l3_snapshot(event, recv_ns)  # type: ignore[arg-type]
             else:
                 stats.events += 1
                 sink(event)
 
-    def on_snapshot_body(self, symbol: str, body: bytes, recv_ns: int) -> None:
-        """Feed the body of a REST snapshot fetched for ``symbol``."""
+    def on_snapshot_body(self, symbol: str, body: bytes, recv_ns: int, channel: Channel | None = None) -> None:
+        """Feed the body of a REST snapshot fetched for ``symbol``.
+
+        ``channel`` is :attr:`FetchSnapshot.channel`; when omitted, an L3
+        fetch outstanding for ``symbol`` (and no L2 one) routes the body to
+        the L3 book.
+        """
+        if channel is Channel.L3 or (channel is None and symbol in self._l3_fetching and symbol not in self._fetching):
+            self._l3_snapshot_body(symbol, body, recv_ns)
+            return
         self._fetching.discard(symbol)
         if symbol not in self.syncs:
             return
@@ -167,9 +217,16 @@ class Feed:
             return
         self._snapshot(snapshot, recv_ns)
 
-    def on_snapshot_error(self, symbol: str, exc: BaseException, recv_ns: int) -> None:
+    def on_snapshot_error(self, symbol: str, exc: BaseException, recv_ns: int, channel: Channel | None = None) -> None:
         """Report a failed REST snapshot; the book stays invalid and the next
-        buffered update asks for another snapshot."""
+        buffered update asks for another snapshot. ``channel`` None: whichever
+        fetch (L2 or L3) is outstanding for ``symbol``."""
+        if channel is not Channel.BOOK:
+            self._l3_fetching.discard(symbol)
+        if channel is Channel.L3:
+            self.stats.snapshot_failures += 1
+            self.sink(Error(self.venue, symbol, ErrorKind.SNAPSHOT, f"{type(exc).__name__}: {exc}", recv_ns))
+            return
         self._fetching.discard(symbol)
         self.stats.snapshot_failures += 1
         self.sink(Error(self.venue, symbol, ErrorKind.SNAPSHOT, f"{type(exc).__name__}: {exc}", recv_ns))
@@ -180,12 +237,16 @@ class Feed:
             if sync.valid:
                 sync.invalidate()
                 self.stats.gaps += 1
-                self.sink(
-                    Gap(self.venue, symbol, Channel.BOOK, GapReason.DISCONNECT, sync.last, None, recv_ns)
-                )
+                self.sink(Gap(self.venue, symbol, Channel.BOOK, GapReason.DISCONNECT, sync.last, None, recv_ns))
             else:
                 sync.invalidate()
+        for symbol, l3sync in self.l3_syncs.items():
+            if l3sync.valid:
+                self.stats.gaps += 1
+                self.sink(Gap(self.venue, symbol, Channel.L3, GapReason.DISCONNECT, l3sync.last, None, recv_ns))
+            l3sync.invalidate()
         self._fetching.clear()
+        self._l3_fetching.clear()
         self.adapter.reset()
 
     def take_actions(self) -> list[Action]:
@@ -199,7 +260,18 @@ class Feed:
         sync = self.syncs.get(symbol)
         return sync.book if sync is not None else None
 
+    def l3_book(self, symbol: str) -> L3Book | None:
+        """The live L3 book of ``symbol`` (read it; never mutate it)."""
+        l3sync = self.l3_syncs.get(symbol)
+        return l3sync.book if l3sync is not None else None
+
     # --- internals ------------------------------------------------------------
+
+    def _auto_book(self, symbol: str) -> BookSync | None:
+        if not self.auto_books:
+            return None
+        self.add_book(Subscription(self.venue, Channel.BOOK, symbol))
+        return self.syncs[symbol]
 
     def _parse_error(self, exc: BaseException, recv_ns: int) -> None:
         self.stats.parse_errors += 1
@@ -221,7 +293,7 @@ class Feed:
 
     def _snapshot(self, snapshot: BookSnapshot, recv_ns: int) -> None:
         symbol = snapshot.symbol
-        sync = self.syncs.get(symbol)
+        sync = self.syncs.get(symbol) or self._auto_book(symbol)
         if sync is None:
             self.stats.unknown_book += 1
             return
@@ -264,7 +336,17 @@ class Feed:
     def _venue_gap(self, gap: Gap, recv_ns: int) -> None:
         """The adapter found a gap it alone can see (e.g. a connection-wide
         sequence). ``symbol == ""`` means every book of the connection."""
-        if gap.channel is Channel.BOOK:
+        if gap.channel is Channel.L3:
+            targets = list(self.l3_syncs) if gap.symbol == "" else [gap.symbol]
+            for symbol in targets:
+                l3sync = self.l3_syncs.get(symbol)
+                if l3sync is None:
+                    continue
+                l3sync.invalidate()
+                self.stats.gaps += 1
+                self.sink(attrs.evolve(gap, symbol=symbol))
+                self._l3_resync(symbol)
+        elif gap.channel is Channel.BOOK:
             targets = list(self.syncs) if gap.symbol == "" else [gap.symbol]
             for symbol in targets:
                 sync = self.syncs.get(symbol)
@@ -277,3 +359,95 @@ class Feed:
         else:
             self.stats.gaps += 1
             self.sink(gap)
+
+    # --- L3 (order-by-order) books ---------------------------------------------------
+
+    def _l3_update(self, update: OrderUpdate, recv_ns: int) -> None:
+        symbol = update.symbol
+        l3sync = self.l3_syncs.get(symbol)
+        if l3sync is None:
+            self.stats.unknown_book += 1
+            return
+        verdict, event = l3sync.on_update(update)
+        if event is not None:
+            self.stats.events += 1
+            self.sink(event)
+        elif verdict is Verdict.BUFFERED:
+            self._want_l3_snapshot(symbol)
+        elif verdict.broken:
+            self.stats.gaps += 1
+            self.sink(
+                Gap(
+                    self.venue,
+                    symbol,
+                    Channel.L3,
+                    verdict.gap_reason,
+                    l3sync.expected,
+                    l3sync.received,
+                    recv_ns,
+                    l3sync.detail,
+                )
+            )
+            self._l3_resync(symbol)
+
+    def _l3_snapshot(self, snapshot: L3Snapshot, recv_ns: int) -> None:
+        symbol = snapshot.symbol
+        l3sync = self.l3_syncs.get(symbol)
+        if l3sync is None:
+            self.stats.unknown_book += 1
+            return
+        verdict, replayed = l3sync.on_snapshot(snapshot)
+        if verdict is Verdict.SYNCED:
+            sink = self.sink
+            self.stats.resyncs += 1
+            self.stats.events += 2 + len(replayed)
+            sink(snapshot)
+            for event in replayed:
+                sink(event)
+            sink(Resynced(self.venue, symbol, Channel.L3, l3sync.last, recv_ns))
+        elif verdict is Verdict.REFETCH:
+            self._want_l3_snapshot(symbol)
+        elif verdict.broken:
+            self.stats.gaps += 1
+            self.sink(
+                Gap(
+                    self.venue,
+                    symbol,
+                    Channel.L3,
+                    verdict.gap_reason,
+                    l3sync.expected,
+                    l3sync.received,
+                    recv_ns,
+                    l3sync.detail,
+                )
+            )
+            self._l3_resync(symbol)
+
+    def _l3_snapshot_body(self, symbol: str, body: bytes, recv_ns: int) -> None:
+        self._l3_fetching.discard(symbol)
+        if symbol not in self.l3_syncs:
+            return
+        try:
+            snapshot = self.adapter.parse_l3_snapshot(symbol, body, recv_ns)
+        except Exception as exc:
+            self.on_snapshot_error(symbol, exc, recv_ns, Channel.L3)
+            return
+        self._l3_snapshot(snapshot, recv_ns)
+
+    def _want_l3_snapshot(self, symbol: str) -> None:
+        if symbol in self._l3_fetching:
+            return
+        request = self.adapter.l3_snapshot_request(symbol)
+        if request is not None:
+            self._l3_fetching.add(symbol)
+            self.actions.append(FetchSnapshot(symbol, request, Channel.L3))
+
+    def _l3_resync(self, symbol: str) -> None:
+        l3sync = self.l3_syncs[symbol]
+        if l3sync.rest:
+            # The next buffered update asks for the snapshot; a gap keeps the
+            # update that revealed it buffered, so ask now.
+            if l3sync.buffered:
+                self._want_l3_snapshot(symbol)
+            return
+        self.actions.append(Send(tuple(self.adapter.resync_messages(self.l3_subs[symbol]))))

@@ -202,9 +202,7 @@ async def _demo(args: argparse.Namespace, out: TextIO) -> int:
             if mock_cls is None:
                 out.write(f"no mock exchange for {venue!r}; skipped\n")
                 continue
-            symbols = (
-                args.symbols.split(",") if args.symbols else DEMO_SYMBOLS.get(venue, ["BTC-USDT", "ETH-USDT"])
-            )
+            symbols = args.symbols.split(",") if args.symbols else DEMO_SYMBOLS.get(venue, ["BTC-USDT", "ETH-USDT"])
             mock = mock_cls(symbols, rate=args.rate, seed=args.seed)
             await stack.enter_async_context(mock)
             mocks.append(mock)
@@ -248,12 +246,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="wsmux", description="Crypto market-data multiplexer.")
     commands = parser.add_subparsers(dest="command", required=True)
     demo = commands.add_parser("demo", help="run mock exchanges in-process and watch the live view")
-    demo.add_argument(
-        "--duration", type=float, default=10.0, help="seconds to run (default 10; 0 = until Ctrl-C)"
-    )
-    demo.add_argument(
-        "--venues", default="", help="comma-separated venue ids (default: every venue with a mock)"
-    )
+    demo.add_argument("--duration", type=float, default=10.0, help="seconds to run (default 10; 0 = until Ctrl-C)")
+    demo.add_argument("--venues", default="", help="comma-separated venue ids (default: every venue with a mock)")
     demo.add_argument("--symbols", default="", help="comma-separated unified symbols")
     demo.add_argument("--rate", type=float, default=50.0, help="market steps per second per symbol")
     demo.add_argument("--seed", type=int, default=1)
@@ -263,12 +257,82 @@ def build_parser() -> argparse.ArgumentParser:
     watch.add_argument("--duration", type=float, default=None)
     watch.add_argument("--refresh", type=float, default=1.0)
     commands.add_parser("venues", help="list the venue ids")
-    for extend in _EXTENSIONS:
-        extend(commands)
+    record = commands.add_parser("record", help="record raw frames to the message log")
+    record.add_argument("targets", nargs="+", help="VENUE:SYMBOL[,SYMBOL...]")
+    record.add_argument("--out", required=True, help="directory for the log files")
+    record.add_argument("--duration", type=float, default=None)
+    record.add_argument("--refresh", type=float, default=5.0)
+    replay = commands.add_parser("replay", help="replay logs or text recordings through the adapters")
+    replay.add_argument("paths", nargs="+")
+    replay.add_argument("--speed", type=float, default=None, help="1 = real time; default: as fast as possible")
+    replay.add_argument("--venue", action="append", default=None, help="only these venues (repeatable)")
+    replay.add_argument(
+        "--subscribe",
+        action="append",
+        default=[],
+        help="VENUE:CHANNEL:SYMBOL a recorded connection carried (text recordings only; repeatable)",
+    )
+    replay.add_argument("--text-venue", default=None, help="venue id of text recordings (default: from the file name)")
+    replay.add_argument("--format", choices=["summary", "jsonl"], default="summary")
+    log = commands.add_parser("log", help="message-log tools")
+    log_commands = log.add_subparsers(dest="log_command", required=True)
+    info = log_commands.add_parser("info", help="venues, time range, counts and integrity of logs")
+    info.add_argument("paths", nargs="+")
     return parser
 
 
-_EXTENSIONS: list[Callable[[Any], None]] = []
+def _replay(args: argparse.Namespace, out: TextIO) -> int:
+    from wsmux.log import Replay
+
+    subs = []
+    for text in args.subscribe:
+        venue, channel, symbol = text.split(":", 2)
+        subs.append(Subscription(venue, Channel(channel), symbol))
+    replay = Replay(args.paths, venues=args.venue, subscriptions=subs, venue=args.text_venue)
+    if args.format == "jsonl":
+        from wsmux.convert import to_json
+
+        write = out.buffer.write if hasattr(out, "buffer") else None
+        for event in replay.events():
+            line = to_json(event) + b"\n"
+            if write is not None:
+                write(line)
+            else:
+                out.write(line.decode())
+        out.flush()
+        return 0
+    count = 0
+    started = time.monotonic()
+    for _event in replay.events():
+        count += 1
+    elapsed = time.monotonic() - started
+    out.write(replay.summary.describe() + "\n")
+    out.write(f"{count:,} events in {elapsed:.2f} s\n")
+    return 0
+
+
+def _log_info(args: argparse.Namespace, out: TextIO) -> int:
+    from wsmux.log import log_info
+
+    out.write(log_info(args.paths).describe() + "\n")
+    return 0
+
+
+async def _record(args: argparse.Namespace, out: TextIO) -> int:
+    subs = _parse_targets(args.targets)
+    async with Multiplexer(record=args.out) as mux:
+        stream = mux.subscribe(*subs, name="record")
+        view = LiveView(mux, out)
+        stream.on(Event, view.on_event)
+        deadline = None if args.duration is None else time.monotonic() + args.duration
+        while deadline is None or time.monotonic() < deadline:
+            await asyncio.sleep(
+                args.refresh if deadline is None else max(0.0, min(args.refresh, deadline - time.monotonic()))
+            )
+            view.draw()
+        await stream.aclose()
+    out.write(f"recorded to {args.out}\n")
+    return 0
 
 
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
@@ -285,9 +349,12 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
             return asyncio.run(_demo(args, out))
         if args.command == "watch":
             return asyncio.run(_watch(args, out))
-        handler = getattr(args, "handler", None)
-        if handler is not None:
-            return int(handler(args, out))
+        if args.command == "record":
+            return asyncio.run(_record(args, out))
+        if args.command == "replay":
+            return _replay(args, out)
+        if args.command == "log":
+            return _log_info(args, out)
     except KeyboardInterrupt:
         out.write("\ninterrupted\n")
         return 130

@@ -34,6 +34,7 @@ from typing import Any, Protocol
 import attrs
 import httpx
 
+from wsmux import _json
 from wsmux._pipeline import Feed, FetchSnapshot, Send
 from wsmux._retry import Backoff, TokenBucket, should_retry
 from wsmux.adapter import Adapter, Outgoing
@@ -109,9 +110,7 @@ class WebsocketsTransport:
     def __init__(self, *, max_size: int = 64 * 2**20) -> None:
         self.max_size = max_size
 
-    async def connect(
-        self, url: str, *, open_timeout: float, ws_ping_interval: float | None
-    ) -> TransportConnection:
+    async def connect(self, url: str, *, open_timeout: float, ws_ping_interval: float | None) -> TransportConnection:
         from websockets.asyncio.client import connect
 
         try:
@@ -223,9 +222,7 @@ class Connection:
     def start(self) -> None:
         """Start the connect/receive/reconnect loop in the background."""
         if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(
-                self._run(), name=f"wsmux-conn-{self.conn_id}"
-            )
+            self._task = asyncio.get_running_loop().create_task(self._run(), name=f"wsmux-conn-{self.conn_id}")
 
     async def close(self) -> None:
         """Close the socket and stop (no reconnect)."""
@@ -291,11 +288,7 @@ class Connection:
             if self._stopping():
                 return
             now = self.clock.monotonic()
-            if (
-                up_since is not None
-                and now - up_since >= self.stable_after
-                and self.stats.last_data_mono >= up_since
-            ):
+            if up_since is not None and now - up_since >= self.stable_after and self.stats.last_data_mono >= up_since:
                 delays = self.backoff.delays(self._rng)  # it was a healthy connection: start over
             await asyncio.sleep(next(delays))
             self.stats.reconnects += 1
@@ -336,7 +329,7 @@ class Connection:
         self.stats.connected_since = now
         self.stats.last_frame_mono = now
         self.stats.last_data_mono = now
-        self._record("open", self.clock.time_ns(), url, url)
+        self._record("open", self.clock.time_ns(), _json.dumps([str(s) for s in subs]), url)
         adapter.reset()
         self.state = "open"
         self._spawn(self._watchdog(), "wsmux-dog")
@@ -365,11 +358,7 @@ class Connection:
                 except Exception as exc:
                     stats.decompress_errors += 1
                     feed.stats.parse_errors += 1
-                    self.sink(
-                        Error(
-                            self.venue, None, ErrorKind.MALFORMED, f"cannot decompress frame: {exc}", recv_ns
-                        )
-                    )
+                    self.sink(Error(self.venue, None, ErrorKind.MALFORMED, f"cannot decompress frame: {exc}", recv_ns))
                     continue
             events_before = feed.stats.events
             feed.on_frame(frame, recv_ns)
@@ -403,9 +392,7 @@ class Connection:
             response = await self.http.request(request.method, request.url, params=list(request.params))
             recv_ns = self.clock.time_ns()
             if response.status_code != 200:
-                raise SnapshotFailed(
-                    f"HTTP {response.status_code} from {request.url}: {response.text[:200]!r}"
-                )
+                raise SnapshotFailed(f"HTTP {response.status_code} from {request.url}: {response.text[:200]!r}")
             body = response.content
         except asyncio.CancelledError:
             raise

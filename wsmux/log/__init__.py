@@ -44,6 +44,7 @@ from wsmux.log._reader import (
     read_log,
 )
 from wsmux.log._recorder import Recorder, open_recorder
+from wsmux.log._replay import Replay, ReplaySummary
 from wsmux.log._text import (
     convert_text_recording,
     import_text_recording,
@@ -67,6 +68,8 @@ __all__ = [
     "MergedLog",
     "ReadStats",
     "Record",
+    "Replay",
+    "ReplaySummary",
     "Recorder",
     "WriteStats",
     "convert_text_recording",
