@@ -67,8 +67,8 @@ class ToyAdapter(Adapter):
                 bids = tuple((float(p), float(q)) for p, q in msg["b"])
                 asks = tuple((float(p), float(q)) for p, q in msg["a"])
                 if msg["snap"]:
-                    return [BookSnapshot("toy", msg["s"], bids, asks, None, recv_ns, msg["seq"])]
-                return [BookUpdate("toy", msg["s"], bids, asks, None, recv_ns, msg["seq"])]
+                    return [BookSnapshot(self.venue, msg["s"], bids, asks, None, recv_ns, msg["seq"])]
+                return [BookUpdate(self.venue, msg["s"], bids, asks, None, recv_ns, msg["seq"])]
             if t == "trade":
                 side = Side.BUY if msg["side"] == "buy" else Side.SELL
                 return [
@@ -145,3 +145,9 @@ class MockToy(MockExchange):
                 ).decode()
             )
         return out
+
+
+class ToyAdapter2(ToyAdapter):
+    """The same protocol under a second venue id (for cross-venue tests)."""
+
+    venue = "toy2"

@@ -34,6 +34,7 @@ __all__ = [
     "BookSnapshot",
     "BookUpdate",
     "Channel",
+    "ConsolidatedQuote",
     "Connected",
     "Disconnected",
     "Dropped",
@@ -101,7 +102,13 @@ class OrderAction(enum.Enum):
 
     ADD = "add"
     CHANGE = "change"
+    """``size`` is the order's new remaining size (``price`` may move it)."""
     REMOVE = "remove"
+    FILL = "fill"
+    """``size`` is the amount just traded against the resting order: its
+    remaining size drops by that much (removed at zero). Venues that report
+    fills rather than remaining sizes (Coinbase ``full`` ``match``) emit it;
+    the pipeline's L3 sync delivers it to callers as ``CHANGE``/``REMOVE``."""
 
 
 class GapReason(enum.Enum):
@@ -258,7 +265,16 @@ class L3Snapshot(MarketEvent):
 
 @attrs.frozen(slots=True)
 class OrderUpdate(MarketEvent):
-    """One change to an order-by-order book."""
+    """One change to an order-by-order book.
+
+    Attributes:
+        seq: the venue sequence number of the message carrying the change.
+        first_seq: where the venue numbers messages that do not change the
+            book (Coinbase ``received``), the first sequence number this
+            update covers: the update stands for ``[first_seq, seq]``, so
+            continuity is ``first_seq == previous seq + 1``. ``None``: only
+            ``seq``.
+    """
 
     venue: str
     symbol: str
@@ -270,6 +286,7 @@ class OrderUpdate(MarketEvent):
     ts: int | None
     recv_ns: int
     seq: int | None = None
+    first_seq: int | None = None
 
 
 @attrs.frozen(slots=True)
@@ -312,6 +329,26 @@ class Liquidation(MarketEvent):
     price: float
     size: float
     ts: int | None
+    recv_ns: int
+
+
+@attrs.frozen(slots=True)
+class ConsolidatedQuote(MarketEvent):
+    """Best bid and offer across venues for one unified symbol.
+
+    ``venue`` is ``"*"``; ``bid_venue``/``ask_venue`` say where the best
+    prices are. A side with no valid venue has price and size ``nan`` and
+    venue ``""``.
+    """
+
+    venue: str
+    symbol: str
+    bid_price: float
+    bid_size: float
+    bid_venue: str
+    ask_price: float
+    ask_size: float
+    ask_venue: str
     recv_ns: int
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -29,7 +30,7 @@ import httpx
 from wsmux import exchanges
 from wsmux._retry import Backoff
 from wsmux.adapter import Adapter, Endpoint
-from wsmux.book import OrderBook
+from wsmux.book import ConsolidatedBBO, OrderBook
 from wsmux.clock import SYSTEM_CLOCK, Clock
 from wsmux.connection import Connection, Transport
 from wsmux.errors import ClosedError, ConfigError
@@ -39,6 +40,7 @@ from wsmux.model import (
     BookUpdate,
     Channel,
     Connected,
+    ConsolidatedQuote,
     Disconnected,
     Dropped,
     Error,
@@ -203,6 +205,7 @@ class Multiplexer:
         self._streams: list[Stream] = []
         self._blocking: list[Stream] = []
         self._pending: set[asyncio.Task[Any]] = set()
+        self._consolidated: dict[str, ConsolidatedBBO] = {}
         self._started = False
         self._closed = False
 
@@ -402,6 +405,99 @@ class Multiplexer:
                 await conn.close()
                 with contextlib.suppress(ValueError):
                     self._connections[conn.venue].remove(conn)
+
+    def subscribe_consolidated(
+        self,
+        symbol: str,
+        venues: Iterable[str],
+        *,
+        channel: Channel = Channel.BOOK,
+        maxsize: int = 10_000,
+        overflow: Overflow = Overflow.CONFLATE,
+        name: str = "",
+    ) -> Stream:
+        """A stream of :class:`~wsmux.ConsolidatedQuote` events: the best bid
+        and offer for ``symbol`` across ``venues``, emitted whenever it changes.
+
+        ``channel`` is where each venue's top of book comes from: ``BOOK`` (a
+        synced L2 book: invalid books are left out until resynced) or
+        ``QUOTES`` (the venue's BBO feed). The live object is
+        :meth:`consolidated`. Closing the stream unsubscribes.
+        """
+        venue_list = tuple(dict.fromkeys(venues))
+        if channel not in (Channel.BOOK, Channel.QUOTES):
+            raise ConfigError(f"consolidation reads BOOK or QUOTES, not {channel.value}")
+        if len(venue_list) < 1:
+            raise ConfigError("subscribe_consolidated needs at least one venue")
+        feeder = self.subscribe(
+            *(Subscription(v, channel, symbol) for v in venue_list), name=f"{name or 'consolidated'}-feed"
+        )
+        cons = ConsolidatedBBO(symbol, venue_list)
+        self._consolidated[symbol] = cons
+
+        async def close_feeder(_stream: Stream) -> None:
+            await feeder.aclose()
+            if self._consolidated.get(symbol) is cons:
+                del self._consolidated[symbol]
+
+        out = Stream(
+            (),
+            maxsize=maxsize,
+            overflow=overflow,
+            name=name or f"consolidated-{symbol}",
+            on_close=close_feeder,
+            clock_ns=self.clock.time_ns,
+        )
+        self._streams.append(out)
+
+        def publish(recv_ns: int) -> None:
+            bid = cons.best_bid()
+            ask = cons.best_ask()
+            out._put(
+                ConsolidatedQuote(
+                    "*",
+                    symbol,
+                    bid[0] if bid else math.nan,
+                    bid[1] if bid else math.nan,
+                    bid[2] if bid else "",
+                    ask[0] if ask else math.nan,
+                    ask[1] if ask else math.nan,
+                    ask[2] if ask else "",
+                    recv_ns,
+                )
+            )
+
+        def on_event(event: Event) -> None:
+            cls = type(event)
+            if cls is BookUpdate or cls is BookSnapshot:
+                book = self._live_book(event.venue, symbol)  # type: ignore[attr-defined]
+                if book is None:
+                    return
+                bp, bs, ap, as_ = book.bbo()
+                if cons.update(event.venue, bp, bs, ap, as_, book.valid, event.recv_ns):  # type: ignore[attr-defined]
+                    publish(event.recv_ns)  # type: ignore[attr-defined]
+            elif cls is Quote:
+                q: Quote = event  # type: ignore[assignment]
+                if cons.update(q.venue, q.bid_price, q.bid_size, q.ask_price, q.ask_size, True, q.recv_ns):
+                    publish(q.recv_ns)
+            elif isinstance(event, Gap) or isinstance(event, Disconnected):
+                if cons.invalidate(event.venue, event.recv_ns):
+                    publish(event.recv_ns)
+
+        feeder.on(Event, on_event)
+        return out
+
+    def consolidated(self, symbol: str) -> ConsolidatedBBO:
+        """The live consolidated BBO of ``symbol`` (see :meth:`subscribe_consolidated`).
+
+        Raises:
+            KeyError: no consolidated stream for ``symbol``.
+        """
+        return self._consolidated[symbol]
+
+    def _live_book(self, venue: str, symbol: str) -> OrderBook | None:
+        conn = self._sub_conn.get(Subscription(venue, Channel.BOOK, symbol))
+        return conn.feed.book(symbol) if conn is not None else None
 
     # --- dispatch -----------------------------------------------------------------
 

@@ -33,6 +33,7 @@ import attrs
 
 from wsmux.errors import ClosedError, ConfigError, StreamOverflow
 from wsmux.model import (
+    ConsolidatedQuote,
     Dropped,
     Error,
     ErrorKind,
@@ -50,7 +51,7 @@ __all__ = ["Overflow", "Stream", "StreamStats"]
 E = TypeVar("E", bound=Event)
 Callback = Callable[[Any], object] | Callable[[Any], Awaitable[object]]
 
-_CONFLATABLE = (Quote, Funding, OpenInterest)
+_CONFLATABLE = (Quote, Funding, OpenInterest, ConsolidatedQuote)
 
 
 class Overflow(enum.Enum):

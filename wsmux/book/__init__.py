@@ -7,6 +7,7 @@ checksum algorithms and :mod:`wsmux.book.l3` the order-by-order book.
 
 from __future__ import annotations
 
+from wsmux.book._consolidated import ConsolidatedBBO, VenueTop
 from wsmux.book._orderbook import OrderBook
 from wsmux.book._sync import (
     BookSync,
@@ -20,6 +21,7 @@ from wsmux.book._sync import (
 
 __all__ = [
     "BookSync",
+    "ConsolidatedBBO",
     "Continuity",
     "OrderBook",
     "SnapshotSource",
@@ -27,4 +29,5 @@ __all__ = [
     "SyncState",
     "SyncStats",
     "Verdict",
+    "VenueTop",
 ]
