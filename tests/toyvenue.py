@@ -73,7 +73,7 @@ class ToyAdapter(Adapter):
                 side = Side.BUY if msg["side"] == "buy" else Side.SELL
                 return [
                     Trade(
-                        "toy", msg["s"], float(msg["p"]), float(msg["q"]), side, str(msg["id"]), None, recv_ns
+                        self.venue, msg["s"], float(msg["p"]), float(msg["q"]), side, str(msg["id"]), None, recv_ns
                     )
                 ]
             if t == "ack":

@@ -27,9 +27,9 @@ from typing import ClassVar
 
 import attrs
 
-from wsmux.book import SyncRule
+from wsmux.book import Continuity, SnapshotSource, SyncRule
 from wsmux.errors import UnknownChannel
-from wsmux.model import BookSnapshot, Channel, Event
+from wsmux.model import BookSnapshot, Channel, Event, L3Snapshot
 from wsmux.subscriptions import Subscription
 
 __all__ = [
@@ -146,6 +146,15 @@ class Adapter(abc.ABC):
         """
         return self.url
 
+    def route(self, subscription: Subscription) -> str:
+        """The group of connections that may carry ``subscription``.
+
+        Subscriptions with different routes must never share a connection
+        (Binance USD-M serves depth/BBO on ``/public`` and trades/funding on
+        ``/market``, two URLs). The default is one group, ``""``.
+        """
+        return ""
+
     @abc.abstractmethod
     def subscribe(self, subscriptions: Sequence[Subscription]) -> list[Outgoing]:
         """Messages that subscribe to ``subscriptions`` on an open connection.
@@ -183,6 +192,14 @@ class Adapter(abc.ABC):
         """The sync rule for ``symbol``'s L2 book on this venue."""
         raise UnknownChannel(f"{self.venue} has no L2 book channel")
 
+    def book_rule_for(self, subscription: Subscription) -> SyncRule:
+        """The sync rule for the book of ``subscription``.
+
+        Venues whose rule depends on the subscribed depth (Kraken truncates the
+        book to it) override this; the default is :meth:`book_rule`.
+        """
+        return self.book_rule(subscription.symbol)
+
     def snapshot_request(self, symbol: str, depth: int | None = None) -> HttpRequest | None:
         """The REST request for a book snapshot, or ``None`` where the
         snapshot comes on the WebSocket (then resync is :meth:`resync_messages`)."""
@@ -191,6 +208,25 @@ class Adapter(abc.ABC):
     def parse_snapshot(self, symbol: str, body: bytes, recv_ns: int) -> BookSnapshot:
         """Translate a REST snapshot response body."""
         raise NotImplementedError(f"{self.venue} takes no REST snapshots")
+
+    def l3_rule(self, symbol: str) -> SyncRule:
+        """The sync rule for ``symbol``'s order-by-order (L3) book.
+
+        The default: snapshots come on the stream, no sequence check (the
+        adapter checks any connection-wide sequence itself), crossed books
+        are broken. See :mod:`wsmux.book._l3sync`.
+        """
+        return SyncRule(SnapshotSource.STREAM, Continuity.NONE)
+
+    def l3_snapshot_request(self, symbol: str) -> HttpRequest | None:
+        """The REST request for an order-by-order (L3) snapshot, or ``None``
+        where the L3 snapshot comes on the WebSocket (then resync is
+        :meth:`resync_messages`)."""
+        return None
+
+    def parse_l3_snapshot(self, symbol: str, body: bytes, recv_ns: int) -> L3Snapshot:
+        """Translate a REST L3 snapshot response body."""
+        raise NotImplementedError(f"{self.venue} takes no REST L3 snapshots")
 
     def resync_messages(self, subscription: Subscription) -> list[Outgoing]:
         """Messages that make the venue send a fresh book snapshot.

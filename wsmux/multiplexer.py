@@ -480,9 +480,8 @@ class Multiplexer:
                 q: Quote = event  # type: ignore[assignment]
                 if cons.update(q.venue, q.bid_price, q.bid_size, q.ask_price, q.ask_size, True, q.recv_ns):
                     publish(q.recv_ns)
-            elif isinstance(event, Gap) or isinstance(event, Disconnected):
-                if cons.invalidate(event.venue, event.recv_ns):
-                    publish(event.recv_ns)
+            elif isinstance(event, Gap | Disconnected) and cons.invalidate(event.venue, event.recv_ns):
+                publish(event.recv_ns)
 
         feeder.on(Event, on_event)
         return out

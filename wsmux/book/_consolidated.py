@@ -81,7 +81,7 @@ class ConsolidatedBBO:
         """``(price, size, venue)`` of the highest valid bid, or None."""
         best: VenueTop | None = None
         for top in self._tops.values():
-            if not top.valid or not top.bid_price == top.bid_price:  # nan check
+            if not top.valid or math.isnan(top.bid_price):
                 continue
             if (
                 best is None
@@ -95,7 +95,7 @@ class ConsolidatedBBO:
         """``(price, size, venue)`` of the lowest valid ask, or None."""
         best: VenueTop | None = None
         for top in self._tops.values():
-            if not top.valid or not top.ask_price == top.ask_price:
+            if not top.valid or math.isnan(top.ask_price):
                 continue
             if (
                 best is None

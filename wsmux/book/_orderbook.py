@@ -127,7 +127,7 @@ class OrderBook:
         for price, size in bids:
             if size > 0.0 and price > 0.0:
                 side[-price] = size
-            elif size == 0.0:
+            elif size == 0.0 and price > 0.0:
                 side.pop(-price, None)
             else:
                 ok = False
@@ -135,7 +135,7 @@ class OrderBook:
         for price, size in asks:
             if size > 0.0 and price > 0.0:
                 side[price] = size
-            elif size == 0.0:
+            elif size == 0.0 and price > 0.0:
                 side.pop(price, None)
             else:
                 ok = False

@@ -17,6 +17,17 @@ __all__ = ["get", "names", "register"]
 # venue id -> "module:Class", imported on first use so `import wsmux` stays cheap.
 _LAZY: dict[str, str] = {
     "binance": "wsmux.exchanges.binance:BinanceSpotAdapter",
+    "binance-coinm": "wsmux.exchanges.binance:BinanceCoinmAdapter",
+    "binance-us": "wsmux.exchanges.binance:BinanceUSAdapter",
+    "binance-usdm": "wsmux.exchanges.binance:BinanceUsdmAdapter",
+    "bitfinex": "wsmux.exchanges.bitfinex:BitfinexAdapter",
+    "bybit": "wsmux.exchanges.bybit:BybitSpotAdapter",
+    "bybit-linear": "wsmux.exchanges.bybit:BybitLinearAdapter",
+    "coinbase": "wsmux.exchanges.coinbase:CoinbaseAdapter",
+    "coinbase-advanced": "wsmux.exchanges.coinbase:CoinbaseAdvancedAdapter",
+    "kraken": "wsmux.exchanges.kraken:KrakenAdapter",
+    "kraken-v1": "wsmux.exchanges.kraken:KrakenV1Adapter",
+    "okx": "wsmux.exchanges.okx:OkxAdapter",
 }
 _LOADED: dict[str, type[Adapter]] = {}
 

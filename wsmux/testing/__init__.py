@@ -18,14 +18,32 @@ from collections.abc import AsyncIterator, Callable
 from wsmux.model import Event
 from wsmux.testing._market import Change, Market, MarketTrade
 from wsmux.testing._server import Faults, MockConnection, MockExchange
+from wsmux.testing.binance import MockBinance, MockBinanceCoinm, MockBinanceFutures, MockBinanceUS
+from wsmux.testing.bitfinex import MockBitfinex
+from wsmux.testing.bybit import MockBybit, MockBybitLinear
+from wsmux.testing.coinbase import MockCoinbase, MockCoinbaseAdvanced
+from wsmux.testing.kraken import MockKraken, MockKrakenV1
+from wsmux.testing.okx import MockOkx
 
 __all__ = [
     "Change",
     "Faults",
     "Market",
     "MarketTrade",
+    "MockBinance",
+    "MockBinanceCoinm",
+    "MockBinanceFutures",
+    "MockBinanceUS",
+    "MockBitfinex",
+    "MockBybit",
+    "MockBybitLinear",
+    "MockCoinbase",
+    "MockCoinbaseAdvanced",
     "MockConnection",
     "MockExchange",
+    "MockKraken",
+    "MockKrakenV1",
+    "MockOkx",
     "collect_until",
 ]
 
