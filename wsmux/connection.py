@@ -206,6 +206,8 @@ class Connection:
         self.wait_unblocked = wait_unblocked
         self.recorder = recorder
         self.subscriptions: set[Subscription] = set()
+        self.route = ""
+        """The adapter's connection group (:meth:`~wsmux.Adapter.route`) this connection serves."""
         self.stats = ConnectionStats()
         self.state = "idle"
         self._rng = rng or random.Random()

@@ -335,18 +335,28 @@ class Multiplexer:
         by_venue: dict[str, list[Subscription]] = {}
         for sub in subs:
             by_venue.setdefault(sub.venue, []).append(sub)
-        for venue, vsubs in by_venue.items():
+        for venue, all_subs in by_venue.items():
             conns = self._connections.setdefault(venue, [])
-            while vsubs:
-                conn = next((c for c in conns if c.room > 0), None)
-                if conn is None:
-                    conn = self._new_connection(venue)
-                    conns.append(conn)
-                take, vsubs = vsubs[: conn.room], vsubs[conn.room :]
-                for sub in take:
-                    self._sub_conn[sub] = conn
-                await conn.add(take)
-                conn.start()
+            router = self._new_adapter(venue)
+            by_route: dict[str, list[Subscription]] = {}
+            for sub in all_subs:
+                by_route.setdefault(router.route(sub), []).append(sub)
+            for route, vsubs in by_route.items():
+                await self._place_route(venue, route, conns, vsubs)
+
+    async def _place_route(self, venue: str, route: str, conns: list[Connection], vsubs: list[Subscription]) -> None:
+        """Put subscriptions of one route on connections with room (new ones as needed)."""
+        while vsubs:
+            conn = next((c for c in conns if c.room > 0 and c.route == route), None)
+            if conn is None:
+                conn = self._new_connection(venue)
+                conn.route = route
+                conns.append(conn)
+            take, vsubs = vsubs[: conn.room], vsubs[conn.room :]
+            for sub in take:
+                self._sub_conn[sub] = conn
+            await conn.add(take)
+            conn.start()
 
     def _new_connection(self, venue: str) -> Connection:
         conn_id = next(_ids)
