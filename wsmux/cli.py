@@ -144,7 +144,7 @@ class LiveView:
                 bp = ap = math.nan
                 state = "-"
             lines.append(
-                f"{venue:<16}{symbol:<16}{bp:>14.6g}{ap:>14.6g}{ap - bp:>10.4g}{state:>18}{row.rate:>9.0f}{row.gaps:>6}"
+                f"{venue:<16}{symbol:<16}{bp:>14.10g}{ap:>14.10g}{ap - bp:>10.4g}{state:>18}{row.rate:>9.0f}{row.gaps:>6}"
             )
         lines.append("")
         lines.append(f"total {total_rate:,.0f} events/s")

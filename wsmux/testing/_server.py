@@ -116,8 +116,9 @@ class MockExchange(abc.ABC):
         levels: int = 50,
     ) -> None:
         self.symbols = list(symbols)
+        # each symbol its own seeded walk, at its own price level (halving per symbol)
         self.markets = {
-            s: Market(seed * 7919 + i, tick=self.tick, lot=self.lot, levels=levels)
+            s: Market(seed * 7919 + i, mid=3_000_000 >> min(i, 10), tick=self.tick, lot=self.lot, levels=levels)
             for i, s in enumerate(self.symbols)
         }
         self.rate = rate
