@@ -176,3 +176,61 @@ async def test_subscribe_validates_arguments() -> None:
         with pytest.raises(UnknownSymbol):
             mux.subscribe(trades("toy", "btcusd"))
         assert mux.connections() == []
+
+
+async def test_compressed_frames_are_decompressed_and_bad_ones_reported() -> None:
+    from toyvenue import MockToyGzip, ToyGzipAdapter
+
+    async with (
+        MockToyGzip(["BTC-USD"]) as mock,
+        Multiplexer(endpoints={"toyz": mock.endpoint}, adapters={"toyz": ToyGzipAdapter}, backoff=FAST) as mux,
+    ):
+        stream = mux.subscribe(book("toyz", "BTC-USD"), trades("toyz", "BTC-USD"))
+        await collect_until(stream, lambda e: isinstance(e, Resynced))
+        await mock.publish(30)
+        conn = next(iter(mock.connections.values()))
+        await wait_seq(stream, "BTC-USD", conn.state["seq"]["BTC-USD"])
+        assert mux.book("toyz", "BTC-USD").depth() == mock.markets["BTC-USD"].depth()
+        await conn.send(b"\x1f\x8b\x08\x00garbage-that-is-not-gzip")
+        errors = await collect_until(stream, lambda e: isinstance(e, Error))
+        assert "decompress" in errors[-1].message  # type: ignore[attr-defined]
+        assert mux.health()["connections"][0]["connection"]["decompress_errors"] == 1
+        assert mux.book("toyz", "BTC-USD").valid
+
+
+async def test_stale_feed_reconnects() -> None:
+    from wsmux import Stale
+
+    async with MockToy(["BTC-USD"]) as mock, mux_for(mock, stale_after=0.3) as mux:
+        stream = mux.subscribe(book("toy", "BTC-USD"))
+        await collect_until(stream, lambda e: isinstance(e, Resynced))
+        assert mock.connections_total == 1
+        # no market steps: the feed goes quiet while the socket stays up
+        events = await collect_until(stream, lambda e: isinstance(e, Resynced), timeout=10)
+        kinds = [type(e) for e in events]
+        assert Stale in kinds and Disconnected in kinds and Connected in kinds
+        assert mock.connections_total == 2
+        stale = next(e for e in events if isinstance(e, Stale))
+        assert stale.silent_ns >= 300_000_000
+        assert mux.health()["connections"][0]["connection"]["stale"] == 1
+
+
+async def test_silent_peer_is_declared_dead() -> None:
+    from wsmux import Stale
+
+    class QuickDeath(ToyAdapter):
+        heartbeat = __import__("wsmux").Heartbeat(ping_message=None, ws_ping_interval=None, silence_timeout=0.3)
+
+    async with (
+        MockToy(["BTC-USD"]) as mock,
+        Multiplexer(endpoints={"toy": mock.endpoint}, adapters={"toy": QuickDeath}, backoff=FAST) as mux,
+    ):
+        stream = mux.subscribe(trades("toy", "BTC-USD"))
+        await collect_until(stream, lambda e: isinstance(e, Connected))
+        mock.faults.silent = True  # the server stops sending anything but keeps the socket
+        events = await collect_until(stream, lambda e: isinstance(e, Disconnected), timeout=10)
+        assert any(isinstance(e, Stale) for e in events)
+        assert "dead peer" in events[-1].reason  # type: ignore[attr-defined]
+        mock.faults.silent = False
+        await collect_until(stream, lambda e: isinstance(e, Connected), timeout=10)
+        assert mux.health()["connections"][0]["connection"]["silent"] == 1

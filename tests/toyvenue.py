@@ -40,17 +40,11 @@ class ToyAdapter(Adapter):
     heartbeat: ClassVar[Heartbeat] = Heartbeat(ping_message=None, ws_ping_interval=None, silence_timeout=60)
 
     def subscribe(self, subscriptions: Sequence[Subscription]) -> list[Outgoing]:
-        return [
-            orjson.dumps(
-                {"op": "sub", "topics": [f"{_CH[s.channel]}:{s.symbol}" for s in subscriptions]}
-            ).decode()
-        ]
+        return [orjson.dumps({"op": "sub", "topics": [f"{_CH[s.channel]}:{s.symbol}" for s in subscriptions]}).decode()]
 
     def unsubscribe(self, subscriptions: Sequence[Subscription]) -> list[Outgoing]:
         return [
-            orjson.dumps(
-                {"op": "unsub", "topics": [f"{_CH[s.channel]}:{s.symbol}" for s in subscriptions]}
-            ).decode()
+            orjson.dumps({"op": "unsub", "topics": [f"{_CH[s.channel]}:{s.symbol}" for s in subscriptions]}).decode()
         ]
 
     def to_native(self, symbol: str, channel: Channel = Channel.TRADES) -> str:
@@ -72,9 +66,7 @@ class ToyAdapter(Adapter):
             if t == "trade":
                 side = Side.BUY if msg["side"] == "buy" else Side.SELL
                 return [
-                    Trade(
-                        self.venue, msg["s"], float(msg["p"]), float(msg["q"]), side, str(msg["id"]), None, recv_ns
-                    )
+                    Trade(self.venue, msg["s"], float(msg["p"]), float(msg["q"]), side, str(msg["id"]), None, recv_ns)
                 ]
             if t == "ack":
                 return []
@@ -104,9 +96,7 @@ class MockToy(MockExchange):
         seq = conn.state.setdefault("seq", {}).setdefault(symbol, 1000)
         bids = [[m.price_text(p), m.size_text(s)] for p, s in sorted(m.bids.items(), reverse=True)]
         asks = [[m.price_text(p), m.size_text(s)] for p, s in sorted(m.asks.items())]
-        return orjson.dumps(
-            {"t": "book", "s": symbol, "seq": seq, "snap": True, "b": bids, "a": asks}
-        ).decode()
+        return orjson.dumps({"t": "book", "s": symbol, "seq": seq, "snap": True, "b": bids, "a": asks}).decode()
 
     def render(self, conn: MockConnection, symbol: str, change: Change) -> list[str | bytes]:
         out: list[str | bytes] = []
@@ -151,3 +141,27 @@ class ToyAdapter2(ToyAdapter):
     """The same protocol under a second venue id (for cross-venue tests)."""
 
     venue = "toy2"
+
+
+class ToyGzipAdapter(ToyAdapter):
+    """The toy protocol with every server frame gzip-compressed (like HTX)."""
+
+    venue = "toyz"
+    compressed = True
+
+    def decompress(self, frame: bytes) -> bytes:
+        import gzip
+
+        return gzip.decompress(frame)
+
+
+class MockToyGzip(MockToy):
+    venue = "toyz"
+
+    def render(self, conn: MockConnection, symbol: str, change: Change) -> list[str | bytes]:
+        import gzip
+
+        return [gzip.compress(m.encode() if isinstance(m, str) else m) for m in super().render(conn, symbol, change)]
+
+    def snapshot(self, conn: MockConnection, symbol: str) -> str:
+        return super().snapshot(conn, symbol)

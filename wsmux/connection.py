@@ -59,7 +59,9 @@ class TransportConnection(Protocol):
     """An open WebSocket as the Connection sees it."""
 
     async def recv(self) -> bytes | str:
-        """The next frame (text frames as UTF-8 bytes where possible)."""
+        """The next frame: binary frames as bytes; text frames as UTF-8
+        bytes if the connection was opened with ``text_as_bytes`` (the JSON
+        parser takes bytes, saving a decode), else as str."""
         ...
 
     async def send(self, message: Outgoing) -> None: ...
@@ -71,19 +73,23 @@ class Transport(Protocol):
     """Opens WebSockets. Swap it for a faster client or a test double."""
 
     async def connect(
-        self, url: str, *, open_timeout: float, ws_ping_interval: float | None
-    ) -> TransportConnection: ...
+        self, url: str, *, open_timeout: float, ws_ping_interval: float | None, text_as_bytes: bool = True
+    ) -> TransportConnection:
+        """Open ``url``. ``text_as_bytes=False`` keeps text frames as str so a
+        venue that compresses only its binary frames can tell them apart."""
+        ...
 
 
 class _WsConn:
-    __slots__ = ("_ws",)
+    __slots__ = ("_decode", "_ws")
 
-    def __init__(self, ws: Any) -> None:
+    def __init__(self, ws: Any, text_as_bytes: bool) -> None:
         self._ws = ws
+        self._decode = False if text_as_bytes else None
 
     async def recv(self) -> bytes | str:
         try:
-            frame: bytes | str = await self._ws.recv(decode=False)
+            frame: bytes | str = await self._ws.recv(decode=self._decode)
         except Exception as exc:
             raise ConnectionClosed(f"{type(exc).__name__}: {exc}") from exc
         return frame
@@ -110,7 +116,9 @@ class WebsocketsTransport:
     def __init__(self, *, max_size: int = 64 * 2**20) -> None:
         self.max_size = max_size
 
-    async def connect(self, url: str, *, open_timeout: float, ws_ping_interval: float | None) -> TransportConnection:
+    async def connect(
+        self, url: str, *, open_timeout: float, ws_ping_interval: float | None, text_as_bytes: bool = True
+    ) -> TransportConnection:
         from websockets.asyncio.client import connect
 
         try:
@@ -129,7 +137,7 @@ class WebsocketsTransport:
             raise ConnectionClosed(f"cannot connect to {url}: {exc}") from exc
         except Exception as exc:
             raise TransportError(f"cannot connect to {url}: {type(exc).__name__}: {exc}") from exc
-        return _WsConn(ws)
+        return _WsConn(ws, text_as_bytes)
 
 
 @attrs.define(slots=True)
@@ -217,6 +225,7 @@ class Connection:
         self._closing = False
         self._bucket = TokenBucket(adapter.limits.messages_per_second)
         self._snapshot_failures: dict[str, int] = {}
+        self._kill_reason: str | None = None
         self.url = ""
 
     # --- control ------------------------------------------------------------------
@@ -252,6 +261,8 @@ class Connection:
         for sub in new:
             if sub.channel is Channel.BOOK:
                 self.feed.add_book(sub)
+            elif sub.channel is Channel.L3:
+                self.feed.add_l3(sub)
             self.subscriptions.add(sub)
         if new and self._ws is not None and self.state == "open":
             await self._send_all(self.adapter.subscribe(new))
@@ -263,6 +274,8 @@ class Connection:
             self.subscriptions.discard(sub)
             if sub.channel is Channel.BOOK:
                 self.feed.remove_book(sub.symbol)
+            elif sub.channel is Channel.L3:
+                self.feed.remove_l3(sub.symbol)
         if gone and self._ws is not None and self.state == "open":
             with contextlib.suppress(TransportError):
                 await self._send_all(self.adapter.unsubscribe(gone))
@@ -279,7 +292,8 @@ class Connection:
                 raise
             except Exception as exc:
                 up_since = self.stats.connected_since
-                reason = f"{type(exc).__name__}: {exc}"
+                reason = self._kill_reason or f"{type(exc).__name__}: {exc}"
+                self._kill_reason = None
                 retry = should_retry(exc) and not self._closing
                 if self._ws is None and up_since is None:
                     self.stats.connect_failures += 1
@@ -323,7 +337,10 @@ class Connection:
         self.url = url = adapter.connect_url(subs)
         self.state = "connecting"
         ws = await self.transport.connect(
-            url, open_timeout=self.connect_timeout, ws_ping_interval=adapter.heartbeat.ws_ping_interval
+            url,
+            open_timeout=self.connect_timeout,
+            ws_ping_interval=adapter.heartbeat.ws_ping_interval,
+            text_as_bytes=not adapter.compressed,
         )
         self._ws = ws
         self.stats.connects += 1
@@ -454,6 +471,7 @@ class Connection:
                     return
 
     async def _kill(self, reason: str, silent_s: float) -> None:
+        self._kill_reason = reason
         self.sink(Stale(self.venue, None, None, int(silent_s * 1e9), self.clock.time_ns()))
         ws = self._ws
         if ws is not None:
