@@ -334,6 +334,7 @@ class Connection:
     async def _connect_and_pump(self) -> None:
         adapter = self.adapter
         subs = sorted(self.subscriptions, key=str)
+        adapter.reset()  # a new connection: forget the old one's state before building the URL
         self.url = url = adapter.connect_url(subs)
         self.state = "connecting"
         ws = await self.transport.connect(
@@ -349,7 +350,6 @@ class Connection:
         self.stats.last_frame_mono = now
         self.stats.last_data_mono = now
         self._record("open", self.clock.time_ns(), _json.dumps([str(s) for s in subs]), url)
-        adapter.reset()
         self.state = "open"
         self._spawn(self._watchdog(), "wsmux-dog")
         if subs:
