@@ -234,3 +234,28 @@ async def test_silent_peer_is_declared_dead() -> None:
         mock.faults.silent = False
         await collect_until(stream, lambda e: isinstance(e, Connected), timeout=10)
         assert mux.health()["connections"][0]["connection"]["silent"] == 1
+
+
+async def test_subscription_added_while_connecting_is_sent() -> None:
+    from wsmux.connection import WebsocketsTransport
+
+    started = asyncio.Event()
+    gate = asyncio.Event()
+
+    class GatedTransport(WebsocketsTransport):
+        async def connect(self, url, **kw):  # type: ignore[no-untyped-def,override]
+            started.set()
+            await gate.wait()
+            return await super().connect(url, **kw)
+
+    async with MockToy(["BTC-USD"]) as mock, mux_for(mock, transport=GatedTransport()) as mux:
+        first = mux.subscribe(trades("toy", "BTC-USD"))
+        await asyncio.wait_for(started.wait(), 5)
+        second = mux.subscribe(book("toy", "BTC-USD"))  # lands on the connection being opened
+        await asyncio.sleep(0)
+        gate.set()
+        await collect_until(second, lambda e: isinstance(e, Resynced))
+        conn = next(iter(mock.connections.values()))
+        assert conn.topics == {"trades:BTC-USD", "book:BTC-USD"}
+        assert len(mux.connections()) == 1
+        await first.aclose()

@@ -266,6 +266,7 @@ class Connection:
             self.subscriptions.add(sub)
         if new and self._ws is not None and self.state == "open":
             await self._send_all(self.adapter.subscribe(new))
+        # (while "connecting", _connect_and_pump sends the set as it is once open)
 
     async def remove(self, subs: Iterable[Subscription]) -> None:
         """Cancel subscriptions."""
@@ -352,8 +353,13 @@ class Connection:
         self._record("open", self.clock.time_ns(), _json.dumps([str(s) for s in subs]), url)
         self.state = "open"
         self._spawn(self._watchdog(), "wsmux-dog")
-        if subs:
-            await self._send_all(adapter.subscribe(subs))
+        # subscriptions may have changed while the socket was opening
+        current = sorted(self.subscriptions, key=str)
+        if current:
+            await self._send_all(adapter.subscribe(current))
+        dropped = [s for s in subs if s not in self.subscriptions]
+        if dropped:
+            await self._send_all(adapter.unsubscribe(dropped))
         self.sink(Connected(self.venue, self.conn_id, url, self.clock.time_ns()))
         await self._pump(ws)
 
@@ -423,11 +429,13 @@ class Connection:
         else:
             if self.recorder is not None:
                 self.recorder("rest", self.conn_id, recv_ns, body, str(response.url))
-            before = self.feed.stats.snapshot_failures
             self.feed.on_snapshot_body(symbol, body, recv_ns)
-            if self.feed.stats.snapshot_failures == before:
+            sync = self.feed.syncs.get(symbol)
+            if sync is None or sync.valid:
                 self._snapshot_failures.pop(symbol, None)
             else:
+                # refused (bad body), too old (REFETCH) or broken on replay: the
+                # next fetch backs off like after a failure, never a hot loop
                 self._snapshot_failures[symbol] = failures + 1
         if self.feed.actions:
             with contextlib.suppress(TransportError):
