@@ -5,6 +5,7 @@ are given "now" and return how long to wait, so they are tested without time.
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Iterator
 
@@ -36,7 +37,9 @@ class Backoff:
     min_delay: float = 0.0
 
     def __attrs_post_init__(self) -> None:
-        if self.initial <= 0 or self.factor < 1 or self.cap < self.initial or self.min_delay < 0:
+        # finite values only (NaN fails every comparison; an infinite delay never ends)
+        finite = all(math.isfinite(v) for v in (self.initial, self.factor, self.cap, self.min_delay))
+        if not (finite and self.initial > 0 and self.factor >= 1 and self.cap >= self.initial and self.min_delay >= 0):
             raise ConfigError(f"invalid backoff {self!r}")
 
     def delays(self, rng: random.Random | None = None) -> Iterator[float]:
@@ -53,12 +56,22 @@ def should_retry(exc: BaseException) -> bool:
 
     Caller misuse (:class:`~wsmux.errors.LocalError`) and HTTP 401/403 on the
     handshake are final; everything else (timeouts, resets, 5xx, 429) is
-    retried with backoff.
+    retried with backoff. ``exc`` and its chain of ``__cause__`` are judged,
+    so a wrapped ``TransportError(...) from InvalidStatus(403)`` is final too.
     """
-    if isinstance(exc, LocalError):
-        return False
-    status = getattr(getattr(exc, "response", None), "status_code", None)
-    return status not in (401, 403)
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    # The Connection wraps foreign errors (``raise TransportError(...) from
+    # exc``): judge the whole chain of causes, not only the wrapper.
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if isinstance(cause, LocalError):
+            return False
+        status = getattr(getattr(cause, "response", None), "status_code", None)
+        if status in (401, 403):
+            return False
+        cause = cause.__cause__
+    return True
 
 
 class TokenBucket:
@@ -72,8 +85,10 @@ class TokenBucket:
     __slots__ = ("_stamp", "_tokens", "burst", "rate")
 
     def __init__(self, rate: float, burst: float | None = None) -> None:
-        if rate <= 0:
+        if not rate > 0:  # NaN too
             raise ConfigError(f"rate must be positive, not {rate}")
+        if burst is not None and not burst > 0:
+            raise ConfigError(f"burst must be positive, not {burst}")
         self.rate = rate
         self.burst = burst if burst is not None else max(1.0, rate)
         self._tokens = self.burst

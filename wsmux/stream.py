@@ -239,6 +239,7 @@ class Stream:
         name = getattr(fn, "__qualname__", repr(fn))
         err = Error(None, None, ErrorKind.CALLBACK, f"callback {name} raised {type(exc).__name__}: {exc}", 0)
         if self._buffering:
+            self.stats.received += 1  # the Error is an event of this stream: keep the accounting exact
             self._buffer(err)
 
     @property
@@ -286,17 +287,17 @@ class Stream:
 
     async def __anext__(self) -> Event:
         while True:
-            if self._pending_drops:
-                count = self._pending_drops
-                self._pending_drops = 0
-                now = self._clock_ns() if self._clock_ns else 0
-                return Dropped(self.name, count, "overflow", now)
-            if self._overflowed:
+            if self._overflowed:  # RAISE: the very next read raises (then reports the loss)
                 self._overflowed = False
                 raise StreamOverflow(
                     f"stream {self.name} overflowed its buffer of {self.maxsize} events "
                     f"({self.stats.dropped} dropped so far)"
                 )
+            if self._pending_drops:
+                count = self._pending_drops
+                self._pending_drops = 0
+                now = self._clock_ns() if self._clock_ns else 0
+                return Dropped(self.name, count, "overflow", now)
             if self._buf:
                 event = self._buf.popleft()
                 self.stats.delivered += 1

@@ -1,0 +1,453 @@
+"""Stream: overflow policies, accounting, callbacks and closing, driven by
+calling ``Stream._put`` directly (the multiplexer's side of the stream)."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Callable
+
+import pytest
+
+from wsmux import StreamOverflow
+from wsmux.errors import ClosedError, ConfigError
+from wsmux.model import (
+    Dropped,
+    Error,
+    ErrorKind,
+    Event,
+    Funding,
+    MarketEvent,
+    Quote,
+    Side,
+    StatusEvent,
+    Trade,
+)
+from wsmux.stream import Overflow, Stream
+
+
+def trade(i: int, symbol: str = "A-B") -> Trade:
+    return Trade("v", symbol, 100.0 + i, 1.0, Side.BUY, str(i), None, i)
+
+
+def quote(symbol: str, i: int, venue: str = "v") -> Quote:
+    return Quote(venue, symbol, 100.0, 1.0, 101.0 + i, 1.0, None, i)
+
+
+def make(maxsize: int, overflow: Overflow, **kw: object) -> Stream:
+    return Stream((), maxsize=maxsize, overflow=overflow, name="s", **kw)  # type: ignore[arg-type]
+
+
+def blocked(stream: Stream) -> bool:
+    return stream.blocked  # (a call, so that mypy does not narrow the property)
+
+
+def check_accounting(stream: Stream) -> None:
+    s = stream.stats
+    assert s.received == s.delivered + s.dropped + stream.buffered, s
+    assert s.max_buffered >= stream.buffered
+
+
+async def read(stream: Stream, n: int) -> list[Event]:
+    out = []
+    for _ in range(n):
+        out.append(await asyncio.wait_for(stream.__anext__(), 5))
+        check_accounting(stream)
+    return out
+
+
+async def until(predicate: Callable[[], bool], what: str) -> None:
+    """Yield to the loop until ``predicate`` holds (bounded: a hang is a failure)."""
+    for _ in range(10_000):
+        if predicate():
+            return
+        await asyncio.sleep(0)
+    raise AssertionError(f"never happened: {what}")
+
+
+def test_maxsize_must_be_positive() -> None:
+    with pytest.raises(ConfigError):
+        Stream((), maxsize=0)
+
+
+# --- DROP_OLDEST ------------------------------------------------------------------------------
+
+
+async def test_drop_oldest_keeps_the_newest_and_reports_the_loss_first() -> None:
+    stream = make(3, Overflow.DROP_OLDEST, clock_ns=lambda: 777)
+    stream.__aiter__()
+    for i in range(5):
+        stream._put(trade(i))
+        check_accounting(stream)
+    assert stream.buffered == 3 and stream.stats.dropped == 2
+    assert stream.stats.dropped_by_reason == {"overflow": 2}
+    assert not stream.blocked  # only BLOCK streams block
+    events = await read(stream, 4)
+    assert events == [Dropped("s", 2, "overflow", 777), trade(2), trade(3), trade(4)]
+    assert stream.stats.delivered == 3
+    # a later loss is reported before the next event again
+    for i in range(5, 9):
+        stream._put(trade(i))
+    assert await read(stream, 4) == [Dropped("s", 1, "overflow", 777), trade(6), trade(7), trade(8)]
+    assert stream.stats == type(stream.stats)(
+        received=9, delivered=6, dropped=3, max_buffered=3, dropped_by_reason={"overflow": 3}
+    )
+
+
+async def test_drop_oldest_without_pressure_drops_nothing() -> None:
+    stream = make(3, Overflow.DROP_OLDEST)
+    for i in range(3):
+        stream._put(trade(i))
+        assert await read(stream, 1) == [trade(i)]
+    assert stream.stats.dropped == 0 and stream.stats.delivered == 3
+
+
+# --- CONFLATE -----------------------------------------------------------------------------------
+
+
+async def test_conflate_keeps_the_latest_quote_per_key_and_drops_oldest_otherwise() -> None:
+    stream = make(3, Overflow.CONFLATE)
+    qa1, qb1, t1 = quote("A", 1), quote("B", 1), trade(1)
+    for e in (qa1, qb1, t1):
+        stream._put(e)
+    assert stream.stats.dropped == 0
+    qa2 = quote("A", 2)
+    stream._put(qa2)  # replaces A's quote where it waits
+    check_accounting(stream)
+    assert list(stream._buf) == [qa2, qb1, t1]
+    qb2 = quote("B", 2)
+    stream._put(qb2)
+    assert list(stream._buf) == [qa2, qb2, t1]
+    assert stream.stats.conflated == 2 and stream.stats.dropped_by_reason == {"conflated": 2}
+    t2 = trade(2)
+    stream._put(t2)  # a trade is never conflated: the oldest event goes
+    check_accounting(stream)
+    assert list(stream._buf) == [qb2, t1, t2]
+    assert stream.stats.dropped_by_reason == {"conflated": 2, "overflow": 1}
+    events = await read(stream, 4)
+    assert events == [Dropped("s", 3, "overflow", 0), qb2, t1, t2]
+
+
+async def test_conflate_keys_by_type_venue_and_symbol() -> None:
+    stream = make(2, Overflow.CONFLATE)
+    qa = quote("A", 1)
+    stream._put(qa)
+    stream._put(quote("A", 1, venue="w"))  # another venue: another key
+    f = Funding("v", "A", 0.0001, None, None, None, 5)
+    stream._put(f)  # another type: another key -> the oldest goes
+    check_accounting(stream)
+    assert list(stream._buf) == [quote("A", 1, venue="w"), f]
+    f2 = Funding("v", "A", 0.0002, None, None, None, 6)
+    stream._put(f2)
+    assert list(stream._buf) == [quote("A", 1, venue="w"), f2]
+    assert stream.stats.conflated == 1
+
+
+async def test_conflate_after_the_conflated_event_was_read() -> None:
+    stream = make(2, Overflow.CONFLATE)
+    stream._put(quote("A", 1))
+    stream._put(trade(1))
+    assert await read(stream, 1) == [quote("A", 1)]
+    stream._put(trade(2))
+    stream._put(quote("A", 2))  # full, and A's old quote is gone: drop the oldest
+    check_accounting(stream)
+    assert await read(stream, 3) == [Dropped("s", 1, "overflow", 0), trade(2), quote("A", 2)]
+
+
+async def test_conflate_a_quote_whose_older_twin_was_dropped() -> None:
+    stream = make(2, Overflow.CONFLATE)
+    stream._put(quote("A", 1))
+    stream._put(trade(1))
+    stream._put(trade(2))  # drops quote A1
+    stream._put(quote("A", 2))  # A1 is not buffered any more: drop the oldest (trade 1)
+    check_accounting(stream)
+    assert list(stream._buf) == [trade(2), quote("A", 2)]
+    stream._put(quote("A", 3))  # now conflates with A2
+    assert list(stream._buf) == [trade(2), quote("A", 3)]
+    check_accounting(stream)
+
+
+# --- RAISE ----------------------------------------------------------------------------------------
+
+
+async def test_raise_raises_on_the_next_read() -> None:
+    stream = make(2, Overflow.RAISE)
+    for i in range(3):
+        stream._put(trade(i))
+    check_accounting(stream)
+    assert stream.stats.dropped == 1 and stream.buffered == 2
+    with pytest.raises(StreamOverflow, match="overflowed its buffer of 2 events") as info:
+        await stream.__anext__()
+    assert isinstance(info.value, BufferError)
+    check_accounting(stream)
+    # the stream is still readable: the loss, then what was kept
+    assert await read(stream, 3) == [Dropped("s", 1, "overflow", 0), trade(0), trade(1)]
+
+
+async def test_raise_in_a_batch_read() -> None:
+    stream = make(2, Overflow.RAISE)
+    stream._put(trade(0))
+    assert await stream.get_batch() == [trade(0)]
+    for i in range(1, 5):
+        stream._put(trade(i))
+    with pytest.raises(StreamOverflow):
+        await stream.get_batch()
+    assert await stream.get_batch() == [Dropped("s", 2, "overflow", 0), trade(1), trade(2)]
+    check_accounting(stream)
+
+
+# --- BLOCK ------------------------------------------------------------------------------------------
+
+
+async def test_block_never_drops_and_signals_space() -> None:
+    stream = make(2, Overflow.BLOCK)
+    await asyncio.wait_for(stream._wait_space(), 5)  # room: returns at once
+    stream._put(trade(0))
+    assert not blocked(stream)
+    stream._put(trade(1))
+    assert blocked(stream)
+    stream._put(trade(2))  # a frame's worth beyond maxsize is accepted, not dropped
+    assert blocked(stream) and stream.buffered == 3 and stream.stats.dropped == 0
+    check_accounting(stream)
+    waiter = asyncio.ensure_future(stream._wait_space())
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert not waiter.done()
+    assert await read(stream, 1) == [trade(0)]
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert blocked(stream) and not waiter.done()  # 2 of 2: still full
+    assert await read(stream, 1) == [trade(1)]
+    await asyncio.wait_for(waiter, 5)
+    assert not blocked(stream)
+    assert await read(stream, 1) == [trade(2)]
+    assert stream.stats.dropped == 0 and stream.stats.delivered == 3
+
+
+async def test_block_wait_ends_when_the_stream_closes() -> None:
+    stream = make(1, Overflow.BLOCK)
+    stream._put(trade(0))
+    waiter = asyncio.ensure_future(stream._wait_space())
+    await asyncio.sleep(0)
+    await stream.aclose()
+    await asyncio.wait_for(waiter, 5)
+
+
+# --- callbacks ----------------------------------------------------------------------------------------
+
+
+async def test_sync_callback_errors_become_error_events() -> None:
+    stream = make(10, Overflow.DROP_OLDEST)
+    stream.__aiter__()
+    seen: list[Event] = []
+
+    def boom(event: Trade) -> None:
+        seen.append(event)
+        raise ValueError("no")
+
+    stream.on(Trade, boom)
+    stream._put(trade(1))
+    check_accounting(stream)
+    assert seen == [trade(1)]
+    assert stream.stats.callback_errors == 1
+    err, t = await read(stream, 2)
+    assert isinstance(err, Error) and err.kind is ErrorKind.CALLBACK
+    assert "ValueError: no" in err.message and "boom" in err.message
+    assert t == trade(1)
+
+
+async def test_callbacks_match_by_type_and_base_class() -> None:
+    stream = make(10, Overflow.DROP_OLDEST)
+    got: dict[str, list[Event]] = {"trade": [], "market": [], "status": [], "all": []}
+    stream.on(Trade, got["trade"].append)
+    stream.on(MarketEvent, got["market"].append)
+    stream.on(StatusEvent, got["status"].append)
+    stream.on(Event, got["all"].append)
+    q, t, d = quote("A", 1), trade(1), Dropped("x", 1, "overflow", 0)
+    for e in (q, t, d):
+        stream._put(e)
+    assert got == {"trade": [t], "market": [q, t], "status": [d], "all": [q, t, d]}
+
+
+async def test_async_callbacks_run_in_order() -> None:
+    stream = make(10, Overflow.DROP_OLDEST)
+    order: list[tuple[str, int]] = []
+
+    async def first(event: Trade) -> None:
+        await asyncio.sleep(0)  # yield between callbacks: order must still hold
+        order.append(("first", int(event.trade_id or 0)))
+
+    async def second(event: Trade) -> None:
+        order.append(("second", int(event.trade_id or 0)))
+
+    stream.on(Trade, first).on(Trade, second)
+    for i in range(5):
+        stream._put(trade(i))
+    await until(lambda: len(order) == 10, "ten callbacks")
+    assert order == [(name, i) for i in range(5) for name in ("first", "second")]
+    await stream.aclose()
+
+
+async def test_async_callback_errors_are_reported_and_do_not_stop_later_ones() -> None:
+    stream = make(10, Overflow.DROP_OLDEST)
+    stream.__aiter__()
+    calls: list[int] = []
+
+    async def bad(event: Trade) -> None:
+        raise RuntimeError(f"bad {event.trade_id}")
+
+    async def good(event: Trade) -> None:
+        calls.append(int(event.trade_id or 0))
+
+    stream.on(Trade, bad).on(Trade, good)
+    stream._put(trade(1))
+    stream._put(trade(2))
+    await until(lambda: calls == [1, 2], "both good callbacks")
+    assert stream.stats.callback_errors == 2
+    check_accounting(stream)
+    events = await read(stream, 4)
+    assert events[:2] == [trade(1), trade(2)]
+    assert all(isinstance(e, Error) and e.kind is ErrorKind.CALLBACK for e in events[2:])
+    assert "RuntimeError: bad 1" in events[2].message  # type: ignore[attr-defined]
+    await stream.aclose()
+
+
+async def test_callback_only_stream_does_not_buffer() -> None:
+    stream = make(2, Overflow.RAISE)
+    got: list[Event] = []
+
+    def record(event: Event) -> None:
+        got.append(event)
+        if len(got) == 3:
+            raise KeyError("third")
+
+    stream.on(Trade, record)
+    for i in range(10):
+        stream._put(trade(i))
+        check_accounting(stream)
+    assert len(got) == 10
+    assert stream.buffered == 0 and stream.stats.dropped == 0
+    assert stream.stats.delivered == 10 and stream.stats.callback_errors == 1
+
+
+async def test_iterating_turns_buffering_back_on() -> None:
+    stream = make(5, Overflow.DROP_OLDEST)
+    got: list[Event] = []
+    stream.on(Trade, got.append)
+    stream._put(trade(0))  # callback only: not buffered
+    stream.__aiter__()
+    stream._put(trade(1))
+    assert got == [trade(0), trade(1)]
+    assert await read(stream, 1) == [trade(1)]
+    check_accounting(stream)
+
+
+# --- closing ------------------------------------------------------------------------------------------
+
+
+async def test_aclose_ends_iteration_after_the_buffer() -> None:
+    closed: list[Stream] = []
+
+    async def on_close(s: Stream) -> None:
+        closed.append(s)
+
+    stream = Stream((), maxsize=10, name="s", on_close=on_close)
+    stream._put(trade(0))
+    got: list[Event] = []
+
+    async def consume() -> None:
+        async for event in stream:
+            got.append(event)
+
+    task = asyncio.ensure_future(consume())
+    await until(lambda: got == [trade(0)], "the first event")
+    assert not task.done()  # waiting for more
+    await stream.aclose()
+    await asyncio.wait_for(task, 5)
+    assert got == [trade(0)]
+    assert stream.closed and closed == [stream]
+    await stream.aclose()  # idempotent
+    assert closed == [stream]
+    stream._put(trade(1))  # ignored after close
+    assert stream.stats.received == 1
+    with pytest.raises(StopAsyncIteration):
+        await stream.__anext__()
+    with pytest.raises(ClosedError):
+        stream.on(Trade, got.append)
+
+
+async def test_buffered_events_are_readable_after_close() -> None:
+    stream = make(10, Overflow.BLOCK)
+    for i in range(3):
+        stream._put(trade(i))
+    await stream.aclose()
+    assert [e async for e in stream] == [trade(0), trade(1), trade(2)]
+
+
+async def test_context_manager_closes() -> None:
+    async with make(10, Overflow.BLOCK) as stream:
+        stream._put(trade(0))
+    assert stream.closed
+
+
+async def test_get_batch() -> None:
+    stream = make(10, Overflow.DROP_OLDEST)
+    for i in range(5):
+        stream._put(trade(i))
+    assert await stream.get_batch(3) == [trade(0), trade(1), trade(2)]
+    assert await stream.get_batch() == [trade(3), trade(4)]
+    check_accounting(stream)
+    waiting = asyncio.ensure_future(stream.get_batch())
+    await asyncio.sleep(0)
+    assert not waiting.done()
+    stream._put(trade(5))
+    assert await asyncio.wait_for(waiting, 5) == [trade(5)]
+
+
+# --- the accounting identity under a random mix of everything -------------------------------------
+
+
+@pytest.mark.parametrize("policy", list(Overflow))
+@pytest.mark.parametrize("seed", range(5))
+async def test_accounting_identity_under_random_load(policy: Overflow, seed: int) -> None:
+    rng = random.Random(seed)
+    stream = make(rng.randrange(1, 6), policy)
+    stream.__aiter__()
+    if rng.random() < 0.5:
+
+        def sometimes_fails(event: Event) -> None:
+            if rng.random() < 0.2:
+                raise ValueError("x")
+
+        stream.on(Event, sometimes_fails)
+    dropped_seen = 0
+    delivered_seen = 0
+    for _ in range(400):
+        if rng.random() < 0.6:
+            stream._put(rng.choice([trade(rng.randrange(9)), quote(rng.choice("AB"), rng.randrange(9))]))
+        else:
+            try:
+                if stream.buffered or stream._pending_drops or stream._overflowed:
+                    e = await stream.__anext__()
+                    if isinstance(e, Dropped):
+                        dropped_seen += e.count
+                    else:
+                        delivered_seen += 1
+            except StreamOverflow:
+                assert policy is Overflow.RAISE
+        check_accounting(stream)
+        if policy is Overflow.BLOCK:
+            assert stream.stats.dropped == 0
+    while stream.buffered or stream._pending_drops or stream._overflowed:
+        try:
+            e = await stream.__anext__()
+        except StreamOverflow:
+            continue
+        if isinstance(e, Dropped):
+            dropped_seen += e.count
+        else:
+            delivered_seen += 1
+    check_accounting(stream)
+    # every drop was reported in-band, every delivery counted
+    assert dropped_seen == stream.stats.dropped
+    assert delivered_seen == stream.stats.delivered == stream.stats.received - stream.stats.dropped

@@ -1,0 +1,339 @@
+"""Events to and from plain dicts and JSON (the ``--format jsonl`` form).
+
+The event classes in :mod:`wsmux.model` know nothing about serialization; this
+module owns the mapping, through one :mod:`cattrs` converter (:data:`converter`).
+
+The dict form
+-------------
+An event becomes a flat ``dict`` with one key per attribute (the attribute
+names of :mod:`wsmux.model`, unchanged) plus a ``"type"`` tag naming the class.
+A trade::
+
+    {"venue": "binance", "symbol": "BTC-USDT", "price": 50000.5, "size": 0.25,
+     "side": "buy", "trade_id": "17", "ts": 1700000000000000000,
+     "recv_ns": 1700000000000412000, "seq": None, "type": "trade"}
+
+* ``"type"`` is the tag of :data:`EVENT_TAGS` (``"trade"``, ``"quote"``,
+  ``"consolidated_quote"``, ``"book_snapshot"``, ``"book_update"``, ``"l3_snapshot"``,
+  ``"order_update"``, ``"funding"``, ``"open_interest"``, ``"liquidation"``,
+  ``"connected"``, ``"disconnected"``, ``"gap"``, ``"resynced"``,
+  ``"stale"``, ``"error"``, ``"dropped"``). Tags are part of the format and
+  do not follow renames of the classes. Key order is not significant (the
+  tag comes last, which is the cheapest place to put it).
+* Enums are their values (``Side.BUY`` → ``"buy"``, ``Channel.BOOK`` → ``"book"``).
+* Book levels are lists of ``[price, size]`` lists, best first; the venue's
+  text of levels (``bids_text``/``asks_text``) is lists of ``[price_text,
+  size_text]``; L3 orders are ``[order_id, side, price, size]`` lists.
+* Timestamps are integer nanoseconds; absent values are ``None``. Every
+  attribute is present, defaults included, so a line is self-describing.
+
+JSON is that dict serialized by :mod:`orjson` (UTF-8 bytes, no trailing
+newline). JSON has no ``NaN``: a non-finite float (e.g. the empty side of a
+:class:`~wsmux.Quote`) is written as ``null`` and reads back as ``nan`` in a
+float attribute (as ``None`` in an optional one such as
+``Funding.mark_price``).
+
+Reading ignores *extra* keys (a newer wsmux may add attributes) and lets
+attributes that have a default be omitted. :func:`from_dict` and
+:func:`from_json` raise :class:`~wsmux.errors.ConfigError` (a ``ValueError``)
+for anything that cannot be read as a wsmux event — no or an unknown
+``"type"``, a missing attribute, a value that does not convert (an unknown
+enum value, a level that is not a pair), or (``from_json``) text that is not
+JSON. The caller handed in a bad value; wsmux did not receive it from a
+venue, so it is not a :class:`~wsmux.errors.MalformedMessage`.
+
+Speed: :func:`to_dict` uses cattrs' generated per-class functions with
+hand-written hooks for levels, enums and optional primitives, so it does no
+per-attribute type dispatch: it costs what building the dict by hand costs
+(measured: 0.5 µs for a trade, 0.05 µs per book level; :func:`from_dict`
+about 2.5 µs for a trade).
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+import operator
+import types
+import typing
+from collections.abc import Callable, Mapping
+from typing import Any, Final
+
+import cattrs
+import orjson
+from cattrs.fns import identity
+from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn
+
+from wsmux.errors import ConfigError
+from wsmux.model import (
+    BookSide,
+    BookSnapshot,
+    BookUpdate,
+    Connected,
+    ConsolidatedQuote,
+    Disconnected,
+    Dropped,
+    Error,
+    Event,
+    Funding,
+    Gap,
+    L3Snapshot,
+    Levels,
+    Liquidation,
+    MarketEvent,
+    OpenInterest,
+    OrderUpdate,
+    Quote,
+    Resynced,
+    Stale,
+    StatusEvent,
+    TextLevels,
+    Trade,
+)
+
+__all__ = ["EVENT_TAGS", "converter", "from_dict", "from_json", "to_dict", "to_json"]
+
+EVENT_TAGS: Final[Mapping[type[Event], str]] = types.MappingProxyType(
+    {
+        Trade: "trade",
+        Quote: "quote",
+        ConsolidatedQuote: "consolidated_quote",
+        BookSnapshot: "book_snapshot",
+        BookUpdate: "book_update",
+        L3Snapshot: "l3_snapshot",
+        OrderUpdate: "order_update",
+        Funding: "funding",
+        OpenInterest: "open_interest",
+        Liquidation: "liquidation",
+        Connected: "connected",
+        Disconnected: "disconnected",
+        Gap: "gap",
+        Resynced: "resynced",
+        Stale: "stale",
+        Error: "error",
+        Dropped: "dropped",
+    }
+)
+"""The ``"type"`` tag of every event class (the tagged union of the dict form)."""
+
+_TAG_KEY: Final = "type"
+
+_NAN = math.nan
+_PRIMITIVES = frozenset({int, float, str, bool, type(None)})
+_L3Orders = tuple[tuple[str, BookSide, float, float], ...]
+_Structure = Callable[[Any, Any], Any]
+
+converter = cattrs.Converter()
+"""The converter that owns the dict form. ``converter.unstructure(event)``
+equals :func:`to_dict`; ``converter.structure(d, Event)`` equals
+:func:`from_dict`; ``converter.structure(d, Trade)`` reads one class."""
+
+
+# --- hooks for the shapes events are made of -------------------------------------
+
+
+def _union_args(t: Any) -> tuple[Any, ...]:
+    if typing.get_origin(t) in (typing.Union, types.UnionType):
+        return typing.get_args(t)
+    return ()
+
+
+def _is_optional_primitive(t: Any) -> bool:
+    args = _union_args(t)
+    return bool(args) and all(a in _PRIMITIVES for a in args)
+
+
+def _is_enum(t: Any) -> bool:
+    return isinstance(t, type) and issubclass(t, enum.Enum)
+
+
+def _optional_enum(t: Any) -> type[enum.Enum] | None:
+    args = _union_args(t)
+    if len(args) == 2 and type(None) in args:
+        other = args[0] if args[1] is type(None) else args[1]
+        if _is_enum(other):
+            return typing.cast("type[enum.Enum]", other)
+    return None
+
+
+def _pairs_out(levels: tuple[tuple[Any, Any], ...]) -> list[list[Any]]:
+    return [[p, s] for p, s in levels]
+
+
+def _optional_pairs_out(levels: tuple[tuple[Any, Any], ...] | None) -> list[list[Any]] | None:
+    return None if levels is None else [[p, s] for p, s in levels]
+
+
+def _orders_out(orders: _L3Orders) -> list[list[Any]]:
+    return [[oid, side.value, p, s] for oid, side, p, s in orders]
+
+
+def _optional_enum_out(value: enum.Enum | None) -> Any:
+    return None if value is None else value.value
+
+
+def _float_in(value: Any, _: Any) -> float:
+    # JSON has no NaN: orjson writes non-finite floats as null.
+    return _NAN if value is None else float(value)
+
+
+def _optional_primitive_in(t: Any) -> _Structure:
+    kinds = [a for a in _union_args(t) if a is not type(None)]
+    if len(kinds) != 1:
+        return lambda value, _: value
+    kind = kinds[0]
+    # None stays None here: JSON null means nan only where None is not a value.
+    return lambda value, _: None if value is None else kind(value)
+
+
+def _optional_enum_in(t: Any) -> _Structure:
+    kind = _optional_enum(t)
+    assert kind is not None
+    return lambda value, _: None if value is None else kind(value)
+
+
+def _levels_in(value: Any, _: Any) -> Levels:
+    return tuple([(_float_in(p, None), _float_in(s, None)) for p, s in value])
+
+
+def _text_levels_in(value: Any, _: Any) -> TextLevels | None:
+    if value is None:
+        return None
+    out: list[tuple[str, str]] = []
+    for p, s in value:
+        if not isinstance(p, str) or not isinstance(s, str):
+            raise TypeError(f"level text must be strings, not {p!r}, {s!r}")
+        out.append((p, s))
+    return tuple(out)
+
+
+def _orders_in(value: Any, _: Any) -> _L3Orders:
+    return tuple([(str(oid), BookSide(side), _float_in(p, None), _float_in(s, None)) for oid, side, p, s in value])
+
+
+converter.register_unstructure_hook_func(_is_optional_primitive, identity)
+converter.register_unstructure_hook_func(_is_enum, operator.attrgetter("value"))
+converter.register_unstructure_hook_func(lambda t: _optional_enum(t) is not None, _optional_enum_out)
+converter.register_unstructure_hook_func(lambda t: t == Levels, _pairs_out)
+converter.register_unstructure_hook_func(lambda t: t == TextLevels | None, _optional_pairs_out)
+converter.register_unstructure_hook_func(lambda t: t == _L3Orders, _orders_out)
+
+converter.register_structure_hook(float, _float_in)
+converter.register_structure_hook_factory(_is_optional_primitive, _optional_primitive_in)
+converter.register_structure_hook_factory(lambda t: _optional_enum(t) is not None, _optional_enum_in)
+converter.register_structure_hook_func(lambda t: t == Levels, _levels_in)
+converter.register_structure_hook_func(lambda t: t == TextLevels | None, _text_levels_in)
+converter.register_structure_hook_func(lambda t: t == _L3Orders, _orders_in)
+
+
+# --- per-class functions and the tagged union -----------------------------------
+
+_Unstructure = Callable[[Any], dict[str, Any]]
+
+_TO_DICT: dict[type, _Unstructure] = {}
+_FROM_DICT: dict[str, tuple[type[Event], _Structure]] = {}
+
+
+def _tagged(fn: _Unstructure, tag: str) -> _Unstructure:
+    def unstructure(event: Any) -> dict[str, Any]:
+        d = fn(event)
+        d[_TAG_KEY] = tag
+        return d
+
+    unstructure.__qualname__ = unstructure.__name__ = f"to_dict_{tag}"
+    return unstructure
+
+
+def _checked(fn: _Structure, tag: str) -> _Structure:
+    def structure(d: Mapping[str, Any], cls: Any) -> Any:
+        found = d.get(_TAG_KEY, tag)
+        if found != tag:
+            raise ValueError(f"a {tag!r} dict cannot have type {found!r}")
+        return fn(d, cls)
+
+    return structure
+
+
+for _cls, _tag in EVENT_TAGS.items():
+    _un = _tagged(make_dict_unstructure_fn(_cls, converter), _tag)
+    _st = _checked(make_dict_structure_fn(_cls, converter), _tag)
+    _TO_DICT[_cls] = _un
+    _FROM_DICT[_tag] = (_cls, _st)
+    converter.register_unstructure_hook(_cls, _un)
+    converter.register_structure_hook(_cls, _st)
+
+
+def _is_event_base(t: Any) -> bool:
+    return t is Event or t is MarketEvent or t is StatusEvent
+
+
+def _known_tags() -> str:
+    return ", ".join(sorted(_FROM_DICT))
+
+
+def to_dict(event: Event) -> dict[str, Any]:
+    """The dict form of ``event`` (see the module docstring). O(size of the event).
+
+    Raises:
+        ConfigError: ``event`` is not an instance of a wsmux event class.
+    """
+    try:
+        fn = _TO_DICT[type(event)]
+    except KeyError:
+        raise ConfigError(f"{type(event).__qualname__} is not a wsmux event class") from None
+    return fn(event)
+
+
+def from_dict(d: Mapping[str, Any]) -> Event:
+    """The event whose dict form is ``d`` (extra keys are ignored).
+
+    Raises:
+        ConfigError: ``d`` has no or an unknown ``"type"``, or its attributes
+            are missing or of the wrong kind.
+    """
+    try:
+        tag = d[_TAG_KEY]
+    except (KeyError, TypeError, IndexError):
+        raise ConfigError(f"not an event dict (no {_TAG_KEY!r} key): {_short(d)}") from None
+    entry = _FROM_DICT.get(tag) if isinstance(tag, str) else None
+    if entry is None:
+        raise ConfigError(f"unknown event type {tag!r}; known types: {_known_tags()}")
+    cls, structure = entry
+    try:
+        return typing.cast(Event, structure(d, cls))
+    except (cattrs.BaseValidationError, ValueError, TypeError, KeyError, AttributeError) as exc:
+        detail = "; ".join(cattrs.transform_error(exc)) if isinstance(exc, cattrs.BaseValidationError) else exc
+        raise ConfigError(f"invalid {tag!r} event: {detail}") from exc
+
+
+def to_json(event: Event) -> bytes:
+    """The JSON (UTF-8 bytes, one line, no newline) of :func:`to_dict`.
+
+    Raises:
+        ConfigError: ``event`` is not a wsmux event.
+    """
+    return orjson.dumps(to_dict(event))
+
+
+def from_json(data: bytes | bytearray | memoryview | str) -> Event:
+    """The event written by :func:`to_json`.
+
+    Raises:
+        ConfigError: ``data`` is not JSON, or not the JSON of an event.
+    """
+    try:
+        d = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise ConfigError(f"not JSON: {exc}") from exc
+    if not isinstance(d, dict):
+        raise ConfigError(f"not an event dict: {_short(d)}")
+    return from_dict(d)
+
+
+def _short(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
+converter.register_unstructure_hook_func(_is_event_base, to_dict)
+converter.register_structure_hook_func(_is_event_base, lambda d, _: from_dict(d))
