@@ -125,7 +125,7 @@ async def test_conflate_keeps_the_latest_quote_per_key_and_drops_oldest_otherwis
     assert list(stream._buf) == [qb2, t1, t2]
     assert stream.stats.dropped_by_reason == {"conflated": 2, "overflow": 1}
     events = await read(stream, 4)
-    assert events == [Dropped("s", 3, "overflow", 0), qb2, t1, t2]
+    assert events == [Dropped("s", 3, "conflated:2,overflow:1", 0), qb2, t1, t2]
 
 
 async def test_conflate_keys_by_type_venue_and_symbol() -> None:

@@ -121,14 +121,13 @@ class Stream:
         self._space: asyncio.Event | None = None
         self._sync_cbs: dict[type, list[Callable[[Any], object]]] = {}
         self._async_cbs: dict[type, list[Callable[[Any], Awaitable[object]]]] = {}
-        self._async_queue: collections.deque[tuple[Callable[[Any], Awaitable[object]], Event]] = (
-            collections.deque()
-        )
+        self._async_queue: collections.deque[tuple[Callable[[Any], Awaitable[object]], Event]] = collections.deque()
         self._async_task: asyncio.Task[None] | None = None
         self._async_wake: asyncio.Event | None = None
         self._iterated = False
         self._buffering = True
         self._pending_drops = 0
+        self._pending_reasons: dict[str, int] = {}
         self._overflowed = False
         self._closed = False
         self._on_close = on_close
@@ -208,11 +207,14 @@ class Stream:
                             buf[i] = event
                             self._conflate[key] = event
                             self.stats.conflated += 1
-                            self.stats.delivered += 0
                             self._drop(1, "conflated")
                             return
             if policy is Overflow.DROP_OLDEST or policy is Overflow.CONFLATE:
-                buf.popleft()
+                gone = buf.popleft()
+                if self._conflate and isinstance(gone, _CONFLATABLE):
+                    key = (type(gone), getattr(gone, "venue", ""), getattr(gone, "symbol", ""))
+                    if self._conflate.get(key) is gone:
+                        del self._conflate[key]
                 self._drop(1, "overflow")
             elif policy is Overflow.RAISE:
                 self._overflowed = True
@@ -233,11 +235,13 @@ class Stream:
         by = self.stats.dropped_by_reason
         by[reason] = by.get(reason, 0) + count
         self._pending_drops += count
+        self._pending_reasons[reason] = self._pending_reasons.get(reason, 0) + count
 
     def _callback_error(self, fn: object, exc: BaseException) -> None:
         self.stats.callback_errors += 1
         name = getattr(fn, "__qualname__", repr(fn))
-        err = Error(None, None, ErrorKind.CALLBACK, f"callback {name} raised {type(exc).__name__}: {exc}", 0)
+        now = self._clock_ns() if self._clock_ns else 0
+        err = Error(None, None, ErrorKind.CALLBACK, f"callback {name} raised {type(exc).__name__}: {exc}", now)
         if self._buffering:
             self.stats.received += 1  # the Error is an event of this stream: keep the accounting exact
             self._buffer(err)
@@ -295,9 +299,16 @@ class Stream:
                 )
             if self._pending_drops:
                 count = self._pending_drops
+                reasons = self._pending_reasons
                 self._pending_drops = 0
+                self._pending_reasons = {}
                 now = self._clock_ns() if self._clock_ns else 0
-                return Dropped(self.name, count, "overflow", now)
+                reason = (
+                    ",".join(f"{r}:{n}" for r, n in sorted(reasons.items()))
+                    if len(reasons) > 1
+                    else next(iter(reasons))
+                )
+                return Dropped(self.name, count, reason, now)
             if self._buf:
                 event = self._buf.popleft()
                 self.stats.delivered += 1
