@@ -415,10 +415,9 @@ async def test_multiplexer_l3_with_credentials() -> None:
             last = mock.last_seq("BTC-USD")
             events = await collect_until(stream, lambda e: isinstance(e, OrderUpdate) and e.seq == last)
             assert not [e for e in events if isinstance(e, Gap | Error)]
-            [conn] = mux.connections()
-            l3book = conn.feed.l3_book("BTC-USD")
-            assert l3book is not None and l3book.valid and l3book.seq == last
-            assert close_enough(l3book.depth(), mock.markets["BTC-USD"].depth())
+            l3view = mux.l3_book("coinbase", "BTC-USD")
+            assert l3view.valid and l3view.seq == last
+            assert close_enough(l3view.depth(), mock.markets["BTC-USD"].depth())
             # the L2 channel is `level2` (authenticated) and agrees with the L3 book
             assert "level2" in {name for name, _ in next(iter(mock.connections.values())).topics}
             await stream.aclose()

@@ -52,7 +52,7 @@ from wsmux.model import (
     StatusEvent,
     Trade,
 )
-from wsmux.multiplexer import BookView, Multiplexer
+from wsmux.multiplexer import BookView, L3BookView, Multiplexer
 from wsmux.stream import Overflow, Stream, StreamStats
 from wsmux.subscriptions import (
     Subscription,
@@ -91,6 +91,7 @@ __all__ = [
     "GapReason",
     "Heartbeat",
     "HttpRequest",
+    "L3BookView",
     "L3Snapshot",
     "Limits",
     "Liquidation",

@@ -31,6 +31,7 @@ from wsmux import exchanges
 from wsmux._retry import Backoff
 from wsmux.adapter import Adapter, Endpoint
 from wsmux.book import ConsolidatedBBO, OrderBook
+from wsmux.book.l3 import L3Book, L3Order
 from wsmux.clock import SYSTEM_CLOCK, Clock
 from wsmux.connection import Connection, Transport
 from wsmux.errors import ClosedError, ConfigError
@@ -61,7 +62,7 @@ from wsmux.model import (
 from wsmux.stream import Overflow, Stream
 from wsmux.subscriptions import Subscription
 
-__all__ = ["BookView", "Multiplexer"]
+__all__ = ["BookView", "L3BookView", "Multiplexer"]
 
 _CHANNEL_OF: dict[type, Channel] = {
     Trade: Channel.TRADES,
@@ -150,6 +151,47 @@ class BookView:
 
     def __repr__(self) -> str:
         return f"<BookView of {self._book!r}>"
+
+
+class L3BookView:
+    """A read-only view of a live order-by-order (L3) book; check :attr:`valid`."""
+
+    __slots__ = ("_book",)
+
+    def __init__(self, book: L3Book) -> None:
+        self._book = book
+
+    @property
+    def valid(self) -> bool:
+        return self._book.valid
+
+    @property
+    def seq(self) -> int | None:
+        return self._book.seq
+
+    def best_bid(self) -> Level | None:
+        return self._book.best_bid()
+
+    def best_ask(self) -> Level | None:
+        return self._book.best_ask()
+
+    def depth(self, n: int | None = None) -> tuple[Levels, Levels]:
+        """Aggregated levels (price, total size), best first."""
+        return self._book.depth(n)
+
+    def orders_at(self, price: float, side: BookSide) -> tuple[L3Order, ...]:
+        """The orders resting at ``price`` in arrival (queue) order."""
+        return self._book.orders_at(price, side)
+
+    def get(self, order_id: str) -> L3Order | None:
+        return self._book.get(order_id)
+
+    def __len__(self) -> int:
+        """Number of orders."""
+        return len(self._book)
+
+    def __repr__(self) -> str:
+        return f"<L3BookView of {self._book!r}>"
 
 
 class Multiplexer:
@@ -554,6 +596,18 @@ class Multiplexer:
                 if book is not None:
                     return BookView(book)
         raise KeyError(f"no book subscription for {venue}:{symbol}")
+
+    def l3_book(self, venue: str, symbol: str) -> L3BookView:
+        """The live order-by-order book of ``symbol`` on ``venue`` (read-only view).
+
+        Raises:
+            KeyError: no stream subscribes to that L3 book.
+        """
+        conn = self._sub_conn.get(Subscription(venue, Channel.L3, symbol))
+        book = conn.feed.l3_book(symbol) if conn is not None else None
+        if book is None:
+            raise KeyError(f"no L3 subscription for {venue}:{symbol}")
+        return L3BookView(book)
 
     @property
     def books(self) -> dict[tuple[str, str], BookView]:
