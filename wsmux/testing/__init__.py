@@ -16,6 +16,7 @@ import asyncio
 from collections.abc import AsyncIterator, Callable
 
 from wsmux.model import Event
+from wsmux.testing._conformance import ConformanceReport, capture_frames, check_adapter
 from wsmux.testing._market import Change, Market, MarketTrade
 from wsmux.testing._server import Faults, MockConnection, MockExchange
 from wsmux.testing.binance import MockBinance, MockBinanceCoinm, MockBinanceFutures, MockBinanceUS
@@ -26,6 +27,9 @@ from wsmux.testing.kraken import MockKraken, MockKrakenV1
 from wsmux.testing.okx import MockOkx
 
 __all__ = [
+    "ConformanceReport",
+    "capture_frames",
+    "check_adapter",
     "Change",
     "Faults",
     "Market",
