@@ -198,21 +198,28 @@ async def test_compressed_frames_are_decompressed_and_bad_ones_reported() -> Non
         assert mux.book("toyz", "BTC-USD").valid
 
 
-async def test_stale_feed_reconnects() -> None:
+async def test_stalled_feed_resubscribes_then_reconnects() -> None:
     from wsmux import Stale
 
     async with MockToy(["BTC-USD"]) as mock, mux_for(mock, stale_after=0.3) as mux:
         stream = mux.subscribe(book("toy", "BTC-USD"))
         await collect_until(stream, lambda e: isinstance(e, Resynced))
-        assert mock.connections_total == 1
-        # no market steps: the feed goes quiet while the socket stays up
+        # step 1: the socket lives but no data comes -> Stale, resubscribe on the same socket
         events = await collect_until(stream, lambda e: isinstance(e, Resynced), timeout=10)
-        kinds = [type(e) for e in events]
-        assert Stale in kinds and Disconnected in kinds and Connected in kinds
+        assert [type(e) for e in events][0] is Stale
+        assert not any(isinstance(e, Disconnected) for e in events)
+        assert mock.connections_total == 1
+        assert [m for m in mock.received if b"unsub" in (m if isinstance(m, bytes) else m.encode())]
+        # step 2: the venue acknowledges resubscriptions but still sends nothing -> reconnect
+        mock.faults.reject_subscriptions = True
+        events = await collect_until(stream, lambda e: isinstance(e, Disconnected), timeout=10)
+        assert sum(isinstance(e, Stale) for e in events) >= 2
+        assert "stalled feed" in events[-1].reason  # type: ignore[attr-defined]
+        mock.faults.reject_subscriptions = False
+        await collect_until(stream, lambda e: isinstance(e, Resynced), timeout=10)
         assert mock.connections_total == 2
-        stale = next(e for e in events if isinstance(e, Stale))
-        assert stale.silent_ns >= 300_000_000
-        assert mux.health()["connections"][0]["connection"]["stale"] == 1
+        health = mux.health()["connections"][0]["connection"]
+        assert health["resubscribes"] >= 2 and health["silent"] == 0
 
 
 async def test_silent_peer_is_declared_dead() -> None:

@@ -83,6 +83,8 @@ class MockToy(MockExchange):
         topics = msg["topics"]
         if msg["op"] == "sub":
             await conn.send('{"t":"ack"}')
+            if self.faults.reject_subscriptions:  # acknowledges, then never sends data
+                return
             for topic in topics:
                 conn.topics.add(topic)
                 kind, symbol = topic.split(":")

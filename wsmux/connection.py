@@ -36,6 +36,8 @@ import httpx
 
 from wsmux import _json
 from wsmux._pipeline import Feed, FetchSnapshot, Send
+from wsmux._reliability.limits import ConnectLimiter, RestLimiter
+from wsmux._reliability.liveness import LivenessAction, LivenessTimers, RecoveryTracker
 from wsmux._retry import Backoff, TokenBucket, should_retry
 from wsmux.adapter import Adapter, Outgoing
 from wsmux.clock import SYSTEM_CLOCK, Clock
@@ -44,6 +46,7 @@ from wsmux.model import Channel, Connected, Disconnected, Error, ErrorKind, Even
 from wsmux.subscriptions import Subscription
 
 __all__ = [
+    "ConnectGate",
     "Connection",
     "ConnectionStats",
     "Transport",
@@ -140,6 +143,36 @@ class WebsocketsTransport:
         return _WsConn(ws, text_as_bytes)
 
 
+class ConnectGate:
+    """The asyncio side of a venue's :class:`~wsmux.reliability.ConnectLimiter`:
+    shared by every connection to one venue, it spaces connection attempts
+    and caps those in flight, so twenty connections dropped at once do not
+    reconnect as a herd."""
+
+    def __init__(self, limiter: ConnectLimiter, clock: Clock = SYSTEM_CLOCK) -> None:
+        self.limiter = limiter
+        self.clock = clock
+        self._released = asyncio.Event()
+        self.waits = 0
+
+    async def acquire(self) -> None:
+        """Wait until an attempt may start (then call :meth:`release` after it)."""
+        while True:
+            delay = self.limiter.acquire(self.clock.monotonic())
+            if delay == 0.0:
+                return
+            self.waits += 1
+            if delay == float("inf"):  # too many in flight: wait for a release
+                self._released.clear()
+                await self._released.wait()
+            else:
+                await asyncio.sleep(delay)
+
+    def release(self) -> None:
+        self.limiter.release()
+        self._released.set()
+
+
 @attrs.define(slots=True)
 class ConnectionStats:
     """Counters of one connection (cumulative)."""
@@ -154,7 +187,10 @@ class ConnectionStats:
     snapshot_requests: int = 0
     snapshot_failures: int = 0
     stale: int = 0
+    resubscribes: int = 0
     silent: int = 0
+    rest_waits: int = 0
+    rate_limited: int = 0
     last_frame_mono: float = 0.0
     last_data_mono: float = 0.0
     connected_since: float | None = None
@@ -198,6 +234,8 @@ class Connection:
         wait_unblocked: Callable[[], Awaitable[None] | None] | None = None,
         recorder: Callable[[str, int, int, bytes | str, str | None], None] | None = None,
         rng: random.Random | None = None,
+        connect_gate: ConnectGate | None = None,
+        rest_limiter: RestLimiter | None = None,
     ) -> None:
         self.conn_id = conn_id
         self.adapter = adapter
@@ -226,6 +264,13 @@ class Connection:
         self._bucket = TokenBucket(adapter.limits.messages_per_second)
         self._snapshot_failures: dict[str, int] = {}
         self._kill_reason: str | None = None
+        self.connect_gate = connect_gate
+        self.rest_limiter = rest_limiter
+        self.recovery = RecoveryTracker(backoff, stable_after=stable_after, rng=self._rng)
+        """Owns the backoff exponent: reset only once a connection has stayed up
+        ``stable_after`` seconds and then delivered data."""
+        self.liveness = LivenessTimers(silence_timeout=adapter.heartbeat.silence_timeout, stall_timeout=stale_after)
+        """Dead peer (no frame) vs stalled feed (frames, no data: resubscribe, then reconnect)."""
         self.url = ""
 
     # --- control ------------------------------------------------------------------
@@ -258,6 +303,7 @@ class Connection:
     async def add(self, subs: Iterable[Subscription]) -> None:
         """Add subscriptions (sent now if connected, else on connect)."""
         new = [s for s in subs if s not in self.subscriptions]
+        self.liveness.expect_data = True
         for sub in new:
             if sub.channel is Channel.BOOK:
                 self.feed.add_book(sub)
@@ -271,6 +317,7 @@ class Connection:
     async def remove(self, subs: Iterable[Subscription]) -> None:
         """Cancel subscriptions."""
         gone = [s for s in subs if s in self.subscriptions]
+        self.liveness.expect_data = bool(set(self.subscriptions) - set(gone))
         for sub in gone:
             self.subscriptions.discard(sub)
             if sub.channel is Channel.BOOK:
@@ -284,30 +331,27 @@ class Connection:
     # --- the loop -----------------------------------------------------------------
 
     async def _run(self) -> None:
-        delays = self.backoff.delays(self._rng)
+        recovery = self.recovery
         while not self._closing:
-            up_since: float | None = None
             try:
                 await self._connect_and_pump()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                up_since = self.stats.connected_since
                 reason = self._kill_reason or f"{type(exc).__name__}: {exc}"
                 self._kill_reason = None
                 retry = should_retry(exc) and not self._closing
-                if self._ws is None and up_since is None:
+                if self._ws is None and self.stats.connected_since is None:
                     self.stats.connect_failures += 1
                 self._lost(reason, retry)
                 if not retry:
                     self.sink(Error(self.venue, None, ErrorKind.TRANSPORT, reason, self.clock.time_ns()))
                     return
+            recovery.closed()
+            self.liveness.closed()
             if self._stopping():
                 return
-            now = self.clock.monotonic()
-            if up_since is not None and now - up_since >= self.stable_after and self.stats.last_data_mono >= up_since:
-                delays = self.backoff.delays(self._rng)  # it was a healthy connection: start over
-            await asyncio.sleep(next(delays))
+            await asyncio.sleep(recovery.next_delay())
             self.stats.reconnects += 1
 
     def _stopping(self) -> bool:
@@ -338,18 +382,28 @@ class Connection:
         adapter.reset()  # a new connection: forget the old one's state before building the URL
         self.url = url = adapter.connect_url(subs)
         self.state = "connecting"
-        ws = await self.transport.connect(
-            url,
-            open_timeout=self.connect_timeout,
-            ws_ping_interval=adapter.heartbeat.ws_ping_interval,
-            text_as_bytes=not adapter.compressed,
-        )
+        gate = self.connect_gate
+        if gate is not None:
+            await gate.acquire()
+        try:
+            ws = await self.transport.connect(
+                url,
+                open_timeout=self.connect_timeout,
+                ws_ping_interval=adapter.heartbeat.ws_ping_interval,
+                text_as_bytes=not adapter.compressed,
+            )
+        finally:
+            if gate is not None:
+                gate.release()
         self._ws = ws
         self.stats.connects += 1
         now = self.clock.monotonic()
         self.stats.connected_since = now
         self.stats.last_frame_mono = now
         self.stats.last_data_mono = now
+        self.recovery.opened(now)
+        self.liveness.opened(now)
+        self.liveness.expect_data = bool(self.subscriptions)
         self._record("open", self.clock.time_ns(), _json.dumps([str(s) for s in subs]), url)
         self.state = "open"
         self._spawn(self._watchdog(), "wsmux-dog")
@@ -370,6 +424,8 @@ class Connection:
         decompress = self.adapter.decompress if self.adapter.compressed else None
         recorder = self.recorder
         wait_unblocked = self.wait_unblocked
+        liveness = self.liveness
+        recovery = self.recovery
         while True:
             frame = await ws.recv()
             recv_ns = clock.time_ns()
@@ -391,6 +447,11 @@ class Connection:
             stats.last_frame_mono = mono
             if feed.stats.events != events_before:
                 stats.last_data_mono = mono
+                liveness.data(mono)
+                if not recovery.recovered:
+                    recovery.data(mono)
+            else:
+                liveness.frame(mono)
             if feed.actions:
                 await self._do_actions()
             if wait_unblocked is not None:
@@ -412,10 +473,22 @@ class Connection:
             delay = min(self.backoff.cap, self.backoff.initial * self.backoff.factor ** (failures - 1))
             await asyncio.sleep(self._rng.uniform(delay / 2, delay))
         request = action.request
+        limiter = self.rest_limiter
+        if limiter is not None:
+            delay = limiter.acquire(self.clock.monotonic(), request.weight)
+            while delay > 0:
+                self.stats.rest_waits += 1
+                await asyncio.sleep(delay)
+                delay = limiter.blocked_for(self.clock.monotonic())  # a 429 may have come meanwhile
         self.stats.snapshot_requests += 1
         try:
             response = await self.http.request(request.method, request.url, params=list(request.params))
             recv_ns = self.clock.time_ns()
+            if limiter is not None and response.status_code in (418, 429):
+                self.stats.rate_limited += 1
+                limiter.on_status(
+                    self.clock.monotonic(), response.status_code, response.headers.get("Retry-After"), recv_ns / 1e9
+                )
             if response.status_code != 200:
                 raise SnapshotFailed(f"HTTP {response.status_code} from {request.url}: {response.text[:200]!r}")
             body = response.content
@@ -454,29 +527,41 @@ class Connection:
             self._record("out", self.clock.time_ns(), message, None)
 
     async def _watchdog(self) -> None:
+        """Application pings, and the two liveness timers (see LivenessTimers)."""
         hb = self.adapter.heartbeat
-        stats = self.stats
+        clock = self.clock
+        live = self.liveness
         interval = hb.ping_interval if hb.ping_message is not None else None
-        tick = min(x for x in (interval, hb.silence_timeout / 4, (self.stale_after or 1e9) / 4, 1.0) if x)
-        next_ping = self.clock.monotonic() + (interval or 0)
+        next_ping = clock.monotonic() + interval if interval is not None else None
         while self.state == "open":
-            await asyncio.sleep(tick)
-            now = self.clock.monotonic()
-            if interval is not None and now >= next_ping and hb.ping_message is not None:
-                next_ping = now + interval
+            deadline = live.next_deadline()
+            wakes = [t for t in (deadline, next_ping) if t is not None]
+            wake = min(wakes) if wakes else clock.monotonic() + 1.0
+            await asyncio.sleep(max(0.001, wake - clock.monotonic()))
+            if self.state != "open":
+                return
+            now = clock.monotonic()
+            if next_ping is not None and now >= next_ping and hb.ping_message is not None:
+                next_ping = now + (interval or 0.0)
                 with contextlib.suppress(TransportError):
                     await self._send_all([hb.ping_message])
-            silent = now - stats.last_frame_mono
-            if silent >= hb.silence_timeout:
-                stats.silent += 1
-                await self._kill(f"no frame for {silent:.1f} s (dead peer)", silent)
+            action = live.check(now)
+            if action is LivenessAction.RESUBSCRIBE:
+                self.stats.stale += 1
+                self.stats.resubscribes += 1
+                quiet = now - live.last_data
+                self.sink(Stale(self.venue, None, None, int(quiet * 1e9), clock.time_ns()))
+                subs = sorted(self.subscriptions, key=str)
+                with contextlib.suppress(TransportError):
+                    await self._send_all([*self.adapter.unsubscribe(subs), *self.adapter.subscribe(subs)])
+            elif action is LivenessAction.RECONNECT:
+                silent = now - live.last_frame
+                if silent >= hb.silence_timeout:
+                    self.stats.silent += 1
+                else:
+                    self.stats.stale += 1
+                await self._kill(live.reason, max(silent, now - live.last_data))
                 return
-            if self.stale_after is not None and self.subscriptions:
-                quiet = now - stats.last_data_mono
-                if quiet >= self.stale_after:
-                    stats.stale += 1
-                    await self._kill(f"no data for {quiet:.1f} s (stalled feed)", quiet)
-                    return
 
     async def _kill(self, reason: str, silent_s: float) -> None:
         self._kill_reason = reason

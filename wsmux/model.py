@@ -147,6 +147,12 @@ class ErrorKind(enum.Enum):
     """The connection failed."""
     CALLBACK = "callback"
     """A user callback raised; the exception is reported, not propagated."""
+    BAD_DATA = "bad_data"
+    """An event failed a data-quality check (bad price/size, crossed quote,
+    sequence going backwards) and was withheld."""
+    CIRCUIT = "circuit"
+    """A venue's circuit breaker changed state (open: its market data is
+    withheld until it recovers)."""
 
 
 class Event:

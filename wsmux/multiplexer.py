@@ -22,18 +22,24 @@ import asyncio
 import contextlib
 import itertools
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+import attrs
 import httpx
 
 from wsmux import exchanges
+from wsmux._reliability.breaker import CircuitBreaker
+from wsmux._reliability.limits import ConnectLimiter, RestLimiter
+from wsmux._reliability.quality import Quality, QualityGate
+from wsmux._reliability.trades import IdPolicy, TradeSequencer, TradeVerdict
 from wsmux._retry import Backoff
+from wsmux._shard import Shard
 from wsmux.adapter import Adapter, Endpoint
 from wsmux.book import ConsolidatedBBO, OrderBook
 from wsmux.book.l3 import L3Book, L3Order
 from wsmux.clock import SYSTEM_CLOCK, Clock
-from wsmux.connection import Connection, Transport
+from wsmux.connection import ConnectGate, Connection, Transport
 from wsmux.errors import ClosedError, ConfigError
 from wsmux.model import (
     BookSide,
@@ -45,9 +51,11 @@ from wsmux.model import (
     Disconnected,
     Dropped,
     Error,
+    ErrorKind,
     Event,
     Funding,
     Gap,
+    GapReason,
     L3Snapshot,
     Level,
     Levels,
@@ -76,6 +84,7 @@ _CHANNEL_OF: dict[type, Channel] = {
     Liquidation: Channel.LIQUIDATIONS,
 }
 _VENUE_WIDE = (Connected, Disconnected, Error, Stale)
+_OK = Quality.OK
 _ids = itertools.count(1)
 
 
@@ -209,8 +218,26 @@ class Multiplexer:
         transport: WebSocket client (``websockets`` by default).
         connect_timeout: seconds to open a connection.
         stale_after: seconds without data on a connection that has
-            subscriptions before it is declared stale and reconnected (None: off).
+            subscriptions before it is declared stalled: it is resubscribed,
+            then reconnected if still silent (None: off).
+        stable_after: seconds a connection must stay up (then deliver data)
+            before its reconnect backoff starts over.
         record: a directory: record every raw frame to the message log there.
+        redundancy: connections per set of subscriptions (2+: redundant
+            connections merged exactly once by the arbiter, with failover).
+        quality: a :class:`~wsmux.reliability.QualityGate` checking every
+            market event (``True``: defaults; ``None``/``False``: off). Events
+            with a bad price, size or value, or a crossed quote, are dropped and
+            reported as ``Error`` (kind ``BAD_DATA``); odd timestamps are
+            delivered and counted.
+        breaker: per-venue circuit breaker settings (keyword arguments of
+            :class:`~wsmux.reliability.CircuitBreaker`; ``None`` for defaults,
+            ``False`` for off). While a venue's breaker is open its market
+            events are withheld (counted) and ``Error`` events say so.
+        trade_gaps: check trade ids per venue policy: duplicates are dropped
+            (counted), holes are reported as ``Gap`` (reason ``TRADE_ID``).
+        rollover_margin: seconds before a venue's documented maximum
+            connection age to replace a connection by a warmed-up one.
     """
 
     def __init__(
@@ -224,8 +251,16 @@ class Multiplexer:
         transport: Transport | None = None,
         connect_timeout: float = 10.0,
         stale_after: float | None = None,
+        stable_after: float = 10.0,
         record: str | None = None,
+        redundancy: int = 1,
+        quality: QualityGate | bool | None = True,
+        breaker: Mapping[str, Any] | bool | None = None,
+        trade_gaps: bool = True,
+        rollover_margin: float = 300.0,
     ) -> None:
+        if not isinstance(redundancy, int) or redundancy < 1:
+            raise ConfigError(f"redundancy must be a positive int, not {redundancy!r}")
         self._endpoints: dict[str, Endpoint] = {}
         for venue, ep in (endpoints or {}).items():
             self._endpoints[venue] = ep if isinstance(ep, Endpoint) else Endpoint(url=ep)
@@ -237,11 +272,31 @@ class Multiplexer:
         self.transport = transport
         self.connect_timeout = connect_timeout
         self.stale_after = stale_after
+        self.stable_after = stable_after
+        self.redundancy = redundancy
+        self.rollover_margin = rollover_margin
+        self._gate: QualityGate | None = (
+            quality if isinstance(quality, QualityGate) else (QualityGate() if quality is True else None)
+        )
+        self._breaker_args: dict[str, Any] | None = (
+            None if breaker is False else dict(breaker) if isinstance(breaker, Mapping) else {}
+        )
+        self._breakers: dict[str, CircuitBreaker] = {}
+        self._sequencer: TradeSequencer | None = TradeSequencer() if trade_gaps else None
+        self.counters: dict[str, int] = {
+            "bad_data": 0,
+            "odd_timestamps": 0,
+            "breaker_withheld": 0,
+            "duplicate_trades": 0,
+        }
+        """Multiplexer-level counters (also in :meth:`health`)."""
+        self._connect_gates: dict[str, ConnectGate] = {}
+        self._rest_limiters: dict[str, RestLimiter] = {}
         self._record_dir = record
         self._recorders: dict[str, Any] = {}
-        self._connections: dict[str, list[Connection]] = {}
+        self._shards: dict[str, list[Shard]] = {}
         self._sub_refs: dict[Subscription, set[Stream]] = {}
-        self._sub_conn: dict[Subscription, Connection] = {}
+        self._sub_conn: dict[Subscription, Shard] = {}
         self._routes: dict[tuple[str, Channel, str], list[Stream]] = {}
         self._venue_streams: dict[str, list[Stream]] = {}
         self._streams: list[Stream] = []
@@ -281,9 +336,9 @@ class Multiplexer:
         for task in list(self._pending):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-        for conns in self._connections.values():
-            for conn in conns:
-                await conn.close()
+        for shards in self._shards.values():
+            for shard in shards:
+                await shard.close()
         for writer in self._recorders.values():
             with contextlib.suppress(Exception):
                 writer.close()
@@ -364,8 +419,8 @@ class Multiplexer:
         # Books already synced for earlier streams: give the new stream the state now.
         for sub in unique:
             if sub.channel is Channel.BOOK and sub not in fresh:
-                conn = self._sub_conn.get(sub)
-                book = conn.feed.book(sub.symbol) if conn else None
+                shard = self._sub_conn.get(sub)
+                book = shard.book(sub.symbol) if shard else None
                 if book is not None and book.valid:
                     bids, asks = book.depth()
                     now = self.clock.time_ns()
@@ -378,42 +433,59 @@ class Multiplexer:
         for sub in subs:
             by_venue.setdefault(sub.venue, []).append(sub)
         for venue, all_subs in by_venue.items():
-            conns = self._connections.setdefault(venue, [])
+            shards = self._shards.setdefault(venue, [])
             router = self._new_adapter(venue)
             by_route: dict[str, list[Subscription]] = {}
             for sub in all_subs:
                 by_route.setdefault(router.route(sub), []).append(sub)
             for route, vsubs in by_route.items():
-                await self._place_route(venue, route, conns, vsubs)
+                await self._place_route(venue, route, shards, vsubs)
 
-    async def _place_route(self, venue: str, route: str, conns: list[Connection], vsubs: list[Subscription]) -> None:
-        """Put subscriptions of one route on connections with room (new ones as needed)."""
+    async def _place_route(self, venue: str, route: str, shards: list[Shard], vsubs: list[Subscription]) -> None:
+        """Put subscriptions of one route on shards with room (new ones as needed)."""
         while vsubs:
-            conn = next((c for c in conns if c.room > 0 and c.route == route), None)
-            if conn is None:
-                conn = self._new_connection(venue)
-                conn.route = route
-                conns.append(conn)
-            take, vsubs = vsubs[: conn.room], vsubs[conn.room :]
+            shard = next((s for s in shards if s.room > 0 and s.route == route), None)
+            if shard is None:
+                shard = Shard(
+                    venue,
+                    route,
+                    lambda sink, venue=venue: self._new_connection(venue, sink),  # type: ignore[misc]
+                    self._deliver,
+                    redundancy=self.redundancy,
+                    rollover_margin=self.rollover_margin,
+                    now_ns=self.clock.time_ns,
+                )
+                shards.append(shard)
+            take, vsubs = vsubs[: shard.room], vsubs[shard.room :]
             for sub in take:
-                self._sub_conn[sub] = conn
-            await conn.add(take)
-            conn.start()
+                self._sub_conn[sub] = shard
+            await shard.add(take)
+            shard.start()
 
-    def _new_connection(self, venue: str) -> Connection:
+    def _new_connection(self, venue: str, sink: Callable[[Event], object]) -> Connection:
         conn_id = next(_ids)
+        adapter = self._new_adapter(venue)
+        gate = self._connect_gates.get(venue)
+        if gate is None:
+            gate = self._connect_gates[venue] = ConnectGate(ConnectLimiter.for_limits(adapter.limits), self.clock)
+        rest = self._rest_limiters.get(venue)
+        if rest is None:
+            rest = self._rest_limiters[venue] = RestLimiter.for_limits(adapter.limits)
         return Connection(
             conn_id,
-            self._new_adapter(venue),
-            self._dispatch,
+            adapter,
+            sink,
             http=self._http,  # type: ignore[arg-type]
             clock=self.clock,
             backoff=self.backoff,
             transport=self.transport,
             connect_timeout=self.connect_timeout,
             stale_after=self.stale_after,
+            stable_after=self.stable_after,
             wait_unblocked=self._wait_unblocked if self._blocking else self._maybe_wait,
             recorder=self._recorder(venue) if self._record_dir else None,
+            connect_gate=gate,
+            rest_limiter=rest,
         )
 
     def _recorder(self, venue: str) -> Any:
@@ -446,17 +518,19 @@ class Multiplexer:
                 if not refs:
                     del self._sub_refs[sub]
                     orphaned.append(sub)
-        by_conn: dict[Connection, list[Subscription]] = {}
+        by_shard: dict[Shard, list[Subscription]] = {}
         for sub in orphaned:
-            conn = self._sub_conn.pop(sub, None)
-            if conn is not None:
-                by_conn.setdefault(conn, []).append(sub)
-        for conn, subs in by_conn.items():
-            await conn.remove(subs)
-            if not conn.subscriptions:
-                await conn.close()
+            shard = self._sub_conn.pop(sub, None)
+            if shard is not None:
+                by_shard.setdefault(shard, []).append(sub)
+            if sub.channel is Channel.TRADES and self._sequencer is not None:
+                self._sequencer.forget(sub.venue, sub.symbol)
+        for shard, subs in by_shard.items():
+            await shard.remove(subs)
+            if not shard.subscriptions:
+                await shard.close()
                 with contextlib.suppress(ValueError):
-                    self._connections[conn.venue].remove(conn)
+                    self._shards[shard.venue].remove(shard)
 
     def subscribe_consolidated(
         self,
@@ -547,10 +621,115 @@ class Multiplexer:
         return self._consolidated[symbol]
 
     def _live_book(self, venue: str, symbol: str) -> OrderBook | None:
-        conn = self._sub_conn.get(Subscription(venue, Channel.BOOK, symbol))
-        return conn.feed.book(symbol) if conn is not None else None
+        shard = self._sub_conn.get(Subscription(venue, Channel.BOOK, symbol))
+        return shard.book(symbol) if shard is not None else None
 
     # --- dispatch -----------------------------------------------------------------
+
+    def _deliver(self, event: Event) -> None:
+        """The checks between the connections and the streams: data quality,
+        the venue's circuit breaker, trade-id continuity. Then dispatch."""
+        cls = type(event)
+        if cls in _CHANNEL_OF:
+            venue: str = event.venue  # type: ignore[attr-defined]
+            gate = self._gate
+            if gate is not None:
+                verdict = gate.check(event)
+                if verdict is not _OK:
+                    if verdict is Quality.TS_FUTURE or verdict is Quality.TS_PAST:
+                        self.counters["odd_timestamps"] += 1
+                    else:
+                        self._bad(event, venue, verdict)
+                        return
+            if self._breaker_args is not None:
+                breaker = self._breakers.get(venue) or self._breaker(venue)
+                now = self.clock.monotonic()
+                if not breaker.allow(now):
+                    self.counters["breaker_withheld"] += 1
+                    self._breaker_events(breaker, venue)
+                    return
+                breaker.record_ok(now)
+                if breaker._transitions:
+                    self._breaker_events(breaker, venue)
+            if cls is Trade and self._sequencer is not None:
+                verdict_t = self._sequencer.on_trade(event)  # type: ignore[arg-type]
+                if verdict_t is not TradeVerdict.NEW:
+                    if not verdict_t.deliver:
+                        self.counters["duplicate_trades"] += 1
+                        return
+                    for hole in self._sequencer.take_gaps(event.recv_ns):  # type: ignore[attr-defined]
+                        self._dispatch(
+                            Gap(
+                                hole.venue,
+                                hole.symbol,
+                                Channel.TRADES,
+                                GapReason.TRADE_ID,
+                                hole.first_missing,
+                                None if hole.last_missing is None else hole.last_missing + 1,
+                                event.recv_ns,  # type: ignore[attr-defined]
+                                f"trades {hole.first_missing}..{hole.last_missing} missing"
+                                if hole.exact
+                                else "trades may be missing (feed interrupted)",
+                            )
+                        )
+        elif cls is Gap:
+            gap: Gap = event  # type: ignore[assignment]
+            if (
+                gap.channel is Channel.TRADES
+                and gap.reason is GapReason.TRADE_ID
+                and self._sequencer is not None
+                and self._sequencer.policy(gap.venue) is IdPolicy.CONTIGUOUS
+            ):
+                return  # the trade sequencer reports this hole itself (once)
+        elif cls is Disconnected:
+            if self._sequencer is not None:
+                self._sequencer.interrupted(event.venue, event.recv_ns)  # type: ignore[attr-defined]
+        elif cls is Error and self._breaker_args is not None:
+            err: Error = event  # type: ignore[assignment]
+            if err.venue is not None and err.kind in (ErrorKind.MALFORMED, ErrorKind.VENUE_ERROR):
+                breaker = self._breakers.get(err.venue) or self._breaker(err.venue)
+                breaker.record_error(self.clock.monotonic(), err.kind.value)
+                self._dispatch(event)
+                self._breaker_events(breaker, err.venue)
+                return
+        self._dispatch(event)
+
+    def _breaker(self, venue: str) -> CircuitBreaker:
+        breaker = CircuitBreaker(venue, **(self._breaker_args or {}))
+        self._breakers[venue] = breaker
+        return breaker
+
+    def _breaker_events(self, breaker: CircuitBreaker, venue: str) -> None:
+        for t in breaker.take_transitions():
+            self._dispatch(
+                Error(
+                    venue,
+                    None,
+                    ErrorKind.CIRCUIT,
+                    f"circuit {t.old.value} -> {t.new.value}: {t.reason}",
+                    self.clock.time_ns(),
+                )
+            )
+
+    def _bad(self, event: Event, venue: str, verdict: Quality) -> None:
+        self.counters["bad_data"] += 1
+        key = f"bad_data.{verdict.value}"
+        n = self.counters.get(key, 0) + 1
+        self.counters[key] = n
+        if self._breaker_args is not None:
+            breaker = self._breakers.get(venue) or self._breaker(venue)
+            breaker.record_bad(self.clock.monotonic(), verdict.value)
+            self._breaker_events(breaker, venue)
+        if n & (n - 1) == 0:  # report the 1st, 2nd, 4th, 8th... occurrence: bounded, never silent
+            self._dispatch(
+                Error(
+                    venue,
+                    getattr(event, "symbol", None),
+                    ErrorKind.BAD_DATA,
+                    f"{verdict.value}: {type(event).__name__} withheld ({n} so far): {event!r}"[:400],
+                    getattr(event, "recv_ns", 0),
+                )
+            )
 
     def _dispatch(self, event: Event) -> None:
         channel = _CHANNEL_OF.get(type(event))
@@ -590,9 +769,9 @@ class Multiplexer:
         Raises:
             KeyError: no stream subscribes to that book.
         """
-        for sub, conn in self._sub_conn.items():
+        for sub, shard in self._sub_conn.items():
             if sub.venue == venue and sub.symbol == symbol and sub.channel is Channel.BOOK:
-                book = conn.feed.book(symbol)
+                book = shard.book(symbol)
                 if book is not None:
                     return BookView(book)
         raise KeyError(f"no book subscription for {venue}:{symbol}")
@@ -603,8 +782,8 @@ class Multiplexer:
         Raises:
             KeyError: no stream subscribes to that L3 book.
         """
-        conn = self._sub_conn.get(Subscription(venue, Channel.L3, symbol))
-        book = conn.feed.l3_book(symbol) if conn is not None else None
+        shard = self._sub_conn.get(Subscription(venue, Channel.L3, symbol))
+        book = shard.l3_book(symbol) if shard is not None else None
         if book is None:
             raise KeyError(f"no L3 subscription for {venue}:{symbol}")
         return L3BookView(book)
@@ -613,16 +792,16 @@ class Multiplexer:
     def books(self) -> dict[tuple[str, str], BookView]:
         """Every subscribed book by ``(venue, symbol)``."""
         out: dict[tuple[str, str], BookView] = {}
-        for sub, conn in self._sub_conn.items():
+        for sub, shard in self._sub_conn.items():
             if sub.channel is Channel.BOOK:
-                book = conn.feed.book(sub.symbol)
+                book = shard.book(sub.symbol)
                 if book is not None:
                     out[sub.venue, sub.symbol] = BookView(book)
         return out
 
     def connections(self) -> list[Connection]:
         """All connections (for inspection)."""
-        return [c for conns in self._connections.values() for c in conns]
+        return [c for shards in self._shards.values() for shard in shards for c in shard.conns]
 
     def health(self) -> dict[str, Any]:
         """A snapshot of every connection, book and stream: state, ages,
@@ -643,7 +822,30 @@ class Multiplexer:
                     "max_buffered": st.max_buffered,
                 }
             )
-        return {"connections": [c.health() for c in self.connections()], "streams": streams}
+        breakers = {
+            venue: {"state": b.state.value, **attrs.asdict(b.stats)} for venue, b in sorted(self._breakers.items())
+        }
+        shards = [
+            {
+                "venue": sh.venue,
+                "route": sh.route,
+                "connections": [c.conn_id for c in sh.conns],
+                "subscriptions": len(sh.subscriptions),
+                "rollovers": sh.rollovers,
+                "arbiter": attrs.asdict(sh.arbiter.stats) if sh.arbiter is not None else None,
+            }
+            for shards in self._shards.values()
+            for sh in shards
+        ]
+        trades = attrs.asdict(self._sequencer.stats) if self._sequencer is not None else None
+        return {
+            "connections": [c.health() for c in self.connections()],
+            "streams": streams,
+            "shards": shards,
+            "breakers": breakers,
+            "trades": trades,
+            "counters": dict(self.counters),
+        }
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)
