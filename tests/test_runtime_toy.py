@@ -206,7 +206,7 @@ async def test_stalled_feed_resubscribes_then_reconnects() -> None:
         await collect_until(stream, lambda e: isinstance(e, Resynced))
         # step 1: the socket lives but no data comes -> Stale, resubscribe on the same socket
         events = await collect_until(stream, lambda e: isinstance(e, Resynced), timeout=10)
-        assert [type(e) for e in events][0] is Stale
+        assert isinstance(events[0], Stale)
         assert not any(isinstance(e, Disconnected) for e in events)
         assert mock.connections_total == 1
         assert [m for m in mock.received if b"unsub" in (m if isinstance(m, bytes) else m.encode())]

@@ -229,10 +229,8 @@ class Shard:
                 del held[:5_000]
             ready.set()
 
-        if self.arbiter is not None:
-            new = self._open_member()
-        else:
-            new = self._make(hold)
+        # with an arbiter the new member joins the group; alone, it is held back
+        new = self._open_member() if self.arbiter is not None else self._make(hold)
         await new.add(sorted(self.subscriptions, key=str))
         new.start()
         deadline = new.clock.monotonic() + self.warmup_timeout
