@@ -257,6 +257,7 @@ class Shard:
             self.conns = [new if c is old else c for c in self.conns]
         else:
             self.conns = [c for c in self.conns if c is not old]
+        self.rollovers += 1  # the switch is done; closing the old one is housekeeping
         # retire the old connection quietly: its loss is not the caller's
         old.sink = _discard
         old.feed.sink = _discard
@@ -264,7 +265,6 @@ class Shard:
             for gap in self.arbiter.remove_connection(old.conn_id, self._now_ns()):
                 self._deliver(gap)
         await old.close()
-        self.rollovers += 1
         return warm
 
 

@@ -1,0 +1,152 @@
+"""The reliability machinery inside the live runtime: redundancy and failover,
+quality gate and circuit breaker, trade-id gaps, rollover before the venue's
+maximum connection age, per-venue connection gate."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import ClassVar
+
+from toyvenue import MockToy, ToyAdapter
+
+from wsmux import (
+    Backoff,
+    BookSnapshot,
+    BookUpdate,
+    Disconnected,
+    Error,
+    ErrorKind,
+    Gap,
+    GapReason,
+    Limits,
+    Multiplexer,
+    Resynced,
+    Trade,
+    book,
+    trades,
+)
+from wsmux.testing import MockBinance, collect_until
+
+FAST = Backoff(initial=0.01, cap=0.05)
+
+
+def seq_of(mock: MockToy, symbol: str = "BTC-USD") -> int:
+    return max(int(c.state["seq"][symbol]) for c in mock.connections.values())
+
+
+async def test_redundant_connections_deliver_once_and_fail_over_without_a_gap() -> None:
+    async with (
+        MockToy(["BTC-USD"]) as mock,
+        Multiplexer(endpoints={"toy": mock.endpoint}, adapters={"toy": ToyAdapter}, backoff=FAST, redundancy=2) as mux,
+    ):
+        stream = mux.subscribe(book("toy", "BTC-USD"), trades("toy", "BTC-USD"))
+        await collect_until(stream, lambda e: isinstance(e, Resynced))
+        while len(mock.connections) < 2 or not all(
+            c.feed.syncs["BTC-USD"].valid for c in mux.connections()
+        ):  # both members synced (each Resynced of the backup is hidden by the arbiter)
+            await mock.publish(1)
+            await asyncio.sleep(0.01)
+        await mock.publish(100)
+        n_trades = mock.markets["BTC-USD"].next_trade_id - 1
+        delivered: list = []
+        target = seq_of(mock)
+        delivered += await collect_until(stream, lambda e: isinstance(e, BookUpdate) and e.seq == target)
+        # kill one member: the caller sees no Gap, the book stays valid
+        victim = next(iter(mock.connections.values()))
+        await victim.ws.close(1011, "chaos")
+        await mock.publish(100)
+        target = seq_of(mock)
+        delivered += await collect_until(stream, lambda e: isinstance(e, BookUpdate) and e.seq == target)
+        assert not [e for e in delivered if isinstance(e, Gap)]
+        view = mux.book("toy", "BTC-USD")
+        assert view.valid and view.depth() == mock.markets["BTC-USD"].depth()
+        # exactly once: book seqs strictly increase, trade ids unique
+        seqs = [e.seq for e in delivered if isinstance(e, BookUpdate)]
+        assert seqs == sorted(set(seqs))
+        ids = [e.trade_id for e in delivered if isinstance(e, Trade)]
+        assert len(ids) == len(set(ids))
+        shard = mux.health()["shards"][0]
+        assert len(shard["connections"]) == 2 and shard["arbiter"] is not None
+        assert n_trades > 0
+
+
+async def test_bad_data_is_withheld_reported_and_trips_the_breaker() -> None:
+    async with (
+        MockToy(["BTC-USD"]) as mock,
+        Multiplexer(
+            endpoints={"toy": mock.endpoint},
+            adapters={"toy": ToyAdapter},
+            backoff=FAST,
+            breaker={"threshold": 5, "window": 10.0, "cooldown": 0.2, "probe_events": 3, "probe_seconds": None},
+        ) as mux,
+    ):
+        stream = mux.subscribe(trades("toy", "BTC-USD"))
+        await collect_until(stream, lambda e: e.__class__.__name__ == "Connected")
+        conn = next(iter(mock.connections.values()))
+        for i in range(6):  # six trades with a negative price
+            await conn.send(f'{{"t":"trade","s":"BTC-USD","id":{900 + i},"p":"-1","q":"1","side":"buy"}}')
+        events = await collect_until(
+            stream, lambda e: isinstance(e, Error) and e.kind is ErrorKind.CIRCUIT and "open" in e.message
+        )
+        bad = [e for e in events if isinstance(e, Error) and e.kind is ErrorKind.BAD_DATA]
+        assert bad and "bad_price" in bad[0].message
+        assert not [e for e in events if isinstance(e, Trade)]  # none of the bad trades reached the caller
+        assert mux.counters["bad_data"] == 6
+        # while open, good data is withheld (counted); after the cooldown,
+        # half-open probes of good data close it again
+        mock.run()  # a steady market in the background
+        events = await collect_until(
+            stream,
+            lambda e: isinstance(e, Error) and e.kind is ErrorKind.CIRCUIT and "-> closed" in e.message,
+            timeout=10,
+        )
+        assert mux.counters["breaker_withheld"] > 0
+        health = mux.health()
+        assert health["breakers"]["toy"]["state"] == "closed"
+        await collect_until(stream, lambda e: isinstance(e, Trade))
+
+
+async def test_trade_id_hole_is_reported_with_the_missing_range() -> None:
+    async with (
+        MockBinance(["BTC-USDT"], seed=5) as mock,
+        Multiplexer(endpoints={"binance": mock.endpoint}, backoff=FAST) as mux,
+    ):
+        stream = mux.subscribe(trades("binance", "BTC-USDT"))
+        await collect_until(stream, lambda e: e.__class__.__name__ == "Connected")
+        while mock.markets["BTC-USDT"].next_trade_id < 3:
+            await mock.publish(1)
+        first = await collect_until(stream, lambda e: isinstance(e, Trade))
+        market = mock.markets["BTC-USDT"]
+        skipped_from = market.next_trade_id
+        market.next_trade_id += 5  # the venue "loses" five trades
+        while market.next_trade_id == skipped_from + 5:
+            await mock.publish(1)
+        events = await collect_until(stream, lambda e: isinstance(e, Gap))
+        gap = events[-1]
+        assert isinstance(gap, Gap) and gap.reason is GapReason.TRADE_ID
+        assert gap.expected is not None and gap.received is not None
+        assert gap.received - gap.expected >= 5
+        assert first
+
+
+class AgingToy(ToyAdapter):
+    limits: ClassVar[Limits] = Limits(streams_per_connection=3, messages_per_second=1000, max_connection_age=1.0)
+
+
+async def test_rollover_before_max_age_keeps_the_book_valid() -> None:
+    async with (
+        MockToy(["BTC-USD"]) as mock,
+        Multiplexer(
+            endpoints={"toy": mock.endpoint}, adapters={"toy": AgingToy}, backoff=FAST, rollover_margin=0.6
+        ) as mux,
+    ):
+        stream = mux.subscribe(book("toy", "BTC-USD"))
+        await collect_until(stream, lambda e: isinstance(e, Resynced))
+        mock.run()  # keep the market moving while the rollover happens
+        events = await collect_until(stream, lambda e: isinstance(e, Resynced), timeout=10)
+        assert not [e for e in events if isinstance(e, Gap | Disconnected)]
+        assert any(isinstance(e, BookSnapshot) for e in events)
+        assert mux.health()["shards"][0]["rollovers"] >= 1
+        assert mock.connections_total >= 2
+        view = mux.book("toy", "BTC-USD")
+        assert view.valid
