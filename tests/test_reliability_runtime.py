@@ -150,3 +150,65 @@ async def test_rollover_before_max_age_keeps_the_book_valid() -> None:
         assert mock.connections_total >= 2
         view = mux.book("toy", "BTC-USD")
         assert view.valid
+
+
+class OnePerConnection(ToyAdapter):
+    limits: ClassVar[Limits] = Limits(streams_per_connection=1, messages_per_second=1000)
+
+
+async def test_disconnect_storm_reconnects_through_the_connect_gate() -> None:
+    symbols = [f"S{i}-USD" for i in range(8)]
+    async with (
+        MockToy(symbols) as mock,
+        Multiplexer(
+            endpoints={"toy": mock.endpoint},
+            adapters={"toy": OnePerConnection},
+            backoff=Backoff(initial=0.001, cap=0.002),
+        ) as mux,
+    ):
+        stream = mux.subscribe(book("toy", *symbols))
+        synced: set[str] = set()
+        await collect_until(
+            stream, lambda e: isinstance(e, Resynced) and synced.add(e.symbol) is None and len(synced) == 8
+        )
+        gate = mux._connect_gates["toy"]
+        waits_before = gate.waits
+        await mock.drop_connections()  # eight connections lost at once
+        synced.clear()
+        events = await collect_until(
+            stream, lambda e: isinstance(e, Resynced) and synced.add(e.symbol) is None and len(synced) == 8
+        )
+        assert sum(isinstance(e, Disconnected) for e in events) == 8
+        assert gate.waits > waits_before  # attempts were spaced: at most 2 in flight
+        assert gate.limiter.in_flight == 0
+        for symbol in symbols:
+            assert mux.book("toy", symbol).valid
+
+
+async def test_flapping_venue_keeps_its_backoff() -> None:
+    class Flappy(MockToy):
+        flap = True
+
+        async def on_open(self, conn) -> None:  # type: ignore[no-untyped-def]
+            if self.flap:
+                await conn.ws.close(1011, "flap")
+
+    async with (
+        Flappy(["BTC-USD"]) as mock,
+        Multiplexer(
+            endpoints={"toy": mock.endpoint},
+            adapters={"toy": ToyAdapter},
+            backoff=Backoff(initial=0.001, factor=1.5, cap=0.01),
+            stable_after=0.05,
+        ) as mux,
+    ):
+        stream = mux.subscribe(book("toy", "BTC-USD"))
+        while mock.connections_total < 6:
+            await collect_until(stream, lambda e: isinstance(e, Disconnected))
+        conn = mux.connections()[0]
+        assert conn.recovery.attempt >= 5  # never reset: no connection delivered data
+        mock.flap = False
+        await collect_until(stream, lambda e: isinstance(e, Resynced))
+        mock.run()
+        await collect_until(stream, lambda e: isinstance(e, BookUpdate) and conn.recovery.recovered)
+        assert conn.recovery.attempt == 0 and conn.recovery.recoveries == 1
