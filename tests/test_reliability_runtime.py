@@ -212,3 +212,25 @@ async def test_flapping_venue_keeps_its_backoff() -> None:
         mock.run()
         await collect_until(stream, lambda e: isinstance(e, BookUpdate) and conn.recovery.recovered)
         assert conn.recovery.attempt == 0 and conn.recovery.recoveries == 1
+
+
+async def test_slow_consumer_is_reported_and_does_not_delay_other_streams() -> None:
+    from wsmux import Dropped, Overflow, SlowConsumer
+
+    async with (
+        MockToy(["BTC-USD", "ETH-USD"]) as mock,
+        Multiplexer(endpoints={"toy": mock.endpoint}, adapters={"toy": ToyAdapter}, backoff=FAST) as mux,
+    ):
+        slow = mux.subscribe(trades("toy", "BTC-USD"), maxsize=20, overflow=Overflow.DROP_OLDEST, name="slow")
+        fast = mux.subscribe(book("toy", "ETH-USD"), name="fast")
+        await collect_until(fast, lambda e: isinstance(e, Resynced))
+        await mock.publish(400)  # nobody reads `slow` meanwhile
+        target = seq_of(mock, "ETH-USD")
+        await collect_until(fast, lambda e: isinstance(e, BookUpdate) and e.seq == target)  # fast is not held up
+        first = await slow.__anext__()
+        assert isinstance(first, SlowConsumer) and first.stream == "slow" and first.maxsize == 20
+        second = await slow.__anext__()
+        assert isinstance(second, Dropped) and second.count > 0
+        st = slow.stats
+        assert st.received == st.delivered + st.dropped + slow.buffered
+        assert st.slow_episodes == 1 and st.max_buffered <= 20

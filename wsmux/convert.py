@@ -85,6 +85,7 @@ from wsmux.model import (
     OrderUpdate,
     Quote,
     Resynced,
+    SlowConsumer,
     Stale,
     StatusEvent,
     TextLevels,
@@ -112,6 +113,7 @@ EVENT_TAGS: Final[Mapping[type[Event], str]] = types.MappingProxyType(
         Stale: "stale",
         Error: "error",
         Dropped: "dropped",
+        SlowConsumer: "slow_consumer",
     }
 )
 """The ``"type"`` tag of every event class (the tagged union of the dict form)."""

@@ -55,6 +55,7 @@ __all__ = [
     "Quote",
     "Resynced",
     "Side",
+    "SlowConsumer",
     "Stale",
     "StatusEvent",
     "TextLevels",
@@ -445,4 +446,19 @@ class Dropped(StatusEvent):
     stream: str
     count: int
     reason: str
+    recv_ns: int
+
+
+@attrs.frozen(slots=True)
+class SlowConsumer(StatusEvent):
+    """A stream's consumer fell behind: ``buffered`` events wait (of ``maxsize``).
+
+    Delivered in-band to that stream when its buffer passes the high-water
+    mark (80 %), once per episode (re-armed when it drains below 50 %).
+    Other streams are unaffected.
+    """
+
+    stream: str
+    buffered: int
+    maxsize: int
     recv_ns: int

@@ -398,6 +398,7 @@ class Multiplexer:
             name=name,
             on_close=self._stream_closed,
             clock_ns=self.clock.time_ns,
+            slow_consumer_events=True,
         )
         self._streams.append(stream)
         if overflow is Overflow.BLOCK:

@@ -35,6 +35,7 @@ from wsmux.errors import ClosedError, ConfigError, StreamOverflow
 from wsmux.model import (
     ConsolidatedQuote,
     Dropped,
+    SlowConsumer,
     Error,
     ErrorKind,
     Event,
@@ -83,6 +84,7 @@ class StreamStats:
     conflated: int = 0
     callback_errors: int = 0
     max_buffered: int = 0
+    slow_episodes: int = 0
     dropped_by_reason: dict[str, int] = attrs.field(factory=dict)
 
 
@@ -96,6 +98,9 @@ class Stream:
         overflow: policy when the buffer is full.
         name: a label for health and ``Dropped`` events.
         on_close: called once when the stream is closed (unsubscribes).
+        slow_consumer_events: yield a :class:`~wsmux.SlowConsumer` event (in
+            band, outside the accounting, like ``Dropped``) when the buffer
+            passes 80 % of ``maxsize``; re-armed below 50 %.
     """
 
     def __init__(
@@ -107,6 +112,7 @@ class Stream:
         name: str = "",
         on_close: Callable[[Stream], Awaitable[None]] | None = None,
         clock_ns: Callable[[], int] | None = None,
+        slow_consumer_events: bool = False,
     ) -> None:
         if maxsize <= 0:
             raise ConfigError(f"maxsize must be positive, not {maxsize}")
@@ -133,6 +139,11 @@ class Stream:
         self._on_close = on_close
         self._clock_ns = clock_ns
         self._dispatch_cache: dict[type, tuple[list[Callable[[Any], object]], bool]] = {}
+        self._high = max(1, maxsize * 8 // 10)
+        self._low = maxsize // 2
+        self._slow = False
+        self._slow_pending = 0
+        self.slow_consumer_events = slow_consumer_events
 
     # --- callbacks ------------------------------------------------------------------
 
@@ -225,7 +236,12 @@ class Stream:
         if self.overflow is Overflow.CONFLATE and isinstance(event, _CONFLATABLE):
             self._conflate[(type(event), getattr(event, "venue", ""), getattr(event, "symbol", ""))] = event
         n = len(buf)
-        self.stats.max_buffered = max(self.stats.max_buffered, n)
+        if n > self.stats.max_buffered:
+            self.stats.max_buffered = n
+        if n >= self._high and not self._slow and self.slow_consumer_events:
+            self._slow = True
+            self.stats.slow_episodes += 1
+            self._slow_pending = n
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
@@ -297,6 +313,10 @@ class Stream:
                     f"stream {self.name} overflowed its buffer of {self.maxsize} events "
                     f"({self.stats.dropped} dropped so far)"
                 )
+            if self._slow_pending:
+                buffered, self._slow_pending = self._slow_pending, 0
+                now = self._clock_ns() if self._clock_ns else 0
+                return SlowConsumer(self.name, buffered, self.maxsize, now)
             if self._pending_drops:
                 count = self._pending_drops
                 reasons = self._pending_reasons
@@ -318,6 +338,8 @@ class Stream:
                         del self._conflate[key]
                 if self._space is not None and len(self._buf) < self.maxsize:
                     self._space.set()
+                if self._slow and len(self._buf) < self._low:
+                    self._slow = False
                 return event
             if self._closed:
                 raise StopAsyncIteration
