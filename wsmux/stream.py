@@ -35,13 +35,13 @@ from wsmux.errors import ClosedError, ConfigError, StreamOverflow
 from wsmux.model import (
     ConsolidatedQuote,
     Dropped,
-    SlowConsumer,
     Error,
     ErrorKind,
     Event,
     Funding,
     OpenInterest,
     Quote,
+    SlowConsumer,
 )
 
 if TYPE_CHECKING:
@@ -236,8 +236,7 @@ class Stream:
         if self.overflow is Overflow.CONFLATE and isinstance(event, _CONFLATABLE):
             self._conflate[(type(event), getattr(event, "venue", ""), getattr(event, "symbol", ""))] = event
         n = len(buf)
-        if n > self.stats.max_buffered:
-            self.stats.max_buffered = n
+        self.stats.max_buffered = max(self.stats.max_buffered, n)
         if n >= self._high and not self._slow and self.slow_consumer_events:
             self._slow = True
             self.stats.slow_episodes += 1
