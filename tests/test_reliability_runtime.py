@@ -234,3 +234,42 @@ async def test_slow_consumer_is_reported_and_does_not_delay_other_streams() -> N
         st = slow.stats
         assert st.received == st.delivered + st.dropped + slow.buffered
         assert st.slow_episodes == 1 and st.max_buffered <= 20
+
+
+async def test_a_silent_book_is_stale_even_while_its_connection_lives() -> None:
+    from wsmux import Channel, Stale
+
+    async with (
+        MockToy(["BTC-USD", "ETH-USD"]) as mock,
+        Multiplexer(
+            endpoints={"toy": mock.endpoint},
+            adapters={"toy": ToyAdapter},
+            backoff=FAST,
+            stale_channels={Channel.BOOK: 0.3},
+        ) as mux,
+    ):
+        stream = mux.subscribe(book("toy", "BTC-USD", "ETH-USD"))
+        synced: set[str] = set()
+        await collect_until(
+            stream, lambda e: isinstance(e, Resynced) and synced.add(e.symbol) is None and len(synced) == 2
+        )
+        mock.run()  # both symbols move...
+        await collect_until(stream, lambda e: isinstance(e, BookUpdate) and e.symbol == "BTC-USD")
+        mock._ticker.cancel()  # type: ignore[union-attr]
+        mock._ticker = None
+
+        async def eth_only() -> None:
+            while True:
+                await mock.publish(1, symbols=["ETH-USD"])
+                await asyncio.sleep(0.02)
+
+        task = asyncio.create_task(eth_only())
+        try:
+            events = await collect_until(stream, lambda e: isinstance(e, Stale), timeout=10)
+        finally:
+            task.cancel()
+        stale = events[-1]
+        assert isinstance(stale, Stale) and stale.symbol == "BTC-USD" and stale.channel is Channel.BOOK
+        assert stale.silent_ns >= 300_000_000
+        assert mock.connections_total == 1  # the connection itself was healthy
+        assert mux.book("toy", "BTC-USD").valid

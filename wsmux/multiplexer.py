@@ -238,6 +238,11 @@ class Multiplexer:
             (counted), holes are reported as ``Gap`` (reason ``TRADE_ID``).
         rollover_margin: seconds before a venue's documented maximum
             connection age to replace a connection by a warmed-up one.
+        stale_channels: per channel, seconds without an event for one
+            subscribed symbol before a ``Stale`` event names it (e.g.
+            ``{Channel.BOOK: 30}``). Venue heartbeats keep a *connection*
+            alive; they do not make a silent book fresh. Reported once per
+            silence, again after data resumed and stopped again.
     """
 
     def __init__(
@@ -258,6 +263,7 @@ class Multiplexer:
         breaker: Mapping[str, Any] | bool | None = None,
         trade_gaps: bool = True,
         rollover_margin: float = 300.0,
+        stale_channels: Mapping[Channel, float] | None = None,
     ) -> None:
         if not isinstance(redundancy, int) or redundancy < 1:
             raise ConfigError(f"redundancy must be a positive int, not {redundancy!r}")
@@ -290,6 +296,12 @@ class Multiplexer:
             "duplicate_trades": 0,
         }
         """Multiplexer-level counters (also in :meth:`health`)."""
+        self._stale_after_by_channel = dict(stale_channels or {})
+        for channel_, seconds in self._stale_after_by_channel.items():
+            if not isinstance(channel_, Channel) or not seconds > 0:
+                raise ConfigError(f"stale_channels needs Channel -> positive seconds, not {channel_!r}: {seconds!r}")
+        self._last_seen: dict[tuple[str, Channel, str], int] = {}
+        self._stale_reported: set[tuple[str, Channel, str]] = set()
         self._connect_gates: dict[str, ConnectGate] = {}
         self._rest_limiters: dict[str, RestLimiter] = {}
         self._record_dir = record
@@ -322,6 +334,8 @@ class Multiplexer:
         if self._http is None:
             self._http = httpx.AsyncClient(timeout=httpx.Timeout(10.0), follow_redirects=True)
         self._started = True
+        if self._stale_after_by_channel:
+            self._spawn(self._stale_watch())
 
     async def close(self) -> None:
         """Close every stream and connection."""
@@ -735,7 +749,10 @@ class Multiplexer:
     def _dispatch(self, event: Event) -> None:
         channel = _CHANNEL_OF.get(type(event))
         if channel is not None:
-            streams = self._routes.get((event.venue, channel, event.symbol))  # type: ignore[attr-defined]
+            key = (event.venue, channel, event.symbol)  # type: ignore[attr-defined]
+            streams = self._routes.get(key)
+            if self._stale_after_by_channel:
+                self._last_seen[key] = event.recv_ns  # type: ignore[attr-defined]
             if streams:
                 for stream in streams:
                     stream._put(event)
@@ -751,6 +768,35 @@ class Multiplexer:
         if isinstance(event, Dropped):
             return
         for stream in self._streams:  # venue-less errors
+            stream._put(event)
+
+    async def _stale_watch(self) -> None:
+        """Per (venue, channel, symbol): report a subscribed channel that went silent."""
+        tick = min(self._stale_after_by_channel.values()) / 4
+        started = self.clock.time_ns()
+        while not self._closed:
+            await asyncio.sleep(tick)
+            now = self.clock.time_ns()
+            for sub, shard in list(self._sub_conn.items()):
+                limit = self._stale_after_by_channel.get(sub.channel)
+                if limit is None:
+                    continue
+                key = (sub.venue, sub.channel, sub.symbol)
+                last = self._last_seen.get(key)
+                if last is None:
+                    # never seen: measure from the shard's connection, else from start
+                    since = shard.conns[0].stats.connected_since if shard.conns else None
+                    last = started if since is None else max(started, now - int((self.clock.monotonic() - since) * 1e9))
+                silent = now - last
+                if silent >= limit * 1e9:
+                    if key not in self._stale_reported:
+                        self._stale_reported.add(key)
+                        self._dispatch_stale(Stale(sub.venue, sub.symbol, sub.channel, silent, now))
+                else:
+                    self._stale_reported.discard(key)
+
+    def _dispatch_stale(self, event: Stale) -> None:
+        for stream in self._routes.get((event.venue, event.channel, event.symbol or ""), ()):  # type: ignore[arg-type]
             stream._put(event)
 
     def _maybe_wait(self) -> None:
