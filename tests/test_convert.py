@@ -55,6 +55,8 @@ def strategy_for(tp: Any) -> st.SearchStrategy[Any]:
         return TEXT_LEVELS
     if tp == tuple[tuple[str, BookSide, float, float], ...]:
         return ORDERS
+    if tp == tuple[tuple[int, int], ...]:
+        return st.lists(st.tuples(INT64, INT64), max_size=4).map(tuple)
     if typing.get_origin(tp) in (typing.Union, types.UnionType):
         return st.one_of(*(strategy_for(a) for a in typing.get_args(tp)))
     if tp is type(None):

@@ -273,3 +273,37 @@ async def test_a_silent_book_is_stale_even_while_its_connection_lives() -> None:
         assert stale.silent_ns >= 300_000_000
         assert mock.connections_total == 1  # the connection itself was healthy
         assert mux.book("toy", "BTC-USD").valid
+
+
+async def test_trade_backfill_recovers_lost_trades_and_lists_what_is_missing() -> None:
+    from wsmux import Backfilled
+
+    async with (
+        MockBinance(["BTC-USDT"], seed=7) as mock,
+        Multiplexer(endpoints={"binance": mock.endpoint}, backoff=FAST, backfill_trades=True) as mux,
+    ):
+        stream = mux.subscribe(trades("binance", "BTC-USDT"))
+        await collect_until(stream, lambda e: e.__class__.__name__ == "Connected")
+        market = mock.markets["BTC-USDT"]
+        while market.next_trade_id < 3:
+            await mock.publish(1)
+        await collect_until(stream, lambda e: isinstance(e, Trade))
+        # 1) three trades lost in transit: the venue's REST history has them
+        mock.faults.drop_trades = 3
+        lost_from = market.next_trade_id
+        while market.next_trade_id < lost_from + 4:
+            await mock.publish(1)
+        events = await collect_until(stream, lambda e: isinstance(e, Backfilled))
+        done = events[-1]
+        assert isinstance(done, Backfilled) and done.recovered == 3 and done.missing == ()
+        got = [int(e.trade_id) for e in events if isinstance(e, Trade)]  # type: ignore[arg-type]
+        assert set(range(lost_from, lost_from + 3)) <= set(got)
+        assert len(got) == len(set(got))  # nothing twice
+        # 2) ids that never existed anywhere: reported exactly as missing
+        gone_from = market.next_trade_id
+        market.next_trade_id += 4
+        while market.next_trade_id == gone_from + 4:
+            await mock.publish(1)
+        events = await collect_until(stream, lambda e: isinstance(e, Backfilled))
+        assert events[-1].missing == ((gone_from, gone_from + 3),)  # type: ignore[attr-defined]
+        assert events[-1].recovered == 0  # type: ignore[attr-defined]

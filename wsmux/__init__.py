@@ -25,6 +25,7 @@ from wsmux.errors import (
     WsmuxError,
 )
 from wsmux.model import (
+    Backfilled,
     BookSide,
     BookSnapshot,
     BookUpdate,
@@ -70,6 +71,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Adapter",
+    "Backfilled",
     "Backoff",
     "BookError",
     "BookView",

@@ -29,7 +29,7 @@ import attrs
 
 from wsmux.book import Continuity, SnapshotSource, SyncRule
 from wsmux.errors import UnknownChannel
-from wsmux.model import BookSnapshot, Channel, Event, L3Snapshot
+from wsmux.model import BookSnapshot, Channel, Event, L3Snapshot, Trade
 from wsmux.subscriptions import Subscription
 
 __all__ = [
@@ -227,6 +227,16 @@ class Adapter(abc.ABC):
     def parse_l3_snapshot(self, symbol: str, body: bytes, recv_ns: int) -> L3Snapshot:
         """Translate a REST L3 snapshot response body."""
         raise NotImplementedError(f"{self.venue} takes no REST L3 snapshots")
+
+    def trades_request(self, symbol: str, first_id: int, limit: int) -> HttpRequest | None:
+        """A REST request for the trades of ``symbol`` from id ``first_id``
+        (at most ``limit``), for backfilling a trade-id gap; ``None`` where
+        the venue has no such endpoint (the default)."""
+        return None
+
+    def parse_trades(self, symbol: str, body: bytes, recv_ns: int) -> list[Trade]:
+        """Translate a :meth:`trades_request` response body."""
+        raise NotImplementedError(f"{self.venue} has no trade-history endpoint")
 
     def resync_messages(self, subscription: Subscription) -> list[Outgoing]:
         """Messages that make the venue send a fresh book snapshot.

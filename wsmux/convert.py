@@ -66,6 +66,7 @@ from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn
 
 from wsmux.errors import ConfigError
 from wsmux.model import (
+    Backfilled,
     BookSide,
     BookSnapshot,
     BookUpdate,
@@ -114,6 +115,7 @@ EVENT_TAGS: Final[Mapping[type[Event], str]] = types.MappingProxyType(
         Error: "error",
         Dropped: "dropped",
         SlowConsumer: "slow_consumer",
+        Backfilled: "backfilled",
     }
 )
 """The ``"type"`` tag of every event class (the tagged union of the dict form)."""
@@ -123,6 +125,7 @@ _TAG_KEY: Final = "type"
 _NAN = math.nan
 _PRIMITIVES = frozenset({int, float, str, bool, type(None)})
 _L3Orders = tuple[tuple[str, BookSide, float, float], ...]
+_IdRanges = tuple[tuple[int, int], ...]
 _Structure = Callable[[Any, Any], Any]
 
 converter = cattrs.Converter()
@@ -209,6 +212,14 @@ def _text_levels_in(value: Any, _: Any) -> TextLevels | None:
     return tuple(out)
 
 
+def _id_ranges_out(ranges: _IdRanges) -> list[list[int]]:
+    return [[first, last] for first, last in ranges]
+
+
+def _id_ranges_in(value: Any, _: Any) -> _IdRanges:
+    return tuple((int(first), int(last)) for first, last in value)
+
+
 def _orders_in(value: Any, _: Any) -> _L3Orders:
     return tuple([(str(oid), BookSide(side), _float_in(p, None), _float_in(s, None)) for oid, side, p, s in value])
 
@@ -219,6 +230,7 @@ converter.register_unstructure_hook_func(lambda t: _optional_enum(t) is not None
 converter.register_unstructure_hook_func(lambda t: t == Levels, _pairs_out)
 converter.register_unstructure_hook_func(lambda t: t == TextLevels | None, _optional_pairs_out)
 converter.register_unstructure_hook_func(lambda t: t == _L3Orders, _orders_out)
+converter.register_unstructure_hook_func(lambda t: t == _IdRanges, _id_ranges_out)
 
 converter.register_structure_hook(float, _float_in)
 converter.register_structure_hook_factory(_is_optional_primitive, _optional_primitive_in)
@@ -226,6 +238,7 @@ converter.register_structure_hook_factory(lambda t: _optional_enum(t) is not Non
 converter.register_structure_hook_func(lambda t: t == Levels, _levels_in)
 converter.register_structure_hook_func(lambda t: t == TextLevels | None, _text_levels_in)
 converter.register_structure_hook_func(lambda t: t == _L3Orders, _orders_in)
+converter.register_structure_hook_func(lambda t: t == _IdRanges, _id_ranges_in)
 
 
 # --- per-class functions and the tagged union -----------------------------------

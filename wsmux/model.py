@@ -30,6 +30,7 @@ from typing import TypeAlias
 import attrs
 
 __all__ = [
+    "Backfilled",
     "BookSide",
     "BookSnapshot",
     "BookUpdate",
@@ -461,4 +462,21 @@ class SlowConsumer(StatusEvent):
     stream: str
     buffered: int
     maxsize: int
+    recv_ns: int
+
+
+@attrs.frozen(slots=True)
+class Backfilled(StatusEvent):
+    """A REST backfill of missing trades finished.
+
+    The recovered trades were delivered (as ordinary ``Trade`` events, older
+    than the live ones around them) just before this event. ``missing``
+    lists the id ranges ``(first, last)``, inclusive, that the venue could
+    not supply: the exact remaining holes of the tape.
+    """
+
+    venue: str
+    symbol: str
+    recovered: int
+    missing: tuple[tuple[int, int], ...]
     recv_ns: int

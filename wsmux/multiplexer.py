@@ -40,8 +40,9 @@ from wsmux.book import ConsolidatedBBO, OrderBook
 from wsmux.book.l3 import L3Book, L3Order
 from wsmux.clock import SYSTEM_CLOCK, Clock
 from wsmux.connection import ConnectGate, Connection, Transport
-from wsmux.errors import ClosedError, ConfigError
+from wsmux.errors import ClosedError, ConfigError, SnapshotFailed, WsmuxError
 from wsmux.model import (
+    Backfilled,
     BookSide,
     BookSnapshot,
     BookUpdate,
@@ -238,6 +239,11 @@ class Multiplexer:
             (counted), holes are reported as ``Gap`` (reason ``TRADE_ID``).
         rollover_margin: seconds before a venue's documented maximum
             connection age to replace a connection by a warmed-up one.
+        backfill_trades: on a trade-id hole, fetch the missing trades over
+            REST where the venue has an endpoint (rate-limited by the venue's
+            REST budget), deliver the ones recovered (deduplicated against the
+            live tape) and a :class:`~wsmux.Backfilled` event listing exactly
+            what is still missing.
         stale_channels: per channel, seconds without an event for one
             subscribed symbol before a ``Stale`` event names it (e.g.
             ``{Channel.BOOK: 30}``). Venue heartbeats keep a *connection*
@@ -264,6 +270,7 @@ class Multiplexer:
         trade_gaps: bool = True,
         rollover_margin: float = 300.0,
         stale_channels: Mapping[Channel, float] | None = None,
+        backfill_trades: bool = False,
     ) -> None:
         if not isinstance(redundancy, int) or redundancy < 1:
             raise ConfigError(f"redundancy must be a positive int, not {redundancy!r}")
@@ -296,6 +303,8 @@ class Multiplexer:
             "duplicate_trades": 0,
         }
         """Multiplexer-level counters (also in :meth:`health`)."""
+        self.backfill_trades = backfill_trades
+        self._backfilling: set[tuple[str, str]] = set()
         self._stale_after_by_channel = dict(stale_channels or {})
         for channel_, seconds in self._stale_after_by_channel.items():
             if not isinstance(channel_, Channel) or not seconds > 0:
@@ -672,7 +681,13 @@ class Multiplexer:
                     if not verdict_t.deliver:
                         self.counters["duplicate_trades"] += 1
                         return
-                    for hole in self._sequencer.take_gaps(event.recv_ns):  # type: ignore[attr-defined]
+                    holes = self._sequencer.take_gaps(event.recv_ns)  # type: ignore[attr-defined]
+                    if holes and self.backfill_trades:
+                        for key in {(h.venue, h.symbol) for h in holes if h.exact}:
+                            if key not in self._backfilling:
+                                self._backfilling.add(key)
+                                self._spawn(self._backfill(*key))
+                    for hole in holes:
                         self._dispatch(
                             Gap(
                                 hole.venue,
@@ -708,6 +723,64 @@ class Multiplexer:
                 self._breaker_events(breaker, err.venue)
                 return
         self._dispatch(event)
+
+    async def _backfill(self, venue: str, symbol: str) -> None:
+        """Fetch the trades of the tape's holes over REST (see ``backfill_trades``)."""
+        sequencer = self._sequencer
+        assert sequencer is not None
+        try:
+            shard = self._sub_conn.get(Subscription(venue, Channel.TRADES, symbol))
+            if shard is None or not shard.conns:
+                return
+            adapter = shard.conns[0].adapter
+            limiter = self._rest_limiters.get(venue)
+            plan = sequencer.backfill(venue, symbol, 1000)
+            recovered = 0
+            for request in plan.pending():
+                http_request = adapter.trades_request(symbol, request.first, len(request))
+                if http_request is None:
+                    break
+                if limiter is not None:
+                    delay = limiter.acquire(self.clock.monotonic(), http_request.weight)
+                    while delay > 0:
+                        await asyncio.sleep(delay)
+                        delay = limiter.blocked_for(self.clock.monotonic())
+                assert self._http is not None
+                try:
+                    response = await self._http.request(
+                        http_request.method, http_request.url, params=list(http_request.params)
+                    )
+                    recv_ns = self.clock.time_ns()
+                    if response.status_code != 200:
+                        if limiter is not None and response.status_code in (418, 429):
+                            limiter.on_status(
+                                self.clock.monotonic(),
+                                response.status_code,
+                                response.headers.get("Retry-After"),
+                                recv_ns / 1e9,
+                            )
+                        raise SnapshotFailed(f"HTTP {response.status_code} from {http_request.url}")
+                    fetched = adapter.parse_trades(symbol, response.content, recv_ns)
+                except (httpx.HTTPError, WsmuxError) as exc:
+                    self._dispatch(
+                        Error(
+                            venue,
+                            symbol,
+                            ErrorKind.SNAPSHOT,
+                            f"trade backfill: {type(exc).__name__}: {exc}",
+                            self.clock.time_ns(),
+                        )
+                    )
+                    plan.done(request)
+                    continue
+                for trade in plan.merge(fetched):
+                    recovered += 1
+                    self._dispatch(trade)
+                plan.done(request)
+            missing = tuple((r.first, r.last) for r in plan.missing())
+            self._dispatch(Backfilled(venue, symbol, recovered, missing, self.clock.time_ns()))
+        finally:
+            self._backfilling.discard((venue, symbol))
 
     def _breaker(self, venue: str) -> CircuitBreaker:
         breaker = CircuitBreaker(venue, **(self._breaker_args or {}))
@@ -759,6 +832,10 @@ class Multiplexer:
             return
         if isinstance(event, Gap | Resynced):
             for stream in self._routes.get((event.venue, event.channel, event.symbol), ()):
+                stream._put(event)
+            return
+        if isinstance(event, Backfilled):
+            for stream in self._routes.get((event.venue, Channel.TRADES, event.symbol), ()):
                 stream._put(event)
             return
         if isinstance(event, _VENUE_WIDE) and event.venue is not None:

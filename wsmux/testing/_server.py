@@ -51,6 +51,8 @@ class Faults:
         snapshot_garbage: answer REST snapshots with a broken body this many times.
         snapshot_delay: seconds to wait before answering a REST snapshot.
         reject_subscriptions: answer subscribe requests with an error.
+        drop_trades: do not send this many next trades (they still happen and
+            are in the venue's REST trade history, where it has one).
     """
 
     skip_seq: int = 0
@@ -64,6 +66,7 @@ class Faults:
     snapshot_garbage: int = 0
     snapshot_delay: float = 0.0
     reject_subscriptions: bool = False
+    drop_trades: int = 0
 
     def take(self, name: str) -> bool:
         """Consume one unit of counter ``name``; True if it fired."""

@@ -123,6 +123,8 @@ class MockBinanceBase(MockExchange):
         self.misrouted: list[str] = []
         """Streams a client subscribed on the wrong USDⓈ-M route."""
         self.snapshots_served = 0
+        self.trade_history: dict[str, deque[dict[str, Any]]] = {sym: deque(maxlen=10_000) for sym in self.symbols}
+        """What ``/aggTrades`` serves: every trade that happened, sent or not."""
 
     async def __aenter__(self) -> Self:
         await self.start()
@@ -294,6 +296,9 @@ class MockBinanceBase(MockExchange):
         }
         if not self.futures:
             agg["M"] = True
+        self.trade_history[symbol].append(agg)
+        if self.faults.take("drop_trades"):
+            return []  # lost in transit: only the REST history has it
         frames = [(f"{lower}@aggTrade", dumps(agg))]
         if not self.futures:
             raw = {
@@ -454,6 +459,8 @@ class MockBinanceBase(MockExchange):
     snapshot_limits: ClassVar[tuple[int, ...] | None] = None
 
     def http(self, path: str, query: dict[str, str]) -> tuple[int, bytes] | None:
+        if path == self.depth_path.replace("depth", "aggTrades"):
+            return self._agg_trades(query)
         if path != self.depth_path:
             return None
         symbol = self.by_native.get(query.get("symbol", ""))
@@ -473,6 +480,24 @@ class MockBinanceBase(MockExchange):
             return 200, b'{"lastUpdateId":'
         self.snapshots_served += 1
         return 200, self.snapshot_body(symbol, limit).encode()
+
+    def _agg_trades(self, query: dict[str, str]) -> tuple[int, bytes]:
+        """``GET .../aggTrades?symbol=S&fromId=N&limit=L``: history from id N."""
+        symbol = self.by_native.get(query.get("symbol", ""))
+        if symbol is None:
+            return 400, b'{"code":-1121,"msg":"Invalid symbol."}'
+        try:
+            from_id = int(query.get("fromId", "0"))
+            limit = min(1000, int(query.get("limit", "500")))
+        except ValueError:
+            return 400, b'{"code":-1100,"msg":"Illegal characters found in a parameter."}'
+        out = []
+        for agg in self.trade_history[symbol]:
+            if agg["a"] >= from_id:
+                out.append({k: agg[k] for k in ("a", "p", "q", "f", "l", "T", "m")})
+                if len(out) >= limit:
+                    break
+        return 200, dumps(out).encode()
 
     def snapshot_body(self, symbol: str, limit: int = 1000) -> str:
         """The REST depth body for ``symbol`` now: best ``limit`` levels, ``lastUpdateId``."""
