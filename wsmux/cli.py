@@ -144,7 +144,8 @@ class LiveView:
                 bp = ap = math.nan
                 state = "-"
             lines.append(
-                f"{venue:<16}{symbol:<16}{bp:>14.10g}{ap:>14.10g}{ap - bp:>10.4g}{state:>18}{row.rate:>9.0f}{row.gaps:>6}"
+                f"{venue:<16}{symbol:<16}{bp:>14.10g}{ap:>14.10g}{ap - bp:>10.4g}"
+                f"{state:>18}{row.rate:>9.0f}{row.gaps:>6}"
             )
         lines.append("")
         lines.append(f"total {total_rate:,.0f} events/s")
@@ -278,6 +279,9 @@ def build_parser() -> argparse.ArgumentParser:
     log_commands = log.add_subparsers(dest="log_command", required=True)
     info = log_commands.add_parser("info", help="venues, time range, counts and integrity of logs")
     info.add_argument("paths", nargs="+")
+    from wsmux import bench
+
+    bench.add_parser(commands)
     return parser
 
 
@@ -355,6 +359,10 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
             return _replay(args, out)
         if args.command == "log":
             return _log_info(args, out)
+        if args.command == "bench":
+            from wsmux import bench
+
+            return bench.run_from_args(args)
     except KeyboardInterrupt:
         out.write("\ninterrupted\n")
         return 130

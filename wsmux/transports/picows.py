@@ -1,0 +1,247 @@
+"""A faster WebSocket transport on ``picows`` (a Cython WebSocket client).
+
+``picows`` parses frames in C and calls a listener per frame, with no task
+or future per message. :class:`PicowsTransport` adapts it to the
+:class:`~wsmux.connection.Transport` protocol the
+:class:`~wsmux.connection.Connection` pumps:
+
+* ``recv()`` returns each message's payload as ``bytes`` (text frames too,
+  undecoded, like the default transport, unless the connection was opened
+  with ``text_as_bytes=False``); fragmented messages are reassembled;
+* received messages wait in a queue; above ``max_queue`` messages the socket
+  stops reading (TCP pushes back on the venue) until ``recv`` drains it to
+  half, so a slow consumer never makes the process grow without bound;
+* WebSocket pings from the venue are answered by ``picows``
+  (``enable_auto_pong``); with ``ws_ping_interval`` set, the client pings
+  after that many idle seconds and drops the connection when no pong comes
+  within the same time;
+* a close frame from the venue is answered and ends the connection:
+  ``recv`` then raises :class:`~wsmux.errors.ConnectionClosed` with the
+  venue's code and reason.
+
+It does not negotiate ``permessage-deflate`` (``picows`` has no compression):
+venues that compress only on request send plain frames, which costs bandwidth
+and saves the inflate.
+
+Install with ``pip install 'wsmux[fast]'`` and select it per multiplexer::
+
+    async with Multiplexer(transport=PicowsTransport()) as mux: ...
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+from typing import Any
+
+from picows import (
+    WSAutoPingStrategy,
+    WSCloseCode,
+    WSError,
+    WSFrame,
+    WSListener,
+    WSMsgType,
+    WSTransport,
+    ws_connect,
+)
+
+from wsmux.adapter import Outgoing
+from wsmux.connection import TransportConnection
+from wsmux.errors import ConnectionClosed, ConnectTimeout, TransportError
+
+__all__ = ["PicowsTransport"]
+
+_TEXT = WSMsgType.TEXT
+_BINARY = WSMsgType.BINARY
+_CONTINUATION = WSMsgType.CONTINUATION
+_CLOSE = WSMsgType.CLOSE
+
+
+class _Listener(WSListener):  # type: ignore[misc,unused-ignore]  # Any when picows has no types
+    """Collects the messages of one connection for :class:`_PicowsConn`."""
+
+    def __init__(self, max_queue: int, text_as_bytes: bool) -> None:
+        self.queue: collections.deque[bytes | str] = collections.deque()
+        self.text_as_bytes = text_as_bytes
+        self.waiter: asyncio.Future[None] | None = None
+        self.closed: str | None = None
+        self.transport: WSTransport | None = None
+        self.fragments: list[bytes] | None = None
+        self.fragmented_text = False
+        self.max_queue = max_queue
+        self.paused = False
+        self.pauses = 0
+        """How many times the queue filled and reading stopped (backpressure)."""
+
+    def on_ws_connected(self, transport: WSTransport) -> None:
+        self.transport = transport
+
+    def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
+        kind = frame.msg_type
+        if kind is _TEXT or kind is _BINARY:
+            if frame.fin:
+                if kind is _TEXT and not self.text_as_bytes:
+                    self._push(frame.get_payload_as_utf8_text())
+                else:
+                    self._push(frame.get_payload_as_bytes())
+            else:
+                self.fragments = [frame.get_payload_as_bytes()]
+                self.fragmented_text = kind is _TEXT
+        elif kind is _CONTINUATION:
+            if self.fragments is None:
+                self._fail(transport, "continuation frame without a first fragment")
+                return
+            self.fragments.append(frame.get_payload_as_bytes())
+            if frame.fin:
+                payload = b"".join(self.fragments)
+                self.fragments = None
+                if self.fragmented_text and not self.text_as_bytes:
+                    self._push(payload.decode("utf-8", errors="replace"))
+                else:
+                    self._push(payload)
+        elif kind is _CLOSE:
+            code = frame.get_close_code()
+            reason = frame.get_close_reason() if frame.payload_size > 2 else ""
+            self.closed = f"closed by the venue: {getattr(code, 'value', code)} {reason}".rstrip()
+            with contextlib.suppress(Exception):
+                transport.send_close(code if isinstance(code, WSCloseCode) else WSCloseCode.OK)
+            transport.disconnect()
+            self._wake()
+
+    def on_ws_disconnected(self, transport: WSTransport) -> None:
+        if self.closed is None:
+            self.closed = "connection lost"
+        self._wake()
+
+    def _push(self, payload: bytes | str) -> None:
+        queue = self.queue
+        queue.append(payload)
+        if len(queue) >= self.max_queue and not self.paused and self.transport is not None:
+            self.paused = True
+            self.pauses += 1
+            self.transport.underlying_transport.pause_reading()
+        waiter = self.waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def _wake(self) -> None:
+        waiter = self.waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def _fail(self, transport: WSTransport, reason: str) -> None:
+        self.closed = f"protocol error: {reason}"
+        with contextlib.suppress(Exception):
+            transport.send_close(WSCloseCode.PROTOCOL_ERROR)
+        transport.disconnect()
+        self._wake()
+
+
+class _PicowsConn:
+    """An open ``picows`` connection as the Connection sees it."""
+
+    __slots__ = ("_listener", "_transport")
+
+    def __init__(self, transport: WSTransport, listener: _Listener) -> None:
+        self._transport = transport
+        self._listener = listener
+
+    async def recv(self) -> bytes | str:
+        listener = self._listener
+        queue = listener.queue
+        while not queue:
+            if listener.closed is not None:
+                raise ConnectionClosed(listener.closed)
+            listener.waiter = asyncio.get_running_loop().create_future()
+            try:
+                await listener.waiter
+            finally:
+                listener.waiter = None
+        payload = queue.popleft()
+        if listener.paused and len(queue) <= listener.max_queue // 2:
+            listener.paused = False
+            if not self._transport.is_disconnected:
+                self._transport.underlying_transport.resume_reading()
+        return payload
+
+    async def send(self, message: Outgoing) -> None:
+        if self._listener.closed is not None or self._transport.is_disconnected:
+            raise ConnectionClosed(self._listener.closed or "connection is closed")
+        try:
+            if isinstance(message, str):
+                self._transport.send(_TEXT, message.encode())
+            else:
+                self._transport.send(_BINARY, message)
+        except Exception as exc:
+            raise ConnectionClosed(f"{type(exc).__name__}: {exc}") from exc
+
+    async def close(self) -> None:
+        transport = self._transport
+        if self._listener.closed is None:
+            self._listener.closed = "closed by the client"
+        with contextlib.suppress(Exception):
+            if not transport.is_disconnected:
+                transport.send_close(WSCloseCode.OK)
+                transport.disconnect()
+            await asyncio.wait_for(transport.wait_disconnected(), 2.0)
+        self._listener._wake()
+
+
+class PicowsTransport:
+    """Opens WebSockets with ``picows``. See the module docstring.
+
+    Args:
+        max_size: largest message accepted, bytes (full-depth snapshots
+            exceed 1 MiB; the default matches the websockets transport).
+        max_queue: received messages held before the socket stops reading.
+        use_aiofastnet: let ``picows`` use ``aiofastnet`` sockets (``None``:
+            picows' default, which uses it when installed).
+    """
+
+    def __init__(
+        self, *, max_size: int = 64 * 2**20, max_queue: int = 65536, use_aiofastnet: bool | None = None
+    ) -> None:
+        if max_queue < 2:
+            raise ValueError("max_queue must be at least 2")
+        self.max_size = max_size
+        self.max_queue = max_queue
+        self.use_aiofastnet = use_aiofastnet
+
+    async def connect(
+        self, url: str, *, open_timeout: float, ws_ping_interval: float | None, text_as_bytes: bool = True
+    ) -> TransportConnection:
+        """Open ``url`` (see :class:`~wsmux.connection.Transport`); text frames
+        come as UTF-8 bytes with ``text_as_bytes``, else as str."""
+        ping = ws_ping_interval is not None and ws_ping_interval > 0
+        interval = ws_ping_interval if ping and ws_ping_interval is not None else 20.0
+        max_queue = self.max_queue
+        extra: dict[str, Any] = {}
+        if self.use_aiofastnet is not None:
+            extra["use_aiofastnet"] = self.use_aiofastnet
+        try:
+            transport, listener = await asyncio.wait_for(
+                ws_connect(
+                    lambda: _Listener(max_queue, text_as_bytes),
+                    url,
+                    websocket_handshake_timeout=open_timeout,
+                    enable_auto_ping=ping,
+                    auto_ping_idle_timeout=interval,
+                    auto_ping_reply_timeout=interval,
+                    auto_ping_strategy=WSAutoPingStrategy.PING_WHEN_IDLE,
+                    enable_auto_pong=True,
+                    max_frame_size=self.max_size,
+                    **extra,
+                ),
+                open_timeout,
+            )
+        except TimeoutError as exc:
+            raise ConnectTimeout(f"connecting to {url} took more than {open_timeout} s") from exc
+        except OSError as exc:
+            raise ConnectionClosed(f"cannot connect to {url}: {exc}") from exc
+        except WSError as exc:
+            raise TransportError(f"cannot connect to {url}: {type(exc).__name__}: {exc}") from exc
+        except Exception as exc:
+            raise TransportError(f"cannot connect to {url}: {type(exc).__name__}: {exc}") from exc
+        assert isinstance(listener, _Listener)
+        return _PicowsConn(transport, listener)
