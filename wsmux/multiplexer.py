@@ -29,7 +29,7 @@ import attrs
 import httpx
 
 from wsmux import exchanges
-from wsmux._reliability.breaker import CircuitBreaker
+from wsmux._reliability.breaker import BreakerState, CircuitBreaker
 from wsmux._reliability.limits import ConnectLimiter, RestLimiter
 from wsmux._reliability.quality import Quality, QualityGate
 from wsmux._reliability.trades import IdPolicy, TradeSequencer, TradeVerdict
@@ -86,6 +86,7 @@ _CHANNEL_OF: dict[type, Channel] = {
 }
 _VENUE_WIDE = (Connected, Disconnected, Error, Stale)
 _OK = Quality.OK
+_CLOSED = BreakerState.CLOSED
 _ids = itertools.count(1)
 
 
@@ -667,14 +668,16 @@ class Multiplexer:
                         return
             if self._breaker_args is not None:
                 breaker = self._breakers.get(venue) or self._breaker(venue)
-                now = self.clock.monotonic()
-                if not breaker.allow(now):
-                    self.counters["breaker_withheld"] += 1
-                    self._breaker_events(breaker, venue)
-                    return
-                breaker.record_ok(now)
-                if breaker._transitions:
-                    self._breaker_events(breaker, venue)
+                # fast path: a closed breaker needs neither the clock nor a call per event
+                if breaker._state is not _CLOSED:
+                    now = self.clock.monotonic()
+                    if not breaker.allow(now):
+                        self.counters["breaker_withheld"] += 1
+                        self._breaker_events(breaker, venue)
+                        return
+                    breaker.record_ok(now)
+                    if breaker._transitions:
+                        self._breaker_events(breaker, venue)
             if cls is Trade and self._sequencer is not None:
                 verdict_t = self._sequencer.on_trade(event)  # type: ignore[arg-type]
                 if verdict_t is not TradeVerdict.NEW:
