@@ -16,6 +16,7 @@ import asyncio
 from collections.abc import AsyncIterator, Callable
 
 from wsmux.model import Event
+from wsmux.testing._chaos import ChaosProxy, MemoryMeter, ProxyStats
 from wsmux.testing._conformance import ConformanceReport, capture_frames, check_adapter
 from wsmux.testing._market import Change, Market, MarketTrade
 from wsmux.testing._server import Faults, MockConnection, MockExchange
@@ -27,6 +28,9 @@ from wsmux.testing.kraken import MockKraken, MockKrakenV1
 from wsmux.testing.okx import MockOkx
 
 __all__ = [
+    "ChaosProxy",
+    "MemoryMeter",
+    "ProxyStats",
     "ConformanceReport",
     "capture_frames",
     "check_adapter",
