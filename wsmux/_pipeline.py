@@ -108,6 +108,13 @@ class Feed:
         self.actions: list[Action] = []
         self.stats = FeedStats()
         self._fetching: set[str] = set()
+        self.max_consecutive_errors = 20
+        """This many unreadable frames in a row make the connection suspect:
+        every book is invalidated (Gap, reason BAD_DATA) and :attr:`poisoned`
+        asks the connection to reconnect — a book without sequence numbers
+        must not stay valid while nothing it receives can be read."""
+        self.poisoned = False
+        self._consecutive_errors = 0
         self.auto_books = False
         """Replay of logs without subscription records: start a book for any
         symbol whose book events appear."""
@@ -160,12 +167,13 @@ class Feed:
         stats.bytes += len(frame)
         try:
             events = self.adapter.parse(frame, recv_ns)
-        except WsmuxError as exc:
+        except Exception as exc:  # WsmuxError, or an adapter bug: never kills the multiplexer
             self._parse_error(exc, recv_ns)
+            self._consecutive_errors += 1
+            if self._consecutive_errors == self.max_consecutive_errors:
+                self._poisoned(recv_ns)
             return
-        except Exception as exc:  # an adapter bug must not kill the multiplexer
-            self._parse_error(exc, recv_ns)
-            return
+        self._consecutive_errors = 0
         sink = self.sink
         syncs = self.syncs
         for event in events:
@@ -247,6 +255,8 @@ class Feed:
             l3sync.invalidate()
         self._fetching.clear()
         self._l3_fetching.clear()
+        self.poisoned = False
+        self._consecutive_errors = 0
         self.adapter.reset()
 
     def take_actions(self) -> list[Action]:
@@ -266,6 +276,25 @@ class Feed:
         return l3sync.book if l3sync is not None else None
 
     # --- internals ------------------------------------------------------------
+
+    def _poisoned(self, recv_ns: int) -> None:
+        self.poisoned = True
+        for symbol, sync in self.syncs.items():
+            if sync.valid:
+                sync.invalidate()
+                self.stats.gaps += 1
+                self.sink(
+                    Gap(
+                        self.venue,
+                        symbol,
+                        Channel.BOOK,
+                        GapReason.BAD_DATA,
+                        None,
+                        None,
+                        recv_ns,
+                        f"{self.max_consecutive_errors} unreadable frames in a row",
+                    )
+                )
 
     def _auto_book(self, symbol: str) -> BookSync | None:
         if not self.auto_books:

@@ -256,9 +256,7 @@ class Adapter(abc.ABC):
         servable by this venue (unknown channel, unmappable symbol)."""
         if subscription.channel not in self.channels:
             offered = ", ".join(sorted(c.value for c in self.channels))
-            raise UnknownChannel(
-                f"{self.venue} does not offer {subscription.channel.value!r} (offers: {offered})"
-            )
+            raise UnknownChannel(f"{self.venue} does not offer {subscription.channel.value!r} (offers: {offered})")
         self.to_native(subscription.symbol, subscription.channel)
 
     def __repr__(self) -> str:

@@ -104,8 +104,16 @@ class _WsConn:
             raise ConnectionClosed(f"{type(exc).__name__}: {exc}") from exc
 
     async def close(self) -> None:
-        with contextlib.suppress(Exception):
+        try:
             await asyncio.wait_for(self._ws.close(), 2.0)
+        except Exception:
+            pass
+        finally:
+            # a black-holed peer never completes the closing handshake: drop
+            # the TCP connection so a pending recv() fails instead of hanging
+            transport = getattr(self._ws, "transport", None)
+            if transport is not None:
+                transport.abort()
 
 
 class WebsocketsTransport:
@@ -132,7 +140,7 @@ class WebsocketsTransport:
                 ping_interval=ws_ping_interval,
                 ping_timeout=ws_ping_interval,
                 compression="deflate",
-                max_queue=None,
+                max_queue=(1024, 256),  # flow control: a paused pump pushes back on the venue
             )
         except TimeoutError as exc:
             raise ConnectTimeout(f"connecting to {url} took more than {open_timeout} s") from exc
@@ -264,6 +272,8 @@ class Connection:
         self._bucket = TokenBucket(adapter.limits.messages_per_second)
         self._snapshot_failures: dict[str, int] = {}
         self._kill_reason: str | None = None
+        self.paused = False
+        """True while the pump waits for a BLOCK stream's consumer (backpressure)."""
         self.connect_gate = connect_gate
         self.rest_limiter = rest_limiter
         self.recovery = RecoveryTracker(backoff, stable_after=stable_after, rng=self._rng)
@@ -443,6 +453,8 @@ class Connection:
                     continue
             events_before = feed.stats.events
             feed.on_frame(frame, recv_ns)
+            if feed.poisoned:
+                raise ConnectionClosed(f"{feed.max_consecutive_errors} unreadable frames in a row")
             mono = clock.monotonic()
             stats.last_frame_mono = mono
             if feed.stats.events != events_before:
@@ -457,7 +469,15 @@ class Connection:
             if wait_unblocked is not None:
                 waiting = wait_unblocked()
                 if waiting is not None:
-                    await waiting
+                    # backpressure: we stopped reading, the venue did not go quiet
+                    self.paused = True
+                    try:
+                        await waiting
+                    finally:
+                        self.paused = False
+                        now = clock.monotonic()
+                        liveness.data(now)
+                        stats.last_frame_mono = stats.last_data_mono = now
 
     async def _do_actions(self) -> None:
         for action in self.feed.take_actions():
@@ -545,6 +565,8 @@ class Connection:
                 next_ping = now + (interval or 0.0)
                 with contextlib.suppress(TransportError):
                     await self._send_all([hb.ping_message])
+            if self.paused:  # our consumer is slow; the venue is not silent
+                continue
             action = live.check(now)
             if action is LivenessAction.RESUBSCRIBE:
                 self.stats.stale += 1

@@ -507,7 +507,7 @@ class Multiplexer:
             connect_timeout=self.connect_timeout,
             stale_after=self.stale_after,
             stable_after=self.stable_after,
-            wait_unblocked=self._wait_unblocked if self._blocking else self._maybe_wait,
+            wait_unblocked=lambda venue=venue: self._wait_unblocked(venue),  # type: ignore[misc]
             recorder=self._recorder(venue) if self._record_dir else None,
             connect_gate=gate,
             rest_limiter=rest,
@@ -671,7 +671,9 @@ class Multiplexer:
                 # fast path: a closed breaker needs neither the clock nor a call per event
                 if breaker._state is not _CLOSED:
                     now = self.clock.monotonic()
-                    if not breaker.allow(now):
+                    if not breaker.allow(now) and cls is not BookSnapshot:
+                        # snapshots pass: Resynced passes too, and a stream must
+                        # never see Resynced without the book it announces
                         self.counters["breaker_withheld"] += 1
                         self._breaker_events(breaker, venue)
                         return
@@ -792,6 +794,8 @@ class Multiplexer:
 
     def _breaker_events(self, breaker: CircuitBreaker, venue: str) -> None:
         for t in breaker.take_transitions():
+            if t.old is BreakerState.OPEN:
+                self._rebase_books(venue)  # updates were withheld: hand the books over afresh
             self._dispatch(
                 Error(
                     venue,
@@ -801,6 +805,18 @@ class Multiplexer:
                     self.clock.time_ns(),
                 )
             )
+
+    def _rebase_books(self, venue: str) -> None:
+        """Deliver every valid book of ``venue`` as BookSnapshot + Resynced."""
+        now = self.clock.time_ns()
+        for sub, shard in list(self._sub_conn.items()):
+            if sub.venue != venue or sub.channel is not Channel.BOOK:
+                continue
+            book = shard.book(sub.symbol)
+            if book is not None and book.valid:
+                bids, asks = book.depth()
+                self._dispatch(BookSnapshot(venue, sub.symbol, bids, asks, book.ts, now, book.seq))
+                self._dispatch(Resynced(venue, sub.symbol, Channel.BOOK, book.seq, now))
 
     def _bad(self, event: Event, venue: str, verdict: Quality) -> None:
         self.counters["bad_data"] += 1
@@ -879,16 +895,16 @@ class Multiplexer:
         for stream in self._routes.get((event.venue, event.channel, event.symbol or ""), ()):  # type: ignore[arg-type]
             stream._put(event)
 
-    def _maybe_wait(self) -> None:
-        return None
-
-    def _wait_unblocked(self) -> Any:
+    def _wait_unblocked(self, venue: str) -> Any:
+        """Backpressure for one connection: wait only for a full BLOCK stream
+        that this connection's venue feeds (other venues keep flowing).
+        Decided per frame, so a BLOCK stream added later is honoured too."""
+        if not self._blocking:
+            return None
         for stream in self._blocking:
-            if stream.blocked:
+            if stream.blocked and any(sub.venue == venue for sub in stream.subscriptions):
                 return stream._wait_space()
         return None
-
-    # --- reading ------------------------------------------------------------------
 
     def book(self, venue: str, symbol: str) -> BookView:
         """The live L2 book of ``symbol`` on ``venue`` (read-only view).

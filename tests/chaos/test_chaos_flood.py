@@ -164,11 +164,6 @@ async def until(condition: object) -> None:
         await asyncio.sleep(0.001)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: multiplexer.py _wait_unblocked pauses EVERY connection while any BLOCK stream is full, "
-    "so a slow consumer of one venue stalls other venues' streams",
-)
 async def test_a_full_block_stream_does_not_stall_other_venues() -> None:
     async with MockBinance(["BTC-USDT"], seed=115) as binance, MockKraken(["BTC-USD"], seed=116) as kraken:
         lean(binance)
@@ -185,12 +180,6 @@ async def test_a_full_block_stream_does_not_stall_other_venues() -> None:
             await h.stream.aclose()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: multiplexer.py _new_connection picks wait_unblocked once, when the connection is made: "
-    "a BLOCK stream added later to a connection made for a non-BLOCK stream is never backpressured "
-    "and grows without bound",
-)
 async def test_a_block_stream_added_later_is_still_bounded() -> None:
     async with MockBinance(["BTC-USDT"], seed=117) as binance:
         lean(binance)
@@ -249,9 +238,9 @@ async def test_memory_retained_by_a_flooded_stream_is_proportional_to_maxsize() 
 
 @pytest.mark.xfail(
     strict=True,
-    reason="BUG: connection.py WebsocketsTransport.connect passes max_queue=None, which turns off "
-    "websockets' flow control: frames the pump has not read yet pile up in the client's queue "
-    "without bound (a flood, or a BLOCK consumer that stalls) instead of TCP pushing back on the venue",
+    reason="OPEN: websockets flow control is now on (max_queue=(1024, 256)), yet peak memory during a "
+    "flood into a DROP_OLDEST stream still grows with the flood size (about 290 KiB at 1000 steps, 780 KiB "
+    "at 4000); the cause (client, mock server or harness) is not found yet",
 )
 async def test_peak_memory_of_a_flood_does_not_grow_with_the_flood() -> None:
     small, _ = await flood_memory(Overflow.DROP_OLDEST, 64, 1000)
@@ -269,13 +258,6 @@ class QuickToy(ToyAdapter):
     heartbeat: ClassVar[Heartbeat] = Heartbeat(ping_message=None, ws_ping_interval=None, silence_timeout=0.3)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: connection.py Connection._watchdog measures silence by the frames the pump handled; while "
-    "BLOCK backpressure pauses the pump a live venue looks dead: 'no frame for 0.3 s (dead peer)', Stale, "
-    "Disconnected, reconnect, again every silence_timeout while the consumer lags; each reconnect loses "
-    "what the venue sent meanwhile, which BLOCK promises never to drop",
-)
 async def test_a_slow_block_consumer_is_not_mistaken_for_a_dead_peer() -> None:
     async with MockToy(["BTC-USD"], seed=119) as toy:
         async with make_mux([ToyVenue(toy)], adapters={"toy": QuickToy}) as mux:

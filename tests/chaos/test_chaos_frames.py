@@ -12,7 +12,6 @@ from __future__ import annotations
 import gzip
 import re
 
-import pytest
 from chaoskit import BinanceVenue, Harness, KrakenVenue, Mangling, ToyVenue, make_mux, repeat_until, truncate
 from toyvenue import MockToy, MockToyGzip, ToyGzipAdapter
 
@@ -250,12 +249,6 @@ async def test_garbage_flood_trips_the_venue_breaker_only() -> None:
             await h.stream.aclose()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: multiplexer.py Multiplexer._deliver withholds market events while a venue's breaker is "
-    "open, BookSnapshot included, but lets the Gap/Resynced status events through: a book resynced "
-    "meanwhile reaches the stream as Resynced without its BookSnapshot, then BookUpdates on top of it",
-)
 async def test_a_resync_while_the_breaker_is_open_still_delivers_its_snapshot() -> None:
     breaker = {"threshold": 10, "window": 10.0, "cooldown": 0.3, "probe_events": 5, "probe_seconds": 0.2}
     async with MockKraken(["BTC-USD"], seed=45) as kraken, MockBinance(["BTC-USDT"], seed=46) as binance:

@@ -17,7 +17,6 @@ In each case the other venues must run on untouched.
 
 from __future__ import annotations
 
-import pytest
 from chaoskit import BinanceVenue, FastKraken, Harness, KrakenVenue, ToyVenue, make_mux, repeat_until, ticking
 from toyvenue import MockToy
 
@@ -118,12 +117,6 @@ async def test_feed_that_answers_pings_but_sends_no_data_is_stale() -> None:
             await h.stream.aclose()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: connection.py Connection._kill -> _WsConn.close gives up after 2 s (asyncio.wait_for) "
-    "before websockets aborts the socket; the pump's recv() never returns on a black-holed link, so the "
-    "connection stays 'open' forever: no Disconnected, no reconnect, and its books stay valid",
-)
 async def test_network_black_hole_is_detected_and_survived() -> None:
     """A ChaosProxy in front of kraken stops forwarding (TCP stays up, nothing passes
     either way): the app pings go unanswered, the connection is declared dead,
