@@ -339,21 +339,19 @@ class Feed:
         elif verdict.broken:
             self._broken(symbol, sync, verdict, recv_ns)
 
-    def _broken(self, symbol: str, sync: BookSync, verdict: Verdict, recv_ns: int) -> None:
+    def _broken(
+        self, symbol: str, sync: BookSync | L3Sync, verdict: Verdict, recv_ns: int, channel: Channel = Channel.BOOK
+    ) -> None:
+        """Report a broken verdict as a Gap (the sync already invalidated the
+        book) and start the venue's resync for that book."""
         self.stats.gaps += 1
         self.sink(
-            Gap(
-                self.venue,
-                symbol,
-                Channel.BOOK,
-                verdict.gap_reason,
-                sync.expected,
-                sync.received,
-                recv_ns,
-                sync.detail,
-            )
+            Gap(self.venue, symbol, channel, verdict.gap_reason, sync.expected, sync.received, recv_ns, sync.detail)
         )
-        self._resync(symbol)
+        if channel is Channel.L3:
+            self._l3_resync(symbol)
+        else:
+            self._resync(symbol)
 
     def _resync(self, symbol: str) -> None:
         if self.adapter.snapshot_request(symbol, self.book_subs[symbol].depth) is not None:
@@ -404,20 +402,7 @@ class Feed:
         elif verdict is Verdict.BUFFERED:
             self._want_l3_snapshot(symbol)
         elif verdict.broken:
-            self.stats.gaps += 1
-            self.sink(
-                Gap(
-                    self.venue,
-                    symbol,
-                    Channel.L3,
-                    verdict.gap_reason,
-                    l3sync.expected,
-                    l3sync.received,
-                    recv_ns,
-                    l3sync.detail,
-                )
-            )
-            self._l3_resync(symbol)
+            self._broken(symbol, l3sync, verdict, recv_ns, Channel.L3)
 
     def _l3_snapshot(self, snapshot: L3Snapshot, recv_ns: int) -> None:
         symbol = snapshot.symbol
@@ -437,20 +422,7 @@ class Feed:
         elif verdict is Verdict.REFETCH:
             self._want_l3_snapshot(symbol)
         elif verdict.broken:
-            self.stats.gaps += 1
-            self.sink(
-                Gap(
-                    self.venue,
-                    symbol,
-                    Channel.L3,
-                    verdict.gap_reason,
-                    l3sync.expected,
-                    l3sync.received,
-                    recv_ns,
-                    l3sync.detail,
-                )
-            )
-            self._l3_resync(symbol)
+            self._broken(symbol, l3sync, verdict, recv_ns, Channel.L3)
 
     def _l3_snapshot_body(self, symbol: str, body: bytes, recv_ns: int) -> None:
         self._l3_fetching.discard(symbol)
