@@ -123,7 +123,7 @@ class BinanceSpotAdapter(BinanceAdapterBase):
         return _spot_weight(limit)
 
 
-class BinanceUSAdapter(BinanceAdapterBase):
+class BinanceUSAdapter(BinanceSpotAdapter):
     """Binance.US (sheet: /work/shared/exchanges/binance-us.md).
 
     The Binance spot protocol on other hosts: ``wss://stream.binance.us:9443``,
@@ -139,9 +139,9 @@ class BinanceUSAdapter(BinanceAdapterBase):
     """
 
     venue: ClassVar[str] = "binance-us"
-    channels: ClassVar[frozenset[Channel]] = frozenset({Channel.TRADES, Channel.QUOTES, Channel.BOOK})
     default_url: ClassVar[str] = "wss://stream.binance.us:9443"
     default_rest_url: ClassVar[str] = "https://api.binance.us"
+    backup_urls: ClassVar[tuple[str, ...]] = ()
     limits: ClassVar[Limits] = Limits(
         streams_per_connection=200,
         topics_per_message=100,
@@ -151,17 +151,6 @@ class BinanceUSAdapter(BinanceAdapterBase):
         max_connection_age=86_400.0,
         rest_weight_per_minute=1200,
     )
-    heartbeat: ClassVar[Heartbeat] = _HEARTBEAT
-    depth_path: ClassVar[str] = "/api/v3/depth"
-    max_snapshot_limit: ClassVar[int] = 5000
-    book_rule_value = SPOT_RULE
-
-    def native_symbol(self, base: str, quote: str, kind: str | None) -> str:
-        """``BTC-USD`` → ``BTCUSD``; derivatives symbols raise UnknownSymbol."""
-        return _spot_native(self.venue, base, quote, kind)
-
-    def snapshot_weight(self, limit: int) -> int:
-        return _spot_weight(limit)
 
 
 _FUTURES_LIMITS = (5, 10, 20, 50, 100, 500, 1000)
