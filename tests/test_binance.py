@@ -27,6 +27,7 @@ from wsmux.exchanges.binance import (
     BinanceUsdmAdapter,
 )
 from wsmux.model import BookSnapshot, BookUpdate, Channel, Funding, Liquidation, Quote, Side, Trade
+from wsmux.testing import parse_events
 
 NS = 1_000_000  # ns per ms
 
@@ -221,7 +222,7 @@ def test_spot_depth_update() -> None:
         '{"stream":"nknusdt@depth@100ms","data":{"e":"depthUpdate","E":1633998512568,"s":"NKNUSDT",'
         '"U":499869753,"u":499869754,"b":[["0.35170000","4265.00000000"]],"a":[["0.35290000","10968.00000000"]]}}'
     )
-    assert spot("NKN-USDT").parse(frame, 42) == [
+    assert parse_events(spot("NKN-USDT"), frame, 42) == [
         BookUpdate(
             "binance",
             "NKN-USDT",
@@ -270,7 +271,7 @@ def test_spot_book_ticker_has_no_event_type() -> None:
 
 def test_raw_stream_format() -> None:
     frame = '{"e":"depthUpdate","E":1,"s":"BTCUSDT","U":5,"u":6,"b":[],"a":[["1.5","0.00000000"]]}'
-    assert spot("BTC-USDT").parse(frame, 0) == [
+    assert parse_events(spot("BTC-USDT"), frame, 0) == [
         BookUpdate("binance", "BTC-USDT", (), ((1.5, 0.0),), NS, 0, seq=6, first_seq=5)
     ]
 
@@ -287,7 +288,7 @@ def test_usdm_depth_update_with_pu() -> None:
     )
     adapter = BinanceUsdmAdapter()
     adapter.to_native("SUSHI-USDT-PERP")
-    assert adapter.parse(frame, 9) == [
+    assert parse_events(adapter, frame, 9) == [
         BookUpdate(
             "binance-usdm",
             "SUSHI-USDT-PERP",
@@ -357,7 +358,7 @@ def test_coinm_frames_are_in_contracts() -> None:
         '"s":"BCHUSD_PERP","ps":"BCHUSD","U":167006084465,"u":167006084895,"pu":167006084238,'
         '"b":[["427.27","0"],["427.53","260"]],"a":[["427.90","669"]]}}'
     )
-    assert adapter.parse(depth, 5) == [
+    assert parse_events(adapter, depth, 5) == [
         BookUpdate(
             "binance-coinm",
             "BCH-USD-PERP",
@@ -403,8 +404,8 @@ def test_coinm_frames_are_in_contracts() -> None:
         ('{"data":{"e":"depthUpdate","E":1,"s":"BTCUSDT","U":1,"b":[],"a":[]}}', "bad depthUpdate"),
         ('{"data":{"e":"depthUpdate","E":1,"s":"BTCUSDT","U":"1","u":2,"b":[],"a":[]}}', "bad depthUpdate"),
         ('{"data":{"e":"depthUpdate","E":"1","s":"BTCUSDT","U":1,"u":2,"b":[],"a":[]}}', "bad depthUpdate"),
-        ('{"data":{"e":"depthUpdate","E":1,"s":"BTCUSDT","U":1,"u":2,"b":[["1"]],"a":[]}}', "bad depthUpdate"),
-        ('{"data":{"e":"depthUpdate","E":1,"s":"BTCUSDT","U":1,"u":2,"b":[["x","1"]],"a":[]}}', "bad depthUpdate"),
+        ('{"data":{"e":"depthUpdate","E":1,"s":"BTCUSDT","U":1,"u":2,"b":[["1"]],"a":[]}}', "bad book level"),
+        ('{"data":{"e":"depthUpdate","E":1,"s":"BTCUSDT","U":1,"u":2,"b":[["x","1"]],"a":[]}}', "bad book level"),
         ('{"data":{"e":"depthUpdate","E":1,"s":"BTCUSDT","U":1,"u":2,"b":5,"a":[]}}', "bad depthUpdate"),
         ('{"data":{"e":"depthUpdate","E":1,"s":"XRPUSDT","U":1,"u":2,"b":[],"a":[]}}', "unsubscribed symbol"),
         ('{"data":{"e":"aggTrade","E":1,"s":"BTCUSDT","a":1,"p":"1","q":"1","T":1,"m":"yes"}}', "bad aggTrade"),
@@ -416,7 +417,7 @@ def test_coinm_frames_are_in_contracts() -> None:
 )
 def test_malformed_frames(frame: str, match: str) -> None:
     with pytest.raises(MalformedMessage, match=match):
-        spot("BTC-USDT").parse(frame, 0)
+        parse_events(spot("BTC-USDT"), frame, 0)
 
 
 def test_malformed_frames_as_bytes() -> None:

@@ -34,10 +34,11 @@ from wsmux import (
     trades,
 )
 from wsmux._pipeline import Feed, Send
-from wsmux.book import BookSync, Continuity, SnapshotSource, Verdict
+from wsmux.book import BookSync, Continuity, Diff, SnapshotSource, Verdict
 from wsmux.errors import WsmuxError
 from wsmux.exchanges import get
 from wsmux.exchanges.bybit import BybitLinearAdapter, BybitSpotAdapter, book_depth
+from wsmux.testing import parse_events
 
 MS = 1_000_000
 RECV = 987_654_321
@@ -186,15 +187,15 @@ def test_heartbeat() -> None:
     ],
 )
 def test_quiet_control_frames(frame: str) -> None:
-    assert BybitSpotAdapter().parse(frame, RECV) == []
+    assert parse_events(BybitSpotAdapter(), frame, RECV) == []
 
 
 def test_refusals() -> None:
     refused = '{"success":false,"ret_msg":"error:handler not found","conn_id":"a","req_id":"sub-1","op":"subscribe"}'
     with pytest.raises(SubscriptionRejected, match="handler not found"):
-        BybitSpotAdapter().parse(refused, RECV)
+        parse_events(BybitSpotAdapter(), refused, RECV)
     with pytest.raises(RemoteError) as info:
-        BybitSpotAdapter().parse(refused.replace('"subscribe"', '"unsubscribe"'), RECV)
+        parse_events(BybitSpotAdapter(), refused.replace('"subscribe"', '"unsubscribe"'), RECV)
     assert not isinstance(info.value, SubscriptionRejected)
 
 
@@ -224,7 +225,7 @@ def test_refusals() -> None:
 )
 def test_malformed_frames_raise_malformed_message(frame: str | bytes) -> None:
     with pytest.raises(MalformedMessage) as info:
-        spot().parse(frame, RECV)
+        parse_events(spot(), frame, RECV)
     assert info.value.frame is not None
 
 
@@ -240,13 +241,13 @@ def test_malformed_frames_raise_malformed_message(frame: str | bytes) -> None:
 )
 def test_malformed_linear_frames(frame: str) -> None:
     with pytest.raises(MalformedMessage):
-        linear().parse(frame, RECV)
+        parse_events(linear(), frame, RECV)
 
 
 def test_unknown_message_types_say_so() -> None:
     for frame in ('{"op":"auth"}', '{"topic":"kline.1.BTCUSDT","data":[]}'):
         with pytest.raises(MalformedMessage, match="unknown message type"):
-            spot().parse(frame, RECV)
+            parse_events(spot(), frame, RECV)
 
 
 def test_no_foreign_exception_escapes() -> None:
@@ -259,7 +260,7 @@ def test_no_foreign_exception_escapes() -> None:
     for frame in frames:
         for cut in range(len(frame)):
             try:
-                a.parse(frame[:cut], RECV)
+                parse_events(a, frame[:cut], RECV)
             except WsmuxError:
                 pass
 
@@ -274,7 +275,7 @@ def test_orderbook_snapshot_from_the_sheet() -> None:
         '"u":13079592,"seq":22520573250},"cts":1671179923025}'
     )
     a = spot(*book("bybit", "BTC-USDT", depth=50))
-    assert a.parse(frame, RECV) == [
+    assert parse_events(a, frame, RECV) == [
         BookSnapshot(
             "bybit",
             "BTC-USDT",
@@ -294,7 +295,7 @@ def test_orderbook_delta_from_the_sheet() -> None:
         '"cts":1671179923044}'
     )
     a = linear(*book("bybit-linear", "BTC-USDT-PERP", depth=50))
-    assert a.parse(frame, RECV) == [
+    assert parse_events(a, frame, RECV) == [
         BookUpdate(
             "bybit-linear",
             "BTC-USDT-PERP",
@@ -306,28 +307,28 @@ def test_orderbook_delta_from_the_sheet() -> None:
         )
     ]
     # Without cts the message ts is the venue time.
-    (event,) = a.parse(frame.replace(',"cts":1671179923044', ""), RECV)
+    (event,) = parse_events(a, frame.replace(',"cts":1671179923044', ""), RECV)
     assert event.ts == 1671179923046 * MS  # type: ignore[attr-defined]
 
 
 def test_u_equal_one_is_a_snapshot() -> None:
     """bybit-v5.md: u == 1 means the service restarted: replace the book."""
-    (event,) = spot().parse(ob_frame("delta", 1, [["100", "1"]], [["101", "2"]]), RECV)
+    (event,) = parse_events(spot(), ob_frame("delta", 1, [["100", "1"]], [["101", "2"]]), RECV)
     assert event == BookSnapshot("bybit", "BTC-USDT", ((100.0, 1.0),), ((101.0, 2.0),), 1671179923044 * MS, RECV, 1)
 
 
 def test_level_one_book_is_a_quote() -> None:
     a = spot()
     frame = ob_frame("snapshot", 77, [["17440.00", "40.833"]], [["17440.50", "78.815"]], depth=1)
-    assert a.parse(frame, RECV) == [
+    assert parse_events(a, frame, RECV) == [
         Quote("bybit", "BTC-USDT", 17440.0, 40.833, 17440.5, 78.815, 1671179923044 * MS, RECV, 77)
     ]
     # A level-1 delta (not expected, but handled): the new top replaces the old.
-    (q,) = a.parse(ob_frame("delta", 78, [["17440.00", "0"], ["17439.50", "2"]], [], depth=1), RECV)
+    (q,) = parse_events(a, ob_frame("delta", 78, [["17440.00", "0"], ["17439.50", "2"]], [], depth=1), RECV)
     assert isinstance(q, Quote) and (q.bid_price, q.bid_size, q.ask_price) == (17439.5, 2.0, 17440.5)
-    (q,) = a.parse(ob_frame("delta", 79, [], [["17440.50", "0"]], depth=1), RECV)
+    (q,) = parse_events(a, ob_frame("delta", 79, [], [["17440.50", "0"]], depth=1), RECV)
     assert isinstance(q, Quote) and math.isnan(q.ask_price) and q.bid_price == 17439.5
-    (q,) = a.parse(ob_frame("snapshot", 80, [], [], depth=1), RECV)
+    (q,) = parse_events(a, ob_frame("snapshot", 80, [], [], depth=1), RECV)
     assert isinstance(q, Quote) and math.isnan(q.bid_price) and math.isnan(q.ask_size)
 
 
@@ -339,7 +340,7 @@ def test_public_trade_from_the_sheet() -> None:
         '"v":"0.5","p":"16578.00","L":"MinusTick","i":"20f43950-d8dd-5b31-9112-a178eb6023b0","BT":false,'
         '"seq":123}]}'
     )
-    assert spot().parse(frame, RECV) == [
+    assert parse_events(spot(), frame, RECV) == [
         Trade(
             "bybit",
             "BTC-USDT",
@@ -373,23 +374,24 @@ def test_tickers_snapshot_then_partial_deltas() -> None:
         '"cs":24987956059,"ts":1673272861686}'
     )
     ts = 1673272861686 * MS
-    assert a.parse(snap, RECV) == [
+    assert parse_events(a, snap, RECV) == [
         Funding("bybit-linear", "BTC-USDT-PERP", -0.000212, 1673280000000 * MS, 17217.33, ts, RECV),
         OpenInterest("bybit-linear", "BTC-USDT-PERP", 68047.45, ts, RECV),
     ]
     # A delta with only a new mark price and best bid: nothing we report changed.
     quiet = '{"topic":"tickers.BTCUSDT","type":"delta","data":{"symbol":"BTCUSDT","markPrice":"17218.00",'
     quiet += '"bid1Price":"17216"},"cs":1,"ts":1673272861786}'
-    assert a.parse(quiet, RECV) == []
+    assert parse_events(a, quiet, RECV) == []
     # A funding change: the merged mark price and next time come from the cache.
     rate = '{"topic":"tickers.BTCUSDT","type":"delta","data":{"symbol":"BTCUSDT","fundingRate":"-0.0003"},'
     rate += '"cs":2,"ts":1673272861886}'
-    assert a.parse(rate, RECV) == [
+    assert parse_events(a, rate, RECV) == [
         Funding("bybit-linear", "BTC-USDT-PERP", -0.0003, 1673280000000 * MS, 17218.0, 1673272861886 * MS, RECV)
     ]
     oi = '{"topic":"tickers.BTCUSDT","type":"delta","data":{"symbol":"BTCUSDT","openInterest":"68050"},'
     oi += '"cs":3,"ts":1673272861986}'
-    assert a.parse(oi, RECV) == [OpenInterest("bybit-linear", "BTC-USDT-PERP", 68050.0, 1673272861986 * MS, RECV)]
+    expected = OpenInterest("bybit-linear", "BTC-USDT-PERP", 68050.0, 1673272861986 * MS, RECV)
+    assert parse_events(a, oi, RECV) == [expected]
 
 
 def test_tickers_emit_only_subscribed_channels() -> None:
@@ -398,7 +400,7 @@ def test_tickers_emit_only_subscribed_channels() -> None:
         '{"topic":"tickers.BTCUSDT","type":"snapshot","data":{"symbol":"BTCUSDT","fundingRate":"0.0001",'
         '"nextFundingTime":"1","openInterest":"7"},"ts":1}'
     )
-    assert [type(e) for e in a.parse(frame, RECV)] == [OpenInterest]
+    assert [type(e) for e in parse_events(a, frame, RECV)] == [OpenInterest]
     # Empty fundingRate ("" on contracts without funding) yields no Funding.
     b = linear(*funding("bybit-linear", "BTC-USDT-PERP"))
     assert b.parse(frame.replace('"0.0001"', '""'), RECV) == []
@@ -411,7 +413,7 @@ def test_all_liquidation_side_is_the_order_side() -> None:
         '{"T":1739502302929,"s":"BTCUSDT","S":"Buy","v":"0.003","p":"43511.70"},'
         '{"T":1739502302930,"s":"BTCUSDT","S":"Sell","v":"20000","p":"43600"}]}'
     )
-    assert linear().parse(frame, RECV) == [
+    assert parse_events(linear(), frame, RECV) == [
         Liquidation("bybit-linear", "BTC-USDT-PERP", Side.SELL, 43511.7, 0.003, 1739502302929 * MS, RECV),
         Liquidation("bybit-linear", "BTC-USDT-PERP", Side.BUY, 43600.0, 20000.0, 1739502302930 * MS, RECV),
     ]
@@ -421,10 +423,10 @@ def test_all_liquidation_side_is_the_order_side() -> None:
 
 
 def offer(sync: BookSync, a: BybitSpotAdapter, frame: str) -> Verdict:
-    (event,) = a.parse(frame, RECV)
+    (event,) = parse_events(a, frame, RECV)
     if isinstance(event, BookSnapshot):
         return sync.on_snapshot(event)
-    assert isinstance(event, BookUpdate)
+    assert isinstance(event, BookUpdate | Diff)  # adapters hand book updates over as Diffs
     return sync.on_update(event)
 
 

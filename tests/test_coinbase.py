@@ -34,6 +34,7 @@ from wsmux.model import (
     Trade,
 )
 from wsmux.subscriptions import Subscription, book, l3, quotes, trades
+from wsmux.testing import parse_events
 
 R = 123_456_789  # a receive time
 SECRET = "d3NtdXgtdGVzdC1zZWNyZXQtMDEyMzQ1Njc4OWFiY2RlZg=="  # base64 of b"wsmux-test-secret-0123456789abcdef"
@@ -235,7 +236,7 @@ def test_snapshot_and_l2update() -> None:
         '{"type":"l2update","product_id":"SKL-BTC","changes":[["sell","0.00001306","660.5"],'
         '["buy","0.00001300","0.00000000"]],"time":"2021-04-17T16:43:37.075687Z"}'
     )
-    assert adapter.parse(update.encode(), R) == [
+    assert parse_events(adapter, update.encode(), R) == [
         BookUpdate("coinbase", "SKL-BTC", ((0.000013, 0.0),), ((0.00001306, 660.5),), 1_618_677_817_075_687_000, R)
     ]
 

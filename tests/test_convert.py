@@ -66,6 +66,8 @@ def strategy_for(tp: Any) -> st.SearchStrategy[Any]:
     simple: dict[Any, st.SearchStrategy[Any]] = {str: TEXT, int: INT64, float: FINITE, bool: st.booleans()}
     if tp in simple:
         return simple[tp]
+    if tp is BaseException:  # Error.exception: in process only, never in the dict form (eq=False)
+        return st.builds(ValueError, TEXT)
     raise AssertionError(f"no strategy for {tp!r}: extend strategy_for")
 
 

@@ -31,6 +31,7 @@ from wsmux.exchanges.kraken import (
 )
 from wsmux.model import BookSnapshot, BookUpdate, Channel, Quote, Side, Trade
 from wsmux.subscriptions import Subscription, book, l3, quotes, trades
+from wsmux.testing import parse_events
 
 RECV = 1_700_000_000_123_456_789
 
@@ -426,7 +427,7 @@ def test_v1_snapshot() -> None:
         '["0.000022910","15283.79025460","1618678132.136369"]],'
         '"bs":[["0.000022880","500.00000000","1618678120.100000"]]},"book-1000","OCEAN/XBT"]'
     )
-    (event,) = KrakenV1Adapter().parse(frame, RECV)
+    (event,) = parse_events(KrakenV1Adapter(), frame, RECV)
     assert event == BookSnapshot(
         "kraken-v1",
         "OCEAN-BTC",
@@ -444,7 +445,7 @@ def test_v1_update_with_two_dicts_from_the_sheet() -> None:
         '[1920,{"a":[["0.042990","364630.28272081","1618678145.920470"]]},'
         '{"b":[["0.042990","0.00000000","1618678145.920708"]],"c":"4105471083"},"book-1000","SC/EUR"]'
     )
-    (event,) = KrakenV1Adapter().parse(frame, RECV)
+    (event,) = parse_events(KrakenV1Adapter(), frame, RECV)
     assert event == BookUpdate(
         "kraken-v1",
         "SC-EUR",
@@ -463,7 +464,7 @@ def test_v1_republish_flag_is_a_plain_level() -> None:
         '[0,{"a":[["5541.30000","0.00000000","1534614335.345903"],'
         '["5541.90000","0.40000000","1534614335.345913","r"]],"c":"123"},"book-10","XBT/USD"]'
     )
-    (event,) = KrakenV1Adapter().parse(frame, RECV)
+    (event,) = parse_events(KrakenV1Adapter(), frame, RECV)
     assert isinstance(event, BookUpdate)
     assert event.symbol == "BTC-USD"
     assert event.asks == ((5541.3, 0.0), (5541.9, 0.4))
@@ -474,17 +475,17 @@ def test_v1_republish_flag_is_a_plain_level() -> None:
 
 def test_v1_update_without_checksum() -> None:
     frame = '[0,{"b":[["1.0","2.0","1534614335.5"]]},"book-10","XBT/USD"]'
-    (event,) = KrakenV1Adapter().parse(frame, RECV)
+    (event,) = parse_events(KrakenV1Adapter(), frame, RECV)
     assert isinstance(event, BookUpdate) and event.checksum is None and event.ts == 1534614335_500000000
 
 
 def test_v1_trade_from_the_sheet() -> None:
     frame = '[993,[["354.11000000","0.89594024","1618678142.557535","s","l",""]],"trade","XMR/USD"]'
-    assert KrakenV1Adapter().parse(frame, RECV) == [
+    assert parse_events(KrakenV1Adapter(), frame, RECV) == [
         Trade("kraken-v1", "XMR-USD", 354.11, 0.89594024, Side.SELL, None, 1618678142_557535000, RECV)
     ]
     two = '[1,[["1.5","2","1618678142.1","b","m",""],["1.6","3","1618678142.25","s","l",""]],"trade","XBT/USD"]'
-    a, b = KrakenV1Adapter().parse(two, RECV)
+    a, b = parse_events(KrakenV1Adapter(), two, RECV)
     assert a == Trade("kraken-v1", "BTC-USD", 1.5, 2.0, Side.BUY, None, 1618678142_100000000, RECV)
     assert b == Trade("kraken-v1", "BTC-USD", 1.6, 3.0, Side.SELL, None, 1618678142_250000000, RECV)
 
@@ -496,11 +497,11 @@ def test_v1_ticker_and_spread_are_quotes() -> None:
         '"p":["13.529003","13.734728"],"t":[640,1353],"l":["13.021800","13.021800"],'
         '"h":["13.942000","14.211200"],"o":["13.804000","13.428300"]},"ticker","WAVES/EUR"]'
     )
-    assert KrakenV1Adapter().parse(ticker, RECV) == [
+    assert parse_events(KrakenV1Adapter(), ticker, RECV) == [
         Quote("kraken-v1", "WAVES-EUR", 13.2329, 185.18432037, 13.2539, 35.72892241, None, RECV)
     ]
     spread = '[0,["5698.40000","5700.00000","1542057299.545897","1.01234567","0.98765432"],"spread","XBT/USD"]'
-    assert KrakenV1Adapter().parse(spread, RECV) == [
+    assert parse_events(KrakenV1Adapter(), spread, RECV) == [
         Quote("kraken-v1", "BTC-USD", 5698.4, 1.01234567, 5700.0, 0.98765432, 1542057299_545897000, RECV)
     ]
 
@@ -518,7 +519,7 @@ def test_v1_ticker_and_spread_are_quotes() -> None:
     ],
 )
 def test_v1_control_frames_give_no_events(frame: str) -> None:
-    assert KrakenV1Adapter().parse(frame, RECV) == []
+    assert parse_events(KrakenV1Adapter(), frame, RECV) == []
 
 
 def test_v1_errors() -> None:
@@ -527,9 +528,9 @@ def test_v1_errors() -> None:
         '"pair":"foo","status":"error","subscription":{"name":"ticker"}}'
     )
     with pytest.raises(SubscriptionRejected, match="ticker foo: Currency pair not in ISO"):
-        KrakenV1Adapter().parse(rejected, RECV)
+        parse_events(KrakenV1Adapter(), rejected, RECV)
     with pytest.raises(RemoteError, match="Exceeded msg rate"):
-        KrakenV1Adapter().parse('{"event":"error","errorMessage":"Exceeded msg rate"}', RECV)
+        parse_events(KrakenV1Adapter(), '{"event":"error","errorMessage":"Exceeded msg rate"}', RECV)
 
 
 @pytest.mark.parametrize(
@@ -559,7 +560,7 @@ def test_v1_errors() -> None:
 )
 def test_v1_malformed_frames(frame: str) -> None:
     with pytest.raises(MalformedMessage):
-        KrakenV1Adapter().parse(frame, RECV)
+        parse_events(KrakenV1Adapter(), frame, RECV)
 
 
 def test_v1_unknown_pairs_map_by_kraken_convention() -> None:

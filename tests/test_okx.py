@@ -32,10 +32,11 @@ from wsmux import (
     trades,
 )
 from wsmux._pipeline import Feed, Send
-from wsmux.book import BookSync, Continuity, SnapshotSource, Verdict
+from wsmux.book import BookSync, Continuity, Diff, SnapshotSource, Verdict
 from wsmux.errors import WsmuxError
 from wsmux.exchanges import get
 from wsmux.exchanges.okx import OkxAdapter, okx_symbol, okx_unified
+from wsmux.testing import parse_events
 
 MS = 1_000_000
 RECV = 123_456_789
@@ -203,7 +204,7 @@ def test_pong_and_acks_are_quiet() -> None:
 
 def test_error_event_is_a_rejected_subscription() -> None:
     with pytest.raises(SubscriptionRejected, match="60012"):
-        OkxAdapter().parse('{"event":"error","code":"60012","msg":"Invalid request"}', RECV)
+        parse_events(OkxAdapter(), '{"event":"error","code":"60012","msg":"Invalid request"}', RECV)
 
 
 @pytest.mark.parametrize(
@@ -248,7 +249,7 @@ def test_error_event_is_a_rejected_subscription() -> None:
 )
 def test_malformed_frames_raise_malformed_message(frame: str | bytes) -> None:
     with pytest.raises(MalformedMessage) as info:
-        OkxAdapter().parse(frame, RECV)
+        parse_events(OkxAdapter(), frame, RECV)
     assert info.value.frame is not None  # the offending frame travels with the error
 
 
@@ -284,7 +285,7 @@ def test_books_snapshot_from_the_sheet() -> None:
         '[["30238.8","2","0","1"],["30249.5","50","0","1"]],"bids":[["30210.4","4","0","1"]],'
         '"ts":"1652459225360","checksum":-1200119424}]}'
     )
-    assert OkxAdapter().parse(frame, RECV) == [
+    assert parse_events(OkxAdapter(), frame, RECV) == [
         BookSnapshot(
             "okx",
             "BTC-USD-20220527",
@@ -307,7 +308,7 @@ def test_books_update_from_the_sheet_with_sequence_ids() -> None:
         '"bids":[["30182.6","452","0","1"]],"ts":"1652459225464","checksum":-914047754,'
         '"prevSeqId":335226848530,"seqId":335226848531}]}'
     )
-    assert OkxAdapter().parse(frame, RECV) == [
+    assert parse_events(OkxAdapter(), frame, RECV) == [
         BookUpdate(
             "okx",
             "BTC-USD-20220527",
@@ -341,11 +342,11 @@ def test_bbo_tbt_quote() -> None:
         '{"arg":{"channel":"bbo-tbt","instId":"BTC-USDT"},"data":[{"asks":[["8476.98","415","0","13"]],'
         '"bids":[["8476.97","256","0","12"]],"ts":"1597026383085","seqId":3452}]}'
     )
-    assert OkxAdapter().parse(frame, RECV) == [
+    assert parse_events(OkxAdapter(), frame, RECV) == [
         Quote("okx", "BTC-USDT", 8476.97, 256.0, 8476.98, 415.0, 1597026383085 * MS, RECV, 3452)
     ]
     empty = '{"arg":{"channel":"bbo-tbt","instId":"BTC-USDT"},"data":[{"asks":[],"bids":[],"ts":"1"}]}'
-    (quote,) = OkxAdapter().parse(empty, RECV)
+    (quote,) = parse_events(OkxAdapter(), empty, RECV)
     assert isinstance(quote, Quote) and math.isnan(quote.bid_price) and math.isnan(quote.ask_size)
 
 
@@ -356,7 +357,7 @@ def test_trades_from_the_sheet() -> None:
         '{"instId":"UNI-USD-SWAP","tradeId":"12883021","px":"5.124","sz":"3","side":"buy",'
         '"ts":"1652459215151","count":"2"}]}'
     )
-    assert OkxAdapter().parse(frame, RECV) == [
+    assert parse_events(OkxAdapter(), frame, RECV) == [
         Trade("okx", "UNI-USD-PERP", 5.123, 100.0, Side.SELL, "12883020", 1652459215150 * MS, RECV),
         Trade("okx", "UNI-USD-PERP", 5.124, 3.0, Side.BUY, "12883021", 1652459215151 * MS, RECV),
     ]
@@ -368,11 +369,11 @@ def test_funding_from_the_sheet() -> None:
         '"instType":"SWAP","fundingRate":"0.0001","nextFundingRate":"","fundingTime":"1700000000000",'
         '"nextFundingTime":"1700028800000"}]}'
     )
-    assert OkxAdapter().parse(frame, RECV) == [
+    assert parse_events(OkxAdapter(), frame, RECV) == [
         Funding("okx", "BTC-USDT-PERP", 0.0001, 1700000000000 * MS, None, None, RECV)
     ]
     with_ts = frame.replace('"nextFundingTime"', '"ts":"1699999999000","nextFundingTime"')
-    (event,) = OkxAdapter().parse(with_ts, RECV)
+    (event,) = parse_events(OkxAdapter(), with_ts, RECV)
     assert isinstance(event, Funding) and event.ts == 1699999999000 * MS
 
 
@@ -381,11 +382,11 @@ def test_open_interest_prefers_base_currency() -> None:
         '{"arg":{"channel":"open-interest","instId":"BTC-USDT-SWAP"},"data":[{"instType":"SWAP",'
         '"instId":"BTC-USDT-SWAP","oi":"2216113.01","oiCcy":"22161.1301","ts":"1700000000000"}]}'
     )
-    assert OkxAdapter().parse(frame, RECV) == [
+    assert parse_events(OkxAdapter(), frame, RECV) == [
         OpenInterest("okx", "BTC-USDT-PERP", 22161.1301, 1700000000000 * MS, RECV)
     ]
     contracts_only = frame.replace(',"oiCcy":"22161.1301"', "")
-    (event,) = OkxAdapter().parse(contracts_only, RECV)
+    (event,) = parse_events(OkxAdapter(), contracts_only, RECV)
     assert isinstance(event, OpenInterest) and event.open_interest == 2216113.01
 
 
@@ -403,7 +404,7 @@ def test_liquidations_filtered_to_subscribed_instruments() -> None:
         Liquidation("okx", "BTC-USDT-PERP", Side.BUY, 43000.1, 2.0, 1700000000000 * MS, RECV),
         Liquidation("okx", "BTC-USDT-PERP", Side.SELL, 42990.0, 1.0, 1700000000001 * MS, RECV),
     ]
-    assert OkxAdapter().parse(frame, RECV) == []  # nothing asked for on this connection
+    assert parse_events(OkxAdapter(), frame, RECV) == []  # nothing asked for on this connection
 
 
 # --- the book rule through BookSync -------------------------------------------------------
@@ -417,7 +418,7 @@ def offer(sync: BookSync, a: OkxAdapter, frame: str) -> Verdict:
     (event,) = a.parse(frame, RECV)
     if isinstance(event, BookSnapshot):
         return sync.on_snapshot(event)
-    assert isinstance(event, BookUpdate)
+    assert isinstance(event, BookUpdate | Diff)  # adapters hand book updates over as Diffs
     return sync.on_update(event)
 
 

@@ -29,15 +29,18 @@ keyed by symbol, with their own REST snapshot (``FetchSnapshot.channel`` is
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
+from typing import Any
 
 import attrs
 
+from wsmux._reliability.quality import Quality, QualityGate
 from wsmux.adapter import Adapter, HttpRequest, Outgoing
-from wsmux.book import BookSync, OrderBook, Verdict
+from wsmux.book import BookSync, Diff, OrderBook, Verdict
 from wsmux.book._l3sync import L3Sync
 from wsmux.book.l3 import L3Book
-from wsmux.errors import RemoteError, WsmuxError
+from wsmux.errors import MalformedMessage, RemoteError, UnknownMessage
 from wsmux.model import (
     BookSnapshot,
     BookUpdate,
@@ -45,15 +48,67 @@ from wsmux.model import (
     Error,
     ErrorKind,
     Event,
+    Funding,
     Gap,
     GapReason,
     L3Snapshot,
+    Liquidation,
+    OpenInterest,
     OrderUpdate,
+    Quote,
     Resynced,
+    TextLevels,
+    Trade,
+    evolve,
+    layout_of,
 )
 from wsmux.subscriptions import Subscription
 
-__all__ = ["FetchSnapshot", "Feed", "FeedStats", "Send"]
+__all__ = ["FetchSnapshot", "Feed", "FeedStats", "Send", "number_text_problem"]
+
+_APPLIED = Verdict.APPLIED
+_BOOK_UPDATE = layout_of(BookUpdate)
+_OK = Quality.OK
+_TS_FUTURE = Quality.TS_FUTURE
+_TS_PAST = Quality.TS_PAST
+_GATED: frozenset[type] = frozenset({Trade, Quote, Funding, OpenInterest, Liquidation})
+_BUFFERED = Verdict.BUFFERED
+_ESCAPE_MARK: dict[type, Any] = {str: "\\u", bytes: b"\\u", bytearray: b"\\u", memoryview: b"\\u"}
+_UNDERSCORE: dict[type, Any] = {str: "_", bytes: b"_", bytearray: b"_", memoryview: b"_"}
+_ESCAPED = re.compile(r"\\u([0-9a-fA-F]{4})")
+_UNDERSCORED_NUMBER = re.compile(r'"[-+0-9.eE]*[0-9]_[0-9][-+0-9._eE]*"')
+
+
+def _texts(diff: Any) -> tuple[TextLevels, TextLevels]:
+    """The venue's text of a Diff's levels, for the event of a checksum venue."""
+    return tuple([(lv[0], lv[1]) for lv in diff.bids]), tuple([(lv[0], lv[1]) for lv in diff.asks])
+
+
+def number_text_problem(frame: bytes | str) -> str | None:
+    """Why ``frame`` may carry number text that is not plain ASCII decimal, or None.
+
+    Python's ``float()`` accepts more than JSON's number grammar: digits of
+    any script (Arabic-Indic ``"\\u0665\\u0660.05"`` parses as 50.05), Unicode
+    spaces and ``_`` between digits.
+    A venue never sends those; a frame that could carry them (non-ASCII
+    characters, ``\\u`` escapes, or a quoted number with ``_``) is checked
+    here and refused as a whole, so such text can never become a price,
+    a size or checksum input. Frames of plain ASCII without those marks —
+    every normal frame — pass the caller's O(1)/memchr pre-check and never
+    reach this function.
+    """
+    text = frame if isinstance(frame, str) else bytes(frame).decode("utf-8", "replace")
+    if not text.isascii():
+        for ch in text:
+            if ord(ch) > 127 and (ch.isdecimal() or ch.isspace() or ch.isdigit()):
+                return f"non-ASCII digit or space U+{ord(ch):04X} in the frame"
+    for match in _ESCAPED.finditer(text):
+        ch = chr(int(match.group(1), 16))
+        if ord(ch) > 127 and (ch.isdecimal() or ch.isspace() or ch.isdigit()):
+            return f"escaped non-ASCII digit or space \\u{match.group(1)} in the frame"
+    if "_" in text and _UNDERSCORED_NUMBER.search(text):
+        return "a number written with '_' in the frame"
+    return None
 
 
 @attrs.frozen(slots=True)
@@ -118,6 +173,15 @@ class Feed:
         self.auto_books = False
         """Replay of logs without subscription records: start a book for any
         symbol whose book events appear."""
+        self.gate: QualityGate | None = None
+        """This connection's data-quality gate (sequence state is per
+        connection, reset on reconnect), set by the multiplexer. Book updates
+        are checked by their :class:`~wsmux.book.BookSync` (levels, ids), so
+        the gate looks only at their timestamps; every other market event
+        goes through :meth:`QualityGate.check`."""
+        self.on_quality: Callable[[Event, Quality], object] | None = None
+        """Told of every verdict other than OK; ``TS_*`` events are still
+        delivered, the others are withheld."""
         self.l3_syncs: dict[str, L3Sync] = {}
         self.l3_subs: dict[str, Subscription] = {}
         self._l3_fetching: set[str] = set()
@@ -161,49 +225,96 @@ class Feed:
     # --- input ----------------------------------------------------------------
 
     def on_frame(self, frame: bytes | str, recv_ns: int) -> None:
-        """Process one received frame."""
+        """Process one received frame.
+
+        Never raises: whatever goes wrong with one frame — it does not decode,
+        carries number text wsmux does not accept (see :func:`number_text_problem`),
+        or an adapter, book or checksum step fails — is contained to that
+        frame (an :class:`~wsmux.Error`) and, where a book was being changed,
+        to that book (a :class:`~wsmux.Gap`, then a resync).
+        """
         stats = self.stats
         stats.frames += 1
         stats.bytes += len(frame)
         try:
+            if not frame.isascii() or _ESCAPE_MARK[type(frame)] in frame or _UNDERSCORE[type(frame)] in frame:
+                problem = number_text_problem(frame)
+                if problem is not None:
+                    raise MalformedMessage(f"{self.venue}: {problem}", frame)
             events = self.adapter.parse(frame, recv_ns)
         except Exception as exc:  # WsmuxError, or an adapter bug: never kills the multiplexer
             self._parse_error(exc, recv_ns)
-            self._consecutive_errors += 1
-            if self._consecutive_errors == self.max_consecutive_errors:
-                self._poisoned(recv_ns)
+            if not isinstance(exc, UnknownMessage):
+                self._consecutive_errors += 1
+                if self._consecutive_errors == self.max_consecutive_errors:
+                    self._poisoned(recv_ns)
             return
         self._consecutive_errors = 0
         sink = self.sink
         syncs = self.syncs
+        venue = self.venue
         for event in events:
             cls = type(event)
-            if cls is BookUpdate:
-                sync = syncs.get(event.symbol)  # type: ignore[attr-defined]
-                if sync is None:
-                    sync = self._auto_book(event.symbol)  # type: ignore[attr-defined]
+            try:
+                if cls is Diff or cls is BookUpdate:
+                    symbol = event.symbol  # type: ignore[union-attr]
+                    sync = syncs.get(symbol)
                     if sync is None:
-                        stats.unknown_book += 1
-                        continue
-                verdict = sync.on_update(event)  # type: ignore[arg-type]
-                if verdict is Verdict.APPLIED:
+                        sync = self._auto_book(symbol)
+                        if sync is None:
+                            stats.unknown_book += 1
+                            continue
+                    verdict = sync.on_update(event)  # type: ignore[arg-type]
+                    if verdict is _APPLIED:
+                        stats.events += 1
+                        if cls is Diff:
+                            diff: Any = event
+                            bids, asks = sync.applied
+                            event = _BOOK_UPDATE(
+                                venue,
+                                symbol,
+                                bids,
+                                asks,
+                                diff.ts,
+                                recv_ns,
+                                diff.seq,
+                                diff.first_seq,
+                                diff.prev_seq,
+                                diff.checksum,
+                                *(_texts(diff) if sync.book.keep_text else ()),
+                            )
+                            event.__class__ = BookUpdate
+                        gate = self.gate
+                        if gate is not None:
+                            odd = gate.ts_verdict(event.ts, recv_ns)  # type: ignore[union-attr]
+                            if odd is not None and self.on_quality is not None:
+                                self.on_quality(event, odd)  # type: ignore[arg-type]
+                        sink(event)  # type: ignore[arg-type]
+                    elif verdict is _BUFFERED:
+                        self._want_snapshot(symbol)
+                    elif verdict.broken:
+                        self._broken(symbol, sync, verdict, recv_ns)
+                elif cls is BookSnapshot:
+                    self._snapshot(event, recv_ns)  # type: ignore[arg-type]
+                elif cls is Gap:
+                    self._venue_gap(event, recv_ns)  # type: ignore[arg-type]
+                elif cls is OrderUpdate:
+                    self._l3_update(event, recv_ns)  # type: ignore[arg-type]
+                elif cls is L3Snapshot:
+                    self._l3_snapshot(event, recv_ns)  # type: ignore[arg-type]
+                else:
+                    gate = self.gate
+                    if gate is not None and cls in _GATED:
+                        quality = gate.check(event)  # type: ignore[arg-type]
+                        if quality is not _OK:
+                            if self.on_quality is not None:
+                                self.on_quality(event, quality)  # type: ignore[arg-type]
+                            if quality is not _TS_FUTURE and quality is not _TS_PAST:
+                                continue
                     stats.events += 1
-                    sink(event)
-                elif verdict is Verdict.BUFFERED:
-                    self._want_snapshot(event.symbol)  # type: ignore[attr-defined]
-                elif verdict.broken:
-                    self._broken(event.symbol, sync, verdict, recv_ns)  # type: ignore[attr-defined]
-            elif cls is BookSnapshot:
-                self._snapshot(event, recv_ns)  # type: ignore[arg-type]
-            elif cls is Gap:
-                self._venue_gap(event, recv_ns)  # type: ignore[arg-type]
-            elif cls is OrderUpdate:
-                self._l3_update(event, recv_ns)  # type: ignore[arg-type]
-            elif cls is L3Snapshot:
-                self._l3_snapshot(event, recv_ns)  # type: ignore[arg-type]
-            else:
-                stats.events += 1
-                sink(event)
+                    sink(event)  # type: ignore[arg-type]
+            except Exception as exc:  # a book step failed on this event: contain it to its book
+                self._event_failed(event, exc, recv_ns)
 
     def on_snapshot_body(self, symbol: str, body: bytes, recv_ns: int, channel: Channel | None = None) -> None:
         """Feed the body of a REST snapshot fetched for ``symbol``.
@@ -255,6 +366,8 @@ class Feed:
             l3sync.invalidate()
         self._fetching.clear()
         self._l3_fetching.clear()
+        if self.gate is not None:
+            self.gate.reset_seq()
         self.poisoned = False
         self._consecutive_errors = 0
         self.adapter.reset()
@@ -296,6 +409,33 @@ class Feed:
                     )
                 )
 
+    def _event_failed(self, event: object, exc: Exception, recv_ns: int) -> None:
+        """Processing ``event`` raised: report it, and if it belonged to a
+        book, that book can no longer be vouched for (Gap BAD_DATA, resync)."""
+        self.stats.parse_errors += 1
+        symbol = getattr(event, "symbol", None)
+        self.sink(
+            Error(
+                self.venue,
+                symbol,
+                ErrorKind.MALFORMED,
+                f"{type(event).__name__} could not be processed: {type(exc).__name__}: {exc}"[:400],
+                recv_ns,
+            )
+        )
+        if not isinstance(symbol, str):
+            return
+        channel = Channel.L3 if isinstance(event, OrderUpdate | L3Snapshot) else Channel.BOOK
+        sync: BookSync | L3Sync | None = (self.l3_syncs if channel is Channel.L3 else self.syncs).get(symbol)
+        if sync is None:
+            return
+        was_valid = sync.valid
+        sync.invalidate()
+        if was_valid:
+            sync.expected = sync.received = None
+            sync.detail = f"{type(exc).__name__} while applying {type(event).__name__}"
+            self._broken(symbol, sync, Verdict.BAD_DATA, recv_ns, channel)
+
     def _auto_book(self, symbol: str) -> BookSync | None:
         if not self.auto_books:
             return None
@@ -304,10 +444,10 @@ class Feed:
 
     def _parse_error(self, exc: BaseException, recv_ns: int) -> None:
         self.stats.parse_errors += 1
-        if isinstance(exc, RemoteError) and not isinstance(exc, ValueError):
+        if isinstance(exc, UnknownMessage):
+            kind = ErrorKind.UNKNOWN_MESSAGE
+        elif isinstance(exc, RemoteError) and not isinstance(exc, ValueError):
             kind = ErrorKind.VENUE_ERROR
-        elif isinstance(exc, WsmuxError):
-            kind = ErrorKind.MALFORMED
         else:
             kind = ErrorKind.MALFORMED
         self.sink(Error(self.venue, None, kind, f"{type(exc).__name__}: {exc}", recv_ns))
@@ -371,7 +511,7 @@ class Feed:
                     continue
                 l3sync.invalidate()
                 self.stats.gaps += 1
-                self.sink(attrs.evolve(gap, symbol=symbol))
+                self.sink(evolve(gap, symbol=symbol))
                 self._l3_resync(symbol)
         elif gap.channel is Channel.BOOK:
             targets = list(self.syncs) if gap.symbol == "" else [gap.symbol]
@@ -381,7 +521,7 @@ class Feed:
                     continue
                 sync.invalidate()
                 self.stats.gaps += 1
-                self.sink(attrs.evolve(gap, symbol=symbol))
+                self.sink(evolve(gap, symbol=symbol))
                 self._resync(symbol)
         else:
             self.stats.gaps += 1

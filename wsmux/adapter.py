@@ -27,7 +27,7 @@ from typing import ClassVar
 
 import attrs
 
-from wsmux.book import Continuity, SnapshotSource, SyncRule
+from wsmux.book import Continuity, Diff, SnapshotSource, SyncRule
 from wsmux.errors import UnknownChannel
 from wsmux.model import BookSnapshot, Channel, Event, L3Snapshot, Trade
 from wsmux.subscriptions import Subscription
@@ -176,11 +176,17 @@ class Adapter(abc.ABC):
     # --- frames -------------------------------------------------------------
 
     @abc.abstractmethod
-    def parse(self, frame: bytes | str, recv_ns: int) -> list[Event]:
+    def parse(self, frame: bytes | str, recv_ns: int) -> Sequence[Event | Diff]:
         """Translate one received frame into events.
 
         Returns an empty list for frames that carry no market data (acks,
-        heartbeats). Raises :class:`~wsmux.errors.MalformedMessage` for a frame
+        heartbeats). A book update is best returned as a
+        :class:`~wsmux.book.Diff` holding the venue's decoded level lists: the
+        book sync then converts, checks and applies them in one pass and
+        builds the :class:`~wsmux.BookUpdate` once (the hot path); a
+        ready-made ``BookUpdate`` is accepted too. A well-formed message of a
+        kind the adapter does not handle raises
+        :class:`~wsmux.errors.UnknownMessage`. Raises :class:`~wsmux.errors.MalformedMessage` for a frame
         that cannot be decoded or lacks required fields, and
         :class:`~wsmux.errors.RemoteError` subclasses for venue errors; the
         caller counts and reports them.

@@ -232,6 +232,12 @@ converter.register_unstructure_hook_func(lambda t: t == TextLevels | None, _opti
 converter.register_unstructure_hook_func(lambda t: t == _L3Orders, _orders_out)
 converter.register_unstructure_hook_func(lambda t: t == _IdRanges, _id_ranges_out)
 
+# Error.exception: a live exception is written as its repr and read back as
+# None (it is in-process context, excluded from equality).
+converter.register_unstructure_hook_func(
+    lambda t: t == BaseException | None, lambda exc: None if exc is None else repr(exc)
+)
+converter.register_structure_hook_func(lambda t: t == BaseException | None, lambda _v, _t: None)
 converter.register_structure_hook(float, _float_in)
 converter.register_structure_hook_factory(_is_optional_primitive, _optional_primitive_in)
 converter.register_structure_hook_factory(lambda t: _optional_enum(t) is not None, _optional_enum_in)

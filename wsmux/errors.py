@@ -37,6 +37,7 @@ __all__ = [
     "SnapshotFailed",
     "StreamOverflow",
     "SubscriptionRejected",
+    "UnknownMessage",
     "TransportError",
     "UnknownChannel",
     "UnknownSymbol",
@@ -104,6 +105,26 @@ class MalformedMessage(RemoteError, ValueError):
         if self.frame is None:
             return self.reason
         return f"{self.reason}: {self.frame!r}"
+
+
+class UnknownMessage(MalformedMessage):
+    """A well-formed message of a type or channel the adapter does not handle
+    (a channel wsmux does not support, a new message type). Reported as
+    ``ErrorKind.UNKNOWN_MESSAGE``; unlike an unreadable frame it never counts
+    toward a connection's "unreadable frames in a row" limit or a circuit
+    breaker."""
+
+
+def unknown_message(what: str, name: object, frame: bytes | str | None = None) -> MalformedMessage:
+    """The error for a message whose ``what`` (type, channel, topic...) is
+    ``name`` and not handled: :class:`UnknownMessage` when ``name`` is a name
+    (a non-empty string), a well-formed message wsmux does not handle; else
+    :class:`MalformedMessage` (the field is missing or not a name). For
+    adapters; not in ``__all__``, which lists exceptions only."""
+    text = f"unknown message type: {what} {name!r}" if what else f"unknown message type {name!r}"
+    if type(name) is str and name:
+        return UnknownMessage(text, frame)
+    return MalformedMessage(text, frame)
 
 
 class SubscriptionRejected(RemoteError):

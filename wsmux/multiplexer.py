@@ -29,6 +29,7 @@ import attrs
 import httpx
 
 from wsmux import exchanges
+from wsmux._pipeline import Feed
 from wsmux._reliability.breaker import BreakerState, CircuitBreaker
 from wsmux._reliability.limits import ConnectLimiter, RestLimiter
 from wsmux._reliability.quality import Quality, QualityGate
@@ -320,6 +321,9 @@ class Multiplexer:
         self._sub_refs: dict[Subscription, set[Stream]] = {}
         self._sub_conn: dict[Subscription, Shard] = {}
         self._routes: dict[tuple[str, Channel, str], list[Stream]] = {}
+        self._puts: dict[tuple[str, Channel, str], tuple[Callable[[Event], None], ...]] = {}
+        """The dispatch table: per route, the ``_put`` of every stream on it.
+        Built on first use, cleared whenever a route changes."""
         self._venue_streams: dict[str, list[Stream]] = {}
         self._streams: list[Stream] = []
         self._blocking: list[Stream] = []
@@ -424,21 +428,13 @@ class Multiplexer:
             clock_ns=self.clock.time_ns,
             slow_consumer_events=True,
         )
-        self._streams.append(stream)
-        if overflow is Overflow.BLOCK:
-            self._blocking.append(stream)
-        venues = set()
+        self._attach_stream(stream)
         fresh: list[Subscription] = []
         for sub in unique:
-            key = (sub.venue, sub.channel, sub.symbol)
-            self._routes.setdefault(key, []).append(stream)
-            venues.add(sub.venue)
             refs = self._sub_refs.setdefault(sub, set())
             if not refs:
                 fresh.append(sub)
             refs.add(stream)
-        for venue in venues:
-            self._venue_streams.setdefault(venue, []).append(stream)
         if fresh:
             self._spawn(self._place(fresh))
         # Books already synced for earlier streams: give the new stream the state now.
@@ -452,6 +448,20 @@ class Multiplexer:
                     stream._put(BookSnapshot(sub.venue, sub.symbol, bids, asks, book.ts, now, book.seq))
                     stream._put(Resynced(sub.venue, sub.symbol, Channel.BOOK, book.seq, now))
         return stream
+
+    def _attach_stream(self, stream: Stream) -> None:
+        """Route the events of ``stream``'s subscriptions (and the status
+        events of their venues) to it."""
+        self._streams.append(stream)
+        if stream.overflow is Overflow.BLOCK:
+            self._blocking.append(stream)
+        venues = set()
+        for sub in stream.subscriptions:
+            self._routes.setdefault((sub.venue, sub.channel, sub.symbol), []).append(stream)
+            venues.add(sub.venue)
+        self._puts.clear()
+        for venue in venues:
+            self._venue_streams.setdefault(venue, []).append(stream)
 
     async def _place(self, subs: list[Subscription]) -> None:
         by_venue: dict[str, list[Subscription]] = {}
@@ -496,7 +506,7 @@ class Multiplexer:
         rest = self._rest_limiters.get(venue)
         if rest is None:
             rest = self._rest_limiters[venue] = RestLimiter.for_limits(adapter.limits)
-        return Connection(
+        conn = Connection(
             conn_id,
             adapter,
             sink,
@@ -512,6 +522,23 @@ class Multiplexer:
             connect_gate=gate,
             rest_limiter=rest,
         )
+        self._wire_feed(conn.feed)
+        return conn
+
+    def _wire_feed(self, feed: Feed) -> None:
+        """Give a connection's Feed its own data-quality gate (sequence state
+        belongs to a connection: one gate each, reset on reconnect)."""
+        if self._gate is not None:
+            feed.gate = self._gate.fresh()
+            feed.on_quality = self._on_quality
+
+    def _on_quality(self, event: Event, verdict: Quality) -> None:
+        """A connection's quality gate flagged ``event``: odd timestamps are
+        counted (the event is delivered), anything else is withheld and reported."""
+        if verdict is Quality.TS_FUTURE or verdict is Quality.TS_PAST:
+            self.counters["odd_timestamps"] += 1
+        else:
+            self._bad(event, event.venue, verdict)  # type: ignore[attr-defined]
 
     def _recorder(self, venue: str) -> Any:
         from wsmux.log import open_recorder  # the log is optional: imported on use
@@ -537,6 +564,7 @@ class Multiplexer:
                 lst.remove(stream)
             if not lst:
                 self._routes.pop(key, None)
+            self._puts.clear()
             refs = self._sub_refs.get(sub)
             if refs is not None:
                 refs.discard(stream)
@@ -655,17 +683,10 @@ class Multiplexer:
         """The checks between the connections and the streams: data quality,
         the venue's circuit breaker, trade-id continuity. Then dispatch."""
         cls = type(event)
-        if cls in _CHANNEL_OF:
+        channel = _CHANNEL_OF.get(cls)
+        if channel is not None:
             venue: str = event.venue  # type: ignore[attr-defined]
-            gate = self._gate
-            if gate is not None:
-                verdict = gate.check(event)
-                if verdict is not _OK:
-                    if verdict is Quality.TS_FUTURE or verdict is Quality.TS_PAST:
-                        self.counters["odd_timestamps"] += 1
-                    else:
-                        self._bad(event, venue, verdict)
-                        return
+            # (the data-quality gate ran in the connection's Feed: see _on_quality)
             if self._breaker_args is not None:
                 breaker = self._breakers.get(venue) or self._breaker(venue)
                 # fast path: a closed breaker needs neither the clock nor a call per event
@@ -707,6 +728,16 @@ class Multiplexer:
                                 else "trades may be missing (feed interrupted)",
                             )
                         )
+            # dispatch, inlined for market data: one precomputed tuple per route
+            route = (venue, channel, event.symbol)  # type: ignore[attr-defined]
+            if self._stale_after_by_channel:
+                self._last_seen[route] = event.recv_ns  # type: ignore[attr-defined]
+            puts = self._puts.get(route)
+            if puts is None:
+                puts = self._puts[route] = tuple(stream._put for stream in self._routes.get(route, ()))
+            for put in puts:
+                put(event)
+            return
         elif cls is Gap:
             gap: Gap = event  # type: ignore[assignment]
             if (
@@ -842,12 +873,13 @@ class Multiplexer:
         channel = _CHANNEL_OF.get(type(event))
         if channel is not None:
             key = (event.venue, channel, event.symbol)  # type: ignore[attr-defined]
-            streams = self._routes.get(key)
             if self._stale_after_by_channel:
                 self._last_seen[key] = event.recv_ns  # type: ignore[attr-defined]
-            if streams:
-                for stream in streams:
-                    stream._put(event)
+            puts = self._puts.get(key)
+            if puts is None:
+                puts = self._puts[key] = tuple(stream._put for stream in self._routes.get(key, ()))
+            for put in puts:
+                put(event)
             return
         if isinstance(event, Gap | Resynced):
             for stream in self._routes.get((event.venue, event.channel, event.symbol), ()):

@@ -26,6 +26,7 @@ import asyncio
 import collections
 import enum
 import inspect
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -53,6 +54,9 @@ E = TypeVar("E", bound=Event)
 Callback = Callable[[Any], object] | Callable[[Any], Awaitable[object]]
 
 _CONFLATABLE = (Quote, Funding, OpenInterest, ConsolidatedQuote)
+_log = logging.getLogger("wsmux.stream")
+_Resolved = tuple[list[Callable[[Any], object]], tuple[Callable[[Any], Awaitable[object]], ...]]
+"""Per event class: the sync callbacks and the async callbacks that take it."""
 
 
 class Overflow(enum.Enum):
@@ -83,6 +87,9 @@ class StreamStats:
     dropped: int = 0
     conflated: int = 0
     callback_errors: int = 0
+    callback_dropped: int = 0
+    """Events the iterator got but the async callbacks missed (their backlog
+    was full)."""
     max_buffered: int = 0
     slow_episodes: int = 0
     dropped_by_reason: dict[str, int] = attrs.field(factory=dict)
@@ -127,7 +134,12 @@ class Stream:
         self._space: asyncio.Event | None = None
         self._sync_cbs: dict[type, list[Callable[[Any], object]]] = {}
         self._async_cbs: dict[type, list[Callable[[Any], Awaitable[object]]]] = {}
-        self._async_queue: collections.deque[tuple[Callable[[Any], Awaitable[object]], Event]] = collections.deque()
+        self._async_queue: collections.deque[
+            tuple[Event, tuple[Callable[[Any], Awaitable[object]], ...], bool]
+        ] = collections.deque()
+        self._async_owed = 0
+        """Queued events whose consumer is the async callbacks (counted in the accounting)."""
+        self._reporting_error = False
         self._async_task: asyncio.Task[None] | None = None
         self._async_wake: asyncio.Event | None = None
         self._iterated = False
@@ -138,7 +150,7 @@ class Stream:
         self._closed = False
         self._on_close = on_close
         self._clock_ns = clock_ns
-        self._dispatch_cache: dict[type, tuple[list[Callable[[Any], object]], bool]] = {}
+        self._dispatch_cache: dict[type, _Resolved] = {}
         self._high = max(1, maxsize * 8 // 10)
         self._low = maxsize // 2
         self._slow = False
@@ -169,31 +181,35 @@ class Stream:
     # --- producer side (called by the multiplexer) -----------------------------------
 
     def _put(self, event: Event) -> None:
-        """Deliver ``event``: run callbacks and buffer it. Never raises."""
+        """Deliver ``event``: run callbacks and buffer it. Never raises
+        (except ``KeyboardInterrupt``/``SystemExit`` from a callback)."""
         if self._closed:
             return
-        self.stats.received += 1
+        stats = self.stats
+        stats.received += 1
         cls = type(event)
         cached = self._dispatch_cache.get(cls)
         if cached is None:
             cached = self._resolve(cls)
-        sync_cbs, has_async = cached
+        sync_cbs, async_cbs = cached
         for fn in sync_cbs:
             try:
                 fn(event)
-            except Exception as exc:
+            except (KeyboardInterrupt, SystemExit):
+                raise
+            except BaseException as exc:  # CancelledError raised by user code is the user's error too
                 self._callback_error(fn, exc)
-        if has_async:
-            for afn in self._matching(self._async_cbs, cls):
-                self._async_queue.append((afn, event))
-            self._wake_async()
+        if async_cbs:
+            self._queue_async(event, async_cbs)
+            if not self._buffering:
+                return  # delivered when the async callbacks are handed it
         if not self._buffering:
-            self.stats.delivered += 1
+            stats.delivered += 1
             return
         self._buffer(event)
 
-    def _resolve(self, cls: type) -> tuple[list[Callable[[Any], object]], bool]:
-        cached = (self._matching(self._sync_cbs, cls), bool(self._matching(self._async_cbs, cls)))
+    def _resolve(self, cls: type) -> _Resolved:
+        cached = (self._matching(self._sync_cbs, cls), tuple(self._matching(self._async_cbs, cls)))
         self._dispatch_cache[cls] = cached
         return cached
 
@@ -253,18 +269,47 @@ class Stream:
         self._pending_reasons[reason] = self._pending_reasons.get(reason, 0) + count
 
     def _callback_error(self, fn: object, exc: BaseException) -> None:
-        self.stats.callback_errors += 1
+        """A callback raised: count it, log it (with its traceback, rate-limited),
+        and deliver an ``Error`` (kind CALLBACK) carrying the exception to the
+        stream: to its iterator and to its ``Error`` callbacks."""
+        stats = self.stats
+        stats.callback_errors += 1
         name = getattr(fn, "__qualname__", repr(fn))
+        n = stats.callback_errors
+        if n & (n - 1) == 0:  # the 1st, 2nd, 4th, 8th...: a raising callback cannot flood the log
+            _log.error(
+                "stream %s: callback %s raised %s (%d callback errors so far)",
+                self.name,
+                name,
+                type(exc).__name__,
+                n,
+                exc_info=exc,
+            )
+        if self._reporting_error:
+            return  # an Error callback raised while handling an Error: counted and logged, not re-reported
         now = self._clock_ns() if self._clock_ns else 0
-        err = Error(None, None, ErrorKind.CALLBACK, f"callback {name} raised {type(exc).__name__}: {exc}", now)
-        if self._buffering:
-            self.stats.received += 1  # the Error is an event of this stream: keep the accounting exact
-            self._buffer(err)
+        err = Error(None, None, ErrorKind.CALLBACK, f"callback {name} raised {type(exc).__name__}: {exc}", now, exc)
+        cached = self._dispatch_cache.get(Error) or self._resolve(Error)
+        if not (self._buffering or cached[0] or cached[1]):
+            return  # nobody consumes Error events on this stream: counted and logged
+        self._reporting_error = True
+        try:
+            self._put(err)
+        finally:
+            self._reporting_error = False
+
+    @property
+    def callback_backlog(self) -> int:
+        """Events waiting for this stream's async callbacks."""
+        return len(self._async_queue)
 
     @property
     def blocked(self) -> bool:
-        """True while a BLOCK stream's buffer is full (producers should pause)."""
-        return self.overflow is Overflow.BLOCK and len(self._buf) >= self.maxsize
+        """True while a BLOCK stream's buffer, or its async callbacks' backlog,
+        is full (producers should pause)."""
+        return self.overflow is Overflow.BLOCK and (
+            len(self._buf) >= self.maxsize or len(self._async_queue) >= self.maxsize
+        )
 
     async def _wait_space(self) -> None:
         """Wait until a BLOCK stream has room again (or is closed)."""
@@ -275,6 +320,34 @@ class Stream:
             await self._space.wait()
 
     # --- async callbacks -----------------------------------------------------------
+
+    def _queue_async(self, event: Event, fns: tuple[Callable[[Any], Awaitable[object]], ...]) -> None:
+        """Queue ``event`` for the async callbacks ``fns``, within the stream's
+        bound: when the backlog is full the overflow policy applies to it
+        (BLOCK: the producer pauses; DROP_OLDEST/CONFLATE: the oldest waiting
+        event is dropped; RAISE: the new one is), counted and reported."""
+        queue = self._async_queue
+        counted = not self._buffering  # the callbacks are this event's consumer
+        if len(queue) >= self.maxsize and self.overflow is not Overflow.BLOCK:
+            if self.overflow is Overflow.RAISE:
+                self._async_dropped(counted)
+                self._wake_async()
+                return
+            _, _, was_counted = queue.popleft()
+            self._async_dropped(was_counted)
+        queue.append((event, fns, counted))
+        if counted:
+            self._async_owed += 1
+            waiting = len(self._buf) + self._async_owed
+            self.stats.max_buffered = max(self.stats.max_buffered, waiting)
+        self._wake_async()
+
+    def _async_dropped(self, counted: bool) -> None:
+        if counted:
+            self._async_owed -= 1
+            self._drop(1, "callback_overflow")
+        else:  # the iterator got the event; only the async callbacks miss it
+            self.stats.callback_dropped += 1
 
     def _wake_async(self) -> None:
         if self._async_task is None:
@@ -287,13 +360,26 @@ class Stream:
         queue = self._async_queue
         assert self._async_wake is not None
         wake = self._async_wake
+        task = asyncio.current_task()
         while not self._closed:
             while queue:
-                fn, event = queue.popleft()
-                try:
-                    await fn(event)
-                except Exception as exc:
-                    self._callback_error(fn, exc)
+                event, fns, counted = queue.popleft()
+                if counted:
+                    self._async_owed -= 1
+                    self.stats.delivered += 1
+                if self._space is not None and len(queue) < self.maxsize:
+                    self._space.set()
+                for fn in fns:
+                    try:
+                        await fn(event)
+                    except (KeyboardInterrupt, SystemExit):
+                        raise
+                    except asyncio.CancelledError as exc:
+                        if task is not None and task.cancelling():
+                            raise  # the stream is closing: this task is being cancelled
+                        self._callback_error(fn, exc)  # raised by the callback itself
+                    except Exception as exc:
+                        self._callback_error(fn, exc)
             wake.clear()
             await wake.wait()
 
@@ -363,8 +449,9 @@ class Stream:
 
     @property
     def buffered(self) -> int:
-        """Events waiting to be read."""
-        return len(self._buf)
+        """Events waiting for this stream's consumer: to be read, or (a
+        callback-only stream) to be handed to its async callbacks."""
+        return len(self._buf) + self._async_owed
 
     @property
     def closed(self) -> bool:

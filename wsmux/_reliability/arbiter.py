@@ -110,6 +110,7 @@ from wsmux.model import (
     Resynced,
     StatusEvent,
     Trade,
+    evolve,
 )
 
 __all__ = ["Arbiter", "ArbiterStats", "SourceChange"]
@@ -463,7 +464,7 @@ class Arbiter:
         passed = False
         for (venue, symbol, channel), book in self._books.items():
             if venue == gap.venue and channel is gap.channel and conn_id in book.conns:
-                passed |= self._gap(conn_id, book, attrs.evolve(gap, symbol=symbol))
+                passed |= self._gap(conn_id, book, evolve(gap, symbol=symbol))
         return passed
 
     def _resynced(self, conn_id: int, event: Resynced) -> bool:

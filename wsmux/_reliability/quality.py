@@ -303,6 +303,28 @@ class QualityGate:
             return Quality.OK if verdict is None else verdict
         return Quality.OK
 
+    def fresh(self) -> QualityGate:
+        """A new gate with this gate's knobs and no state (one per connection)."""
+        return QualityGate(
+            future_s=self.future_s,
+            past_s=self.past_s,
+            trade_past_s=self.trade_past_s,
+            check_levels=self.check_levels,
+            allow_locked=self.allow_locked,
+        )
+
+    def ts_verdict(self, ts: int | None, recv_ns: int) -> Quality | None:
+        """``TS_FUTURE``/``TS_PAST`` for a venue time out of bounds, else None
+        (no state touched: for events whose sequence another check owns)."""
+        if ts is None:
+            return None
+        drift = ts - recv_ns
+        if drift > self._future_ns:
+            return Quality.TS_FUTURE
+        if drift < self._neg_past_ns:
+            return Quality.TS_PAST
+        return None
+
     def reset_seq(self, venue: str | None = None) -> None:
         """Forget the last ``seq`` of every symbol (of ``venue``): call when a
         connection (re)opens, since per-connection numbering restarts."""

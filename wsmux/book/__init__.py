@@ -12,6 +12,7 @@ from wsmux.book._orderbook import OrderBook
 from wsmux.book._sync import (
     BookSync,
     Continuity,
+    Diff,
     SnapshotSource,
     SyncRule,
     SyncState,
@@ -23,6 +24,7 @@ __all__ = [
     "BookSync",
     "ConsolidatedBBO",
     "Continuity",
+    "Diff",
     "OrderBook",
     "SnapshotSource",
     "SyncRule",

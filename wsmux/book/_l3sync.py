@@ -70,7 +70,7 @@ import attrs
 
 from wsmux.book._sync import Continuity, SnapshotSource, SyncRule, SyncState, Verdict
 from wsmux.book.l3 import L3Book
-from wsmux.model import L3Snapshot, OrderAction, OrderUpdate
+from wsmux.model import L3Snapshot, OrderAction, OrderUpdate, evolve
 
 __all__ = ["L3Sync", "L3SyncStats"]
 
@@ -302,7 +302,7 @@ class L3Sync:
                 self.detail = f"fill of {update.size} exceeds order {oid!r} size {old.size}"
                 return Verdict.BAD_DATA, None
             book.change(oid, remaining)
-            event = attrs.evolve(
+            event = evolve(
                 update,
                 action=_CHANGE if remaining > 0.0 else _REMOVE,
                 side=old.side,

@@ -1,13 +1,36 @@
-"""L2 order book: two sorted sides of price levels.
+"""L2 order book: two sides of price levels, best price always at hand.
 
-Theory of operation: each side is a :class:`sortedcontainers.SortedDict` from a
-sort key to the level's size. Asks are keyed by price, bids by *negated*
-price, so that on both sides index 0 is the best level and ``peekitem(0)`` is
-O(1)-ish. Prices are floats: the same decimal text always parses to the same
-float, so ``"0.3513"`` and ``"0.35130000"`` are one level.
+Theory of operation
+-------------------
+Each side is a plain ``dict`` from price to size plus a Python ``list`` of the
+side's prices kept sorted so that **the best price is the last element**:
+bids ascending (best = highest = last), asks stored as negated prices
+ascending (best = lowest = last). Market data changes mostly near the top of
+the book, so inserting or deleting there moves few list entries; a size change
+at an existing price touches only the dict. Costs, with *n* levels on a side
+and *k* levels in an update:
+
+* size change of an existing level: O(1) (one dict store);
+* new or removed level: O(log n) search + a ``memmove`` of the entries
+  *better* than it (a handful near the top);
+* best bid/ask, crossed check: O(1);
+* ``depth(n)``: O(n) slice of the sorted keys (no sorting);
+* snapshot: built in bulk — one pass to validate, one ``dict``, one
+  ``sorted`` (a reversed sorted run, linear for Timsort).
+
+Prices are floats: the same decimal text always parses to the same float, so
+``"0.3513"`` and ``"0.35130000"`` are one level.
+
+Every number is checked as it is applied: a price must be finite, positive
+and below :data:`MAX_VALUE`; a size finite, non-negative and below it. A level
+that fails makes :meth:`OrderBook.apply` return ``None``; the caller
+(:class:`~wsmux.book.BookSync`) then invalidates the book.
 
 Where a venue sends a checksum, the book also keeps the venue's text of each
-level (``keep_text=True``), because checksums are defined over that text.
+level (``keep_text=True``), because checksums are defined over that text, and
+tracks whether anything within the checksummed depth (``watch_depth``)
+changed since the last checksum (:attr:`OrderBook.top_changed`), so an
+unchanged top is never hashed twice.
 
 The book itself never decides whether it is in sync: :class:`~wsmux.book.BookSync`
 does, and sets :attr:`OrderBook.valid`. A reader must check ``valid`` (or
@@ -17,15 +40,21 @@ does, and sets :attr:`OrderBook.valid`. A reader must check ``valid`` (or
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator
-
-from sortedcontainers import SortedDict
+from bisect import bisect_left, insort
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
 
 from wsmux.model import BookSide, Level, Levels, TextLevels
 
-__all__ = ["OrderBook"]
+__all__ = ["MAX_VALUE", "OrderBook"]
 
 _NAN = math.nan
+_NEG_INF = -math.inf
+
+MAX_VALUE = 1e15
+"""Largest price or size a book accepts (exclusive). Far above any real
+market (a price of 10^15 quote units, a size of 10^15 base units); a number
+at or above it — ``1e400`` and ``Infinity`` included — is bad data."""
 
 
 class OrderBook:
@@ -37,23 +66,31 @@ class OrderBook:
         max_depth: keep at most this many levels per side (trimming the worst),
             ``None`` for unbounded.
         keep_text: also keep the venue's text of every level (for checksums).
+        watch_depth: with ``keep_text``, the number of top levels per side
+            whose changes set :attr:`top_changed` (the checksummed depth).
 
     Costs below use *n* for the number of levels on a side and *k* for the
     number of levels in an update.
     """
 
     __slots__ = (
+        "_ask_keys",
+        "_ask_watch",
         "_asks",
         "_asks_text",
+        "_bid_keys",
+        "_bid_watch",
         "_bids",
         "_bids_text",
         "keep_text",
         "max_depth",
         "seq",
         "symbol",
+        "top_changed",
         "ts",
         "valid",
         "venue",
+        "watch_depth",
     )
 
     def __init__(
@@ -63,15 +100,23 @@ class OrderBook:
         *,
         max_depth: int | None = None,
         keep_text: bool = False,
+        watch_depth: int | None = None,
     ) -> None:
         self.venue = venue
         self.symbol = symbol
         self.max_depth = max_depth
         self.keep_text = keep_text
-        self._bids: SortedDict = SortedDict()  # -price -> size
-        self._asks: SortedDict = SortedDict()  # price -> size
+        self.watch_depth = watch_depth
+        self._bids: dict[float, float] = {}  # price -> size
+        self._asks: dict[float, float] = {}  # price -> size
+        self._bid_keys: list[float] = []  # prices ascending: best bid last
+        self._ask_keys: list[float] = []  # -price ascending: best ask last
         self._bids_text: dict[float, tuple[str, str]] = {}
         self._asks_text: dict[float, tuple[str, str]] = {}
+        self.top_changed = True
+        """Something within ``watch_depth`` changed since :meth:`mark_top_seen`."""
+        self._bid_watch = _NEG_INF  # a bid at or above this price is in the watched top
+        self._ask_watch = _NEG_INF  # an ask whose -price is at or above this is in it
         self.valid = False
         """True while the sync machine vouches for the book."""
         self.seq: int | None = None
@@ -85,114 +130,240 @@ class OrderBook:
         """Remove every level. O(n)."""
         self._bids.clear()
         self._asks.clear()
+        self._bid_keys.clear()
+        self._ask_keys.clear()
         self._bids_text.clear()
         self._asks_text.clear()
+        self.top_changed = True
+        self._bid_watch = self._ask_watch = _NEG_INF
 
     def apply_snapshot(
         self,
-        bids: Iterable[Level],
-        asks: Iterable[Level],
+        bids: Iterable[Sequence[Any]],
+        asks: Iterable[Sequence[Any]],
         bids_text: TextLevels | None = None,
         asks_text: TextLevels | None = None,
     ) -> bool:
-        """Replace the book with a snapshot. O((n) log n).
+        """Replace the book with a snapshot, built in bulk. O(n log n) at
+        worst, O(n) for levels already in best-first order.
+
+        Levels are ``(price, size, ...)`` sequences of floats or of the venue's
+        number text (``keep_text`` books keep that text; ``bids_text`` and
+        ``asks_text`` give it separately when the levels are floats).
 
         Returns:
-            False if a level had a negative or NaN size or a non-positive price
-            (the book is then left cleared).
+            False if a level had a bad price or size (see the module
+            docstring); the book is then left cleared.
         """
         self.clear()
-        ok = self.apply_update(bids, asks, bids_text, asks_text)
-        if not ok:
-            self.clear()
-        return ok
+        bid_map = _build_side(bids)
+        ask_map = _build_side(asks)
+        if bid_map is None or ask_map is None:
+            return False
+        self._bids = bid_map
+        self._asks = ask_map
+        self._bid_keys = sorted(bid_map)
+        self._ask_keys = sorted([-p for p in ask_map])
+        if self.keep_text:
+            self._load_text(self._bids_text, bid_map, bids_text if bids_text is not None else bids)
+            self._load_text(self._asks_text, ask_map, asks_text if asks_text is not None else asks)
+        if self.max_depth is not None:
+            self._trim(self.max_depth)
+        return True
+
+    @staticmethod
+    def _load_text(store: dict[float, tuple[str, str]], sizes: dict[float, float], levels: Iterable[Any]) -> None:
+        for level in levels:
+            price = float(level[0])
+            if price in sizes:
+                store[price] = (level[0], level[1])
+
+    def apply(
+        self, bids: Iterable[Sequence[Any]], asks: Iterable[Sequence[Any]], *, with_text: bool = True
+    ) -> tuple[Levels, Levels] | None:
+        """Apply absolute level sizes; size ``0`` deletes (deleting an absent
+        level is not an error). O(k log n).
+
+        Each level is a sequence whose first two items are the price and the
+        size, as floats or as the venue's number text (further items are
+        ignored): the venue's decoded lists go in without copying, and a
+        ``keep_text`` book keeps their text (unless ``with_text`` is False).
+        One pass converts, checks and applies every level.
+
+        Returns:
+            The applied levels as floats (for the event that reports them),
+            or ``None`` if a level had a bad price or size — the good levels
+            are still applied, so the caller must treat the book as broken.
+        """
+        text = with_text and self.keep_text
+        out_bids = self._apply_bids(bids, self._bids_text if text else None)
+        out_asks = self._apply_asks(asks, self._asks_text if text else None)
+        if out_bids is None or out_asks is None:
+            return None
+        if self.max_depth is not None:
+            self._trim(self.max_depth)
+        return out_bids, out_asks
+
+    def _apply_bids(
+        self, levels: Iterable[Sequence[Any]], text: dict[float, tuple[str, str]] | None
+    ) -> Levels | None:
+        sizes = self._bids
+        keys = self._bid_keys
+        watch = self._bid_watch
+        top = False
+        ok = True
+        out: list[Level] = []
+        for level in levels:
+            price = float(level[0])
+            size = float(level[1])
+            if not (0.0 < price < MAX_VALUE and 0.0 <= size < MAX_VALUE):
+                ok = False
+                continue
+            if text is not None and (type(level[0]) is not str or type(level[1]) is not str):
+                ok = False  # a checksum venue's level must be the venue's text
+                continue
+            out.append((price, size))
+            if price >= watch:
+                top = True
+            if size:
+                if price not in sizes:
+                    insort(keys, price)
+                sizes[price] = size
+                if text is not None:
+                    text[price] = (level[0], level[1])
+            elif price in sizes:
+                del sizes[price]
+                del keys[bisect_left(keys, price)]
+                if text is not None:
+                    text.pop(price, None)
+        if top:
+            self.top_changed = True
+        return tuple(out) if ok else None
+
+    def _apply_asks(
+        self, levels: Iterable[Sequence[Any]], text: dict[float, tuple[str, str]] | None
+    ) -> Levels | None:
+        sizes = self._asks
+        keys = self._ask_keys
+        watch = self._ask_watch
+        top = False
+        ok = True
+        out: list[Level] = []
+        for level in levels:
+            price = float(level[0])
+            size = float(level[1])
+            if not (0.0 < price < MAX_VALUE and 0.0 <= size < MAX_VALUE):
+                ok = False
+                continue
+            if text is not None and (type(level[0]) is not str or type(level[1]) is not str):
+                ok = False
+                continue
+            out.append((price, size))
+            if -price >= watch:
+                top = True
+            if size:
+                if price not in sizes:
+                    insort(keys, -price)
+                sizes[price] = size
+                if text is not None:
+                    text[price] = (level[0], level[1])
+            elif price in sizes:
+                del sizes[price]
+                del keys[bisect_left(keys, -price)]
+                if text is not None:
+                    text.pop(price, None)
+        if top:
+            self.top_changed = True
+        return tuple(out) if ok else None
 
     def apply_update(
         self,
-        bids: Iterable[Level],
-        asks: Iterable[Level],
+        bids: Iterable[Sequence[Any]],
+        asks: Iterable[Sequence[Any]],
         bids_text: TextLevels | None = None,
         asks_text: TextLevels | None = None,
     ) -> bool:
-        """Apply absolute level sizes; size ``0.0`` deletes (deleting an absent
-        level is not an error). O(k log n).
+        """:meth:`apply`, returning only whether every level was good.
 
-        Returns:
-            False if any level was invalid (negative/NaN size, price <= 0 or
-            NaN); the valid levels of the update are still applied, so the
-            caller must treat the book as broken.
+        ``bids_text``/``asks_text``: the venue's text of the float levels, kept
+        by a ``keep_text`` book.
         """
-        ok = True
-        side = self._bids
-        for price, size in bids:
-            if size > 0.0 and price > 0.0:
-                side[-price] = size
-            elif size == 0.0 and price > 0.0:
-                side.pop(-price, None)
-            else:
-                ok = False
-        side = self._asks
-        for price, size in asks:
-            if size > 0.0 and price > 0.0:
-                side[price] = size
-            elif size == 0.0 and price > 0.0:
-                side.pop(price, None)
-            else:
-                ok = False
+        out_bids = self._apply_bids(bids, None)
+        out_asks = self._apply_asks(asks, None)
         if self.keep_text:
-            self._apply_text(self._bids_text, bids_text)
-            self._apply_text(self._asks_text, asks_text)
+            _store_text(self._bids_text, self._bids, bids_text)
+            _store_text(self._asks_text, self._asks, asks_text)
         if self.max_depth is not None:
             self._trim(self.max_depth)
-        return ok
-
-    @staticmethod
-    def _apply_text(store: dict[float, tuple[str, str]], levels: TextLevels | None) -> None:
-        if not levels:
-            return
-        for ptext, stext in levels:
-            price = float(ptext)
-            if float(stext) == 0.0:
-                store.pop(price, None)
-            else:
-                store[price] = (ptext, stext)
+        return out_bids is not None and out_asks is not None
 
     def _trim(self, depth: int) -> None:
-        for side, text, sign in ((self._bids, self._bids_text, -1.0), (self._asks, self._asks_text, 1.0)):
-            while len(side) > depth:
-                key, _ = side.popitem(-1)
-                if text:
-                    text.pop(sign * key, None)
+        for keys, sizes, text, sign in (
+            (self._bid_keys, self._bids, self._bids_text, 1.0),
+            (self._ask_keys, self._asks, self._asks_text, -1.0),
+        ):
+            extra = len(keys) - depth
+            if extra > 0:
+                for key in keys[:extra]:
+                    del sizes[sign * key]
+                    if text:
+                        text.pop(sign * key, None)
+                del keys[:extra]
 
     def trim(self, depth: int) -> None:
-        """Drop levels beyond ``depth`` on each side. O(removed log n)."""
+        """Drop levels beyond ``depth`` on each side. O(removed + n)."""
         self._trim(depth)
+
+    def mark_top_seen(self) -> None:
+        """Record that the watched top (``watch_depth`` levels a side) was just
+        read (hashed): :attr:`top_changed` turns False until a level at or above
+        the current ``watch_depth``-th best price on either side changes. O(1).
+
+        Correct because a change strictly below the ``d``-th best level can
+        neither enter nor leave nor alter the top ``d``.
+        """
+        depth = self.watch_depth
+        self.top_changed = depth is None
+        if depth is None:
+            return
+        keys = self._bid_keys
+        self._bid_watch = keys[-depth] if len(keys) >= depth else _NEG_INF
+        keys = self._ask_keys
+        self._ask_watch = keys[-depth] if len(keys) >= depth else _NEG_INF
 
     # --- reading ---------------------------------------------------------------
 
     def best_bid(self) -> Level | None:
         """``(price, size)`` of the best bid, or None. O(1)."""
-        if not self._bids:
+        keys = self._bid_keys
+        if not keys:
             return None
-        key, size = self._bids.peekitem(0)
-        return (-key, size)
+        price = keys[-1]
+        return (price, self._bids[price])
 
     def best_ask(self) -> Level | None:
         """``(price, size)`` of the best ask, or None. O(1)."""
-        if not self._asks:
+        keys = self._ask_keys
+        if not keys:
             return None
-        return self._asks.peekitem(0)  # type: ignore[no-any-return]
+        price = -keys[-1]
+        return (price, self._asks[price])
 
     def bbo(self) -> tuple[float, float, float, float]:
         """``(bid_price, bid_size, ask_price, ask_size)``; ``nan`` for an empty side. O(1)."""
-        b = self.best_bid()
-        a = self.best_ask()
-        return (
-            b[0] if b else _NAN,
-            b[1] if b else _NAN,
-            a[0] if a else _NAN,
-            a[1] if a else _NAN,
-        )
+        bk = self._bid_keys
+        ak = self._ask_keys
+        if bk:
+            bp = bk[-1]
+            bs = self._bids[bp]
+        else:
+            bp = bs = _NAN
+        if ak:
+            ap = -ak[-1]
+            asz = self._asks[ap]
+        else:
+            ap = asz = _NAN
+        return (bp, bs, ap, asz)
 
     def spread(self) -> float:
         """Best ask minus best bid (``nan`` if a side is empty). O(1)."""
@@ -206,39 +377,49 @@ class OrderBook:
 
     def crossed(self) -> bool:
         """True if best bid >= best ask. O(1)."""
-        if not self._bids or not self._asks:
-            return False
-        return bool(-self._bids.peekitem(0)[0] >= self._asks.peekitem(0)[0])
+        bk = self._bid_keys
+        ak = self._ask_keys
+        return bool(bk and ak and bk[-1] >= -ak[-1])
 
     def depth(self, n: int | None = None) -> tuple[Levels, Levels]:
         """The best ``n`` levels per side (all if None), best first. O(n)."""
-        bids = self._bids.items()
-        asks = self._asks.items()
-        if n is not None:
-            bids = bids[:n]
-            asks = asks[:n]
-        return tuple((-p, s) for p, s in bids), tuple(asks)
+        bk = self._bid_keys
+        ak = self._ask_keys
+        if n is None:
+            top_b = bk[::-1]
+            top_a = ak[::-1]
+        elif n <= 0:
+            return (), ()
+        else:
+            top_b = bk[: -n - 1 : -1]
+            top_a = ak[: -n - 1 : -1]
+        bids = self._bids
+        asks = self._asks
+        return tuple([(p, bids[p]) for p in top_b]), tuple([(-k, asks[-k]) for k in top_a])
 
     def levels(self, side: BookSide) -> Iterator[Level]:
-        """Iterate one side best first. O(1) per level."""
+        """Iterate one side best first. O(1) per level (the side must not
+        change while iterating)."""
         if side is BookSide.BID:
-            return ((-p, s) for p, s in self._bids.items())
-        return iter(self._asks.items())
+            bids = self._bids
+            return ((p, bids[p]) for p in reversed(self._bid_keys))
+        asks = self._asks
+        return ((-k, asks[-k]) for k in reversed(self._ask_keys))
 
     def size_at(self, side: BookSide, price: float) -> float:
-        """Size at ``price`` on ``side`` (0.0 if no level). O(log n)."""
+        """Size at ``price`` on ``side`` (0.0 if no level). O(1)."""
         if side is BookSide.BID:
-            return float(self._bids.get(-price, 0.0))
-        return float(self._asks.get(price, 0.0))
+            return self._bids.get(price, 0.0)
+        return self._asks.get(price, 0.0)
 
     def text_depth(self, side: BookSide, n: int) -> list[tuple[str, str]]:
         """The venue's text of the best ``n`` levels of ``side`` (``keep_text`` books).
         O(n)."""
         if side is BookSide.BID:
             text = self._bids_text
-            return [text[-p] for p in self._bids.keys()[:n]]
+            return [text[p] for p in self._bid_keys[: -n - 1 : -1]] if n > 0 else []
         text = self._asks_text
-        return [text[p] for p in self._asks.keys()[:n]]
+        return [text[-k] for k in self._ask_keys[: -n - 1 : -1]] if n > 0 else []
 
     def imbalance(self, n: int = 5) -> float:
         """(bid volume - ask volume) / total over the best ``n`` levels, in [-1, 1].
@@ -268,9 +449,13 @@ class OrderBook:
 
     def copy(self) -> OrderBook:
         """An independent copy (for handing to another thread). O(n)."""
-        other = OrderBook(self.venue, self.symbol, max_depth=self.max_depth, keep_text=self.keep_text)
-        other._bids = self._bids.copy()
-        other._asks = self._asks.copy()
+        other = OrderBook(
+            self.venue, self.symbol, max_depth=self.max_depth, keep_text=self.keep_text, watch_depth=self.watch_depth
+        )
+        other._bids = dict(self._bids)
+        other._asks = dict(self._asks)
+        other._bid_keys = list(self._bid_keys)
+        other._ask_keys = list(self._ask_keys)
         other._bids_text = dict(self._bids_text)
         other._asks_text = dict(self._asks_text)
         other.valid = self.valid
@@ -297,15 +482,45 @@ class OrderBook:
         )
 
     def _check(self) -> None:
-        """Assert the internal invariants (for tests). O(n)."""
-        for key, size in self._bids.items():
-            assert size > 0.0, f"bid {-key} has size {size}"
-        for key, size in self._asks.items():
-            assert size > 0.0, f"ask {key} has size {size}"
+        """Assert the internal invariants (for tests). O(n log n)."""
+        assert self._bid_keys == sorted(self._bids), "bid keys out of step with the bid levels"
+        assert self._ask_keys == sorted(-p for p in self._asks), "ask keys out of step with the ask levels"
+        for price, size in self._bids.items():
+            assert 0.0 < price < MAX_VALUE and 0.0 < size < MAX_VALUE, f"bid {price} has size {size}"
+        for price, size in self._asks.items():
+            assert 0.0 < price < MAX_VALUE and 0.0 < size < MAX_VALUE, f"ask {price} has size {size}"
         if self.max_depth is not None:
             assert len(self._bids) <= self.max_depth and len(self._asks) <= self.max_depth
         if self.valid:
             assert not self.crossed(), f"valid book is crossed: {self.bbo()}"
         if self.keep_text:
-            assert {-k for k in self._bids} == set(self._bids_text), "bid text out of step"
+            assert set(self._bids) == set(self._bids_text), "bid text out of step"
             assert set(self._asks) == set(self._asks_text), "ask text out of step"
+
+
+def _store_text(store: dict[float, tuple[str, str]], sizes: dict[float, float], levels: TextLevels | None) -> None:
+    """Keep the text of the levels that are in the book, forget the others."""
+    if not levels:
+        return
+    for ptext, stext in levels:
+        price = float(ptext)
+        if price in sizes:
+            store[price] = (ptext, stext)
+        else:
+            store.pop(price, None)
+
+
+def _build_side(levels: Iterable[Sequence[Any]]) -> dict[float, float] | None:
+    """``{price: size}`` of a snapshot side (zero sizes skipped), or None if a
+    level is bad."""
+    out: dict[float, float] = {}
+    for level in levels:
+        price = float(level[0])
+        size = float(level[1])
+        if not (0.0 < price < MAX_VALUE and 0.0 <= size < MAX_VALUE):
+            return None
+        if size:
+            out[price] = size
+        else:
+            out.pop(price, None)
+    return out

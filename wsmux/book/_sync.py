@@ -48,14 +48,15 @@ from __future__ import annotations
 
 import enum
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import attrs
 
 from wsmux.book._orderbook import OrderBook
-from wsmux.model import BookSnapshot, BookUpdate, GapReason
+from wsmux.model import BookSnapshot, BookUpdate, GapReason, Levels
 
-__all__ = ["BookSync", "Continuity", "SnapshotSource", "SyncRule", "SyncState", "SyncStats", "Verdict"]
+__all__ = ["BookSync", "Continuity", "Diff", "SnapshotSource", "SyncRule", "SyncState", "SyncStats", "Verdict"]
 
 
 class SnapshotSource(enum.Enum):
@@ -138,6 +139,9 @@ class SyncRule:
         checksum: computes the venue's checksum from the local book; compared
             with ``BookUpdate.checksum``/``BookSnapshot.checksum`` when those
             are not None.
+        checksum_depth: the levels per side ``checksum`` reads (Kraken 10,
+            OKX 25): the local checksum is recomputed only when a level within
+            that depth changed (``None``: after every update).
         depth: trim the book to this many levels per side after each change
             (venues whose checksum is over a truncated book, e.g. Kraken).
         keep_text: keep each level's text (needed by ``checksum``).
@@ -149,10 +153,51 @@ class SyncRule:
     continuity: Continuity = Continuity.NONE
     bridge_offset: int = 1
     checksum: Callable[[OrderBook], int] | None = None
+    checksum_depth: int | None = None
     depth: int | None = None
     keep_text: bool = False
     check_crossed: bool = True
     max_buffer: int = 10_000
+
+
+class Diff:
+    """One book update as an adapter hands it over, before it is checked.
+
+    The hot-path form of :class:`~wsmux.BookUpdate`: the same fields, but the
+    levels are the venue's own decoded lists (``[price, size, ...]`` as text or
+    numbers), so :class:`BookSync` converts, validates and applies them in one
+    pass and the public event is built once, from the applied levels. Not an
+    event: callers never see it. Mutable on purpose (no construction cost
+    beyond plain stores); nothing keeps it after the frame.
+    """
+
+    __slots__ = ("asks", "bids", "checksum", "first_seq", "prev_seq", "seq", "symbol", "ts")
+
+    def __init__(
+        self,
+        symbol: str,
+        bids: Sequence[Sequence[Any]],
+        asks: Sequence[Sequence[Any]],
+        ts: int | None,
+        seq: int | None = None,
+        first_seq: int | None = None,
+        prev_seq: int | None = None,
+        checksum: int | None = None,
+    ) -> None:
+        self.symbol = symbol
+        self.bids = bids
+        self.asks = asks
+        self.ts = ts
+        self.seq = seq
+        self.first_seq = first_seq
+        self.prev_seq = prev_seq
+        self.checksum = checksum
+
+    def __repr__(self) -> str:
+        return (
+            f"Diff({self.symbol!r}, seq={self.seq}, first_seq={self.first_seq}, prev_seq={self.prev_seq}, "
+            f"bids={len(self.bids)}, asks={len(self.asks)})"
+        )
 
 
 @attrs.define(slots=True)
@@ -184,6 +229,8 @@ class BookSync:
     __slots__ = (
         "_bridging",
         "_buffer",
+        "_local_checksum",
+        "applied",
         "book",
         "detail",
         "expected",
@@ -197,15 +244,20 @@ class BookSync:
     def __init__(self, rule: SyncRule, book: OrderBook | None = None) -> None:
         self.rule = rule
         if book is None:
-            book = OrderBook(max_depth=rule.depth, keep_text=rule.keep_text)
+            book = OrderBook(max_depth=rule.depth, keep_text=rule.keep_text, watch_depth=rule.checksum_depth)
         else:
             book.max_depth = rule.depth
             book.keep_text = rule.keep_text
+            book.watch_depth = rule.checksum_depth
         self.book = book
+        self._local_checksum: int | None = None
+        """The last checksum computed over the book (reused while its top is unchanged)."""
+        self.applied: tuple[Levels, Levels] = ((), ())
+        """The levels (as floats) of the last applied update."""
         self.state = SyncState.WAITING
         self.last: int | None = None
         self.stats = SyncStats()
-        self._buffer: deque[BookUpdate] = deque()
+        self._buffer: deque[BookUpdate | Diff] = deque()
         self._bridging = False
         # Details of the last broken verdict, for the Gap event:
         self.expected: int | None = None
@@ -229,9 +281,13 @@ class BookSync:
         self.last = None
         self._buffer.clear()
         self._bridging = False
+        self._local_checksum = None
 
-    def on_update(self, update: BookUpdate) -> Verdict:
-        """Offer one update. O(k log n) when applied."""
+    def on_update(self, update: BookUpdate | Diff) -> Verdict:
+        """Offer one update: a :class:`~wsmux.BookUpdate`, or a :class:`Diff`
+        straight from an adapter (its levels converted, checked and applied in
+        one pass; :attr:`applied` then holds them as floats for the event).
+        O(k log n) when applied."""
         if self.state is SyncState.WAITING:
             if self.rule.snapshot is SnapshotSource.REST:
                 buf = self._buffer
@@ -274,6 +330,7 @@ class BookSync:
                     self.detail = f"snapshot id {seq} is older than the first buffered update {first}"
                     return Verdict.REFETCH
         book = self.book
+        self._local_checksum = None
         ok = book.apply_snapshot(snapshot.bids, snapshot.asks, snapshot.bids_text, snapshot.asks_text)
         book.seq = seq
         book.ts = snapshot.ts
@@ -315,9 +372,10 @@ class BookSync:
         self.last = None
         self._buffer.clear()
         self._bridging = False
+        self._local_checksum = None
         return verdict
 
-    def _check_and_apply(self, update: BookUpdate) -> Verdict:
+    def _check_and_apply(self, update: BookUpdate | Diff) -> Verdict:
         rule = self.rule
         seq = update.seq
         last = self.last
@@ -358,13 +416,34 @@ class BookSync:
             elif continuity is Continuity.MONOTONIC and seq <= last:
                 return Verdict.STALE
         book = self.book
-        if not book.apply_update(update.bids, update.asks, update.bids_text, update.asks_text):
+        if type(update) is BookUpdate:
+            # an adapter that builds the public event itself (floats + text)
+            ok = book.apply_update(update.bids, update.asks, update.bids_text, update.asks_text)
+            applied: tuple[Levels, Levels] | None = (update.bids, update.asks) if ok else None
+        else:
+            # the hot path: OrderBook.apply, inlined (one call per side)
+            text = book.keep_text
+            try:
+                bids = book._apply_bids(update.bids, book._bids_text if text else None)
+                asks = book._apply_asks(update.asks, book._asks_text if text else None)
+            except (TypeError, ValueError, IndexError, KeyError):  # a level that is not [price, size]
+                bids = asks = None
+            if book.max_depth is not None:
+                book._trim(book.max_depth)
+            applied = None if bids is None or asks is None else (bids, asks)
+        if applied is None:
             self.expected = self.received = seq
             self.detail = "update has a level with a bad price or size"
             return Verdict.BAD_DATA
-        verdict = self._post_checks(update.checksum)
-        if verdict is not Verdict.APPLIED:
-            return verdict
+        self.applied = applied
+        checksum = update.checksum
+        if checksum is not None or rule.check_crossed:
+            bid_keys = book._bid_keys
+            ask_keys = book._ask_keys
+            if checksum is not None or (bid_keys and ask_keys and bid_keys[-1] >= -ask_keys[-1]):
+                verdict = self._post_checks(checksum)
+                if verdict is not Verdict.APPLIED:
+                    return verdict
         if seq is not None:
             self.last = seq
             book.seq = seq
@@ -381,7 +460,11 @@ class BookSync:
             self.detail = f"crossed book: bid {bp} >= ask {ap}"
             return Verdict.CROSSED
         if checksum is not None and rule.checksum is not None:
-            local = rule.checksum(book)
+            if book.top_changed or self._local_checksum is None:
+                local = self._local_checksum = rule.checksum(book)
+                book.mark_top_seen()
+            else:
+                local = self._local_checksum
             if local != checksum:
                 self.expected, self.received = checksum, local
                 self.detail = f"venue checksum {checksum} != local {local}"

@@ -48,11 +48,10 @@ from typing import Any, ClassVar, Literal
 
 from wsmux._json import JSONDecodeError, dumps, loads
 from wsmux.adapter import Adapter, HttpRequest, Outgoing
-from wsmux.book import Continuity, SnapshotSource, SyncRule
-from wsmux.errors import ConfigError, MalformedMessage, RemoteError, SubscriptionRejected
+from wsmux.book import Continuity, Diff, SnapshotSource, SyncRule
+from wsmux.errors import ConfigError, MalformedMessage, RemoteError, SubscriptionRejected, unknown_message
 from wsmux.model import (
     BookSnapshot,
-    BookUpdate,
     Channel,
     Event,
     Funding,
@@ -255,7 +254,7 @@ class BinanceAdapterBase(Adapter):
 
     # --- frames ---------------------------------------------------------------------
 
-    def parse(self, frame: bytes | str, recv_ns: int) -> list[Event]:
+    def parse(self, frame: bytes | str, recv_ns: int) -> Sequence[Event | Diff]:
         """Translate one frame (combined or raw format). See the module docstring."""
         try:
             msg = loads(frame)
@@ -283,7 +282,7 @@ class BinanceAdapterBase(Adapter):
         kind = data.get("e")
         if kind == "serverShutdown":
             return []  # the venue closes the socket next; the Connection reconnects
-        raise MalformedMessage(f"{self.venue}: unknown message type {kind!r}", frame)
+        raise unknown_message("", kind, frame)
 
     def _on_reply(self, msg: dict[str, Any], frame: bytes | str) -> list[Event]:
         req_id = msg.get("id")
@@ -308,7 +307,7 @@ class BinanceAdapterBase(Adapter):
     # The handlers below are the hot path: one pass, inlined checks. A wrong
     # type raises TypeError/ValueError/KeyError, which parse() wraps.
 
-    def _on_depth(self, d: dict[str, Any], recv_ns: int) -> list[Event]:
+    def _on_depth(self, d: dict[str, Any], recv_ns: int) -> list[Any]:
         symbol = self._symbols.get(d["s"]) or self._unknown(d["s"])
         first = d["U"]
         last = d["u"]
@@ -318,19 +317,13 @@ class BinanceAdapterBase(Adapter):
             raise TypeError("U, u and E/T must be integers")
         if pu is not None and type(pu) is not int:
             raise TypeError("pu must be an integer")
-        return [
-            BookUpdate(
-                self.venue,
-                symbol,
-                tuple([(float(p), float(q)) for p, q in d["b"]]),
-                tuple([(float(p), float(q)) for p, q in d["a"]]),
-                ms * _MS,
-                recv_ns,
-                last,
-                first,
-                pu,
-            )
-        ]
+        bids = d["b"]
+        asks = d["a"]
+        if type(bids) is not list or type(asks) is not list:
+            raise TypeError("b and a must be lists")
+        # the levels go to the book as decoded: BookSync converts, checks and
+        # applies them in one pass, then builds the BookUpdate event
+        return [Diff(symbol, bids, asks, ms * _MS, last, first, pu)]
 
     def _on_agg_trade(self, d: dict[str, Any], recv_ns: int) -> list[Event]:
         return self._trade(d, d["a"], recv_ns)

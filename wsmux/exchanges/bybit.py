@@ -59,7 +59,7 @@ from typing import Any, ClassVar
 
 from wsmux._json import JSONDecodeError, dumps, loads
 from wsmux.adapter import Adapter, Heartbeat, Limits, Outgoing
-from wsmux.book import Continuity, SnapshotSource, SyncRule
+from wsmux.book import Continuity, Diff, SnapshotSource, SyncRule
 from wsmux.errors import (
     ConfigError,
     MalformedMessage,
@@ -67,10 +67,10 @@ from wsmux.errors import (
     SubscriptionRejected,
     UnknownSymbol,
     WsmuxError,
+    unknown_message,
 )
 from wsmux.model import (
     BookSnapshot,
-    BookUpdate,
     Channel,
     Event,
     Funding,
@@ -98,7 +98,7 @@ _LIQUIDATION_ORDER = {"Buy": Side.SELL, "Sell": Side.BUY}
 _ERRORS = (KeyError, TypeError, ValueError, IndexError, AttributeError)
 _TICKER_CHANNELS = frozenset({Channel.FUNDING, Channel.OPEN_INTEREST})
 
-_Handler = Callable[[Any, str, str, int], list[Event]]
+_Handler = Callable[[Any, str, str, int], Sequence[Event | Diff]]
 
 
 def book_depth(depth: int | None) -> int:
@@ -239,7 +239,7 @@ class _BybitAdapter(Adapter):
 
     # --- parsing -------------------------------------------------------------------
 
-    def parse(self, frame: bytes | str, recv_ns: int) -> list[Event]:
+    def parse(self, frame: bytes | str, recv_ns: int) -> Sequence[Event | Diff]:
         try:
             msg = loads(frame)
         except JSONDecodeError as exc:
@@ -253,7 +253,7 @@ class _BybitAdapter(Adapter):
             kind, _, rest = topic.partition(".")
             handler = self._handlers.get(kind)
             if handler is None:
-                raise MalformedMessage(f"unknown message type: topic {topic!r}", frame)
+                raise unknown_message("topic", topic, frame)
             return handler(msg, kind, rest, recv_ns)
         except MalformedMessage as exc:
             if exc.frame is None:
@@ -277,14 +277,16 @@ class _BybitAdapter(Adapter):
             raise RemoteError(f"{self.venue} refused to unsubscribe: {reason}")
         raise MalformedMessage("unknown message type", frame)
 
-    def _orderbook(self, msg: Any, kind: str, rest: str, recv_ns: int) -> list[Event]:
+    def _orderbook(self, msg: Any, kind: str, rest: str, recv_ns: int) -> list[Event | Diff]:
         depth, _, native = rest.partition(".")
         data = msg["data"]
         u = data["u"]
         if u.__class__ is not int:
             raise TypeError(f"u must be an integer, not {u!r}")
-        bids = tuple([(float(p), float(q)) for p, q in data["b"]])
-        asks = tuple([(float(p), float(q)) for p, q in data["a"]])
+        raw_bids = data["b"]
+        raw_asks = data["a"]
+        if raw_bids.__class__ is not list or raw_asks.__class__ is not list:
+            raise TypeError("b and a must be lists")
         typ = msg["type"]
         # bybit-v5.md: a later snapshot, or u == 1 (service restart), replaces the book.
         if typ == "snapshot" or u == 1:
@@ -295,11 +297,14 @@ class _BybitAdapter(Adapter):
             raise MalformedMessage(f"unknown message type: orderbook type {typ!r}")
         ts = _ms(msg.get("cts") or msg["ts"])
         symbol = self._unified(native)
-        if depth == "1":
-            return [self._quote(symbol, native, bids, asks, snapshot, ts, recv_ns, u)]
-        if snapshot:
+        if snapshot or depth == "1":
+            bids = tuple([(float(p), float(q)) for p, q in raw_bids])
+            asks = tuple([(float(p), float(q)) for p, q in raw_asks])
+            if depth == "1":
+                return [self._quote(symbol, native, bids, asks, snapshot, ts, recv_ns, u)]
             return [BookSnapshot(self.venue, symbol, bids, asks, ts, recv_ns, u)]
-        return [BookUpdate(self.venue, symbol, bids, asks, ts, recv_ns, u)]
+        # a delta: the decoded levels go to the book sync as they are (one pass there)
+        return [Diff(symbol, raw_bids, raw_asks, ts, u)]
 
     def _quote(
         self,

@@ -109,7 +109,7 @@ from typing import Any, ClassVar
 
 from wsmux._json import JSONDecodeError, dumps, loads
 from wsmux.adapter import Adapter, Heartbeat, HttpRequest, Limits, Outgoing
-from wsmux.book import Continuity, SnapshotSource, SyncRule
+from wsmux.book import Continuity, Diff, SnapshotSource, SyncRule
 from wsmux.clock import SYSTEM_CLOCK, Clock
 from wsmux.credentials import Credentials
 from wsmux.errors import (
@@ -119,6 +119,7 @@ from wsmux.errors import (
     SubscriptionRejected,
     UnknownSymbol,
     WsmuxError,
+    unknown_message,
 )
 from wsmux.model import (
     BookSide,
@@ -403,7 +404,7 @@ class CoinbaseAdapter(Adapter):
         self._ticker_seq: dict[str, int] = {}
         self._l3_last: dict[str, int] = {}
         self._l3_run: dict[str, int] = {}
-        self._handlers: dict[str, Callable[[dict[str, Any], int], list[Event]]] = {
+        self._handlers: dict[str, Callable[[dict[str, Any], int], Sequence[Event | Diff]]] = {
             "l2update": self._l2update,
             "snapshot": self._snapshot,
             "match": self._match,
@@ -573,7 +574,7 @@ class CoinbaseAdapter(Adapter):
 
     # --- frames ------------------------------------------------------------------------
 
-    def parse(self, frame: bytes | str, recv_ns: int) -> list[Event]:
+    def parse(self, frame: bytes | str, recv_ns: int) -> Sequence[Event | Diff]:
         try:
             msg = loads(frame)
         except JSONDecodeError as exc:
@@ -594,7 +595,7 @@ class CoinbaseAdapter(Adapter):
         if type(kind) is not str or kind not in self._handlers:
             if kind == "error":
                 return self._error(msg)
-            return MalformedMessage(f"unknown message type {kind!r}", frame)
+            return unknown_message("", kind, frame)
         return _wrap(frame, exc, kind)
 
     @staticmethod
@@ -621,26 +622,19 @@ class CoinbaseAdapter(Adapter):
             BookSnapshot(self.venue, self._symbol(msg["product_id"]), bids, asks, _opt_ts(msg.get("time")), recv_ns)
         ]
 
-    def _l2update(self, msg: dict[str, Any], recv_ns: int) -> list[Event]:
-        bids: list[tuple[float, float]] = []
-        asks: list[tuple[float, float]] = []
+    def _l2update(self, msg: dict[str, Any], recv_ns: int) -> list[Event | Diff]:
+        # the level texts go to the book sync, which converts, checks and
+        # applies them in one pass
+        bids: list[tuple[Any, Any]] = []
+        asks: list[tuple[Any, Any]] = []
         for side, price, size in msg["changes"]:
             if side == "buy":
-                bids.append((float(price), float(size)))
+                bids.append((price, size))
             elif side == "sell":
-                asks.append((float(price), float(size)))
+                asks.append((price, size))
             else:
                 raise ValueError(f"unknown side {side!r}")
-        return [
-            BookUpdate(
-                self.venue,
-                self._symbol(msg["product_id"]),
-                tuple(bids),
-                tuple(asks),
-                iso_to_ns(msg["time"]),
-                recv_ns,
-            )
-        ]
+        return [Diff(self._symbol(msg["product_id"]), bids, asks, iso_to_ns(msg["time"]))]
 
     # trades / ticker ---------------------------------------------------------------------
 
@@ -998,7 +992,7 @@ class CoinbaseAdvancedAdapter(Adapter):
                     if "subscri" in str(msg.get("message", "")).lower():
                         raise SubscriptionRejected(text)
                     raise RemoteError(text)
-                raise MalformedMessage(f"unknown message type: channel {channel!r}", frame)
+                raise unknown_message("channel", channel, frame)
             seq = msg["sequence_num"]
             if type(seq) is not int:
                 raise TypeError("sequence_num is not an integer")

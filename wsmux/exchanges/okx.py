@@ -55,13 +55,12 @@ from typing import Any, ClassVar
 
 from wsmux._json import JSONDecodeError, dumps, loads
 from wsmux.adapter import Adapter, Heartbeat, Limits, Outgoing
-from wsmux.book import Continuity, OrderBook, SnapshotSource, SyncRule
+from wsmux.book import Continuity, Diff, OrderBook, SnapshotSource, SyncRule
 from wsmux.book.checksum import INTERLEAVED_DEPTH, okx_checksum
-from wsmux.errors import MalformedMessage, SubscriptionRejected, UnknownSymbol, WsmuxError
+from wsmux.errors import MalformedMessage, SubscriptionRejected, UnknownSymbol, WsmuxError, unknown_message
 from wsmux.model import (
     BookSide,
     BookSnapshot,
-    BookUpdate,
     Channel,
     Event,
     Funding,
@@ -102,7 +101,7 @@ _CHANNELS = {
 _QUIET_EVENTS = frozenset({"subscribe", "unsubscribe", "notice", "channel-conn-count", "login"})
 _ERROR_EVENTS = frozenset({"error", "channel-conn-count-error"})
 
-_Handler = Callable[[Any, Any, Any, int], list[Event]]
+_Handler = Callable[[Any, Any, Any, int], Sequence[Event | Diff]]
 
 
 def okx_symbol(symbol: str, channel: Channel = Channel.TRADES) -> str:
@@ -269,6 +268,7 @@ class OkxAdapter(Adapter):
             snapshot=SnapshotSource.STREAM,
             continuity=Continuity.PREV_ID,
             checksum=okx_book_checksum,
+            checksum_depth=INTERLEAVED_DEPTH,
             depth=BOOK_DEPTH,
             keep_text=True,
         )
@@ -316,7 +316,7 @@ class OkxAdapter(Adapter):
 
     # --- parsing ------------------------------------------------------------------------
 
-    def parse(self, frame: bytes | str, recv_ns: int) -> list[Event]:
+    def parse(self, frame: bytes | str, recv_ns: int) -> Sequence[Event | Diff]:
         if frame in ("pong", b"pong"):  # okx-v5.md: the text reply to "ping"
             return []
         try:
@@ -334,7 +334,7 @@ class OkxAdapter(Adapter):
             channel = arg["channel"]
             handler = self._handlers.get(channel) if channel.__class__ is str else None
             if handler is None:
-                raise MalformedMessage(f"unknown message type: channel {channel!r}", frame)
+                raise unknown_message("channel", channel, frame)
             return handler(msg, arg, data, recv_ns)
         except MalformedMessage as exc:
             if exc.frame is None:
@@ -355,7 +355,7 @@ class OkxAdapter(Adapter):
             )
         raise MalformedMessage("unknown message type", frame)
 
-    def _books(self, msg: Any, arg: Any, data: Any, recv_ns: int) -> list[Event]:
+    def _books(self, msg: Any, arg: Any, data: Any, recv_ns: int) -> list[Event | Diff]:
         action = msg["action"]
         if action == "update":
             snapshot = False
@@ -365,21 +365,25 @@ class OkxAdapter(Adapter):
             raise MalformedMessage(f"unknown message type: books action {action!r}")
         symbol = self._unified(arg["instId"])
         venue = self.venue
-        out: list[Event] = []
+        out: list[Event | Diff] = []
         for entry in data:
-            bids, bids_text = _levels(entry["bids"])
-            asks, asks_text = _levels(entry["asks"])
             ts = int(entry["ts"]) * _MS
             seq = _int_or_none(entry.get("seqId"), "seqId")
             # okx-v5.md: checksum 0 (every frame since 2026) means "none".
             checksum = _int_or_none(entry.get("checksum"), "checksum") or None
             if snapshot:
+                bids, bids_text = _levels(entry["bids"])
+                asks, asks_text = _levels(entry["asks"])
                 out.append(BookSnapshot(venue, symbol, bids, asks, ts, recv_ns, seq, checksum, bids_text, asks_text))
             else:
                 prev = _int_or_none(entry.get("prevSeqId"), "prevSeqId")
-                out.append(
-                    BookUpdate(venue, symbol, bids, asks, ts, recv_ns, seq, None, prev, checksum, bids_text, asks_text)
-                )
+                raw_bids = entry["bids"]
+                raw_asks = entry["asks"]
+                if raw_bids.__class__ is not list or raw_asks.__class__ is not list:
+                    raise TypeError("bids and asks must be lists")
+                # the decoded levels go to the book sync as they are: it converts,
+                # checks and applies them in one pass, keeping their text
+                out.append(Diff(symbol, raw_bids, raw_asks, ts, seq, None, prev, checksum))
         return out
 
     def _bbo(self, msg: Any, arg: Any, data: Any, recv_ns: int) -> list[Event]:

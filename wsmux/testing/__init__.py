@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator, Callable
 
 from wsmux.model import Event
 from wsmux.testing._chaos import ChaosProxy, MemoryMeter, ProxyStats
-from wsmux.testing._conformance import ConformanceReport, capture_frames, check_adapter
+from wsmux.testing._conformance import ConformanceReport, capture_frames, check_adapter, parse_events
 from wsmux.testing._market import Change, Market, MarketTrade
 from wsmux.testing._server import Faults, MockConnection, MockExchange
 from wsmux.testing.binance import MockBinance, MockBinanceCoinm, MockBinanceFutures, MockBinanceUS
@@ -34,6 +34,7 @@ __all__ = [
     "ConformanceReport",
     "capture_frames",
     "check_adapter",
+    "parse_events",
     "Change",
     "Faults",
     "Market",

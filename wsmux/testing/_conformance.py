@@ -22,8 +22,8 @@ from collections.abc import Iterable, Sequence
 import attrs
 
 from wsmux.adapter import Adapter, Endpoint
-from wsmux.book import SyncRule
-from wsmux.errors import LocalError, UnknownChannel, WsmuxError
+from wsmux.book import Diff, SyncRule
+from wsmux.errors import LocalError, MalformedMessage, UnknownChannel, WsmuxError
 from wsmux.model import (
     BookSnapshot,
     BookUpdate,
@@ -32,11 +32,12 @@ from wsmux.model import (
     MarketEvent,
     Quote,
     StatusEvent,
+    TextLevels,
     Trade,
 )
 from wsmux.subscriptions import Subscription, parse_symbol
 
-__all__ = ["ConformanceReport", "capture_frames", "check_adapter"]
+__all__ = ["ConformanceReport", "capture_frames", "check_adapter", "parse_events"]
 
 _GARBAGE: tuple[bytes | str, ...] = (
     b"",
@@ -162,6 +163,52 @@ def check_adapter(
     return report
 
 
+def parse_events(adapter: Adapter, frame: bytes | str, recv_ns: int) -> list[Event]:
+    """``adapter.parse`` with every :class:`~wsmux.book.Diff` turned into the
+    :class:`~wsmux.BookUpdate` the pipeline would deliver for it (levels as
+    floats), for tests that compare an adapter's output with expected events.
+
+    Raises:
+        MalformedMessage: as ``parse`` does, and for a Diff level that is not
+            ``[price, size, ...]`` with numbers (what the book sync reports as
+            bad data).
+    """
+    out: list[Event] = []
+    for event in adapter.parse(frame, recv_ns):
+        if not isinstance(event, Diff):
+            out.append(event)
+            continue
+        try:
+            bids = tuple([(float(level[0]), float(level[1])) for level in event.bids])
+            asks = tuple([(float(level[0]), float(level[1])) for level in event.asks])
+        except (TypeError, ValueError, IndexError) as exc:
+            raise MalformedMessage(f"{adapter.venue}: bad book level: {exc!r}", frame) from exc
+        texts: tuple[TextLevels | None, TextLevels | None] = (None, None)
+        if adapter.book_rule(event.symbol).keep_text:  # checksum venues: the events carry the text
+            if any(type(v) is not str for level in (*event.bids, *event.asks) for v in level[:2]):
+                raise MalformedMessage(f"{adapter.venue}: bad book level: not text", frame)
+            texts = (
+                tuple([(level[0], level[1]) for level in event.bids]),
+                tuple([(level[0], level[1]) for level in event.asks]),
+            )
+        out.append(
+            BookUpdate(
+                adapter.venue,
+                event.symbol,
+                bids,
+                asks,
+                event.ts,
+                recv_ns,
+                event.seq,
+                event.first_seq,
+                event.prev_seq,
+                event.checksum,
+                *texts,
+            )
+        )
+    return out
+
+
 def _by_route(adapter: Adapter, subs: Sequence[Subscription]) -> list[list[Subscription]]:
     groups: dict[str, list[Subscription]] = {}
     for sub in subs:
@@ -183,7 +230,15 @@ def _parse_safely(adapter: Adapter, venue: str, frame: bytes | str, recv_ns: int
     return 0
 
 
-def _check_event(venue: str, event: Event, recv_ns: int, *, strict: bool = True) -> None:
+def _check_event(venue: str, event: Event | Diff, recv_ns: int, *, strict: bool = True) -> None:
+    if isinstance(event, Diff):  # a book update on its way to BookSync
+        if strict:
+            parse_symbol(event.symbol)
+        if strict and event.ts is not None and not (10**18 <= event.ts < 10**19):
+            raise _fail(venue, f"ts {event.ts} is not in nanoseconds since the epoch")
+        if not isinstance(event.bids, Sequence) or not isinstance(event.asks, Sequence):
+            raise _fail(venue, "a Diff's levels must be sequences")
+        return
     if not isinstance(event, Event):
         raise _fail(venue, f"parse() returned a non-event {event!r}")
     if isinstance(event, MarketEvent | StatusEvent) and getattr(event, "venue", venue) not in (venue, None):
