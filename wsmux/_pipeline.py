@@ -181,7 +181,7 @@ class Feed:
             if cls is BookUpdate:
                 sync = syncs.get(event.symbol)  # type: ignore[attr-defined]
                 if sync is None:
-                    sync = self._auto_book(event.symbol)  # type: ignore[attr-defined]
+                    sync = self._auto_book(event.symbol, recv_ns)  # type: ignore[attr-defined]
                     if sync is None:
                         stats.unknown_book += 1
                         continue
@@ -296,10 +296,14 @@ class Feed:
                     )
                 )
 
-    def _auto_book(self, symbol: str) -> BookSync | None:
+    def _auto_book(self, symbol: str, recv_ns: int) -> BookSync | None:
         if not self.auto_books:
             return None
-        self.add_book(Subscription(self.venue, Channel.BOOK, symbol))
+        try:
+            self.add_book(Subscription(self.venue, Channel.BOOK, symbol))
+        except WsmuxError as exc:  # a symbol no book can have: that frame's error, not the feed's end
+            self.sink(Error(self.venue, symbol, ErrorKind.BAD_DATA, f"{type(exc).__name__}: {exc}", recv_ns))
+            return None
         return self.syncs[symbol]
 
     def _parse_error(self, exc: BaseException, recv_ns: int) -> None:
@@ -322,7 +326,7 @@ class Feed:
 
     def _snapshot(self, snapshot: BookSnapshot, recv_ns: int) -> None:
         symbol = snapshot.symbol
-        sync = self.syncs.get(symbol) or self._auto_book(symbol)
+        sync = self.syncs.get(symbol) or self._auto_book(symbol, recv_ns)
         if sync is None:
             self.stats.unknown_book += 1
             return
