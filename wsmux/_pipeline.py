@@ -336,7 +336,8 @@ class Feed:
             bids, asks = book.depth()
             self.stats.resyncs += 1
             self.stats.events += 2
-            self.sink(BookSnapshot(self.venue, symbol, bids, asks, book.ts, recv_ns, book.seq))
+            checksum = sync.rule.checksum(book) if sync.rule.checksum is not None else None  # verified by the sync
+            self.sink(BookSnapshot(self.venue, symbol, bids, asks, book.ts, recv_ns, book.seq, checksum))
             self.sink(Resynced(self.venue, symbol, Channel.BOOK, book.seq, recv_ns))
         elif verdict is Verdict.REFETCH:
             self._want_snapshot(symbol)

@@ -16,11 +16,14 @@ import math
 import sys
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, TextIO
+
+import orjson
 
 from wsmux import exchanges
 from wsmux.adapter import Endpoint
-from wsmux.errors import LocalError
+from wsmux.errors import ConfigError, LocalError, LogError, WsmuxError
 from wsmux.model import (
     Channel,
     Connected,
@@ -35,7 +38,17 @@ from wsmux.model import (
 from wsmux.multiplexer import Multiplexer
 from wsmux.subscriptions import Subscription
 
-__all__ = ["main"]
+__all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_UNSUPPORTED", "EXIT_USAGE", "build_parser", "main"]
+
+EXIT_OK = 0
+"""Success."""
+EXIT_FAILED = 1
+"""The command ran but had nothing to show (e.g. the demo saw no events)."""
+EXIT_USAGE = 2
+"""Bad arguments or input: an unknown venue, a file that is not a log, ..."""
+EXIT_UNSUPPORTED = 3
+"""``replay``: some inputs are captures of venues wsmux does not support yet;
+they were skipped (and named on stderr), the rest was replayed."""
 
 # venue id -> mock class, for the demo; imported lazily, skipped if absent.
 MOCKS: dict[str, str] = {
@@ -286,40 +299,86 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _replay(args: argparse.Namespace, out: TextIO) -> int:
+    from wsmux.convert import to_json
     from wsmux.log import Replay
 
-    subs = []
-    for text in args.subscribe:
-        venue, channel, symbol = text.split(":", 2)
-        subs.append(Subscription(venue, Channel(channel), symbol))
-    replay = Replay(args.paths, venues=args.venue, subscriptions=subs, venue=args.text_venue)
+    subs = [_parse_subscription(text) for text in args.subscribe]
+    replay = Replay(
+        args.paths,
+        venues=args.venue,
+        subscriptions=subs,
+        venue=args.text_venue,
+        speed=args.speed,
+        skip_unsupported=True,
+    )
+    for _path, reason in replay.skipped:
+        sys.stderr.write(f"wsmux: skipped {reason}\n")
+    if replay.skipped:
+        sys.stderr.write(f"wsmux: supported venues: {', '.join(exchanges.names())}\n")
+    status = EXIT_UNSUPPORTED if replay.skipped else EXIT_OK
+    if not replay.captures and replay.skipped and all(not p.is_dir() and p.suffix != ".wslog" for p in replay.paths):
+        sys.stderr.write("wsmux: nothing left to replay\n")
+        return status
     if args.format == "jsonl":
-        from wsmux.convert import to_json
-
         write = out.buffer.write if hasattr(out, "buffer") else None
         for event in replay.events():
-            line = to_json(event) + b"\n"
+            line = to_json(event)
+            venue, symbol = getattr(event, "venue", None), getattr(event, "symbol", None)
+            native = replay.native(venue, symbol) if venue and symbol else None
+            if native is not None:  # the venue's own symbol, next to the unified one
+                line = b'{"native":' + orjson.dumps(native) + b"," + line[1:]
             if write is not None:
-                write(line)
+                write(line + b"\n")
             else:
-                out.write(line.decode())
+                out.write(line.decode() + "\n")
         out.flush()
-        return 0
+        return status
     count = 0
     started = time.monotonic()
     for _event in replay.events():
         count += 1
     elapsed = time.monotonic() - started
     out.write(replay.summary.describe() + "\n")
-    out.write(f"{count:,} events in {elapsed:.2f} s\n")
-    return 0
+    pace = "as fast as possible" if args.speed is None else f"at speed {args.speed:g}"
+    out.write(f"{count:,} events in {elapsed:.2f} s ({pace})\n")
+    return status
+
+
+def _parse_subscription(text: str) -> Subscription:
+    venue, sep, rest = text.partition(":")
+    channel, sep2, symbol = rest.partition(":")
+    if not sep or not sep2 or not symbol:
+        raise ConfigError(f"expected VENUE:CHANNEL:SYMBOL, got {text!r}")
+    try:
+        return Subscription(venue, Channel(channel), symbol)
+    except ValueError as exc:
+        raise ConfigError(f"{text!r}: {exc}; channels: {', '.join(c.value for c in Channel)}") from exc
 
 
 def _log_info(args: argparse.Namespace, out: TextIO) -> int:
     from wsmux.log import log_info
+    from wsmux.log._detect import capture_info
 
-    out.write(log_info(args.paths).describe() + "\n")
-    return 0
+    logs: list[str] = []
+    captures: list[str] = []
+    for text in args.paths:
+        path = Path(text)
+        if not path.exists():
+            raise LogError(f"{path}: no such file or directory")
+        (logs if path.is_dir() or _is_wsmux_log(path) else captures).append(text)
+    if logs:
+        out.write(log_info(logs).describe() + "\n")
+    if captures:
+        out.write(("\n" if logs else "") + "text capture (" + ", ".join(Path(c).name for c in captures) + ")\n")
+        out.write(capture_info(captures).describe() + "\n")
+    return EXIT_OK
+
+
+def _is_wsmux_log(path: Path) -> bool:
+    from wsmux.log._format import FILE_MAGIC
+
+    with open(path, "rb") as fh:
+        return path.suffix == ".wslog" or fh.read(len(FILE_MAGIC)) == FILE_MAGIC
 
 
 async def _record(args: argparse.Namespace, out: TextIO) -> int:
@@ -366,10 +425,10 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     except KeyboardInterrupt:
         out.write("\ninterrupted\n")
         return 130
-    except LocalError as exc:
+    except (WsmuxError, OSError) as exc:  # a typed, explained failure: no traceback
         sys.stderr.write(f"wsmux: {exc}\n")
-        return 2
-    return 2
+        return EXIT_USAGE
+    return EXIT_USAGE
 
 
 if __name__ == "__main__":  # pragma: no cover

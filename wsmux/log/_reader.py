@@ -26,6 +26,7 @@ import os
 import re
 import zlib
 from collections.abc import Generator, Iterable, Iterator, Mapping
+from datetime import UTC, datetime
 from operator import itemgetter
 from pathlib import Path
 from types import MappingProxyType, TracebackType
@@ -59,9 +60,11 @@ __all__ = [
     "MergedLog",
     "ReadStats",
     "expand_log_paths",
+    "iso_utc",
     "log_info",
     "merge_logs",
     "read_log",
+    "rotated_sets",
 ]
 
 Frame: TypeAlias = tuple[Direction, int, int, bytes | str, str | None]
@@ -170,6 +173,15 @@ def expand_log_paths(paths: PathsArg) -> list[Path]:
         else:
             out.append(p)
     return out
+
+
+def rotated_sets(directory: PathArg) -> list[list[Path]]:
+    """The ``*.wslog`` files of a directory grouped into rotated sets (one
+    per file-name prefix, e.g. one per venue), each in sequence order."""
+    by_prefix: dict[str, list[Path]] = {}
+    for f in expand_log_paths(directory):
+        by_prefix.setdefault(_sort_key(f)[0], []).append(f)
+    return list(by_prefix.values())
 
 
 class _MappedFile:
@@ -571,10 +583,7 @@ def merge_logs(paths: PathsArg, *, start_ns: int | None = None, end_ns: int | No
     for item in items:
         p = Path(item)
         if p.is_dir():
-            by_prefix: dict[str, list[Path]] = {}
-            for f in expand_log_paths(p):
-                by_prefix.setdefault(_sort_key(f)[0], []).append(f)
-            groups.extend(by_prefix.values())
+            groups.extend(rotated_sets(p))
         else:
             groups.append([p])
     if not groups:
@@ -640,8 +649,9 @@ class LogInfo:
         ]
         if self.first_ns is not None and self.last_ns is not None:
             span = (self.last_ns - self.first_ns) / 1e9
-            lines.append(f"time range:    {self.first_ns} .. {self.last_ns} ({span:.3f} s)")
-        lines.append(f"blocks:        {self.stats.blocks} (compression {self.compression_ratio:.2f}x)")
+            lines.append(f"time range:    {iso_utc(self.first_ns)} .. {iso_utc(self.last_ns)} ({span:.3f} s)")
+        if self.stats.blocks or any(p.suffix == ".wslog" for p in self.paths):
+            lines.append(f"blocks:        {self.stats.blocks} (compression {self.compression_ratio:.2f}x)")
         if self.stats.corrupt_blocks or self.stats.truncated_bytes:
             lines.append(
                 f"damage:        {self.stats.corrupt_blocks} corrupt blocks, "
@@ -649,6 +659,13 @@ class LogInfo:
                 f"{self.stats.truncated_bytes} torn bytes at file ends"
             )
         return "\n".join(lines)
+
+
+def iso_utc(ns: int) -> str:
+    """Unix nanoseconds as ISO 8601 UTC text, to the nanosecond
+    (``1633998512063356900`` → ``2021-10-12T00:28:32.063356900Z``)."""
+    seconds, frac = divmod(ns, 1_000_000_000)
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S") + f".{frac:09d}Z"
 
 
 def log_info(paths: PathsArg) -> LogInfo:
