@@ -370,7 +370,11 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--duration", type=_duration, default=10.0, help="seconds to run (default 10; 0 = until Ctrl-C)"
     )
-    demo.add_argument("--venues", default="", help="comma-separated venue ids (default: every venue with a mock)")
+    demo.add_argument(
+        "--venues",
+        default="",
+        help=f"comma-separated venue ids (default: {','.join(DEFAULT_DEMO_VENUES)}; with a mock: {','.join(MOCKS)})",
+    )
     demo.add_argument(
         "--symbols", default="", help="comma-separated unified symbols (default: BTC and ETH against USD or USDT)"
     )
@@ -380,7 +384,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--chaos",
         action="store_true",
-        help="inject faults (dropped frames, disconnects) so you see Gap -> Resynced and the counters move",
+        help="inject a fault every second (lost update, bad checksum, dropped connection): see Gap -> Resynced",
     )
 
     watch = commands.add_parser("watch", help="watch real venues, e.g. wsmux watch binance:BTC-USDT,ETH-USDT")
