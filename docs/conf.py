@@ -10,7 +10,7 @@ sys.path.insert(0, str(Path(__file__).parent / "_ext"))
 
 project = "wsmux"
 author = "wsmux developers"
-copyright = "2026, wsmux developers"  # noqa: A001 - the name Sphinx reads
+copyright = "2026, wsmux developers"
 release = "0.1.0"
 extensions = ["sphinx.ext.autodoc", "sphinx.ext.napoleon", "sphinx.ext.viewcode", "wsmux_cli"]
 autodoc_member_order = "bysource"

@@ -127,3 +127,23 @@ def test_summary_columns_do_not_run_into_each_other_for_long_venue_ids() -> None
     starts = {line.index(word) for line in lines[1:] for word in line.split()[1:2]}
     assert len(starts) == 1  # the symbol column starts at the same offset in every row
     assert all(len(line.split()) >= 4 for line in lines)
+
+
+def test_live_view_columns_widen_for_long_venue_ids() -> None:
+    import io
+
+    from wsmux.cli import LiveView
+
+    class NoBooks:
+        books: dict[tuple[str, str], object] = {}
+
+    view = LiveView(NoBooks(), io.StringIO())  # type: ignore[arg-type]
+    for venue in ("coinbase-advanced", "a-venue-with-a-much-longer-id", "okx"):
+        view.on_event(Trade(venue, "BTC-USD", 1.0, 1.0, None, "1", None, 1))
+    lines = view.render().splitlines()
+    header, rows = lines[2], lines[3:6]
+    assert header.split()[:3] == ["venue", "symbol", "bid"]
+    for row in rows:
+        venue, symbol = row.split()[:2]
+        assert symbol == "BTC-USD", row  # the venue never runs into the symbol
+        assert row.index(symbol) == header.index("symbol")

@@ -294,7 +294,7 @@ class Replay:
                     (r.kind, r.recv_ns, r.conn_id, r.data, r.url) for r in import_text_recording(source.text_file)
                 )
                 if source.capture is not None:
-                    conn = _text_conn_id(source.text_file)
+                    conn = text_recording_conn_id(source.text_file)
                     self._recorded[source.venue, conn] = source.capture.subscriptions
                     if source.capture.unsupported_channels:
                         self.summary.unsupported_channels.setdefault(source.venue, set()).update(
@@ -554,10 +554,6 @@ def _is_wsmux_log(path: Path) -> bool:
             return fh.read(len(FILE_MAGIC)) == FILE_MAGIC
     except OSError as exc:
         raise LogError(f"cannot read {path}: {exc}") from exc
-
-
-def _text_conn_id(path: Path) -> int:
-    return text_recording_conn_id(path)
 
 
 def _subscriptions(data: bytes | str) -> list[Subscription]:
