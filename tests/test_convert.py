@@ -267,7 +267,7 @@ def test_bad_dicts_raise_config_error(bad: Any, message: str) -> None:
 
 def test_unknown_type_lists_the_known_ones() -> None:
     with pytest.raises(ConfigError) as info:
-        from_dict({"type": "candle"})
+        from_dict({"type": "no_such_event"})  # ("candle" was the example before Candle existed)
     for tag in EVENT_TAGS.values():
         assert tag in str(info.value)
 

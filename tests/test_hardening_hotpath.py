@@ -20,6 +20,7 @@ from wsmux import book, quotes
 from wsmux._pipeline import Feed, number_text_problem
 from wsmux._reliability.quality import Quality, QualityGate
 from wsmux.book import Diff, OrderBook
+from wsmux.exchanges import get as get_adapter
 from wsmux.exchanges.binance import BinanceSpotAdapter
 from wsmux.exchanges.kraken import KrakenV1Adapter
 from wsmux.exchanges.okx import OkxAdapter
@@ -31,11 +32,13 @@ from wsmux.model import (
     Event,
     Gap,
     GapReason,
+    Integrity,
     Quote,
     Resynced,
     Side,
     Trade,
 )
+from wsmux.multiplexer import BookView
 from wsmux.stream import Overflow, Stream
 
 SNAPSHOT = b'{"lastUpdateId":100,"bids":[["100.0","1.0"],["99.0","2.0"]],"asks":[["101.0","1.0"],["102.0","2.0"]]}'
@@ -340,3 +343,40 @@ def test_snapshot_and_resync_are_delivered_after_sync() -> None:
             4,
         )
     assert [type(e) for e in events][-2:] == [BookSnapshot, Resynced]
+
+
+# --- 17. integrity levels: "valid" never claims more than the venue allows ---------------------
+
+
+@pytest.mark.parametrize(
+    ("venue", "symbol", "level"),
+    [
+        ("binance", "BTC-USDT", Integrity.SEQUENCE),
+        ("binance-usdm", "BTC-USDT-PERP", Integrity.SEQUENCE),
+        ("bybit", "BTC-USDT", Integrity.SEQUENCE),
+        ("okx", "BTC-USDT", Integrity.SEQUENCE),
+        ("kraken", "BTC-USD", Integrity.CHECKSUM),
+        ("kraken-v1", "BTC-USD", Integrity.CHECKSUM),
+        ("bitfinex", "BTC-USD", Integrity.SEQUENCE_AND_CHECKSUM),
+        ("coinbase", "BTC-USD", Integrity.UNVERIFIABLE),
+        ("coinbase-advanced", "BTC-USD", Integrity.SEQUENCE),
+    ],
+)
+def test_every_book_carries_its_integrity_level(venue: str, symbol: str, level: Integrity) -> None:
+    adapter = get_adapter(venue)()
+    sub = book(venue, symbol)[0]
+    assert adapter.book_rule_for(sub).level() is level
+    feed = Feed(adapter, lambda event: None)
+    assert feed.add_book(sub).integrity is level
+
+
+def test_resync_events_and_the_book_view_say_the_integrity_level() -> None:
+    feed, events = synced_binance()
+    feed.on_disconnect(3)
+    feed.on_frame(depth(200), 4)
+    for action in feed.take_actions():
+        feed.on_snapshot_body(action.symbol, SNAPSHOT.replace(b"100,", b"199,"), 4)  # type: ignore[union-attr]
+    snapshot, resynced = events[-2:]
+    assert isinstance(snapshot, BookSnapshot) and snapshot.integrity is Integrity.SEQUENCE
+    assert isinstance(resynced, Resynced) and resynced.integrity is Integrity.SEQUENCE
+    assert BookView(feed.syncs["BTC-USDT"].book).integrity is Integrity.SEQUENCE

@@ -40,7 +40,7 @@ from wsmux.adapter import Adapter, HttpRequest, Outgoing
 from wsmux.book import BookSync, Diff, OrderBook, Verdict
 from wsmux.book._l3sync import L3Sync
 from wsmux.book.l3 import L3Book
-from wsmux.errors import MalformedMessage, RemoteError, UnknownMessage
+from wsmux.errors import MalformedMessage, RemoteError, UnknownMessage, WsmuxError
 from wsmux.model import (
     BookSnapshot,
     BookUpdate,
@@ -260,7 +260,7 @@ class Feed:
                     symbol = event.symbol  # type: ignore[union-attr]
                     sync = syncs.get(symbol)
                     if sync is None:
-                        sync = self._auto_book(symbol)
+                        sync = self._auto_book(symbol, recv_ns)
                         if sync is None:
                             stats.unknown_book += 1
                             continue
@@ -436,10 +436,14 @@ class Feed:
             sync.detail = f"{type(exc).__name__} while applying {type(event).__name__}"
             self._broken(symbol, sync, Verdict.BAD_DATA, recv_ns, channel)
 
-    def _auto_book(self, symbol: str) -> BookSync | None:
+    def _auto_book(self, symbol: str, recv_ns: int) -> BookSync | None:
         if not self.auto_books:
             return None
-        self.add_book(Subscription(self.venue, Channel.BOOK, symbol))
+        try:
+            self.add_book(Subscription(self.venue, Channel.BOOK, symbol))
+        except WsmuxError as exc:  # a symbol no book can have: that frame's error, not the feed's end
+            self.sink(Error(self.venue, symbol, ErrorKind.BAD_DATA, f"{type(exc).__name__}: {exc}", recv_ns))
+            return None
         return self.syncs[symbol]
 
     def _parse_error(self, exc: BaseException, recv_ns: int) -> None:
@@ -462,18 +466,18 @@ class Feed:
 
     def _snapshot(self, snapshot: BookSnapshot, recv_ns: int) -> None:
         symbol = snapshot.symbol
-        sync = self.syncs.get(symbol) or self._auto_book(symbol)
+        sync = self.syncs.get(symbol) or self._auto_book(symbol, recv_ns)
         if sync is None:
             self.stats.unknown_book += 1
             return
         verdict = sync.on_snapshot(snapshot)
         if verdict is Verdict.SYNCED:
             book = sync.book
-            bids, asks = book.depth()
             self.stats.resyncs += 1
             self.stats.events += 2
-            self.sink(BookSnapshot(self.venue, symbol, bids, asks, book.ts, recv_ns, book.seq))
-            self.sink(Resynced(self.venue, symbol, Channel.BOOK, book.seq, recv_ns))
+            checksum = sync.rule.checksum(book) if sync.rule.checksum is not None else None  # verified by the sync
+            self.sink(book.snapshot_event(recv_ns, checksum))
+            self.sink(book.resynced_event(recv_ns))
         elif verdict is Verdict.REFETCH:
             self._want_snapshot(symbol)
         elif verdict.broken:

@@ -37,7 +37,7 @@ from wsmux._reliability.arbiter import Arbiter
 from wsmux.book import OrderBook
 from wsmux.book.l3 import L3Book
 from wsmux.connection import Connection
-from wsmux.model import BookSnapshot, Channel, Event, Resynced
+from wsmux.model import Channel, Event
 from wsmux.subscriptions import Subscription
 
 __all__ = ["Shard"]
@@ -131,8 +131,7 @@ class Shard:
             return
         book = conn.feed.book(symbol)
         if book is not None and book.valid:
-            bids, asks = book.depth()
-            self._deliver(BookSnapshot(self.venue, symbol, bids, asks, book.ts, recv_ns, book.seq))
+            self._deliver(book.snapshot_event(recv_ns))
 
     # --- control --------------------------------------------------------------
 
@@ -247,11 +246,10 @@ class Shard:
         if self.arbiter is None:
             # switch: the new connection's valid books become the caller's
             now = self._now_ns()
-            for symbol, sync in new.feed.syncs.items():
+            for sync in new.feed.syncs.values():
                 if sync.valid:
-                    bids, asks = sync.book.depth()
-                    self._deliver(BookSnapshot(self.venue, symbol, bids, asks, sync.book.ts, now, sync.book.seq))
-                    self._deliver(Resynced(self.venue, symbol, Channel.BOOK, sync.book.seq, now))
+                    self._deliver(sync.book.snapshot_event(now))
+                    self._deliver(sync.book.resynced_event(now))
             new.sink = self._deliver
             new.feed.sink = self._deliver
             self.conns = [new if c is old else c for c in self.conns]

@@ -29,7 +29,7 @@ import attrs
 
 from wsmux.book import Continuity, Diff, SnapshotSource, SyncRule
 from wsmux.errors import UnknownChannel
-from wsmux.model import BookSnapshot, Channel, Event, L3Snapshot, Trade
+from wsmux.model import BookSnapshot, Channel, Event, Instrument, L3Snapshot, Trade
 from wsmux.subscriptions import Subscription
 
 __all__ = [
@@ -243,6 +243,24 @@ class Adapter(abc.ABC):
     def parse_trades(self, symbol: str, body: bytes, recv_ns: int) -> list[Trade]:
         """Translate a :meth:`trades_request` response body."""
         raise NotImplementedError(f"{self.venue} has no trade-history endpoint")
+
+    # --- reference data --------------------------------------------------------
+
+    def instruments_request(self) -> HttpRequest | None:
+        """The REST request listing the venue's instruments (symbol
+        validation at subscribe time, tick/lot/contract sizes); ``None`` where
+        the venue has no such endpoint (the default)."""
+        return None
+
+    def parse_instruments(self, body: bytes) -> list[Instrument]:
+        """Translate an :meth:`instruments_request` response body. Instruments
+        wsmux cannot name with a unified symbol are left out."""
+        raise NotImplementedError(f"{self.venue} has no instruments endpoint")
+
+    def use_instruments(self, instruments: Sequence[Instrument]) -> None:  # noqa: B027 - optional hook
+        """Learn reference data fetched by the I/O layer (e.g. contract sizes,
+        so that sizes in contracts are reported in base units). The default
+        ignores it."""
 
     def resync_messages(self, subscription: Subscription) -> list[Outgoing]:
         """Messages that make the venue send a fresh book snapshot.

@@ -16,11 +16,15 @@ import math
 import sys
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, TextIO
+
+import orjson
 
 from wsmux import exchanges
 from wsmux.adapter import Endpoint
-from wsmux.errors import LocalError
+from wsmux.book import SnapshotSource
+from wsmux.errors import ConfigError, LocalError, LogError, WsmuxError
 from wsmux.model import (
     Channel,
     Connected,
@@ -35,7 +39,17 @@ from wsmux.model import (
 from wsmux.multiplexer import Multiplexer
 from wsmux.subscriptions import Subscription
 
-__all__ = ["main"]
+__all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_UNSUPPORTED", "EXIT_USAGE", "build_parser", "main"]
+
+EXIT_OK = 0
+"""Success."""
+EXIT_FAILED = 1
+"""The command ran but had nothing to show (e.g. the demo saw no events)."""
+EXIT_USAGE = 2
+"""Bad arguments or input: an unknown venue, a file that is not a log, ..."""
+EXIT_UNSUPPORTED = 3
+"""``replay``: some inputs are captures of venues wsmux does not support yet;
+they were skipped (and named on stderr), the rest was replayed."""
 
 # venue id -> mock class, for the demo; imported lazily, skipped if absent.
 MOCKS: dict[str, str] = {
@@ -45,12 +59,30 @@ MOCKS: dict[str, str] = {
     "okx": "wsmux.testing.okx:MockOkx",
     "bybit": "wsmux.testing.bybit:MockBybit",
     "bitfinex": "wsmux.testing.bitfinex:MockBitfinex",
+    "binance-us": "wsmux.testing.binance:MockBinanceUS",
+    "binance-usdm": "wsmux.testing.binance:MockBinanceFutures",
+    "binance-coinm": "wsmux.testing.binance:MockBinanceCoinm",
+    "bybit-linear": "wsmux.testing.bybit:MockBybitLinear",
+    "coinbase-advanced": "wsmux.testing.coinbase:MockCoinbaseAdvanced",
+    "kraken-v1": "wsmux.testing.kraken:MockKrakenV1",
 }
+DEFAULT_DEMO_VENUES = ("binance", "kraken", "coinbase", "okx", "bybit", "bitfinex")
+"""The venues ``wsmux demo`` runs without ``--venues`` (one per exchange)."""
 DEMO_SYMBOLS = {
     "kraken": ["BTC-USD", "ETH-USD"],
+    "kraken-v1": ["BTC-USD", "ETH-USD"],
     "coinbase": ["BTC-USD", "ETH-USD"],
+    "coinbase-advanced": ["BTC-USD", "ETH-USD"],
     "bitfinex": ["BTC-USD", "ETH-USD"],
+    "binance-usdm": ["BTC-USDT-PERP", "ETH-USDT-PERP"],
+    "binance-coinm": ["BTC-USD-PERP", "ETH-USD-PERP"],
+    "bybit-linear": ["BTC-USDT-PERP", "ETH-USDT-PERP"],
 }
+CHAOS_EVERY = 1.0
+"""Seconds between two faults of ``wsmux demo --chaos``."""
+CHAOS_FAULTS = ("skip_seq", "bad_checksum", "skip_seq", "disconnect")
+"""What ``--chaos`` injects, in turn, into the next mock: a lost book update, a
+corrupt checksum (venues that send one), a dropped connection."""
 
 
 def _load_mock(venue: str) -> Any:
@@ -122,11 +154,14 @@ class LiveView:
         dt = max(now - self._last, 1e-9)
         self._last = now
         books = self.mux.books
+        vw = max([16, *(len(v) + 2 for v, _ in self.rows)])  # columns never run into each other
+        sw = max([16, *(len(s) + 2 for _, s in self.rows)])
         lines = [
             f"wsmux  {now - self.started:6.1f} s   events {self.total:,}   "
             f"connections {self.connections} (dropped {self.disconnects})   errors {self.errors}",
             "",
-            f"{'venue':<16}{'symbol':<16}{'bid':>14}{'ask':>14}{'spread':>10}{'book':>18}{'msg/s':>9}{'gaps':>6}",
+            f"{'venue':<{vw}}{'symbol':<{sw}}{'bid':>14}{'ask':>14}{'spread':>10}{'book':>18}{'msg/s':>9}{'gaps':>6}"
+            f"{'resyncs':>9}",
         ]
         total_rate = 0.0
         for (venue, symbol), row in sorted(self.rows.items()):
@@ -144,8 +179,8 @@ class LiveView:
                 bp = ap = math.nan
                 state = "-"
             lines.append(
-                f"{venue:<16}{symbol:<16}{bp:>14.10g}{ap:>14.10g}{ap - bp:>10.4g}"
-                f"{state:>18}{row.rate:>9.0f}{row.gaps:>6}"
+                f"{venue:<{vw}}{symbol:<{sw}}{bp:>14.10g}{ap:>14.10g}{ap - bp:>10.4g}"
+                f"{state:>18}{row.rate:>9.0f}{row.gaps:>6}{row.resyncs:>9}"
             )
         lines.append("")
         lines.append(f"total {total_rate:,.0f} events/s")
@@ -193,7 +228,7 @@ def _demo_subs(venue: str, symbols: list[str], adapter_cls: Any) -> list[Subscri
 
 
 async def _demo(args: argparse.Namespace, out: TextIO) -> int:
-    venues = args.venues.split(",") if args.venues else [v for v in MOCKS if _load_mock(v) is not None]
+    venues = args.venues.split(",") if args.venues else [v for v in DEFAULT_DEMO_VENUES if _load_mock(v) is not None]
     mocks = []
     endpoints: dict[str, Endpoint] = {}
     subs: list[Subscription] = []
@@ -213,17 +248,47 @@ async def _demo(args: argparse.Namespace, out: TextIO) -> int:
             out.write("no mock exchanges available\n")
             return 2
 
+        chaos: list[asyncio.Task[None]] = []
+        injected: list[str] = []
+
         def start_mocks() -> None:
             for mock in mocks:
                 mock.run()
+            if args.chaos:
+                chaos.append(asyncio.get_running_loop().create_task(_chaos(mocks, injected)))
 
-        view = await _run_view(subs, endpoints, args.duration, out, args.refresh, start_mocks)
+        try:
+            view = await _run_view(subs, endpoints, args.duration, out, args.refresh, start_mocks)
+        finally:
+            for task in chaos:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
     books = [f"{v}:{s}" for (v, s), row in sorted(view.rows.items()) if row.resyncs]
+    gaps = sum(row.gaps for row in view.rows.values())
+    resyncs = sum(row.resyncs for row in view.rows.values())
     out.write(
         f"demo finished: {view.total:,} events from {len(mocks)} mock venue(s), "
-        f"{len(books)} books synced, {view.errors} errors\n"
+        f"{len(books)} books synced, {gaps} gaps, {resyncs} resyncs, {view.errors} errors"
+        + (f", {len(injected)} faults injected" if args.chaos else "")
+        + "\n"
     )
     return 0 if view.total > 0 else 1
+
+
+async def _chaos(mocks: Sequence[Any], injected: list[str]) -> None:
+    """Inject :data:`CHAOS_FAULTS` in turn, one mock after the other."""
+    step = 0
+    while True:
+        await asyncio.sleep(CHAOS_EVERY)
+        mock = mocks[step % len(mocks)]
+        fault = CHAOS_FAULTS[step % len(CHAOS_FAULTS)]
+        if fault == "disconnect":
+            await mock.drop_connections()
+        else:
+            setattr(mock.faults, fault, getattr(mock.faults, fault) + 1)
+        injected.append(f"{fault}@{type(mock).__name__}")
+        step += 1
 
 
 def _parse_targets(targets: Sequence[str]) -> list[Subscription]:
@@ -243,83 +308,260 @@ async def _watch(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
+def _positive(text: str) -> float:
+    """argparse type: a finite number > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"must be a positive number, not {text}")
+    return value
+
+
+def _duration(text: str) -> float:
+    """argparse type: seconds >= 0 (0 = until Ctrl-C)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not (value >= 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"must be 0 or a positive number of seconds, not {text}")
+    return value
+
+
+_MIN_REFRESH = 0.05
+"""Seconds: the fastest screen refresh the live view allows (20 per second)."""
+
+
+def _refresh(text: str) -> float:
+    value = _positive(text)
+    if value < _MIN_REFRESH:
+        raise argparse.ArgumentTypeError(f"must be at least {_MIN_REFRESH} s, not {text}")
+    return value
+
+
+REFRESH_HELP = f"seconds between screen refreshes (default 1, min {_MIN_REFRESH})"
+
+EPILOG = """exit status:
+  0  success
+  1  the command ran but saw nothing (e.g. the demo received no events)
+  2  bad arguments or input (unknown venue, missing file, not a log), explained on stderr
+  3  replay: some inputs are captures of venues wsmux does not support yet; they were
+     named on stderr and skipped, the rest was replayed
+  130 interrupted (Ctrl-C)
+"""
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="wsmux", description="Crypto market-data multiplexer.")
-    commands = parser.add_subparsers(dest="command", required=True)
+    """The ``wsmux`` argument parser (also rendered into the CLI reference of the docs)."""
+    from wsmux import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="wsmux",
+        description="Crypto market-data multiplexer: watch venues live, run the mock exchanges, record and replay.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"wsmux {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
     demo = commands.add_parser("demo", help="run mock exchanges in-process and watch the live view")
-    demo.add_argument("--duration", type=float, default=10.0, help="seconds to run (default 10; 0 = until Ctrl-C)")
-    demo.add_argument("--venues", default="", help="comma-separated venue ids (default: every venue with a mock)")
-    demo.add_argument("--symbols", default="", help="comma-separated unified symbols")
-    demo.add_argument("--rate", type=float, default=50.0, help="market steps per second per symbol")
-    demo.add_argument("--seed", type=int, default=1)
-    demo.add_argument("--refresh", type=float, default=1.0, help="seconds between screen refreshes")
+    demo.add_argument(
+        "--duration", type=_duration, default=10.0, help="seconds to run (default 10; 0 = until Ctrl-C)"
+    )
+    demo.add_argument(
+        "--venues",
+        default="",
+        help=f"comma-separated venue ids (default: {','.join(DEFAULT_DEMO_VENUES)}; with a mock: {','.join(MOCKS)})",
+    )
+    demo.add_argument(
+        "--symbols", default="", help="comma-separated unified symbols (default: BTC and ETH against USD or USDT)"
+    )
+    demo.add_argument("--rate", type=_positive, default=50.0, help="market steps per second per symbol (default 50)")
+    demo.add_argument("--seed", type=int, default=1, help="random seed of the mock markets (default 1)")
+    demo.add_argument("--refresh", type=_refresh, default=1.0, help=REFRESH_HELP)
+    demo.add_argument(
+        "--chaos",
+        action="store_true",
+        help="inject a fault every second (lost update, bad checksum, dropped connection): see Gap -> Resynced",
+    )
+
     watch = commands.add_parser("watch", help="watch real venues, e.g. wsmux watch binance:BTC-USDT,ETH-USDT")
-    watch.add_argument("targets", nargs="+")
-    watch.add_argument("--duration", type=float, default=None)
-    watch.add_argument("--refresh", type=float, default=1.0)
-    commands.add_parser("venues", help="list the venue ids")
+    watch.add_argument("targets", nargs="+", metavar="VENUE:SYMBOL[,SYMBOL...]", help="what to watch")
+    watch.add_argument("--duration", type=_duration, default=None, help="seconds to run (default: until Ctrl-C)")
+    watch.add_argument("--refresh", type=_refresh, default=1.0, help=REFRESH_HELP)
+
+    commands.add_parser(
+        "venues", help="the supported venues: channels, how books sync, checksums, continuity, limits"
+    )
+
     record = commands.add_parser("record", help="record raw frames to the message log")
-    record.add_argument("targets", nargs="+", help="VENUE:SYMBOL[,SYMBOL...]")
+    record.add_argument("targets", nargs="+", metavar="VENUE:SYMBOL[,SYMBOL...]", help="what to record")
     record.add_argument("--out", required=True, help="directory for the log files")
-    record.add_argument("--duration", type=float, default=None)
-    record.add_argument("--refresh", type=float, default=5.0)
-    replay = commands.add_parser("replay", help="replay logs or text recordings through the adapters")
-    replay.add_argument("paths", nargs="+")
-    replay.add_argument("--speed", type=float, default=None, help="1 = real time; default: as fast as possible")
-    replay.add_argument("--venue", action="append", default=None, help="only these venues (repeatable)")
+    record.add_argument("--duration", type=_duration, default=None, help="seconds to record (default: until Ctrl-C)")
+    record.add_argument(
+        "--refresh", type=_refresh, default=5.0, help="seconds between screen refreshes (default 5)"
+    )
+
+    replay = commands.add_parser(
+        "replay",
+        help="replay wsmux logs or text captures through the adapters (no flags needed for captures)",
+        description="Replay wsmux logs (*.wslog, or a folder of them) or text captures (NAME.ws.N.0 with "
+        "NAME.http.N.0 / NAME.0 beside them). The venue, protocol version, subscriptions and REST snapshots "
+        "of a capture are read from the capture itself.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    replay.add_argument("paths", nargs="+", metavar="PATH", help="log files, capture files or folders of them")
+    replay.add_argument(
+        "--speed", type=_positive, default=None, help="1 = real time, 10 = ten times faster (default: at once)"
+    )
+    replay.add_argument(
+        "--venue", action="append", default=None, metavar="VENUE", help="only these venues (repeatable)"
+    )
     replay.add_argument(
         "--subscribe",
         action="append",
         default=[],
-        help="VENUE:CHANNEL:SYMBOL a recorded connection carried (text recordings only; repeatable)",
+        metavar="VENUE:CHANNEL:SYMBOL",
+        help="a subscription the recording carried, in addition to what the recording says (repeatable)",
     )
-    replay.add_argument("--text-venue", default=None, help="venue id of text recordings (default: from the file name)")
-    replay.add_argument("--format", choices=["summary", "jsonl"], default="summary")
+    replay.add_argument(
+        "--text-venue", default=None, metavar="VENUE", help="venue id of text captures (default: detected)"
+    )
+    replay.add_argument(
+        "--format",
+        choices=["summary", "jsonl"],
+        default="summary",
+        help="summary table (default) or one JSON event per line, with the venue's native symbol",
+    )
+
     log = commands.add_parser("log", help="message-log tools")
-    log_commands = log.add_subparsers(dest="log_command", required=True)
-    info = log_commands.add_parser("info", help="venues, time range, counts and integrity of logs")
-    info.add_argument("paths", nargs="+")
+    log_commands = log.add_subparsers(dest="log_command", required=True, metavar="LOG_COMMAND")
+    info = log_commands.add_parser(
+        "info", help="venues, time range (UTC), counts and integrity of logs or text captures"
+    )
+    info.add_argument("paths", nargs="+", metavar="PATH", help="log files, folders of logs, or text capture files")
     from wsmux import bench
 
     bench.add_parser(commands)
     return parser
 
 
+def _venues_table() -> str:
+    """One row per venue, from the adapters' own declarations."""
+    header = ("venue", "channels", "book snapshot", "continuity", "checksum", "streams/conn", "msgs/s")
+    rows: list[tuple[str, ...]] = []
+    for venue in exchanges.names():
+        cls = exchanges.get(venue)
+        adapter = cls()
+        rule = None
+        for symbol in ("BTC-USDT", "BTC-USD", "BTC-USDT-PERP", "BTC-USD-PERP"):
+            try:
+                rule = adapter.book_rule(symbol)
+                break
+            except LocalError:
+                continue
+        if Channel.BOOK not in cls.channels or rule is None:
+            snapshot = continuity = checksum = "-"
+        else:
+            snapshot = "REST sync" if rule.snapshot is SnapshotSource.REST else "in stream"
+            continuity = rule.continuity.value
+            checksum = "yes" if rule.checksum is not None else "no"
+        channels = ",".join(sorted(c.value for c in cls.channels))
+        limits = cls.limits
+        rows.append(
+            (venue, channels, snapshot, continuity, checksum, str(limits.streams_per_connection),
+             f"{limits.messages_per_second:g}")
+        )  # fmt: skip
+    widths = [max(len(r[i]) for r in (header, *rows)) for i in range(len(header))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in (header, *rows)]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
 def _replay(args: argparse.Namespace, out: TextIO) -> int:
+    from wsmux.convert import to_json
     from wsmux.log import Replay
 
-    subs = []
-    for text in args.subscribe:
-        venue, channel, symbol = text.split(":", 2)
-        subs.append(Subscription(venue, Channel(channel), symbol))
-    replay = Replay(args.paths, venues=args.venue, subscriptions=subs, venue=args.text_venue)
+    subs = [_parse_subscription(text) for text in args.subscribe]
+    replay = Replay(
+        args.paths,
+        venues=args.venue,
+        subscriptions=subs,
+        venue=args.text_venue,
+        speed=args.speed,
+        skip_unsupported=True,
+    )
+    for _path, reason in replay.skipped:
+        sys.stderr.write(f"wsmux: skipped {reason}\n")
+    if replay.skipped:
+        sys.stderr.write(f"wsmux: supported venues: {', '.join(exchanges.names())}\n")
+    status = EXIT_UNSUPPORTED if replay.skipped else EXIT_OK
+    if not replay.captures and replay.skipped and all(not p.is_dir() and p.suffix != ".wslog" for p in replay.paths):
+        sys.stderr.write("wsmux: nothing left to replay\n")
+        return status
     if args.format == "jsonl":
-        from wsmux.convert import to_json
-
         write = out.buffer.write if hasattr(out, "buffer") else None
         for event in replay.events():
-            line = to_json(event) + b"\n"
+            line = to_json(event)
+            venue, symbol = getattr(event, "venue", None), getattr(event, "symbol", None)
+            native = replay.native(venue, symbol) if venue and symbol else None
+            if native is not None:  # the venue's own symbol, next to the unified one
+                line = b'{"native":' + orjson.dumps(native) + b"," + line[1:]
             if write is not None:
-                write(line)
+                write(line + b"\n")
             else:
-                out.write(line.decode())
+                out.write(line.decode() + "\n")
         out.flush()
-        return 0
+        return status
     count = 0
     started = time.monotonic()
     for _event in replay.events():
         count += 1
     elapsed = time.monotonic() - started
     out.write(replay.summary.describe() + "\n")
-    out.write(f"{count:,} events in {elapsed:.2f} s\n")
-    return 0
+    pace = "as fast as possible" if args.speed is None else f"at speed {args.speed:g}"
+    out.write(f"{count:,} events in {elapsed:.2f} s ({pace})\n")
+    return status
+
+
+def _parse_subscription(text: str) -> Subscription:
+    venue, sep, rest = text.partition(":")
+    channel, sep2, symbol = rest.partition(":")
+    if not sep or not sep2 or not symbol:
+        raise ConfigError(f"expected VENUE:CHANNEL:SYMBOL, got {text!r}")
+    try:
+        return Subscription(venue, Channel(channel), symbol)
+    except ValueError as exc:
+        raise ConfigError(f"{text!r}: {exc}; channels: {', '.join(c.value for c in Channel)}") from exc
 
 
 def _log_info(args: argparse.Namespace, out: TextIO) -> int:
     from wsmux.log import log_info
+    from wsmux.log._detect import capture_info
 
-    out.write(log_info(args.paths).describe() + "\n")
-    return 0
+    logs: list[str] = []
+    captures: list[str] = []
+    for text in args.paths:
+        path = Path(text)
+        if not path.exists():
+            raise LogError(f"{path}: no such file or directory")
+        (logs if path.is_dir() or _is_wsmux_log(path) else captures).append(text)
+    if logs:
+        out.write(log_info(logs).describe() + "\n")
+    if captures:
+        out.write(("\n" if logs else "") + "text capture (" + ", ".join(Path(c).name for c in captures) + ")\n")
+        out.write(capture_info(captures).describe() + "\n")
+    return EXIT_OK
+
+
+def _is_wsmux_log(path: Path) -> bool:
+    from wsmux.log._format import FILE_MAGIC
+
+    with open(path, "rb") as fh:
+        return path.suffix == ".wslog" or fh.read(len(FILE_MAGIC)) == FILE_MAGIC
 
 
 async def _record(args: argparse.Namespace, out: TextIO) -> int:
@@ -345,8 +587,8 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if args.command == "venues":
-            out.write("\n".join(exchanges.names()) + "\n")
-            return 0
+            out.write(_venues_table() + "\n")
+            return EXIT_OK
         if args.command == "demo":
             if args.duration == 0:
                 args.duration = None
@@ -366,10 +608,10 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     except KeyboardInterrupt:
         out.write("\ninterrupted\n")
         return 130
-    except LocalError as exc:
+    except (WsmuxError, OSError) as exc:  # a typed, explained failure: no traceback
         sys.stderr.write(f"wsmux: {exc}\n")
-        return 2
-    return 2
+        return EXIT_USAGE
+    return EXIT_USAGE
 
 
 if __name__ == "__main__":  # pragma: no cover

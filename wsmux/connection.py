@@ -616,7 +616,12 @@ class Connection:
             "connection": attrs.asdict(stats),
             "feed": attrs.asdict(self.feed.stats),
             "books": {
-                symbol: {"valid": sync.valid, "seq": sync.last, **attrs.asdict(sync.stats)}
+                symbol: {
+                    "valid": sync.valid,
+                    "integrity": sync.rule.level().value,
+                    "seq": sync.last,
+                    **attrs.asdict(sync.stats),
+                }
                 for symbol, sync in self.feed.syncs.items()
             },
         }

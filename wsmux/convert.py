@@ -15,7 +15,7 @@ A trade::
 
 * ``"type"`` is the tag of :data:`EVENT_TAGS` (``"trade"``, ``"quote"``,
   ``"consolidated_quote"``, ``"book_snapshot"``, ``"book_update"``, ``"l3_snapshot"``,
-  ``"order_update"``, ``"funding"``, ``"open_interest"``, ``"liquidation"``,
+  ``"order_update"``, ``"funding"``, ``"open_interest"``, ``"liquidation"``, ``"candle"``,
   ``"connected"``, ``"disconnected"``, ``"gap"``, ``"resynced"``,
   ``"stale"``, ``"error"``, ``"dropped"``). Tags are part of the format and
   do not follow renames of the classes. Key order is not significant (the
@@ -70,6 +70,7 @@ from wsmux.model import (
     BookSide,
     BookSnapshot,
     BookUpdate,
+    Candle,
     Connected,
     ConsolidatedQuote,
     Disconnected,
@@ -107,6 +108,7 @@ EVENT_TAGS: Final[Mapping[type[Event], str]] = types.MappingProxyType(
         Funding: "funding",
         OpenInterest: "open_interest",
         Liquidation: "liquidation",
+        Candle: "candle",
         Connected: "connected",
         Disconnected: "disconnected",
         Gap: "gap",

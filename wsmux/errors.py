@@ -41,6 +41,7 @@ __all__ = [
     "TransportError",
     "UnknownChannel",
     "UnknownSymbol",
+    "UnsupportedVenue",
     "UnknownVenue",
     "WsmuxError",
 ]
@@ -66,6 +67,11 @@ class UnknownVenue(LocalError, KeyError):
 
     def __str__(self) -> str:  # KeyError quotes its argument; we want prose
         return str(self.args[0]) if self.args else "unknown venue"
+
+
+class UnsupportedVenue(UnknownVenue):
+    """Data of a real venue wsmux has no adapter for yet (e.g. a capture from
+    KuCoin): ``wsmux replay`` skips such files and exits with status 3."""
 
 
 class UnknownChannel(LocalError, ValueError):

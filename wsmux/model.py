@@ -53,6 +53,8 @@ __all__ = [
     "BookSide",
     "BookSnapshot",
     "BookUpdate",
+    "Candle",
+    "Instrument",
     "Channel",
     "ConsolidatedQuote",
     "Connected",
@@ -64,6 +66,7 @@ __all__ = [
     "Funding",
     "Gap",
     "GapReason",
+    "Integrity",
     "L3Snapshot",
     "Level",
     "Levels",
@@ -116,6 +119,8 @@ class Channel(enum.Enum):
     FUNDING = "funding"
     OPEN_INTEREST = "open_interest"
     LIQUIDATIONS = "liquidations"
+    CANDLES = "candles"
+    """One-minute OHLCV candles as the venue computes them."""
 
 
 class OrderAction(enum.Enum):
@@ -130,6 +135,25 @@ class OrderAction(enum.Enum):
     remaining size drops by that much (removed at zero). Venues that report
     fills rather than remaining sizes (Coinbase ``full`` ``match``) emit it;
     the pipeline's L3 sync delivers it to callers as ``CHANGE``/``REMOVE``."""
+
+
+class Integrity(enum.Enum):
+    """What a venue lets a client prove about a book it keeps.
+
+    A valid book never claims more than this: with ``UNVERIFIABLE`` only a
+    crossed book gives a loss away, so a "valid" book of such a feed may still
+    miss an update the venue dropped.
+    """
+
+    SEQUENCE_AND_CHECKSUM = "sequence+checksum"
+    """Every update is sequence-checked and the venue's checksum verified."""
+    SEQUENCE = "sequence"
+    """Every update is sequence-checked (a lost update is always detected)."""
+    CHECKSUM = "checksum"
+    """The venue's checksum is verified (a wrong book is detected at the next
+    checksum); no sequence numbers."""
+    UNVERIFIABLE = "unverifiable"
+    """Neither: only a crossed book reveals a loss."""
 
 
 class GapReason(enum.Enum):
@@ -316,6 +340,9 @@ class BookSnapshot(MarketEvent):
     checksum: int | None = None
     bids_text: TextLevels | None = None
     asks_text: TextLevels | None = None
+    integrity: Integrity | None = None
+    """What the venue's feed lets wsmux prove about this book (set on the
+    snapshots wsmux delivers after a sync; ``None`` on an adapter's raw one)."""
 
 
 @event
@@ -427,6 +454,33 @@ class Liquidation(MarketEvent):
 
 
 @event
+class Candle(MarketEvent):
+    """An OHLCV candle as the venue computes it (one-minute candles for
+    ``Channel.CANDLES``).
+
+    Attributes:
+        interval: the candle's length as the venue names it (``"1m"``).
+        start_ts: the candle's open time (ns).
+        volume: traded volume in base units.
+        closed: True once the venue says the candle is final; venues that
+            push the forming candle send it repeatedly with ``closed`` False.
+    """
+
+    venue: str
+    symbol: str
+    interval: str
+    start_ts: int
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: float
+    closed: bool
+    ts: int | None
+    recv_ns: int
+
+
+@event
 class ConsolidatedQuote(MarketEvent):
     """Best bid and offer across venues for one unified symbol.
 
@@ -501,6 +555,8 @@ class Resynced(StatusEvent):
     channel: Channel
     seq: int | None
     recv_ns: int
+    integrity: Integrity | None = None
+    """What the venue's feed lets wsmux prove about the book now valid."""
 
 
 @event
@@ -570,3 +626,31 @@ class Backfilled(StatusEvent):
     recovered: int
     missing: tuple[tuple[int, int], ...]
     recv_ns: int
+
+
+# --- reference data ------------------------------------------------------------------
+
+
+@attrs.frozen(slots=True)
+class Instrument:
+    """One tradable instrument as the venue's instruments endpoint lists it
+    (reference data, not an event: fetched rarely, kept by the multiplexer).
+
+    Attributes:
+        symbol: the unified symbol (``BTC-USDT``, ``BTC-USDT-PERP``,
+            ``BTC-USD-20261225``, ``BTC-USD-20261225-100000-C``).
+        native: the venue's own symbol.
+        kind: ``"spot"``, ``"perp"``, ``"future"`` or ``"option"``.
+        tick_size: the price increment, where the venue says.
+        lot_size: the size increment (in the venue's size unit), where it says.
+        contract_size: base units per contract for venues that count
+            contracts (``None``: sizes are already in base units).
+    """
+
+    venue: str
+    symbol: str
+    native: str
+    kind: str
+    tick_size: float | None = None
+    lot_size: float | None = None
+    contract_size: float | None = None

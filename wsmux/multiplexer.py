@@ -47,6 +47,7 @@ from wsmux.model import (
     BookSide,
     BookSnapshot,
     BookUpdate,
+    Candle,
     Channel,
     Connected,
     ConsolidatedQuote,
@@ -58,6 +59,7 @@ from wsmux.model import (
     Funding,
     Gap,
     GapReason,
+    Integrity,
     L3Snapshot,
     Level,
     Levels,
@@ -84,6 +86,7 @@ _CHANNEL_OF: dict[type, Channel] = {
     Funding: Channel.FUNDING,
     OpenInterest: Channel.OPEN_INTEREST,
     Liquidation: Channel.LIQUIDATIONS,
+    Candle: Channel.CANDLES,
 }
 _VENUE_WIDE = (Connected, Disconnected, Error, Stale)
 _OK = Quality.OK
@@ -122,6 +125,12 @@ class BookView:
     def seq(self) -> int | None:
         """The venue update id the book reflects, where the venue has one."""
         return self._book.seq
+
+    @property
+    def integrity(self) -> Integrity | None:
+        """What the venue's feed lets wsmux prove about this book: ``valid``
+        never claims more (see :class:`~wsmux.Integrity`)."""
+        return self._book.integrity
 
     @property
     def ts(self) -> int | None:
@@ -443,10 +452,9 @@ class Multiplexer:
                 shard = self._sub_conn.get(sub)
                 book = shard.book(sub.symbol) if shard else None
                 if book is not None and book.valid:
-                    bids, asks = book.depth()
                     now = self.clock.time_ns()
-                    stream._put(BookSnapshot(sub.venue, sub.symbol, bids, asks, book.ts, now, book.seq))
-                    stream._put(Resynced(sub.venue, sub.symbol, Channel.BOOK, book.seq, now))
+                    stream._put(book.snapshot_event(now))
+                    stream._put(book.resynced_event(now))
         return stream
 
     def _attach_stream(self, stream: Stream) -> None:
@@ -845,9 +853,8 @@ class Multiplexer:
                 continue
             book = shard.book(sub.symbol)
             if book is not None and book.valid:
-                bids, asks = book.depth()
-                self._dispatch(BookSnapshot(venue, sub.symbol, bids, asks, book.ts, now, book.seq))
-                self._dispatch(Resynced(venue, sub.symbol, Channel.BOOK, book.seq, now))
+                self._dispatch(book.snapshot_event(now))
+                self._dispatch(book.resynced_event(now))
 
     def _bad(self, event: Event, venue: str, verdict: Quality) -> None:
         self.counters["bad_data"] += 1

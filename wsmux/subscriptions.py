@@ -23,6 +23,7 @@ from wsmux.model import Channel
 __all__ = [
     "Subscription",
     "book",
+    "candles",
     "funding",
     "l3",
     "liquidations",
@@ -117,6 +118,11 @@ def funding(venue: str, *symbols: str) -> tuple[Subscription, ...]:
 def open_interest(venue: str, *symbols: str) -> tuple[Subscription, ...]:
     """Open-interest subscriptions."""
     return _make(Channel.OPEN_INTEREST, venue, symbols)
+
+
+def candles(venue: str, *symbols: str) -> tuple[Subscription, ...]:
+    """One-minute candle subscriptions (:class:`~wsmux.Candle` events)."""
+    return _make(Channel.CANDLES, venue, symbols)
 
 
 def liquidations(venue: str, *symbols: str) -> tuple[Subscription, ...]:

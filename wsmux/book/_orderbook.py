@@ -44,7 +44,7 @@ from bisect import bisect_left, insort
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
-from wsmux.model import BookSide, Level, Levels, TextLevels
+from wsmux.model import BookSide, BookSnapshot, Channel, Integrity, Level, Levels, Resynced, TextLevels
 
 __all__ = ["MAX_VALUE", "OrderBook"]
 
@@ -82,6 +82,7 @@ class OrderBook:
         "_bid_watch",
         "_bids",
         "_bids_text",
+        "integrity",
         "keep_text",
         "max_depth",
         "seq",
@@ -119,6 +120,9 @@ class OrderBook:
         self._ask_watch = _NEG_INF  # an ask whose -price is at or above this is in it
         self.valid = False
         """True while the sync machine vouches for the book."""
+        self.integrity: Integrity | None = None
+        """What the venue's feed lets the sync prove about this book (set by
+        :class:`~wsmux.book.BookSync` from its rule)."""
         self.seq: int | None = None
         """The venue update id/sequence the book reflects, where there is one."""
         self.ts: int | None = None
@@ -459,9 +463,22 @@ class OrderBook:
         other._bids_text = dict(self._bids_text)
         other._asks_text = dict(self._asks_text)
         other.valid = self.valid
+        other.integrity = self.integrity
         other.seq = self.seq
         other.ts = self.ts
         return other
+
+    def snapshot_event(self, recv_ns: int, checksum: int | None = None) -> BookSnapshot:
+        """The whole book as the :class:`~wsmux.BookSnapshot` a caller is handed
+        after a sync (with the book's integrity level). O(n)."""
+        bids, asks = self.depth()
+        return BookSnapshot(
+            self.venue, self.symbol, bids, asks, self.ts, recv_ns, self.seq, checksum, None, None, self.integrity
+        )
+
+    def resynced_event(self, recv_ns: int) -> Resynced:
+        """The :class:`~wsmux.Resynced` that announces this book valid. O(1)."""
+        return Resynced(self.venue, self.symbol, Channel.BOOK, self.seq, recv_ns, self.integrity)
 
     def __len__(self) -> int:
         """Total number of levels on both sides. O(1)."""

@@ -54,7 +54,7 @@ from typing import Any
 import attrs
 
 from wsmux.book._orderbook import OrderBook
-from wsmux.model import BookSnapshot, BookUpdate, GapReason, Levels
+from wsmux.model import BookSnapshot, BookUpdate, GapReason, Integrity, Levels
 
 __all__ = ["BookSync", "Continuity", "Diff", "SnapshotSource", "SyncRule", "SyncState", "SyncStats", "Verdict"]
 
@@ -147,6 +147,7 @@ class SyncRule:
         keep_text: keep each level's text (needed by ``checksum``).
         check_crossed: treat a crossed book as broken.
         max_buffer: most updates buffered while waiting for a REST snapshot.
+        integrity: see :meth:`level`.
     """
 
     snapshot: SnapshotSource
@@ -158,6 +159,20 @@ class SyncRule:
     keep_text: bool = False
     check_crossed: bool = True
     max_buffer: int = 10_000
+    integrity: Integrity | None = None
+    """Override of the derived :meth:`level`, for venues whose adapter checks
+    a sequence the rule cannot see (a connection-wide sequence number)."""
+
+    def level(self) -> Integrity:
+        """The book's :class:`~wsmux.Integrity`: the override, else derived from
+        the rule (UPDATE_ID, PREV_ID and SEQUENCE continuity prove sequence;
+        a checksum function proves the checksum)."""
+        if self.integrity is not None:
+            return self.integrity
+        sequenced = self.continuity in (Continuity.UPDATE_ID, Continuity.PREV_ID, Continuity.SEQUENCE)
+        if self.checksum is not None:
+            return Integrity.SEQUENCE_AND_CHECKSUM if sequenced else Integrity.CHECKSUM
+        return Integrity.SEQUENCE if sequenced else Integrity.UNVERIFIABLE
 
 
 class Diff:
@@ -245,10 +260,12 @@ class BookSync:
         self.rule = rule
         if book is None:
             book = OrderBook(max_depth=rule.depth, keep_text=rule.keep_text, watch_depth=rule.checksum_depth)
+            book.integrity = rule.level()
         else:
             book.max_depth = rule.depth
             book.keep_text = rule.keep_text
             book.watch_depth = rule.checksum_depth
+        book.integrity = rule.level()
         self.book = book
         self._local_checksum: int | None = None
         """The last checksum computed over the book (reused while its top is unchanged)."""

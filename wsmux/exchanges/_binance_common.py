@@ -1,7 +1,7 @@
 """The Binance WebSocket market-data protocol, shared by the Binance family.
 
 Binance spot, Binance.US, USDⓈ-M futures and COIN-M futures speak one
-protocol (sheets: /work/shared/exchanges/binance-spot.md, binance-us.md,
+protocol (sheets: shared/exchanges/binance-spot.md, binance-us.md,
 binance-usdm-futures.md, binance-coinm-futures.md); the venue modules in
 :mod:`wsmux.exchanges.binance` only set hosts, paths, limits, symbol
 spelling and the book rule. This module is private; the adapters are public.

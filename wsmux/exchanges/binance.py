@@ -69,7 +69,7 @@ def _futures_weight(limit: int) -> int:
 
 
 class BinanceSpotAdapter(BinanceAdapterBase):
-    """Binance spot (sheet: /work/shared/exchanges/binance-spot.md).
+    """Binance spot (sheet: shared/exchanges/binance-spot.md).
 
     * Endpoint ``wss://stream.binance.com:9443`` (backups ``:443`` and the
       market-data-only mirror ``wss://data-stream.binance.vision``), combined
@@ -124,7 +124,7 @@ class BinanceSpotAdapter(BinanceAdapterBase):
 
 
 class BinanceUSAdapter(BinanceSpotAdapter):
-    """Binance.US (sheet: /work/shared/exchanges/binance-us.md).
+    """Binance.US (sheet: shared/exchanges/binance-us.md).
 
     The Binance spot protocol on other hosts: ``wss://stream.binance.us:9443``,
     REST ``https://api.binance.us``; same streams, same book rule as
@@ -162,7 +162,7 @@ def _dated(kind: str) -> str:
 
 
 class BinanceUsdmAdapter(BinanceAdapterBase):
-    """Binance USDⓈ-M futures (sheet: /work/shared/exchanges/binance-usdm-futures.md).
+    """Binance USDⓈ-M futures (sheet: shared/exchanges/binance-usdm-futures.md).
 
     * Symbols: ``BTC-USDT-PERP`` → ``BTCUSDT``; dated ``BTC-USDT-20261225`` →
       ``BTCUSDT_261225``. Sizes are in base units (the sheet's examples).
@@ -263,7 +263,7 @@ class BinanceUsdmAdapter(BinanceAdapterBase):
 
 
 class BinanceCoinmAdapter(BinanceAdapterBase):
-    """Binance COIN-M (delivery) futures (sheet: /work/shared/exchanges/binance-coinm-futures.md).
+    """Binance COIN-M (delivery) futures (sheet: shared/exchanges/binance-coinm-futures.md).
 
     * Endpoint ``wss://dstream.binance.com`` (``/stream``; the sheet saw no
       ``/public``/``/market`` split for COIN-M), REST ``https://dapi.binance.com``.

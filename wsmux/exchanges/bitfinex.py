@@ -122,6 +122,7 @@ from wsmux.model import (
     Event,
     Gap,
     GapReason,
+    Integrity,
     L3Snapshot,
     OrderAction,
     OrderUpdate,
@@ -351,6 +352,9 @@ _BOOK_RULE = SyncRule(
     # crossed). The ``cs`` after every change checks the top 25 of both sides,
     # so a book that stays crossed fails the checksum instead.
     check_crossed=False,
+    # the connection's SEQ_ALL numbers (always on, see CONF_FLAGS) are checked by the
+    # adapter, and every change is followed by a checksum
+    integrity=Integrity.SEQUENCE_AND_CHECKSUM,
 )
 _RULES_BY_LENGTH: dict[int, SyncRule] = {}
 

@@ -129,6 +129,7 @@ from wsmux.model import (
     Event,
     Gap,
     GapReason,
+    Integrity,
     L3Snapshot,
     OrderAction,
     OrderUpdate,
@@ -972,7 +973,9 @@ class CoinbaseAdvancedAdapter(Adapter):
     def book_rule(self, symbol: str) -> SyncRule:
         """``level2``: stream snapshot, no per-book sequence, no checksum; the
         connection-wide ``sequence_num`` is checked by the adapter."""
-        return SyncRule(SnapshotSource.STREAM, Continuity.NONE, check_crossed=True)
+        # the connection-wide sequence_num is checked by the adapter (a Gap for
+        # every book of the connection on a hole): sequence-checked
+        return SyncRule(SnapshotSource.STREAM, Continuity.NONE, check_crossed=True, integrity=Integrity.SEQUENCE)
 
     # --- frames ------------------------------------------------------------------------
 

@@ -64,6 +64,7 @@ from wsmux.model import (
     Channel,
     Event,
     Funding,
+    Integrity,
     Levels,
     Liquidation,
     OpenInterest,
@@ -270,6 +271,10 @@ class OkxAdapter(Adapter):
             checksum=okx_book_checksum,
             checksum_depth=INTERLEAVED_DEPTH,
             depth=BOOK_DEPTH,
+            # okx-v5.md: checksum 0 on every frame since 2026 ("none"); the
+            # sequence chain is what proves the book (a non-zero checksum is
+            # still verified)
+            integrity=Integrity.SEQUENCE,
             keep_text=True,
         )
 

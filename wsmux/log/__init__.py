@@ -24,12 +24,15 @@ Reading::
 recv_ns, data, url)`` callback writing an hourly-rotated set per venue.
 ``merge_logs`` interleaves several logs by receive time, ``log_info``
 summarises them and ``import_text_recording`` / ``convert_text_recording``
-read the line-oriented text recordings found in ``sample_data`` folders.
+read the line-oriented text recordings found in ``sample_data`` folders;
+``detect_capture`` tells which venue, protocol version and subscriptions such
+a capture holds (what :class:`Replay` uses so that captures need no flags).
 The file layout is documented in :mod:`wsmux.log._format`.
 """
 
 from __future__ import annotations
 
+from wsmux.log._detect import Capture, capture_info, detect_capture
 from wsmux.log._format import FORMAT_VERSION, Direction, LogHeader, Record
 from wsmux.log._reader import (
     Frame,
@@ -56,6 +59,7 @@ from wsmux.log._writer import LOG_SUFFIX, Fsync, LogWriter, WriteStats, rotated_
 
 __all__ = [
     "FORMAT_VERSION",
+    "Capture",
     "LOG_SUFFIX",
     "Direction",
     "Frame",
@@ -73,6 +77,8 @@ __all__ = [
     "Recorder",
     "WriteStats",
     "convert_text_recording",
+    "capture_info",
+    "detect_capture",
     "expand_log_paths",
     "import_text_recording",
     "log_info",

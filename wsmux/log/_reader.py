@@ -26,6 +26,7 @@ import os
 import re
 import zlib
 from collections.abc import Generator, Iterable, Iterator, Mapping
+from datetime import UTC, datetime
 from operator import itemgetter
 from pathlib import Path
 from types import MappingProxyType, TracebackType
@@ -55,12 +56,15 @@ __all__ = [
     "LogInfo",
     "LogIssue",
     "LogReader",
+    "MAX_BLOCK_BYTES",
     "MergedLog",
     "ReadStats",
     "expand_log_paths",
+    "iso_utc",
     "log_info",
     "merge_logs",
     "read_log",
+    "rotated_sets",
 ]
 
 Frame: TypeAlias = tuple[Direction, int, int, bytes | str, str | None]
@@ -77,6 +81,12 @@ _HEAD_SIZE: Final = BLOCK_HEAD.size
 _HEAD_CRC_AT: Final = BLOCK_HEAD.size - 4
 _REC_SIZE: Final = RECORD_HEAD.size
 _LARGEST: Final = 2**63
+MAX_BLOCK_BYTES: Final = 2**28
+"""Largest decompressed block the reader accepts (256 MiB): a block head
+claiming more is damaged (the writer seals blocks at ``block_size``, 64 KiB by
+default, and frames are capped at 64 MiB)."""
+_LZ4_MAX_RATIO: Final = 255
+"""LZ4 cannot expand data by more than this factor (plus a few bytes)."""
 
 
 @attrs.frozen
@@ -165,6 +175,15 @@ def expand_log_paths(paths: PathsArg) -> list[Path]:
     return out
 
 
+def rotated_sets(directory: PathArg) -> list[list[Path]]:
+    """The ``*.wslog`` files of a directory grouped into rotated sets (one
+    per file-name prefix, e.g. one per venue), each in sequence order."""
+    by_prefix: dict[str, list[Path]] = {}
+    for f in expand_log_paths(directory):
+        by_prefix.setdefault(_sort_key(f)[0], []).append(f)
+    return list(by_prefix.values())
+
+
 class _MappedFile:
     """A log file mapped in memory (or read, when it is empty)."""
 
@@ -189,7 +208,28 @@ class _MappedFile:
             self.data = b""
 
 
-def _decode_block(raw: bytes, n: int) -> list[Frame] | str:
+def _check_head(codec: int, n: int, raw_len: int, stored_len: int, min_ns: int, max_ns: int) -> str | None:
+    """Why a block head whose CRC is good still cannot be trusted, or ``None``.
+
+    Every size is checked against sane bounds before anything is allocated
+    (a crafted head can carry a valid CRC).
+    """
+    if codec not in (CODEC_RAW, CODEC_LZ4):
+        return f"unknown codec {codec}"
+    if raw_len > MAX_BLOCK_BYTES:
+        return f"block claims {raw_len} decompressed bytes (more than {MAX_BLOCK_BYTES})"
+    if codec == CODEC_RAW and raw_len != stored_len:
+        return "raw block whose stored and decompressed sizes differ"
+    if codec == CODEC_LZ4 and raw_len > stored_len * _LZ4_MAX_RATIO + 16:
+        return f"block claims {raw_len} decompressed bytes from {stored_len} stored (impossible for LZ4)"
+    if n * _REC_SIZE > raw_len:
+        return f"block claims {n} records in {raw_len} bytes"
+    if n and min_ns > max_ns:
+        return "block time range is inverted"
+    return None
+
+
+def _decode_block(raw: bytes, n: int, min_ns: int = -_LARGEST, max_ns: int = _LARGEST) -> list[Frame] | str:
     """Decode ``n`` records from a decompressed payload.
 
     Returns:
@@ -207,6 +247,8 @@ def _decode_block(raw: bytes, n: int) -> list[Frame] | str:
             kind = kinds[flags & KIND_MASK]
             if kind is None:
                 return f"unknown record kind {flags & KIND_MASK}"
+            if not min_ns <= ns <= max_ns:
+                return "record time outside the block's time range"
             end = pos + dlen
             chunk = raw[pos:end]
             data: bytes | str = chunk.decode("utf-8", "surrogatepass") if flags & FLAG_TEXT else chunk
@@ -282,33 +324,41 @@ def _iter_file_blocks(
             continue
         end = pos + _HEAD_SIZE + stored_len
         if end > size:
-            stats.truncated_bytes += size - pos
-            stats.issues.append(LogIssue(path, pos, "torn block at end of file"))
-            return
+            nxt = _resync(data, pos + _HEAD_SIZE)
+            if nxt == -1:
+                stats.truncated_bytes += size - pos
+                stats.issues.append(LogIssue(path, pos, "torn block at end of file"))
+                return
+            # A good block follows inside the claimed length: the length lies.
+            stats.corrupt_blocks += 1
+            stats.skipped_bytes += nxt - pos
+            stats.issues.append(LogIssue(path, pos, "block length runs past the end of the file"))
+            pos = nxt
+            continue
         if max_ns < lo or min_ns >= hi:
             pos = end
             continue
         payload = data[pos + _HEAD_SIZE : end]
-        reason: str | None = None
+        reason: str | None = _check_head(codec, n, raw_len, stored_len, min_ns, max_ns)
         frames: list[Frame] | str = "unreadable"
-        if zlib.crc32(payload) != pcrc:
+        if reason is not None:
+            pass
+        elif zlib.crc32(payload) != pcrc:
             reason = "block payload CRC mismatch"
         else:
             raw: bytes | None = None
             if codec == CODEC_LZ4:
                 try:
                     raw = lz4.block.decompress(payload, uncompressed_size=raw_len)
-                except lz4.block.LZ4BlockError as exc:
+                except (lz4.block.LZ4BlockError, OverflowError, ValueError, MemoryError) as exc:
                     reason = f"LZ4 decompression failed: {exc}"
-            elif codec == CODEC_RAW:
-                raw = payload
             else:
-                reason = f"unknown codec {codec}"
+                raw = payload
             if raw is not None:
                 if len(raw) != raw_len:
                     reason = "decompressed size mismatch"
                 else:
-                    frames = _decode_block(raw, n)
+                    frames = _decode_block(raw, n, min_ns, max_ns)
                     if isinstance(frames, str):
                         reason = frames
         if reason is not None or isinstance(frames, str):
@@ -533,10 +583,7 @@ def merge_logs(paths: PathsArg, *, start_ns: int | None = None, end_ns: int | No
     for item in items:
         p = Path(item)
         if p.is_dir():
-            by_prefix: dict[str, list[Path]] = {}
-            for f in expand_log_paths(p):
-                by_prefix.setdefault(_sort_key(f)[0], []).append(f)
-            groups.extend(by_prefix.values())
+            groups.extend(rotated_sets(p))
         else:
             groups.append([p])
     if not groups:
@@ -602,8 +649,9 @@ class LogInfo:
         ]
         if self.first_ns is not None and self.last_ns is not None:
             span = (self.last_ns - self.first_ns) / 1e9
-            lines.append(f"time range:    {self.first_ns} .. {self.last_ns} ({span:.3f} s)")
-        lines.append(f"blocks:        {self.stats.blocks} (compression {self.compression_ratio:.2f}x)")
+            lines.append(f"time range:    {iso_utc(self.first_ns)} .. {iso_utc(self.last_ns)} ({span:.3f} s)")
+        if self.stats.blocks or any(p.suffix == ".wslog" for p in self.paths):
+            lines.append(f"blocks:        {self.stats.blocks} (compression {self.compression_ratio:.2f}x)")
         if self.stats.corrupt_blocks or self.stats.truncated_bytes:
             lines.append(
                 f"damage:        {self.stats.corrupt_blocks} corrupt blocks, "
@@ -611,6 +659,13 @@ class LogInfo:
                 f"{self.stats.truncated_bytes} torn bytes at file ends"
             )
         return "\n".join(lines)
+
+
+def iso_utc(ns: int) -> str:
+    """Unix nanoseconds as ISO 8601 UTC text, to the nanosecond
+    (``1633998512063356900`` → ``2021-10-12T00:28:32.063356900Z``)."""
+    seconds, frac = divmod(ns, 1_000_000_000)
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S") + f".{frac:09d}Z"
 
 
 def log_info(paths: PathsArg) -> LogInfo:

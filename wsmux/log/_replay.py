@@ -21,7 +21,7 @@ import asyncio
 import heapq
 import re
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -30,10 +30,11 @@ import attrs
 from wsmux import _json, exchanges
 from wsmux._pipeline import Feed, FetchSnapshot, Send
 from wsmux.adapter import Adapter
-from wsmux.errors import ConfigError
-from wsmux.log._format import Direction
-from wsmux.log._reader import read_log
-from wsmux.log._text import import_text_recording, text_recording_header
+from wsmux.errors import ConfigError, LogError, UnknownSymbol, UnknownVenue, UnsupportedVenue
+from wsmux.log._detect import Capture, detect_capture, is_text_capture_name
+from wsmux.log._format import FILE_MAGIC, Direction
+from wsmux.log._reader import read_log, rotated_sets
+from wsmux.log._text import import_text_recording, text_recording_conn_id
 from wsmux.log._writer import LOG_SUFFIX
 from wsmux.model import (
     BookSnapshot,
@@ -49,6 +50,7 @@ from wsmux.model import (
     Resynced,
     Trade,
 )
+from wsmux.multiplexer import BookView
 from wsmux.stream import Overflow, Stream
 from wsmux.subscriptions import Subscription
 
@@ -67,7 +69,14 @@ _CHANNEL_OF: dict[type, Channel] = {
 
 @attrs.define
 class ReplaySummary:
-    """Counts of a replay, per venue and symbol (``symbol`` "" for venue-wide)."""
+    """Counts of a replay, per venue and symbol (``symbol`` "" for venue-wide).
+
+    ``errors`` counts real problems; well-formed frames of a channel wsmux
+    does not handle (``Error`` of kind ``UNKNOWN_MESSAGE``) are counted apart
+    in ``not_supported``, and the recorded channel names wsmux has no
+    channel for are in ``unsupported_channels``. ``natives`` maps
+    ``(venue, symbol)`` to the venue's own symbol.
+    """
 
     frames: int = 0
     rest_bodies: int = 0
@@ -75,8 +84,11 @@ class ReplaySummary:
     gaps: dict[tuple[str, str], int] = attrs.field(factory=dict)
     resyncs: dict[tuple[str, str], int] = attrs.field(factory=dict)
     errors: dict[str, int] = attrs.field(factory=dict)
+    not_supported: dict[str, int] = attrs.field(factory=dict)
+    unsupported_channels: dict[str, set[str]] = attrs.field(factory=dict)
     checksums_ok: dict[tuple[str, str], int] = attrs.field(factory=dict)
     checksum_mismatches: dict[tuple[str, str], int] = attrs.field(factory=dict)
+    natives: dict[tuple[str, str], str] = attrs.field(factory=dict)
     first_ns: int | None = None
     last_ns: int | None = None
 
@@ -86,48 +98,102 @@ class ReplaySummary:
         key = (venue, symbol)
         by_type = self.events.setdefault(key, {})
         name = type(event).__name__
+        if isinstance(event, Error) and event.kind is ErrorKind.UNKNOWN_MESSAGE:
+            name = "NotSupported"
         by_type[name] = by_type.get(name, 0) + 1
         if isinstance(event, Gap):
             self.gaps[key] = self.gaps.get(key, 0) + 1
         elif isinstance(event, Resynced):
             self.resyncs[key] = self.resyncs.get(key, 0) + 1
         elif isinstance(event, Error):
-            self.errors[venue] = self.errors.get(venue, 0) + 1
+            if event.kind is ErrorKind.UNKNOWN_MESSAGE:
+                self.not_supported[venue] = self.not_supported.get(venue, 0) + 1
+            else:
+                self.errors[venue] = self.errors.get(venue, 0) + 1
 
     def describe(self) -> str:
-        """A human-readable table."""
+        """A human-readable table (columns sized to their contents)."""
         lines = [f"frames {self.frames:,}   REST bodies {self.rest_bodies}"]
-        for (venue, symbol), by_type in sorted(self.events.items()):
-            key = (venue, symbol)
+        rows = sorted(self.events.items())
+        w_venue = max([len("venue"), *(len(v) for (v, _s), _ in rows)])
+        w_symbol = max([len("symbol"), *(len(s) for (_v, s), _ in rows)])
+        w_native = max([len("native"), *(len(self.natives.get(k, "")) for k, _ in rows)])
+        if rows:
+            lines.append(
+                f"{'venue':<{w_venue}}  {'symbol':<{w_symbol}}  {'native':<{w_native}}  "
+                "events"
+            )
+        for key, by_type in rows:
+            venue, symbol = key
             kinds = ", ".join(f"{k} {v:,}" for k, v in sorted(by_type.items()))
             lines.append(
-                f"{venue or '-':<14}{symbol or '-':<14} {kinds}"
-                f"  | gaps {self.gaps.get(key, 0)} resyncs {self.resyncs.get(key, 0)}"
+                f"{venue or '-':<{w_venue}}  {symbol or '-':<{w_symbol}}  {self.natives.get(key, '-'):<{w_native}}  "
+                f"{kinds} | gaps {self.gaps.get(key, 0)} resyncs {self.resyncs.get(key, 0)}"
                 f" checksums ok {self.checksums_ok.get(key, 0)} bad {self.checksum_mismatches.get(key, 0)}"
             )
-        for venue, n in sorted(self.errors.items()):
-            lines.append(f"errors {venue}: {n}")
+        venues = sorted({v for (v, _s) in self.events} | set(self.unsupported_channels) | set(self.errors))
+        for venue in venues:
+            if not venue:
+                continue
+            names = sorted(self.unsupported_channels.get(venue, ()))
+            frames = self.not_supported.get(venue, 0)
+            if names or frames:
+                skipped = f" ({frames:,} frames skipped)" if frames else ""
+                lines.append(f"{venue}: channel not supported: {', '.join(names) or 'unknown'}{skipped}")
+            lines.append(f"{venue}: errors {self.errors.get(venue, 0)}")
         return "\n".join(lines)
+
+
+@attrs.frozen
+class _Source:
+    """One input of a replay: a wsmux log (or rotated set) or a text capture file."""
+
+    venue: str
+    log_files: tuple[Path, ...] = ()
+    text_file: Path | None = None
+    capture: Capture | None = None
 
 
 class Replay:
     """Replay recorded traffic through the live adapters.
 
+    Text captures need no flags: :func:`~wsmux.log.detect_capture` finds the
+    venue and protocol version (recorded URL, frames, file name), the
+    subscriptions (recorded subscribe frames, URL, ``NAME.0`` configuration)
+    and the REST files beside them. A directory stands for its wsmux logs
+    (one rotated set per file-name prefix, each replayed with its own
+    header's venue) and its text captures.
+
     Args:
         paths: wsmux log files or directories (``*.wslog``), and/or text
             recordings (the ``URL <- T:`` / ``T:`` format).
-        speed: None (as fast as possible), 1.0 (real time) or a multiple.
+        speed: None (as fast as possible), 1.0 (real time) or a multiple;
+            honoured by :meth:`events` (blocking sleeps) and :meth:`run`.
         start_ns: skip frames received before this time (books then sync from
             the first snapshot after it).
         end_ns: stop at this receive time.
         venues: only these venue ids.
-        venue: the venue of text recordings whose file name does not say it.
+        venue: the venue of text recordings (default: detected).
         adapters: adapter classes by venue id (default: the registry).
         auto_books: keep a book for every symbol whose book events appear
             (needed for text recordings, which do not list subscriptions).
-        subscriptions: what the recorded connections carried, for logs that
-            do not say (text recordings); wsmux logs record it on every
-            connection open.
+        subscriptions: what the recorded connections carried, added to what
+            the recordings say themselves.
+        skip_unsupported: skip (and list in :attr:`skipped`) captures of
+            venues wsmux has no adapter for, instead of raising.
+        clock: monotonic clock for ``speed`` (tests inject one).
+        sleep: blocking sleep for ``speed`` in :meth:`events`.
+
+    Raises:
+        LogError: a path does not exist, or a directory holds no logs or captures.
+        UnsupportedVenue: a capture of a venue wsmux does not support (unless
+            ``skip_unsupported``).
+        UnknownVenue: nothing tells a capture's venue (pass ``venue``).
+
+    Attributes:
+        summary: counts, filled while the replay plays.
+        skipped: ``(path, reason)`` of the inputs left out.
+        captures: what was detected about each text capture.
     """
 
     def __init__(
@@ -142,13 +208,16 @@ class Replay:
         adapters: Mapping[str, type[Adapter]] | None = None,
         auto_books: bool = True,
         subscriptions: Iterable[Subscription] = (),
+        skip_unsupported: bool = False,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         if isinstance(paths, str | Path):
             paths = [paths]
         self.paths = [Path(p) for p in paths]
         if not self.paths:
             raise ConfigError("Replay needs at least one path")
-        if speed is not None and speed <= 0:
+        if speed is not None and not speed > 0:
             raise ConfigError(f"speed must be positive or None, not {speed}")
         self.speed = speed
         self.start_ns = start_ns
@@ -158,27 +227,80 @@ class Replay:
         self._adapters = dict(adapters or {})
         self.auto_books = auto_books
         self.subscriptions = tuple(subscriptions)
+        self.skip_unsupported = skip_unsupported
+        self._clock = clock
+        self._sleep = sleep
         self.summary = ReplaySummary()
+        self.skipped: list[tuple[Path, str]] = []
+        self.captures: list[Capture] = []
         self._feeds: dict[tuple[str, int], Feed] = {}
         self._pending: dict[tuple[str, int], dict[str, FetchSnapshot]] = {}
         self._bodies: dict[tuple[str, int], list[tuple[str, bytes]]] = {}
         self._streams: list[Stream] = []
         self._out: list[Event] = []
         self._opened: set[tuple[str, int]] = set()
+        self._recorded: dict[tuple[str, int], tuple[Subscription, ...]] = {}
+        self._natives: dict[tuple[str, str], str | None] = {}
+        self._plan = self._make_plan()
 
     # --- inputs -------------------------------------------------------------------
 
+    def _make_plan(self) -> list[_Source]:
+        plan: list[_Source] = []
+        seen: set[Path] = set()
+
+        def add_text(path: Path) -> None:
+            key = path.resolve()
+            if key in seen:
+                return
+            seen.add(key)
+            try:
+                capture = detect_capture(path, venue=self.venue)
+            except UnsupportedVenue as exc:
+                if not self.skip_unsupported:
+                    raise
+                self.skipped.append((path, str(exc)))
+                return
+            self.captures.append(capture)
+            plan.append(_Source(capture.venue, text_file=path, capture=capture))
+            for rest in capture.rest_files:
+                add_text(rest)
+
+        for path in self.paths:
+            if not path.exists():
+                raise LogError(f"{path}: no such file or directory")
+            if path.is_dir():
+                sets = rotated_sets(path)
+                texts = sorted(f for f in path.iterdir() if f.is_file() and is_text_capture_name(f))
+                if not sets and not texts:
+                    raise LogError(f"{path}: no wsmux logs (*{LOG_SUFFIX}) or text captures in this directory")
+                plan.extend(_Source("", log_files=tuple(group)) for group in sets)
+                for f in texts:
+                    add_text(f)
+            elif path.suffix == LOG_SUFFIX or _is_wsmux_log(path):
+                plan.append(_Source("", log_files=(path,)))
+            else:
+                add_text(path)
+        return plan
+
     def _sources(self) -> list[Iterator[_Tagged]]:
         sources: list[Iterator[_Tagged]] = []
-        for index, path in enumerate(self.paths):
-            if path.is_dir() or path.suffix == LOG_SUFFIX:
-                reader = read_log(path, start_ns=self.start_ns, end_ns=self.end_ns)
-                venue = reader.header.venue
-                sources.append(self._tag(index, venue, reader.frames()))
-            else:
-                venue = self.venue or text_recording_header(path).venue
-                records = ((r.kind, r.recv_ns, r.conn_id, r.data, r.url) for r in import_text_recording(path))
-                sources.append(self._tag(index, venue, records))
+        for index, source in enumerate(self._plan):
+            if source.log_files:
+                reader = read_log(list(source.log_files), start_ns=self.start_ns, end_ns=self.end_ns)
+                sources.append(self._tag(index, reader.header.venue, reader.frames()))
+            elif source.text_file is not None:
+                records = (
+                    (r.kind, r.recv_ns, r.conn_id, r.data, r.url) for r in import_text_recording(source.text_file)
+                )
+                if source.capture is not None:
+                    conn = text_recording_conn_id(source.text_file)
+                    self._recorded[source.venue, conn] = source.capture.subscriptions
+                    if source.capture.unsupported_channels:
+                        self.summary.unsupported_channels.setdefault(source.venue, set()).update(
+                            source.capture.unsupported_channels
+                        )
+                sources.append(self._tag(index, source.venue, records))
         return sources
 
     def _tag(self, index: int, venue: str, frames: Iterable[Any]) -> Iterator[_Tagged]:
@@ -200,10 +322,13 @@ class Replay:
             feed = Feed(cls(), self._emit)
             feed.auto_books = self.auto_books
             self._feeds[key] = feed
-            self._learn(feed, [s for s in self.subscriptions if s.venue == venue])
+            recorded = self._recorded.get(key, ())
+            self._learn(feed, [s for s in (*self.subscriptions, *recorded) if s.venue == venue])
         return feed
 
     def _emit(self, event: Event) -> None:
+        # (a well-formed frame of a channel the adapter does not handle arrives as
+        # ErrorKind.UNKNOWN_MESSAGE: the adapters raise UnknownMessage for it)
         self._out.append(event)
 
     def _handle(self, venue: str, kind: Direction, conn_id: int, data: bytes | str, url: str | None, ns: int) -> None:
@@ -281,17 +406,31 @@ class Replay:
     # --- outputs ------------------------------------------------------------------
 
     def events(self) -> Iterator[Event]:
-        """Every event of the replay, in order, as fast as possible."""
+        """Every event of the replay, in order; at :attr:`speed` (blocking
+        sleeps between frames) or as fast as possible when it is None."""
+        return self._play(paced=self.speed is not None)
+
+    def _play(self, *, paced: bool) -> Iterator[Event]:
         summary = self.summary
+        first: int | None = None
+        wall0 = self._clock()
+        speed = self.speed or 1.0
         for ns, _i, venue, kind, conn_id, data, url in heapq.merge(*self._sources()):
             if summary.first_ns is None:
                 summary.first_ns = ns
             summary.last_ns = ns
+            if paced:
+                if first is None:
+                    first = ns
+                delay = wall0 + (ns - first) / 1e9 / speed - self._clock()
+                if delay > 0:
+                    self._sleep(delay)
             self._handle(venue, Direction(kind), conn_id, data, url, ns)
             if self._out:
                 out, self._out = self._out, []
                 for event in out:
                     summary.add(event)
+                    self._note_native(event)
                     yield event
         for (venue, _conn), feed in self._feeds.items():
             for symbol, sync in feed.syncs.items():
@@ -300,6 +439,51 @@ class Replay:
                 summary.checksum_mismatches[key] = (
                     summary.checksum_mismatches.get(key, 0) + sync.stats.checksum_mismatches
                 )
+
+    def _note_native(self, event: Event) -> None:
+        venue = getattr(event, "venue", None)
+        symbol = getattr(event, "symbol", None)
+        if venue and symbol:
+            native = self.native(venue, symbol)
+            if native is not None:
+                self.summary.natives[venue, symbol] = native
+
+    def native(self, venue: str, symbol: str) -> str | None:
+        """The venue's own spelling of ``symbol`` (``NKN-USDT`` → ``NKNUSDT``,
+        Kraken v1 ``BTC-USD`` → ``XBT/USD``), or None if the venue's adapter
+        cannot spell it."""
+        key = (venue, symbol)
+        if key not in self._natives:
+            adapter = next((f.adapter for (v, _c), f in self._feeds.items() if v == venue), None)
+            native: str | None = None
+            if adapter is not None:
+                try:
+                    native = adapter.to_native(symbol, Channel.BOOK)
+                except Exception:  # an unknown symbol has no native spelling
+                    native = None
+            self._natives[key] = native
+        return self._natives[key]
+
+    def book(self, venue: str, symbol: str) -> BookView:
+        """The replayed L2 book of ``symbol`` on ``venue`` as it stands after
+        the last event handed out: the same read-only view as
+        :meth:`wsmux.Multiplexer.book`. Read it between events (e.g. inside a
+        ``for event in replay.events()`` loop).
+
+        Raises:
+            UnknownVenue: no frame of ``venue`` has been replayed (yet).
+            UnknownSymbol: no book of ``symbol`` on that venue (yet).
+        """
+        feeds = [f for (v, _c), f in self._feeds.items() if v == venue]
+        if not feeds:
+            seen = sorted({v for v, _c in self._feeds})
+            raise UnknownVenue(f"no replayed frames of venue {venue!r} (yet); venues seen: {', '.join(seen) or '-'}")
+        books = [b for b in (f.book(symbol) for f in feeds) if b is not None]
+        if not books:
+            known = sorted({s for f in feeds for s in f.syncs})
+            raise UnknownSymbol(f"no replayed book of {symbol!r} on {venue} (yet); books: {', '.join(known) or '-'}")
+        valid = [b for b in books if b.valid]
+        return BookView((valid or books)[-1])
 
     def subscribe(
         self,
@@ -330,7 +514,7 @@ class Replay:
                     lst.append(stream)
         wall0 = time.monotonic()
         first: int | None = None
-        for count, event in enumerate(self.events(), 1):
+        for count, event in enumerate(self._play(paced=False), 1):
             ns = getattr(event, "recv_ns", 0)
             if self.speed is not None and ns:
                 if first is None:
@@ -355,6 +539,14 @@ class Replay:
         for stream in self._streams:
             await stream.aclose()
         return self.summary
+
+
+def _is_wsmux_log(path: Path) -> bool:
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(len(FILE_MAGIC)) == FILE_MAGIC
+    except OSError as exc:
+        raise LogError(f"cannot read {path}: {exc}") from exc
 
 
 def _subscriptions(data: bytes | str) -> list[Subscription]:

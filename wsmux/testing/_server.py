@@ -19,6 +19,7 @@ import abc
 import asyncio
 import contextlib
 from collections.abc import Iterable
+from decimal import Decimal
 from typing import Any, ClassVar
 from urllib.parse import parse_qsl, urlsplit
 
@@ -108,6 +109,13 @@ class MockExchange(abc.ABC):
     venue: ClassVar[str]
     tick: ClassVar[str] = "0.01"
     lot: ClassVar[str] = "0.00001"
+    start_price: ClassVar[str] = "30000"
+    """Mid price of the first symbol in quote currency, whatever the tick size
+    (the next symbols start at half the previous one's)."""
+
+    @classmethod
+    def _start_ticks(cls) -> int:
+        return int(Decimal(cls.start_price) / Decimal(cls.tick))
 
     def __init__(
         self,
@@ -120,8 +128,9 @@ class MockExchange(abc.ABC):
     ) -> None:
         self.symbols = list(symbols)
         # each symbol its own seeded walk, at its own price level (halving per symbol)
+        start = self._start_ticks()
         self.markets = {
-            s: Market(seed * 7919 + i, mid=3_000_000 >> min(i, 10), tick=self.tick, lot=self.lot, levels=levels)
+            s: Market(seed * 7919 + i, mid=start >> min(i, 10), tick=self.tick, lot=self.lot, levels=levels)
             for i, s in enumerate(self.symbols)
         }
         self.rate = rate

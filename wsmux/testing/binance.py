@@ -1,7 +1,7 @@
 """Mock Binance servers: spot, Binance.US, USDⓈ-M and COIN-M futures.
 
 Each speaks the venue's real protocol on one 127.0.0.1 port (sheets:
-/work/shared/exchanges/binance-*.md):
+shared/exchanges/binance-*.md):
 
 * WebSocket under the host base (``mock.ws_url`` has no path, like the
   adapters' ``url``): combined streams ``/stream?streams=a/b`` (frames wrapped
