@@ -49,10 +49,14 @@ __all__ = [
     "ConnectGate",
     "Connection",
     "ConnectionStats",
+    "PushConnection",
     "Transport",
     "TransportConnection",
     "WebsocketsTransport",
 ]
+
+_YIELD_EVERY = 63
+"""The pull pump yields to the event loop after every 64 frames (a mask)."""
 
 
 DEFAULT_BACKOFF = Backoff()
@@ -70,6 +74,25 @@ class TransportConnection(Protocol):
     async def send(self, message: Outgoing) -> None: ...
 
     async def close(self) -> None: ...
+
+
+class PushConnection(TransportConnection, Protocol):
+    """A connection that can hand each frame to a callback as it is decoded,
+    with no queue, future or task wake-up per frame (the picows transport).
+
+    After :meth:`start_push`, :meth:`recv` is not used: frames already queued
+    and every later one go to ``on_frame`` synchronously, in order.
+    """
+
+    def start_push(self, on_frame: Callable[[bytes | str], None]) -> None: ...
+
+    def pause_reading(self) -> None: ...
+
+    def resume_reading(self) -> None: ...
+
+    async def wait_closed(self) -> str:
+        """Wait until the connection is gone; return why."""
+        ...
 
 
 class Transport(Protocol):
@@ -428,6 +451,9 @@ class Connection:
         await self._pump(ws)
 
     async def _pump(self, ws: TransportConnection) -> None:
+        if getattr(ws, "start_push", None) is not None:
+            await self._pump_push(ws)  # type: ignore[arg-type]
+            return
         feed = self.feed
         stats = self.stats
         clock = self.clock
@@ -436,8 +462,15 @@ class Connection:
         wait_unblocked = self.wait_unblocked
         liveness = self.liveness
         recovery = self.recovery
+        sleep = asyncio.sleep
+        count = 0
         while True:
             frame = await ws.recv()
+            count += 1
+            if not count & _YIELD_EVERY:
+                # recv() does not suspend while frames are queued: let other
+                # venues' connections (and the consumers) run between batches
+                await sleep(0)
             recv_ns = clock.time_ns()
             stats.frames += 1
             stats.bytes += len(frame)
@@ -478,6 +511,87 @@ class Connection:
                         now = clock.monotonic()
                         liveness.data(now)
                         stats.last_frame_mono = stats.last_data_mono = now
+
+    async def _pump_push(self, ws: PushConnection) -> None:
+        """The push variant of :meth:`_pump`: the same per-frame work, run from
+        the transport's frame callback; this task only waits for the
+        connection to end and carries out what needs awaiting (actions,
+        backpressure)."""
+        feed = self.feed
+        stats = self.stats
+        clock = self.clock
+        decompress = self.adapter.decompress if self.adapter.compressed else None
+        recorder = self.recorder
+        wait_unblocked = self.wait_unblocked
+        liveness = self.liveness
+        recovery = self.recovery
+        failed: list[str] = []
+
+        def on_frame(frame: bytes | str) -> None:
+            if failed:
+                return
+            recv_ns = clock.time_ns()
+            stats.frames += 1
+            stats.bytes += len(frame)
+            if recorder is not None:
+                recorder("in", self.conn_id, recv_ns, frame, None)
+            if decompress is not None and isinstance(frame, bytes):
+                try:
+                    frame = decompress(frame)
+                except Exception as exc:
+                    stats.decompress_errors += 1
+                    feed.stats.parse_errors += 1
+                    self.sink(Error(self.venue, None, ErrorKind.MALFORMED, f"cannot decompress frame: {exc}", recv_ns))
+                    return
+            events_before = feed.stats.events
+            feed.on_frame(frame, recv_ns)
+            if feed.poisoned:
+                failed.append(f"{feed.max_consecutive_errors} unreadable frames in a row")
+                ws.pause_reading()
+                closing.set()
+                return
+            mono = clock.monotonic()
+            stats.last_frame_mono = mono
+            if feed.stats.events != events_before:
+                stats.last_data_mono = mono
+                liveness.data(mono)
+                if not recovery.recovered:
+                    recovery.data(mono)
+            else:
+                liveness.frame(mono)
+            if feed.actions:
+                self._spawn(self._do_actions(), "wsmux-actions")
+            if wait_unblocked is not None and not self.paused:
+                waiting = wait_unblocked()
+                if waiting is not None:
+                    self.paused = True
+                    ws.pause_reading()
+                    self._spawn(resume_when(waiting), "wsmux-backpressure")
+
+        async def resume_when(waiting: Any) -> None:
+            # backpressure: we stopped reading, the venue did not go quiet
+            try:
+                await waiting
+            finally:
+                self.paused = False
+                now = clock.monotonic()
+                liveness.data(now)
+                stats.last_frame_mono = stats.last_data_mono = now
+                ws.resume_reading()
+
+        closing = asyncio.Event()
+        ws.start_push(on_frame)
+        closed = asyncio.ensure_future(ws.wait_closed())
+        failure = asyncio.ensure_future(closing.wait())
+        try:
+            await asyncio.wait((closed, failure), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for fut in (closed, failure):
+                if not fut.done():
+                    fut.cancel()
+        if failed:
+            raise ConnectionClosed(failed[0])
+        raise ConnectionClosed(closed.result())
 
     async def _do_actions(self) -> None:
         for action in self.feed.take_actions():
