@@ -330,9 +330,10 @@ class Multiplexer:
         self._sub_refs: dict[Subscription, set[Stream]] = {}
         self._sub_conn: dict[Subscription, Shard] = {}
         self._routes: dict[tuple[str, Channel, str], list[Stream]] = {}
-        self._puts: dict[tuple[str, Channel, str], tuple[Callable[[Event], None], ...]] = {}
-        """The dispatch table: per route, the ``_put`` of every stream on it.
-        Built on first use, cleared whenever a route changes."""
+        self._puts: dict[tuple[type, str, str], tuple[Callable[[Event], None], ...]] = {}
+        """The dispatch table: per (event class, venue, symbol), the ``_put`` of
+        every stream routed that event. Built on first use, cleared whenever a
+        route changes."""
         self._venue_streams: dict[str, list[Stream]] = {}
         self._streams: list[Stream] = []
         self._blocking: list[Stream] = []
@@ -737,12 +738,12 @@ class Multiplexer:
                             )
                         )
             # dispatch, inlined for market data: one precomputed tuple per route
-            route = (venue, channel, event.symbol)  # type: ignore[attr-defined]
+            symbol: str = event.symbol  # type: ignore[attr-defined]
             if self._stale_after_by_channel:
-                self._last_seen[route] = event.recv_ns  # type: ignore[attr-defined]
-            puts = self._puts.get(route)
+                self._last_seen[venue, channel, symbol] = event.recv_ns  # type: ignore[attr-defined]
+            puts = self._puts.get((cls, venue, symbol))
             if puts is None:
-                puts = self._puts[route] = tuple(stream._put for stream in self._routes.get(route, ()))
+                puts = self._puts_for(cls, venue, channel, symbol)
             for put in puts:
                 put(event)
             return
@@ -877,14 +878,16 @@ class Multiplexer:
             )
 
     def _dispatch(self, event: Event) -> None:
-        channel = _CHANNEL_OF.get(type(event))
+        cls = type(event)
+        channel = _CHANNEL_OF.get(cls)
         if channel is not None:
-            key = (event.venue, channel, event.symbol)  # type: ignore[attr-defined]
+            venue: str = event.venue  # type: ignore[attr-defined]
+            symbol: str = event.symbol  # type: ignore[attr-defined]
             if self._stale_after_by_channel:
-                self._last_seen[key] = event.recv_ns  # type: ignore[attr-defined]
-            puts = self._puts.get(key)
+                self._last_seen[venue, channel, symbol] = event.recv_ns  # type: ignore[attr-defined]
+            puts = self._puts.get((cls, venue, symbol))
             if puts is None:
-                puts = self._puts[key] = tuple(stream._put for stream in self._routes.get(key, ()))
+                puts = self._puts_for(cls, venue, channel, symbol)
             for put in puts:
                 put(event)
             return
@@ -904,6 +907,15 @@ class Multiplexer:
             return
         for stream in self._streams:  # venue-less errors
             stream._put(event)
+
+    def _puts_for(
+        self, cls: type, venue: str, channel: Channel, symbol: str
+    ) -> tuple[Callable[[Event], None], ...]:
+        """Build the dispatch-table entry of (``cls``, ``venue``, ``symbol``)."""
+        puts = self._puts[cls, venue, symbol] = tuple(
+            stream._put for stream in self._routes.get((venue, channel, symbol), ())
+        )
+        return puts
 
     async def _stale_watch(self) -> None:
         """Per (venue, channel, symbol): report a subscribed channel that went silent."""

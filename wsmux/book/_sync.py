@@ -88,6 +88,8 @@ class SyncState(enum.Enum):
 class Verdict(enum.Enum):
     """What :meth:`BookSync.on_update` / :meth:`BookSync.on_snapshot` did."""
 
+    __hash__ = object.__hash__  # identity hash in C (members are singletons)
+
     APPLIED = "applied"
     """Applied to a valid book: deliver the update."""
     BUFFERED = "buffered"
