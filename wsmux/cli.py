@@ -23,7 +23,6 @@ import orjson
 
 from wsmux import exchanges
 from wsmux.adapter import Endpoint
-from wsmux.book import SnapshotSource
 from wsmux.errors import ConfigError, LocalError, LogError, WsmuxError
 from wsmux.model import (
     Channel,
@@ -450,34 +449,30 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _venues_table() -> str:
-    """One row per venue, from the adapters' own declarations."""
-    header = ("venue", "channels", "book snapshot", "continuity", "checksum", "streams/conn", "msgs/s")
+    """One row per venue, from the adapters' own declarations (:func:`wsmux.exchanges.describe`)."""
+    header = ("venue", "exchange", "channels", "book snapshot", "continuity", "checksum", "integrity",
+              "streams/conn", "msgs/s")  # fmt: skip
     rows: list[tuple[str, ...]] = []
     for venue in exchanges.names():
-        cls = exchanges.get(venue)
-        adapter = cls()
-        rule = None
-        for symbol in ("BTC-USDT", "BTC-USD", "BTC-USDT-PERP", "BTC-USD-PERP"):
-            try:
-                rule = adapter.book_rule(symbol)
-                break
-            except LocalError:
-                continue
-        if Channel.BOOK not in cls.channels or rule is None:
-            snapshot = continuity = checksum = "-"
-        else:
-            snapshot = "REST sync" if rule.snapshot is SnapshotSource.REST else "in stream"
-            continuity = rule.continuity.value
-            checksum = "yes" if rule.checksum is not None else "no"
-        channels = ",".join(sorted(c.value for c in cls.channels))
-        limits = cls.limits
+        info = exchanges.describe(venue)
         rows.append(
-            (venue, channels, snapshot, continuity, checksum, str(limits.streams_per_connection),
-             f"{limits.messages_per_second:g}")
-        )  # fmt: skip
+            (
+                venue,
+                info.exchange,
+                ",".join(info.channels),
+                {"REST": "REST sync", "stream": "in stream", None: "-"}[info.snapshot],
+                info.continuity or "-",
+                "-" if info.snapshot is None else ("yes" if info.checksum else "no"),
+                info.integrity.value if info.integrity is not None else "-",
+                str(info.streams_per_connection),
+                f"{info.messages_per_second:g}",
+            )
+        )
     widths = [max(len(r[i]) for r in (header, *rows)) for i in range(len(header))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in (header, *rows)]
     lines.insert(1, "  ".join("-" * w for w in widths))
+    distinct = len({exchanges.exchange_of(v) for v in exchanges.names()})
+    lines.append(f"\n{len(rows)} venue ids, {distinct} distinct exchanges")
     return "\n".join(lines)
 
 

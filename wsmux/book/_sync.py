@@ -149,7 +149,6 @@ class SyncRule:
         keep_text: keep each level's text (needed by ``checksum``).
         check_crossed: treat a crossed book as broken.
         max_buffer: most updates buffered while waiting for a REST snapshot.
-        integrity: see :meth:`level`.
     """
 
     snapshot: SnapshotSource

@@ -122,6 +122,7 @@ class BinanceAdapterBase(Adapter):
             message.
     """
 
+    exchange: ClassVar[str] = "binance"
     depth_path: ClassVar[str]
     """REST depth snapshot path, e.g. ``/api/v3/depth``."""
     futures: ClassVar[bool] = False
