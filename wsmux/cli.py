@@ -3,6 +3,11 @@
 ``wsmux demo``    mock exchanges in-process + the real client stack + a live view
 ``wsmux watch``   the same view against the real venues (``binance:BTC-USDT`` ...)
 ``wsmux venues``  the registered venue ids
+
+``demo``, ``watch`` and ``record`` show each venue's connection state and last
+error, and exit with status 3 (the reason on stderr) if no connection opened
+within ``--connect-deadline`` seconds. ``WSMUX_ENDPOINTS`` (see
+:data:`wsmux.multiplexer.ENDPOINTS_ENV`) redirects ``watch`` and ``record``.
 (``record``, ``replay``, ``log info`` and ``bench`` are added by the log/bench modules.)
 """
 
@@ -24,6 +29,7 @@ from wsmux.errors import LocalError
 from wsmux.model import (
     Channel,
     Connected,
+    ConnectFailed,
     Disconnected,
     Error,
     Event,
@@ -88,6 +94,9 @@ class LiveView:
         self.errors = 0
         self.connections = 0
         self.disconnects = 0
+        self.venue_state: dict[str, str] = {}
+        """Per venue: ``open``, or what the last failure said."""
+        self.last_error: dict[str, str] = {}
         self.started = time.monotonic()
         self._last = self.started
 
@@ -97,8 +106,16 @@ class LiveView:
         symbol = getattr(event, "symbol", None)
         if isinstance(event, Connected):
             self.connections += 1
+            self.venue_state[event.venue] = "open"
+        elif isinstance(event, ConnectFailed):
+            self.errors += 1
+            retry = "giving up" if event.retry_in is None else f"retry in {event.retry_in:.1f} s"
+            self.venue_state[event.venue] = f"cannot connect (attempt {event.attempt}, {retry})"
+            self.last_error[event.venue] = event.reason
         elif isinstance(event, Disconnected):
             self.disconnects += 1
+            self.venue_state[event.venue] = "reconnecting" if event.reconnecting else "closed"
+            self.last_error[event.venue] = event.reason
         elif isinstance(event, Error):
             self.errors += 1
         if venue is None or not symbol:
@@ -149,7 +166,30 @@ class LiveView:
             )
         lines.append("")
         lines.append(f"total {total_rate:,.0f} events/s")
+        lines.extend(self.connection_lines())
         return "\n".join(lines)
+
+    def connection_lines(self) -> list[str]:
+        """Per venue: connection state and the last error (empty if none yet)."""
+        if not self.venue_state:
+            return []
+        lines = ["", f"{'venue':<16}connection"]
+        for venue, state in sorted(self.venue_state.items()):
+            lines.append(f"{venue:<16}{state}")
+            error = self.last_error.get(venue)
+            if error:
+                lines.append(f"{'':<16}last error: {error[:200]}")
+        return lines
+
+    def failure_report(self, deadline: float) -> str:
+        """Why nothing connected within ``deadline`` seconds (for stderr)."""
+        parts = [f"wsmux: nothing connected within {deadline:g} s"]
+        for venue, state in sorted(self.venue_state.items()):
+            error = self.last_error.get(venue)
+            parts.append(f"  {venue}: {state}" + (f": {error}" if error else ""))
+        if not self.venue_state:
+            parts.append("  no connection attempt finished (DNS or handshake still pending?)")
+        return "\n".join(parts) + "\n"
 
     def draw(self) -> None:
         text = self.render()
@@ -162,25 +202,48 @@ class LiveView:
 
 async def _run_view(
     subs: Sequence[Subscription],
-    endpoints: dict[str, Endpoint],
+    endpoints: dict[str, Endpoint] | None,
     duration: float | None,
     out: TextIO,
     refresh: float,
     on_start: Callable[[], Any] | None = None,
+    connect_deadline: float | None = None,
+    record: str | None = None,
 ) -> LiveView:
-    async with Multiplexer(endpoints=endpoints) as mux:
+    async with Multiplexer(endpoints=endpoints, record=record) as mux:
         stream = mux.subscribe(*subs, name="cli")
         view = LiveView(mux, out)
         stream.on(Event, view.on_event)
         if on_start is not None:
             on_start()
-        deadline = None if duration is None else time.monotonic() + duration
-        while deadline is None or time.monotonic() < deadline:
-            wait = refresh if deadline is None else max(0.0, min(refresh, deadline - time.monotonic()))
-            await asyncio.sleep(wait)
-            view.draw()
+        await _show(view, duration, refresh, connect_deadline)
         await stream.aclose()
         return view
+
+
+async def _show(view: LiveView, duration: float | None, refresh: float, connect_deadline: float | None) -> None:
+    """Redraw every ``refresh`` s until ``duration`` ends, or stop at
+    ``connect_deadline`` if nothing connected by then."""
+    started = time.monotonic()
+    ends = [t for t in (duration, connect_deadline) if t is not None]
+    while True:
+        now = time.monotonic()
+        if duration is not None and now - started >= duration:
+            return
+        if connect_deadline is not None and view.connections == 0 and now - started >= connect_deadline:
+            return
+        wakes = [started + t - now for t in ends if started + t > now]
+        await asyncio.sleep(max(0.0, min([refresh, *wakes])))
+        view.draw()
+
+
+def _connect_verdict(view: LiveView, connect_deadline: float | None, out: TextIO) -> int | None:
+    """Exit status 3 (and the reason on stderr) if nothing ever connected."""
+    if view.connections > 0:
+        return None
+    sys.stderr.write(view.failure_report(connect_deadline or 0.0))
+    out.flush()
+    return 3
 
 
 def _demo_subs(venue: str, symbols: list[str], adapter_cls: Any) -> list[Subscription]:
@@ -217,7 +280,12 @@ async def _demo(args: argparse.Namespace, out: TextIO) -> int:
             for mock in mocks:
                 mock.run()
 
-        view = await _run_view(subs, endpoints, args.duration, out, args.refresh, start_mocks)
+        view = await _run_view(
+            subs, endpoints, args.duration, out, args.refresh, start_mocks, connect_deadline=args.connect_deadline
+        )
+    failed = _connect_verdict(view, args.connect_deadline, out)
+    if failed is not None:
+        return failed
     books = [f"{v}:{s}" for (v, s), row in sorted(view.rows.items()) if row.resyncs]
     out.write(
         f"demo finished: {view.total:,} events from {len(mocks)} mock venue(s), "
@@ -239,8 +307,19 @@ def _parse_targets(targets: Sequence[str]) -> list[Subscription]:
 
 async def _watch(args: argparse.Namespace, out: TextIO) -> int:
     subs = _parse_targets(args.targets)
-    await _run_view(subs, {}, args.duration, out, args.refresh)
-    return 0
+    view = await _run_view(subs, None, args.duration, out, args.refresh, connect_deadline=args.connect_deadline)
+    return _connect_verdict(view, args.connect_deadline, out) or 0
+
+
+def _add_connect_deadline(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--connect-deadline",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="give up with exit status 3 and the reason if no connection opened within this time "
+        "(default 30; the per-venue state and last error are shown meanwhile)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -253,16 +332,19 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--rate", type=float, default=50.0, help="market steps per second per symbol")
     demo.add_argument("--seed", type=int, default=1)
     demo.add_argument("--refresh", type=float, default=1.0, help="seconds between screen refreshes")
+    _add_connect_deadline(demo)
     watch = commands.add_parser("watch", help="watch real venues, e.g. wsmux watch binance:BTC-USDT,ETH-USDT")
     watch.add_argument("targets", nargs="+")
     watch.add_argument("--duration", type=float, default=None)
     watch.add_argument("--refresh", type=float, default=1.0)
+    _add_connect_deadline(watch)
     commands.add_parser("venues", help="list the venue ids")
     record = commands.add_parser("record", help="record raw frames to the message log")
     record.add_argument("targets", nargs="+", help="VENUE:SYMBOL[,SYMBOL...]")
     record.add_argument("--out", required=True, help="directory for the log files")
     record.add_argument("--duration", type=float, default=None)
     record.add_argument("--refresh", type=float, default=5.0)
+    _add_connect_deadline(record)
     replay = commands.add_parser("replay", help="replay logs or text recordings through the adapters")
     replay.add_argument("paths", nargs="+")
     replay.add_argument("--speed", type=float, default=None, help="1 = real time; default: as fast as possible")
@@ -324,17 +406,12 @@ def _log_info(args: argparse.Namespace, out: TextIO) -> int:
 
 async def _record(args: argparse.Namespace, out: TextIO) -> int:
     subs = _parse_targets(args.targets)
-    async with Multiplexer(record=args.out) as mux:
-        stream = mux.subscribe(*subs, name="record")
-        view = LiveView(mux, out)
-        stream.on(Event, view.on_event)
-        deadline = None if args.duration is None else time.monotonic() + args.duration
-        while deadline is None or time.monotonic() < deadline:
-            await asyncio.sleep(
-                args.refresh if deadline is None else max(0.0, min(args.refresh, deadline - time.monotonic()))
-            )
-            view.draw()
-        await stream.aclose()
+    view = await _run_view(
+        subs, None, args.duration, out, args.refresh, connect_deadline=args.connect_deadline, record=args.out
+    )
+    failed = _connect_verdict(view, args.connect_deadline, out)
+    if failed is not None:
+        return failed
     out.write(f"recorded to {args.out}\n")
     return 0
 
