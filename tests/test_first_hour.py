@@ -300,3 +300,33 @@ async def test_subscribe_then_close_with_no_loop_turn_leaves_no_venue_subscripti
             carried = {str(s) for c in mux.connections() for s in c.subscriptions}
             assert placed == carried == {"toy:trades:BTC-USD"}
             assert set(mux._sub_refs) == set(trades("toy", "BTC-USD"))
+
+
+# --- 11.2: a stall is reported -----------------------------------------------------------
+
+
+async def test_a_full_unread_block_stream_is_reported_as_a_stall() -> None:
+    stalled = asyncio.Event()
+
+    class Flag(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if "is paused until it is read" in record.getMessage():
+                stalled.set()
+
+    flag = Flag()
+    logging.getLogger("wsmux.multiplexer").addHandler(flag)
+    try:
+        async with MockToy(["BTC-USD"]) as mock:
+            async with Multiplexer(endpoints={"toy": mock.endpoint}, adapters={"toy": ToyAdapter}, backoff=FAST) as mux:
+                mux.stall_report_after = 0.05
+                stream = mux.subscribe(trades("toy", "BTC-USD"), book("toy", "BTC-USD"), maxsize=10)
+                await mux.synced("toy", "BTC-USD", timeout=10)
+                await mock.publish(50)  # far more than 10 events, nobody reads
+                await asyncio.wait_for(stalled.wait(), 10)
+                assert mux.health().counters["stalls"] == 1
+                assert mux.health().streams[0].blocked
+                assert mux.health().connections[0].paused
+                while stream.buffered:  # reading resumes the venue
+                    await stream.get(timeout=10)
+    finally:
+        logging.getLogger("wsmux.multiplexer").removeHandler(flag)

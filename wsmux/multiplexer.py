@@ -23,6 +23,7 @@ import contextlib
 import difflib
 import itertools
 import json
+import logging
 import math
 import os
 from collections.abc import Callable, Iterable, Mapping
@@ -102,6 +103,7 @@ _VENUE_WIDE = (Connected, ConnectFailed, Disconnected, Error, Stale)
 _OK = Quality.OK
 _CLOSED = BreakerState.CLOSED
 _ids = itertools.count(1)
+_log = logging.getLogger("wsmux.multiplexer")
 
 ENDPOINTS_ENV = "WSMUX_ENDPOINTS"
 """Environment variable read when ``Multiplexer(endpoints=...)`` is not given:
@@ -438,6 +440,9 @@ class Multiplexer:
         self._pending: set[asyncio.Task[Any]] = set()
         self._consolidated: dict[str, ConsolidatedBBO] = {}
         self._placing = asyncio.Lock()
+        self.stall_report_after = 5.0
+        """Seconds a connection may stay paused by a full BLOCK stream before
+        the stall is logged and counted (``counters["stalls"]``)."""
         self._book_watchers: dict[tuple[str, str], _BookWatch] = {}
         self._started = False
         self._closed = False
@@ -1077,8 +1082,32 @@ class Multiplexer:
             return None
         for stream in self._blocking:
             if stream.blocked and any(sub.venue == venue for sub in stream.subscriptions):
-                return stream._wait_space()
+                return self._paused(stream, venue)
         return None
+
+    async def _paused(self, stream: Stream, venue: str) -> None:
+        """Wait for room in ``stream``; a pause longer than ``stall_report_after``
+        is a stall: logged (WARNING, ``wsmux.multiplexer``) and counted."""
+        waiting = asyncio.ensure_future(stream._wait_space())
+        try:
+            done, _ = await asyncio.wait({waiting}, timeout=self.stall_report_after)
+            if done:
+                return
+            self.counters["stalls"] = self.counters.get("stalls", 0) + 1
+            _log.warning(
+                "stream %r is full (%d events, overflow=block) and not read: %s is paused until it is read; "
+                "read it (async for / get()), or give it another overflow policy, or only callbacks",
+                stream.name,
+                stream.maxsize,
+                venue,
+            )
+            started = self.clock.monotonic()
+            await waiting
+            _log.warning(
+                "stream %r read again: %s resumed after %.1f s", stream.name, venue, self.clock.monotonic() - started
+            )
+        finally:
+            waiting.cancel()
 
     def _subscribed(self, venue: str, symbol: str, channel: Channel) -> list[Subscription]:
         """The subscriptions of ``venue:channel:symbol`` some stream holds, or a typed error."""

@@ -76,14 +76,17 @@ class MockThread(Generic[M]):
 
 
 def run_mock_in_thread(mock: M) -> MockThread[M]:
-    """Serve ``mock`` from a background thread, for synchronous code::
+    """Serve ``mock`` from a background thread, for synchronous code.
 
+    For example::
+
+        from wsmux import trades
         from wsmux.sync import Multiplexer
         from wsmux.testing import MockBinance, run_mock_in_thread
 
-        with run_mock_in_thread(MockBinance(["BTC-USDT"])) as mt, \\
-                Multiplexer(endpoints={"binance": mt.endpoint}) as mux:
-            stream = mux.subscribe(trades("binance", "BTC-USDT"))
-            mt.publish(100)
+        with run_mock_in_thread(MockBinance(["BTC-USDT"])) as mt:
+            with Multiplexer(endpoints={"binance": mt.endpoint}) as mux:
+                stream = mux.subscribe(trades("binance", "BTC-USDT"))
+                mt.publish(100)
     """
     return MockThread(mock)
