@@ -24,7 +24,7 @@ from wsmux import (
 )
 from wsmux.health import Health
 from wsmux.sync import Multiplexer
-from wsmux.testing import MockThread, run_mock_in_thread
+from wsmux.testing import ThreadedMock, run_mock_in_thread
 
 FAST = Backoff(initial=0.01, cap=0.05)
 
@@ -35,15 +35,15 @@ def mock_thread():  # type: ignore[no-untyped-def]
         yield mt
 
 
-def make_mux(mt: MockThread[MockToy]) -> Multiplexer:
+def make_mux(mt: ThreadedMock[MockToy]) -> Multiplexer:
     return Multiplexer(endpoints={"toy": mt.endpoint}, adapters={"toy": ToyAdapter}, backoff=FAST)
 
 
-def expected_trades(mt: MockThread[MockToy]) -> int:
+def expected_trades(mt: ThreadedMock[MockToy]) -> int:
     return mt.mock.markets["BTC-USD"].next_trade_id - 1
 
 
-def test_callback_only_stream_never_buffers_so_it_never_stalls(mock_thread: MockThread[MockToy]) -> None:
+def test_callback_only_stream_never_buffers_so_it_never_stalls(mock_thread: ThreadedMock[MockToy]) -> None:
     # the stall was: an unread BLOCK buffer filling up to maxsize, then the venue paused forever
     got: list[Trade] = []
     target: list[int] = []
@@ -79,7 +79,7 @@ def test_callback_only_stream_never_buffers_so_it_never_stalls(mock_thread: Mock
     assert [int(t.trade_id) for t in got] == list(range(1, target[0] + 1))  # every trade, in order
 
 
-def test_run_returns_after_its_duration_and_raises_when_closed(mock_thread: MockThread[MockToy]) -> None:
+def test_run_returns_after_its_duration_and_raises_when_closed(mock_thread: ThreadedMock[MockToy]) -> None:
     with make_mux(mock_thread) as mux:
         mux.subscribe(trades("toy", "BTC-USD")).on(Trade, lambda _t: None)
         mux.run(duration=0.01)
@@ -87,7 +87,7 @@ def test_run_returns_after_its_duration_and_raises_when_closed(mock_thread: Mock
         mux.run(duration=0.01)
 
 
-def test_reading_a_callback_stream_starts_buffering(mock_thread: MockThread[MockToy]) -> None:
+def test_reading_a_callback_stream_starts_buffering(mock_thread: ThreadedMock[MockToy]) -> None:
     with make_mux(mock_thread) as mux:
         connected = threading.Event()
         stream = mux.subscribe(trades("toy", "BTC-USD"), book("toy", "BTC-USD"))
@@ -103,7 +103,7 @@ def test_reading_a_callback_stream_starts_buffering(mock_thread: MockThread[Mock
         assert not isinstance(first, BookUpdate) or first.seq == 1001  # the first change published
 
 
-def test_a_dead_loop_thread_wakes_every_waiting_call(mock_thread: MockThread[MockToy]) -> None:
+def test_a_dead_loop_thread_wakes_every_waiting_call(mock_thread: ThreadedMock[MockToy]) -> None:
     mux = make_mux(mock_thread)
     mux.start()
     stream = mux.subscribe(trades("toy", "BTC-USD"), book("toy", "BTC-USD"))
@@ -124,7 +124,7 @@ def test_a_dead_loop_thread_wakes_every_waiting_call(mock_thread: MockThread[Moc
     assert not any(t.name == "wsmux-loop" and t.is_alive() for t in threading.enumerate())
 
 
-def test_calls_after_close_raise_closed_error(mock_thread: MockThread[MockToy]) -> None:
+def test_calls_after_close_raise_closed_error(mock_thread: ThreadedMock[MockToy]) -> None:
     mux = make_mux(mock_thread)
     with mux:
         stream = mux.subscribe(trades("toy", "BTC-USD"))
@@ -137,7 +137,7 @@ def test_calls_after_close_raise_closed_error(mock_thread: MockThread[MockToy]) 
     stream.close()  # idempotent, no error
 
 
-def test_typed_constructor_and_books(mock_thread: MockThread[MockToy]) -> None:
+def test_typed_constructor_and_books(mock_thread: ThreadedMock[MockToy]) -> None:
     with pytest.raises(ConfigError):
         Multiplexer(connect_timeout=-1)
     with pytest.raises(TypeError):

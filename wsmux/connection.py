@@ -446,7 +446,7 @@ class Connection:
                 self._report_failure(failed, delay)
             elif reason:
                 self._log_line(
-                    "connection %d to %s lost: %s; reconnecting in %.1f s", self.conn_id, self.url, reason, delay
+                    "connection %d to %s lost: %s; reconnecting in %.2f s", self.conn_id, self.url, reason, delay
                 )
             await asyncio.sleep(delay)
             self.stats.reconnects += 1
@@ -459,7 +459,7 @@ class Connection:
             self._log_line("cannot connect to %s (attempt %d): %s; giving up", self.url, attempt, reason)
         else:
             self._log_line(
-                "cannot connect to %s (attempt %d): %s; retrying in %.1f s", self.url, attempt, reason, retry_in
+                "cannot connect to %s (attempt %d): %s; retrying in %.2f s", self.url, attempt, reason, retry_in
             )
 
     def _log_line(self, fmt: str, *args: object) -> None:

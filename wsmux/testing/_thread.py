@@ -10,13 +10,13 @@ from typing import Any, Generic, TypeVar
 from wsmux.adapter import Endpoint
 from wsmux.testing._server import MockExchange
 
-__all__ = ["MockThread", "run_mock_in_thread"]
+__all__ = ["ThreadedMock", "run_mock_in_thread"]
 
 M = TypeVar("M", bound=MockExchange)
 T = TypeVar("T")
 
 
-class MockThread(Generic[M]):
+class ThreadedMock(Generic[M]):
     """A mock exchange serving from its own event loop in a daemon thread.
 
     Use :func:`run_mock_in_thread`. ``endpoint`` goes to
@@ -68,14 +68,14 @@ class MockThread(Generic[M]):
         if not self.thread.is_alive():
             self.loop.close()
 
-    def __enter__(self) -> MockThread[M]:
+    def __enter__(self) -> ThreadedMock[M]:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
 
 
-def run_mock_in_thread(mock: M) -> MockThread[M]:
+def run_mock_in_thread(mock: M) -> ThreadedMock[M]:
     """Serve ``mock`` from a background thread, for synchronous code.
 
     For example::
@@ -89,4 +89,4 @@ def run_mock_in_thread(mock: M) -> MockThread[M]:
                 stream = mux.subscribe(trades("binance", "BTC-USDT"))
                 mt.publish(100)
     """
-    return MockThread(mock)
+    return ThreadedMock(mock)
