@@ -166,3 +166,24 @@ def test_typed_constructor_and_books(mock_thread: ThreadedMock[MockToy]) -> None
         mock_thread.publish(20)
         assert cons.get(timeout=10).symbol == "BTC-USD"  # type: ignore[attr-defined]
         assert mux.consolidated("BTC-USD")[0] is not None
+
+
+def test_facade_calls_from_a_callback_do_not_deadlock(mock_thread: ThreadedMock[MockToy]) -> None:
+    results: list[object] = []
+    done = threading.Event()
+    with make_mux(mock_thread) as mux:
+        stream = mux.subscribe(book("toy", "BTC-USD"))
+
+        def on_resynced(_e: Resynced) -> None:
+            results.append(mux.book("toy", "BTC-USD").valid)  # a direct read on the loop thread
+            stream.on(Trade, lambda _t: None)  # registering from a callback
+            try:
+                mux.synced("toy", "BTC-USD", timeout=1)  # would block the loop: refused
+            except RuntimeError as exc:
+                results.append(str(exc))
+            done.set()
+
+        stream.on(Resynced, on_resynced)
+        assert done.wait(10)
+    assert results[0] is True
+    assert "would deadlock" in str(results[1])

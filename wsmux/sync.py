@@ -68,6 +68,10 @@ E = TypeVar("E", bound=Event)
 _POLL = 0.25  # seconds: how often a blocked wait wakes to let Ctrl-C through
 
 
+def _ignore_loop_errors(_loop: asyncio.AbstractEventLoop, _context: dict[str, Any]) -> None:
+    return None
+
+
 class _LoopThread:
     """The background event loop; knows when it died and wakes every waiter."""
 
@@ -84,6 +88,10 @@ class _LoopThread:
             self.loop.run_forever()
         except BaseException as exc:  # SystemExit/KeyboardInterrupt from a callback: report it
             self.died = exc
+            # The tasks that carried it would log "exception was never retrieved"
+            # from a finalizer, at any later point of any thread; the death is
+            # reported by LoopThreadDied (cause chained) instead.
+            self.loop.set_exception_handler(_ignore_loop_errors)
             return
         self.loop.close()
 
@@ -113,8 +121,17 @@ class _LoopThread:
         The coroutine is only created once the loop can run it (never left
         un-awaited)."""
         self.check()
+        if self.in_loop():
+            raise RuntimeError(
+                "a blocking wsmux.sync call from a callback (the loop thread) would deadlock; "
+                "call it from your own thread, or use the async API inside callbacks"
+            )
         future = asyncio.run_coroutine_threadsafe(make(), self.loop)
         return self._wait(future, timeout)
+
+    def in_loop(self) -> bool:
+        """True in the loop thread itself (inside callbacks)."""
+        return threading.current_thread() is self.thread
 
     def _wait(self, future: concurrent.futures.Future[T], timeout: float | None) -> T:
         """Wait in short slices so Ctrl-C is honoured and a dead loop is noticed."""
@@ -199,6 +216,10 @@ class SyncStream:
         Registered before the stream is first read, it makes the stream a
         callback stream: nothing is buffered for reading until :meth:`get`
         or iteration starts (so callback-only programs never stall)."""
+
+        if self._runner.in_loop():  # from a callback: we are on the loop already
+            self._stream.on(event_type, callback)
+            return self
 
         async def register() -> None:
             self._stream.on(event_type, callback)
@@ -373,6 +394,8 @@ class Multiplexer:
     def _call(self, fn: Callable[[AsyncMultiplexer], T], timeout: float | None = 30) -> T:
         """``fn(mux)`` on the loop thread (every read of live state happens there)."""
         runner, mux = self._parts()
+        if runner.in_loop():  # from a callback: read the live state directly
+            return fn(mux)
 
         async def run() -> T:
             return fn(mux)
