@@ -330,3 +330,20 @@ async def test_a_full_unread_block_stream_is_reported_as_a_stall() -> None:
                     await stream.get(timeout=10)
     finally:
         logging.getLogger("wsmux.multiplexer").removeHandler(flag)
+
+
+async def test_a_reconnect_storm_is_no_log_storm(caplog: pytest.LogCaptureFixture) -> None:
+    # 8 connections (3 subscriptions each) to a closed port, each failing again and again
+    url = f"ws://127.0.0.1:{closed_port()}/ws"
+    caplog.set_level(logging.WARNING, logger="wsmux")
+    symbols = [f"S{i}-USD" for i in range(24)]
+    async with toy_mux(url) as mux:
+        stream = mux.subscribe(trades("toy", *symbols))
+        failures = 0
+        while failures < 60:
+            await asyncio.wait_for(collect_until(stream, lambda e: isinstance(e, ConnectFailed)), 10)
+            failures += 1
+        assert len({c.conn_id for c in mux.health().connections}) == 8
+    lines = [r.getMessage() for r in caplog.records if r.name == "wsmux.connection.toy"]
+    # every failure is an event; the log got the burst (5) and at most a line or two more
+    assert 5 <= len(lines) <= 7, lines
