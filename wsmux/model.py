@@ -56,6 +56,7 @@ __all__ = [
     "Candle",
     "Instrument",
     "Channel",
+    "ConnectFailed",
     "ConsolidatedQuote",
     "Connected",
     "Disconnected",
@@ -530,6 +531,27 @@ class Disconnected(StatusEvent):
     conn_id: int
     reason: str
     reconnecting: bool
+    recv_ns: int
+
+
+@event
+class ConnectFailed(StatusEvent):
+    """An attempt to open a connection failed (DNS failure, refused connection,
+    handshake timeout or rejection...): sent for every failed attempt.
+
+    Attributes:
+        reason: what went wrong, in words.
+        attempt: failed attempts in a row (1 for the first).
+        retry_in: seconds until the next attempt, or None if wsmux gave up
+            (a final error such as HTTP 401/403 on the handshake).
+    """
+
+    venue: str
+    conn_id: int
+    url: str
+    reason: str
+    attempt: int
+    retry_in: float | None
     recv_ns: int
 
 
