@@ -342,6 +342,8 @@ def check_books(feed: Feed, rebuild: Rebuild, symbols: set[str] | None = None) -
             try:
                 book._check()
             except AssertionError as exc:
+                if "crossed" in str(exc) and not sync.rule.check_crossed:
+                    return "valid-book-crossed-unchecked", f"{symbol}: {exc} (the rule has check_crossed=False)"
                 return "valid-book-check", f"{symbol}: _check failed: {exc}"
         if symbol not in rebuild.books:
             return "valid-book-without-snapshot", f"{symbol}: valid but no BookSnapshot delivered since its last Gap"

@@ -49,6 +49,8 @@ KNOWN = {
     "valid-book-non-finite": "issue 10 item 1: a book holding an infinite price or size stays valid",
     "escaped:UnicodeEncodeError": "issue 10 item 2: non-ASCII digits parse as a number, then the checksum code "
     "raises UnicodeEncodeError out of Feed.on_frame",
+    "valid-book-crossed-unchecked": "a corrupted price crosses a Bitfinex book (SyncRule check_crossed=False) "
+    "and the book stays valid, failing OrderBook._check(), until the next checksum frame",
 }
 """Signatures of known hot-path bugs (left to the lead; see the strict xfails)."""
 
@@ -265,3 +267,11 @@ def test_the_checks_catch_a_silent_divergence() -> None:
     found = check_books(feed, rebuild)
     assert found is not None and found[0] == "valid-book-differs"
     assert check_books(feed, rebuild, {symbol}) is not None  # the cheap per-frame check sees it too
+
+
+@pytest.mark.xfail(strict=True, reason=KNOWN["valid-book-crossed-unchecked"] + " (hot path: book rule / _check)")
+def test_known_bug_bitfinex_book_stays_valid_while_crossed() -> None:
+    """Found by the long fuzz run: one bit flip turns the bid ``[17002,[15000,3,0.08374],81]``
+    into ``15200`` over the best ask 15000.01; nothing flags the book."""
+    findings = run_case(Case(_session("mock:bitfinex"), "flip", 97))
+    assert not [f for f in findings if f.signature == "valid-book-crossed-unchecked"]
