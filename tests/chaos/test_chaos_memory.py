@@ -10,7 +10,8 @@ tracemalloc) 40 s into the storm, growing linearly until the queue drains. The
 heap returns once the books resync, RSS does not (freed small objects leave
 pymalloc arenas fragmented): the steps of the soak. Stream buffers, the arbiter
 and the dedup memory did not show up. The fix lies in the hot path (see
-``test_buffered_diffs_are_bounded_while_snapshots_queue``).
+``test_buffered_diffs_are_bounded_while_snapshots_queue``). To see it:
+``python bench/storm_memory.py --symbols 300 --seconds 40``.
 
 * the soak: storms again and again (``WSMUX_SOAK_SECONDS``, default 4 s); the heap
   after each healed storm must plateau (second half's growth vs the first's);
