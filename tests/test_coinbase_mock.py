@@ -136,6 +136,8 @@ class Client:
 
 
 async def open_client(mock: MockCoinbase, subs: list[Subscription], **kwargs: Any) -> Client:
+    if "credentials" in kwargs:  # the mock is plain ws:// on 127.0.0.1: opt in explicitly
+        kwargs.setdefault("allow_insecure_loopback", True)
     client = Client(CoinbaseAdapter(url=mock.ws_url, rest_url=mock.rest_url, **kwargs), mock)
     await client.open(subs)
     return client
@@ -405,7 +407,7 @@ async def test_multiplexer_crossed_book_heals() -> None:
 
 async def test_multiplexer_l3_with_credentials() -> None:
     async with MockCoinbase(["BTC-USD"], seed=23, credentials=CREDS) as mock:
-        adapter_cls = CoinbaseAdapter.configured(credentials=CREDS)
+        adapter_cls = CoinbaseAdapter.configured(credentials=CREDS, allow_insecure_loopback=True)
         async with Multiplexer(endpoints={"coinbase": mock.endpoint}, adapters={"coinbase": adapter_cls}) as mux:
             stream = mux.subscribe(*l3("coinbase", "BTC-USD"), *book("coinbase", "BTC-USD"))
             await collect_until(stream, lambda e: isinstance(e, Resynced) and e.channel is Channel.BOOK)
@@ -427,8 +429,8 @@ def test_configured_checks_options_at_once() -> None:
     with pytest.raises(ValueError, match="needs credentials"):
         CoinbaseAdapter.configured(l2_channel="level2")
     cls = CoinbaseAdapter.configured(credentials=CREDS, heartbeats=False)
-    adapter = cls(url="ws://x")
-    assert isinstance(adapter, CoinbaseAdapter) and adapter.url == "ws://x"
+    adapter = cls(url="wss://x")
+    assert isinstance(adapter, CoinbaseAdapter) and adapter.url == "wss://x"
     assert adapter.credentials is CREDS and adapter.l2_channel == "level2" and not adapter.heartbeats
     assert cls.venue == "coinbase" and SECRET not in repr(adapter)
 
@@ -469,7 +471,7 @@ def test_mock_full_stream_long_run_never_crosses_and_matches() -> None:
 async def test_conformance_suite() -> None:
     from wsmux.testing import capture_frames, check_adapter
 
-    adapter_cls = CoinbaseAdapter.configured(credentials=CREDS)
+    adapter_cls = CoinbaseAdapter.configured(credentials=CREDS, allow_insecure_loopback=True)
     subs = [Subscription("coinbase", c, "BTC-USD") for c in sorted(CoinbaseAdapter.channels, key=lambda c: c.value)]
     async with MockCoinbase(["BTC-USD"], seed=3, credentials=CREDS, heartbeat_every=5) as mock:
         await mock.publish(10)  # so that last_match and the ticker exist on subscribing

@@ -380,3 +380,13 @@ def test_resync_events_and_the_book_view_say_the_integrity_level() -> None:
     assert isinstance(snapshot, BookSnapshot) and snapshot.integrity is Integrity.SEQUENCE
     assert isinstance(resynced, Resynced) and resynced.integrity is Integrity.SEQUENCE
     assert BookView(feed.syncs["BTC-USDT"].book).integrity is Integrity.SEQUENCE
+
+
+def test_the_per_frame_pre_check_is_narrow() -> None:
+    """Only frames that could hold such number text reach the full check (keys with
+    underscores, e.g. dYdX's ``message_id``, must not cost a regex scan per frame)."""
+    from wsmux._pipeline import _digit_underscore_digit
+
+    assert not _digit_underscore_digit('{"message_id":5,"orderbook_units":[]}')
+    assert _digit_underscore_digit(b'{"p":"1_000.5"}') and _digit_underscore_digit('{"p":"2_0"}')
+    assert not _digit_underscore_digit("_1") and not _digit_underscore_digit("1_")

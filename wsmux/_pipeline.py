@@ -79,6 +79,20 @@ _ESCAPED = re.compile(r"\\u([0-9a-fA-F]{4})")
 _UNDERSCORED_NUMBER = re.compile(r'"[-+0-9.eE]*[0-9]_[0-9][-+0-9._eE]*"')
 
 
+def _digit_underscore_digit(frame: Any) -> bool:
+    """True if ``frame`` has ``_`` between two ASCII digits (``float()`` reads
+    ``"1_000"`` as 1000). One C-level ``find`` per underscore: frames of venues
+    whose keys are written with underscores (``message_id``) cost little."""
+    mark = _UNDERSCORE[type(frame)]
+    i = frame.find(mark)
+    last = len(frame) - 1
+    while i != -1:
+        if 0 < i < last and frame[i - 1 : i].isdigit() and frame[i + 1 : i + 2].isdigit():
+            return True
+        i = frame.find(mark, i + 1)
+    return False
+
+
 def _texts(diff: Any) -> tuple[TextLevels, TextLevels]:
     """The venue's text of a Diff's levels, for the event of a checksum venue."""
     return tuple([(lv[0], lv[1]) for lv in diff.bids]), tuple([(lv[0], lv[1]) for lv in diff.asks])
@@ -237,7 +251,7 @@ class Feed:
         stats.frames += 1
         stats.bytes += len(frame)
         try:
-            if not frame.isascii() or _ESCAPE_MARK[type(frame)] in frame or _UNDERSCORE[type(frame)] in frame:
+            if not frame.isascii() or _ESCAPE_MARK[type(frame)] in frame or _digit_underscore_digit(frame):
                 problem = number_text_problem(frame)
                 if problem is not None:
                     raise MalformedMessage(f"{self.venue}: {problem}", frame)
@@ -335,6 +349,15 @@ class Feed:
             self.on_snapshot_error(symbol, exc, recv_ns)
             return
         self._snapshot(snapshot, recv_ns)
+
+    def on_fetch_started(self, symbol: str, channel: Channel = Channel.BOOK) -> None:
+        """The REST snapshot for ``symbol`` is being requested now (the I/O
+        layer calls this after the venue's REST rate limit let it go): its
+        book may buffer diffs up to ``SyncRule.max_buffer`` from here on
+        (before, only the last :data:`~wsmux.book.PRE_REQUEST_BUFFER`)."""
+        sync = self.syncs.get(symbol) if channel is Channel.BOOK else None
+        if sync is not None:
+            sync.request_sent()
 
     def on_snapshot_error(self, symbol: str, exc: BaseException, recv_ns: int, channel: Channel | None = None) -> None:
         """Report a failed REST snapshot; the book stays invalid and the next

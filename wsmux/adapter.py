@@ -79,6 +79,13 @@ class Limits:
         connection_window: the window of ``connections_per_window``, seconds.
         max_connection_age: the venue closes connections older than this (s).
         rest_weight_per_minute: REST budget in the venue's weight units.
+        rest_deadline: seconds a whole REST request (snapshot, trade backfill)
+            may take, connect to last body byte; past it the request is
+            abandoned and reported (a peer that drips one byte per second
+            never trips a per-read timeout, it trips this).
+        max_rest_body: most bytes of one REST response body (after content
+            decoding); a larger body is abandoned unread and reported. Full
+            depth snapshots of the largest books are a few MiB.
     """
 
     streams_per_connection: int = 100
@@ -88,6 +95,8 @@ class Limits:
     connection_window: float = 300.0
     max_connection_age: float | None = None
     rest_weight_per_minute: int = 1200
+    rest_deadline: float = 15.0
+    max_rest_body: int = 32 * 2**20
 
 
 @attrs.frozen(slots=True)
@@ -100,12 +109,26 @@ class Heartbeat:
         ws_ping_interval: seconds between WebSocket protocol pings sent by
             the client (``None``: rely on the server's pings).
         silence_timeout: no frame of any kind for this long → dead connection.
+        stale_after: the venue's default data-stall timeout (what
+            ``Multiplexer(stale_after=None)`` uses): a connection carrying a
+            subscription of :attr:`stale_channels` that delivered no data
+            event for this long while frames (heartbeats, pongs) still arrive
+            is resubscribed, then reconnected if still silent. ``None``: off.
+            Chosen above the normal silence of a quiet symbol's book or quotes
+            on the venue (see ``docs/guarantees.rst``).
+        stale_channels: the channels whose subscriptions arm the default stall
+            timer. Books and quotes of a listed symbol move every few seconds,
+            and a resubscribe returns their snapshot; the trades of an illiquid
+            symbol may legitimately be silent for hours, so trades (and the
+            other event-driven channels) never arm it by default.
     """
 
     ping_message: Outgoing | None = None
     ping_interval: float = 20.0
     ws_ping_interval: float | None = 20.0
     silence_timeout: float = 60.0
+    stale_after: float | None = None
+    stale_channels: frozenset[Channel] = frozenset({Channel.BOOK, Channel.QUOTES, Channel.L3})
 
 
 class Adapter(abc.ABC):
@@ -117,6 +140,9 @@ class Adapter(abc.ABC):
     Args:
         url: override the WebSocket endpoint (mock servers, testnets).
         rest_url: override the REST base URL.
+        allow_insecure_loopback: let an adapter that :attr:`signs` use a
+            ``ws://`` endpoint on a loopback host (mock servers in tests); a
+            plain-text endpoint is refused otherwise (see :meth:`check_transport`).
     """
 
     venue: ClassVar[str]
@@ -135,10 +161,56 @@ class Adapter(abc.ABC):
     compressed: ClassVar[bool] = False
     """True if the venue compresses frames: the Connection then passes every
     binary frame through :meth:`decompress` before :meth:`parse`."""
+    secret_fields: ClassVar[frozenset[str]] = frozenset()
+    """Names of the fields of an outgoing JSON message that carry credentials or
+    a signature made with them; :meth:`redact_outgoing` blanks them (at any depth)."""
 
-    def __init__(self, *, url: str | None = None, rest_url: str | None = None) -> None:
+    def __init__(
+        self, *, url: str | None = None, rest_url: str | None = None, allow_insecure_loopback: bool = False
+    ) -> None:
         self.url = url or self.default_url
         self.rest_url = rest_url or self.default_rest_url
+        self.allow_insecure_loopback = allow_insecure_loopback
+
+    # --- credentials ----------------------------------------------------------
+
+    @property
+    def signs(self) -> bool:
+        """True if this adapter sends credentials or signatures on the socket
+        (the default: never; venues with private channels override it)."""
+        return False
+
+    def check_transport(self, url: str | None = None) -> None:
+        """Refuse (:class:`~wsmux.errors.ConfigError`) to send this adapter's
+        credentials over a plain-text ``url`` (default :attr:`url`); see
+        :func:`wsmux.credentials.require_tls`. A no-op unless :attr:`signs`.
+        The connection calls it before every connect."""
+        if self.signs:
+            from wsmux.credentials import require_tls
+
+            require_tls(self.url if url is None else url, allow_insecure_loopback=self.allow_insecure_loopback)
+
+    def redact_outgoing(self, message: Outgoing) -> Outgoing:
+        """``message`` as the message log may record it: every
+        :attr:`secret_fields` value of a JSON object message replaced by
+        ``"<redacted>"``, at any depth. Messages without such a field (and every
+        message of an adapter with no secret fields) are returned unchanged;
+        one that cannot be decoded is replaced by a placeholder, never recorded
+        raw. Override for venues whose secrets are not JSON fields."""
+        fields = self.secret_fields
+        if not fields:
+            return message
+        from wsmux import _json
+
+        text = message.decode("utf-8", "replace") if isinstance(message, bytes) else message
+        try:
+            decoded = _json.loads(text)
+        except Exception:
+            if any(name in text for name in fields):
+                return "<redacted: undecodable message naming a secret field>"
+            return message
+        redacted = _json.dumps(_redact(decoded, fields))
+        return redacted.encode() if isinstance(message, bytes) else redacted
 
     # --- connection ---------------------------------------------------------
 
@@ -289,3 +361,11 @@ class Adapter(abc.ABC):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(url={self.url!r})"
+
+
+def _redact(value: object, fields: frozenset[str]) -> object:
+    if isinstance(value, dict):
+        return {k: "<redacted>" if k in fields else _redact(v, fields) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_redact(v, fields) for v in value]
+    return value

@@ -46,9 +46,16 @@ from wsmux._pipeline import Feed, FetchSnapshot, Send
 from wsmux._reliability.limits import ConnectLimiter, RestLimiter
 from wsmux._reliability.liveness import LivenessAction, LivenessTimers, RecoveryTracker
 from wsmux._retry import Backoff, TokenBucket, should_retry
-from wsmux.adapter import Adapter, Outgoing
+from wsmux.adapter import Adapter, HttpRequest, Outgoing
 from wsmux.clock import SYSTEM_CLOCK, Clock
-from wsmux.errors import ConnectionClosed, ConnectTimeout, SnapshotFailed, TransportError
+from wsmux.errors import (
+    ConnectionClosed,
+    ConnectTimeout,
+    RestBodyTooLarge,
+    RestDeadlineExceeded,
+    SnapshotFailed,
+    TransportError,
+)
 from wsmux.model import Channel, Connected, ConnectFailed, Disconnected, Error, ErrorKind, Event, Stale
 from wsmux.subscriptions import Subscription
 
@@ -58,9 +65,11 @@ __all__ = [
     "ConnectionStats",
     "PushConnection",
     "LogThrottle",
+    "RestResponse",
     "Transport",
     "TransportConnection",
     "WebsocketsTransport",
+    "fetch_rest",
 ]
 
 _YIELD_EVERY = 63
@@ -231,6 +240,53 @@ def describe_connect_error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
+@attrs.frozen(slots=True)
+class RestResponse:
+    """A REST response read whole, within its deadline and body cap."""
+
+    status_code: int
+    headers: httpx.Headers
+    body: bytes
+    url: str
+
+
+async def fetch_rest(http: httpx.AsyncClient, request: HttpRequest, *, deadline: float, max_body: int) -> RestResponse:
+    """Perform ``request`` and read its body, bounded in time and size.
+
+    The deadline is *total* (connect, headers and every body byte): httpx's own
+    timeouts are per operation, so a peer that sends one byte per second would
+    hold a request open for ever. The body is streamed and abandoned as soon as
+    it (after content decoding) exceeds ``max_body`` bytes, or at once when the
+    declared ``Content-Length`` already does, so an oversized answer costs at
+    most ``max_body`` bytes of memory.
+
+    Raises:
+        RestDeadlineExceeded: the request took longer than ``deadline`` seconds.
+        RestBodyTooLarge: the body exceeds ``max_body`` bytes.
+        httpx.HTTPError: the request failed (connect, protocol, httpx timeout).
+    """
+    try:
+        async with asyncio.timeout(deadline):
+            async with http.stream(request.method, request.url, params=list(request.params)) as response:
+                declared = response.headers.get("Content-Length", "")
+                if declared.isdigit() and int(declared) > max_body:
+                    raise RestBodyTooLarge(
+                        f"{request.url} declares a body of {int(declared)} bytes, over the cap of {max_body}"
+                    )
+                chunks: list[bytes] = []
+                size = 0
+                async for chunk in response.aiter_bytes():
+                    size += len(chunk)
+                    if size > max_body:
+                        raise RestBodyTooLarge(f"{request.url} sent more than the cap of {max_body} body bytes")
+                    chunks.append(chunk)
+                return RestResponse(response.status_code, response.headers, b"".join(chunks), str(response.url))
+    except TimeoutError as exc:
+        if isinstance(exc, RestDeadlineExceeded | ConnectTimeout):
+            raise
+        raise RestDeadlineExceeded(f"{request.method} {request.url} did not finish within {deadline} s") from exc
+
+
 class ConnectGate:
     """The asyncio side of a venue's :class:`~wsmux.reliability.ConnectLimiter`:
     shared by every connection to one venue, it spaces connection attempts
@@ -306,6 +362,8 @@ class Connection:
         connect_timeout: seconds to open the socket and handshake.
         stale_after: no data event for this long (while the socket lives)
             → ``Stale`` and a reconnect; None disables.
+        stall_channels: the channels whose subscriptions arm the
+            ``stale_after`` timer (None: every subscription).
         stable_after: seconds a connection must live and deliver data before
             the backoff resets.
         wait_unblocked: awaited after each frame; the multiplexer uses it for
@@ -326,6 +384,7 @@ class Connection:
         transport: Transport | None = None,
         connect_timeout: float = 10.0,
         stale_after: float | None = None,
+        stall_channels: frozenset[Channel] | None = None,
         stable_after: float = 10.0,
         wait_unblocked: Callable[[], Awaitable[None] | None] | None = None,
         recorder: Callable[[str, int, int, bytes | str, str | None], None] | None = None,
@@ -344,6 +403,7 @@ class Connection:
         self.transport: Transport = transport or WebsocketsTransport()
         self.connect_timeout = connect_timeout
         self.stale_after = stale_after
+        self.stall_channels = stall_channels
         self.stable_after = stable_after
         self.wait_unblocked = wait_unblocked
         self.recorder = recorder
@@ -404,13 +464,13 @@ class Connection:
     async def add(self, subs: Iterable[Subscription]) -> None:
         """Add subscriptions (sent now if connected, else on connect)."""
         new = [s for s in subs if s not in self.subscriptions]
-        self.liveness.expect_data = True
         for sub in new:
             if sub.channel is Channel.BOOK:
                 self.feed.add_book(sub)
             elif sub.channel is Channel.L3:
                 self.feed.add_l3(sub)
             self.subscriptions.add(sub)
+        self.liveness.expect_data = self._expects_data()
         if new and self._ws is not None and self.state == "open":
             await self._send_all(self.adapter.subscribe(new))
         # (while "connecting", _connect_and_pump sends the set as it is once open)
@@ -418,16 +478,23 @@ class Connection:
     async def remove(self, subs: Iterable[Subscription]) -> None:
         """Cancel subscriptions."""
         gone = [s for s in subs if s in self.subscriptions]
-        self.liveness.expect_data = bool(set(self.subscriptions) - set(gone))
         for sub in gone:
             self.subscriptions.discard(sub)
             if sub.channel is Channel.BOOK:
                 self.feed.remove_book(sub.symbol)
             elif sub.channel is Channel.L3:
                 self.feed.remove_l3(sub.symbol)
+        self.liveness.expect_data = self._expects_data()
         if gone and self._ws is not None and self.state == "open":
             with contextlib.suppress(TransportError):
                 await self._send_all(self.adapter.unsubscribe(gone))
+
+    def _expects_data(self) -> bool:
+        """Whether a subscription that arms the stall timer is carried."""
+        channels = self.stall_channels
+        if channels is None:
+            return bool(self.subscriptions)
+        return any(sub.channel in channels for sub in self.subscriptions)
 
     # --- the loop -----------------------------------------------------------------
 
@@ -521,6 +588,7 @@ class Connection:
         subs = sorted(self.subscriptions, key=str)
         adapter.reset()  # a new connection: forget the old one's state before building the URL
         self.url = url = adapter.connect_url(subs)
+        adapter.check_transport(url)  # credentials never go out in clear text (ConfigError: no retry)
         self.state = "connecting"
         gate = self.connect_gate
         if gate is not None:
@@ -545,7 +613,7 @@ class Connection:
         self.stats.last_data_mono = now
         self.recovery.opened(now)
         self.liveness.opened(now)
-        self.liveness.expect_data = bool(self.subscriptions)
+        self.liveness.expect_data = self._expects_data()
         self._record("open", self.clock.time_ns(), _json.dumps([str(s) for s in subs]), url)
         self.state = "open"
         self._spawn(self._watchdog(), "wsmux-dog")
@@ -724,8 +792,12 @@ class Connection:
                 await asyncio.sleep(delay)
                 delay = limiter.blocked_for(self.clock.monotonic())  # a 429 may have come meanwhile
         self.stats.snapshot_requests += 1
+        self.feed.on_fetch_started(symbol, action.channel)  # diffs from now on can bridge the answer
+        limits = self.adapter.limits
         try:
-            response = await self.http.request(request.method, request.url, params=list(request.params))
+            response = await fetch_rest(
+                self.http, request, deadline=limits.rest_deadline, max_body=limits.max_rest_body
+            )
             recv_ns = self.clock.time_ns()
             if limiter is not None and response.status_code in (418, 429):
                 self.stats.rate_limited += 1
@@ -733,8 +805,8 @@ class Connection:
                     self.clock.monotonic(), response.status_code, response.headers.get("Retry-After"), recv_ns / 1e9
                 )
             if response.status_code != 200:
-                raise SnapshotFailed(f"HTTP {response.status_code} from {request.url}: {response.text[:200]!r}")
-            body = response.content
+                raise SnapshotFailed(f"HTTP {response.status_code} from {request.url}: {response.body[:200]!r}")
+            body = response.body
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -744,7 +816,7 @@ class Connection:
             self.feed.on_snapshot_error(symbol, err, self.clock.time_ns())
         else:
             if self.recorder is not None:
-                self.recorder("rest", self.conn_id, recv_ns, body, str(response.url))
+                self.recorder("rest", self.conn_id, recv_ns, body, response.url)
             self.feed.on_snapshot_body(symbol, body, recv_ns)
             sync = self.feed.syncs.get(symbol)
             if sync is None or sync.valid:
@@ -767,7 +839,8 @@ class Connection:
                 await asyncio.sleep(delay)
             await ws.send(message)
             self.stats.sent += 1
-            self._record("out", self.clock.time_ns(), message, None)
+            if self.recorder is not None:  # the log never holds credentials or signatures
+                self._record("out", self.clock.time_ns(), self.adapter.redact_outgoing(message), None)
 
     async def _watchdog(self) -> None:
         """Application pings, and the two liveness timers (see LivenessTimers)."""

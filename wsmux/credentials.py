@@ -17,15 +17,32 @@ does not leak them.
 
 The signing algorithms are venue-specific and live in the venue's adapter
 module (e.g. :func:`wsmux.exchanges.coinbase.coinbase_auth_fields`).
+
+Two rules hold for every adapter that signs (:attr:`wsmux.Adapter.signs`):
+
+* credentials travel only over TLS: :func:`require_tls` refuses a ``ws://``
+  (or ``http://``) endpoint with :class:`~wsmux.errors.ConfigError`, unless its
+  host is loopback (``127.0.0.0/8``, ``::1``, ``localhost``) *and* the caller
+  opted in with ``allow_insecure_loopback=True`` (mock servers in tests); the
+  adapter checks when it is built and the connection again before it connects;
+* the message log never holds them: outgoing frames are recorded through
+  :meth:`wsmux.Adapter.redact_outgoing`, which replaces the adapter's
+  :attr:`~wsmux.Adapter.secret_fields` (Coinbase: ``key``, ``passphrase``,
+  ``signature``) with ``"<redacted>"``. Replay never needs them.
 """
 
 from __future__ import annotations
+
+import ipaddress
+from urllib.parse import urlsplit
 
 import attrs
 
 from wsmux.errors import ConfigError
 
-__all__ = ["Credentials"]
+__all__ = ["Credentials", "is_loopback", "require_tls"]
+
+_CLEAR_SCHEMES = frozenset({"ws", "http"})
 
 _REDACTED = "***"
 
@@ -64,3 +81,37 @@ class Credentials:
         return f"Credentials(key={self.key!r}, secret={_REDACTED!r}, passphrase={passphrase!r})"
 
     __str__ = __repr__
+
+
+def is_loopback(host: str) -> bool:
+    """True if ``host`` names this machine only (``localhost``, ``127.0.0.0/8``, ``::1``)."""
+    host = host.strip("[]").lower()
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def require_tls(url: str, *, allow_insecure_loopback: bool = False) -> None:
+    """Refuse to send credentials to ``url`` in clear text.
+
+    Args:
+        url: the endpoint the credentials (or a signature made with them) go to.
+        allow_insecure_loopback: accept ``ws://``/``http://`` when the host is
+            loopback (a mock server in a test). Never accepts a remote host.
+
+    Raises:
+        ConfigError: ``url`` is not ``wss://``/``https://`` and not an allowed loopback URL.
+    """
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme not in _CLEAR_SCHEMES:
+        return
+    host = parts.hostname or ""
+    if allow_insecure_loopback and is_loopback(host):
+        return
+    where = "a loopback host" if is_loopback(host) else f"host {host!r}"
+    hint = "; pass allow_insecure_loopback=True to accept it" if is_loopback(host) else ""
+    raise ConfigError(f"refusing to send credentials over unencrypted {scheme}:// to {where}{hint}")

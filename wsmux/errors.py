@@ -36,6 +36,8 @@ __all__ = [
     "NotStarted",
     "NotSubscribed",
     "RemoteError",
+    "RestBodyTooLarge",
+    "RestDeadlineExceeded",
     "SequenceGap",
     "SnapshotFailed",
     "StreamOverflow",
@@ -181,6 +183,16 @@ class ConnectionClosed(TransportError):
 
 class SnapshotFailed(TransportError):
     """A REST snapshot request failed (HTTP error, timeout, bad body)."""
+
+
+class RestDeadlineExceeded(SnapshotFailed, TimeoutError):
+    """A REST request did not finish (headers *and* whole body) within its
+    total deadline (:attr:`wsmux.adapter.Limits.rest_deadline`)."""
+
+
+class RestBodyTooLarge(SnapshotFailed):
+    """A REST response body exceeded the venue's cap
+    (:attr:`wsmux.adapter.Limits.max_rest_body`); it was not read further."""
 
 
 # --- books -------------------------------------------------------------------

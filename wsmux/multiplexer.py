@@ -44,7 +44,7 @@ from wsmux.adapter import Adapter, Endpoint
 from wsmux.book import ConsolidatedBBO, OrderBook
 from wsmux.book.l3 import L3Book, L3Order
 from wsmux.clock import SYSTEM_CLOCK, Clock
-from wsmux.connection import ConnectGate, Connection, Transport
+from wsmux.connection import ConnectGate, Connection, Transport, fetch_rest
 from wsmux.errors import (
     ClosedError,
     ConfigError,
@@ -336,7 +336,11 @@ class Multiplexer:
         connect_timeout: seconds to open a connection.
         stale_after: seconds without data on a connection that has
             subscriptions before it is declared stalled: it is resubscribed,
-            then reconnected if still silent (None: off).
+            then reconnected if still silent. ``None`` (the default): each
+            venue's own default (:attr:`~wsmux.adapter.Heartbeat.stale_after`,
+            armed by book, quote and L3 subscriptions only; tabulated in
+            ``docs/guarantees.rst``). A number: that many seconds for every
+            connection with any subscription. ``False``: off.
         stable_after: seconds a connection must stay up (then deliver data)
             before its reconnect backoff starts over.
         record: a directory: record every raw frame to the message log there.
@@ -377,7 +381,7 @@ class Multiplexer:
         backoff: Backoff | None = None,
         transport: Transport | None = None,
         connect_timeout: float = 10.0,
-        stale_after: float | None = None,
+        stale_after: float | bool | None = None,
         stable_after: float = 10.0,
         record: str | None = None,
         redundancy: int = 1,
@@ -391,7 +395,8 @@ class Multiplexer:
         if not isinstance(redundancy, int) or redundancy < 1:
             raise ConfigError(f"redundancy must be a positive int, not {redundancy!r}")
         _check_seconds("connect_timeout", connect_timeout, positive=True)
-        _check_seconds("stale_after", stale_after, positive=True, optional=True)
+        if not (stale_after is None or stale_after is False or (type(stale_after) in (int, float) and stale_after > 0)):
+            raise ConfigError(f"stale_after must be seconds > 0, None (venue default) or False, not {stale_after!r}")
         _check_seconds("stable_after", stable_after)
         _check_seconds("rollover_margin", rollover_margin)
         self._adapters = dict(adapters or {})
@@ -708,7 +713,7 @@ class Multiplexer:
             backoff=self.backoff,
             transport=self.transport,
             connect_timeout=self.connect_timeout,
-            stale_after=self.stale_after,
+            **self._stall_settings(adapter),
             stable_after=self.stable_after,
             wait_unblocked=lambda venue=venue: self._wait_unblocked(venue),  # type: ignore[misc]
             recorder=self._recorder(venue) if self._record_dir else None,
@@ -732,6 +737,15 @@ class Multiplexer:
             self.counters["odd_timestamps"] += 1
         else:
             self._bad(event, event.venue, verdict)  # type: ignore[attr-defined]
+
+    def _stall_settings(self, adapter: Adapter) -> dict[str, Any]:
+        """``stale_after``/``stall_channels`` of a new connection (see ``stale_after``)."""
+        if self.stale_after is None:
+            hb = adapter.heartbeat
+            return {"stale_after": hb.stale_after, "stall_channels": hb.stale_channels}
+        if self.stale_after is False:
+            return {"stale_after": None, "stall_channels": None}
+        return {"stale_after": float(self.stale_after), "stall_channels": None}
 
     def _recorder(self, venue: str) -> Any:
         from wsmux.log import open_recorder  # the log is optional: imported on use
@@ -971,8 +985,11 @@ class Multiplexer:
                         delay = limiter.blocked_for(self.clock.monotonic())
                 assert self._http is not None
                 try:
-                    response = await self._http.request(
-                        http_request.method, http_request.url, params=list(http_request.params)
+                    response = await fetch_rest(
+                        self._http,
+                        http_request,
+                        deadline=adapter.limits.rest_deadline,
+                        max_body=adapter.limits.max_rest_body,
                     )
                     recv_ns = self.clock.time_ns()
                     if response.status_code != 200:
@@ -984,7 +1001,7 @@ class Multiplexer:
                                 recv_ns / 1e9,
                             )
                         raise SnapshotFailed(f"HTTP {response.status_code} from {http_request.url}")
-                    fetched = adapter.parse_trades(symbol, response.content, recv_ns)
+                    fetched = adapter.parse_trades(symbol, response.body, recv_ns)
                 except (httpx.HTTPError, WsmuxError) as exc:
                     self._dispatch(
                         Error(

@@ -10,6 +10,7 @@ from __future__ import annotations
 from wsmux.book._consolidated import ConsolidatedBBO, VenueTop
 from wsmux.book._orderbook import OrderBook
 from wsmux.book._sync import (
+    PRE_REQUEST_BUFFER,
     BookSync,
     Continuity,
     Diff,
@@ -21,6 +22,7 @@ from wsmux.book._sync import (
 )
 
 __all__ = [
+    "PRE_REQUEST_BUFFER",
     "BookSync",
     "ConsolidatedBBO",
     "Continuity",

@@ -82,6 +82,7 @@ class OrderBook:
         "_bid_watch",
         "_bids",
         "_bids_text",
+        "crossed_ok",
         "integrity",
         "keep_text",
         "max_depth",
@@ -120,6 +121,9 @@ class OrderBook:
         self._ask_watch = _NEG_INF  # an ask whose -price is at or above this is in it
         self.valid = False
         """True while the sync machine vouches for the book."""
+        self.crossed_ok = False
+        """The venue's rule allows a valid book to be crossed between messages
+        (Bitfinex sends one level per message and a checksum after them)."""
         self.integrity: Integrity | None = None
         """What the venue's feed lets the sync prove about this book (set by
         :class:`~wsmux.book.BookSync` from its rule)."""
@@ -510,7 +514,7 @@ class OrderBook:
             assert 0.0 < price < MAX_VALUE and 0.0 < size < MAX_VALUE, f"ask {price} has size {size}"
         if self.max_depth is not None:
             assert len(self._bids) <= self.max_depth and len(self._asks) <= self.max_depth
-        if self.valid:
+        if self.valid and not self.crossed_ok:
             assert not self.crossed(), f"valid book is crossed: {self.bbo()}"
         if self.keep_text:
             assert set(self._bids) == set(self._bids_text), "bid text out of step"

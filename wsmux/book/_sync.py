@@ -56,7 +56,17 @@ import attrs
 from wsmux.book._orderbook import OrderBook
 from wsmux.model import BookSnapshot, BookUpdate, GapReason, Integrity, Levels
 
-__all__ = ["BookSync", "Continuity", "Diff", "SnapshotSource", "SyncRule", "SyncState", "SyncStats", "Verdict"]
+__all__ = [
+    "PRE_REQUEST_BUFFER",
+    "BookSync",
+    "Continuity",
+    "Diff",
+    "SnapshotSource",
+    "SyncRule",
+    "SyncState",
+    "SyncStats",
+    "Verdict",
+]
 
 
 class SnapshotSource(enum.Enum):
@@ -176,6 +186,15 @@ class SyncRule:
         return Integrity.SEQUENCE if sequenced else Integrity.UNVERIFIABLE
 
 
+PRE_REQUEST_BUFFER = 64
+"""Diffs a REST-snapshot book keeps while its snapshot request waits for the
+venue's REST budget (after a mass disconnect hundreds of books may queue for
+minutes): only diffs from about the time of the request can bridge the
+snapshot, so older ones are dropped (counted in ``buffer_overflow``; at worst a
+REFETCH, never a wrong book). Once the request is sent the bound is
+``SyncRule.max_buffer``."""
+
+
 class Diff:
     """One book update as an adapter hands it over, before it is checked.
 
@@ -246,6 +265,7 @@ class BookSync:
         "_bridging",
         "_buffer",
         "_local_checksum",
+        "_requested",
         "applied",
         "book",
         "detail",
@@ -262,14 +282,18 @@ class BookSync:
         if book is None:
             book = OrderBook(max_depth=rule.depth, keep_text=rule.keep_text, watch_depth=rule.checksum_depth)
             book.integrity = rule.level()
+            book.crossed_ok = not rule.check_crossed
         else:
             book.max_depth = rule.depth
             book.keep_text = rule.keep_text
             book.watch_depth = rule.checksum_depth
         book.integrity = rule.level()
+        book.crossed_ok = not rule.check_crossed
         self.book = book
         self._local_checksum: int | None = None
         """The last checksum computed over the book (reused while its top is unchanged)."""
+        self._requested = False
+        """The REST snapshot was requested (see :meth:`request_sent`)."""
         self.applied: tuple[Levels, Levels] = ((), ())
         """The levels (as floats) of the last applied update."""
         self.state = SyncState.WAITING
@@ -300,6 +324,12 @@ class BookSync:
         self._buffer.clear()
         self._bridging = False
         self._local_checksum = None
+        self._requested = False
+
+    def request_sent(self) -> None:
+        """The REST snapshot this book waits for was just requested: from now on
+        buffer up to ``SyncRule.max_buffer`` diffs (see :data:`PRE_REQUEST_BUFFER`)."""
+        self._requested = True
 
     def on_update(self, update: BookUpdate | Diff) -> Verdict:
         """Offer one update: a :class:`~wsmux.BookUpdate`, or a :class:`Diff`
@@ -309,7 +339,10 @@ class BookSync:
         if self.state is SyncState.WAITING:
             if self.rule.snapshot is SnapshotSource.REST:
                 buf = self._buffer
-                if len(buf) >= self.rule.max_buffer:
+                limit = self.rule.max_buffer
+                if not self._requested and limit > PRE_REQUEST_BUFFER:
+                    limit = PRE_REQUEST_BUFFER
+                if len(buf) >= limit:
                     buf.popleft()
                     self.stats.buffer_overflow += 1
                 buf.append(update)
@@ -346,6 +379,7 @@ class BookSync:
                     self.stats.refetches += 1
                     self.expected, self.received = threshold, first
                     self.detail = f"snapshot id {seq} is older than the first buffered update {first}"
+                    self._requested = False  # the next request waits for the REST budget again
                     return Verdict.REFETCH
         book = self.book
         self._local_checksum = None
@@ -391,6 +425,7 @@ class BookSync:
         self._buffer.clear()
         self._bridging = False
         self._local_checksum = None
+        self._requested = False
         return verdict
 
     def _check_and_apply(self, update: BookUpdate | Diff) -> Verdict:

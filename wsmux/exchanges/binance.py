@@ -31,13 +31,17 @@ __all__ = [
     "BinanceUsdmAdapter",
 ]
 
-_HEARTBEAT = Heartbeat(ping_message=None, ws_ping_interval=20.0, silence_timeout=600.0)
+_HEARTBEAT = Heartbeat(ping_message=None, ws_ping_interval=20.0, silence_timeout=600.0, stale_after=60.0)
 """Binance sends WebSocket ping frames (spot every 20 s, futures every 3 min) that
 the ``websockets`` library answers; there is no application ping. The client also
 sends its own WebSocket ping every 20 s (one control frame, far under the message
 rate) because the server's pings are invisible to the Connection: that is what
 detects a dead peer on a quiet feed. ``silence_timeout`` is long (10 min) since a
-quiet symbol may legitimately send no data for minutes."""
+quiet symbol may legitimately send no data for minutes. ``stale_after`` (60 s, armed
+by book and quote subscriptions only) catches a subscription that went silent: a
+listed symbol's depth/bookTicker moves within seconds, but a resubscribe returns no
+snapshot here (books come over REST), so the bar is higher than on venues whose
+resubscribe answers with data."""
 
 
 def _spot_native(venue: str, base: str, quote: str, kind: str | None) -> str:
@@ -151,6 +155,10 @@ class BinanceUSAdapter(BinanceSpotAdapter):
         connection_window=300.0,
         max_connection_age=86_400.0,
         rest_weight_per_minute=1200,
+    )
+    # thinner books than Binance.com: a quiet symbol's depth may rest for a minute
+    heartbeat: ClassVar[Heartbeat] = Heartbeat(
+        ping_message=None, ws_ping_interval=20.0, silence_timeout=600.0, stale_after=120.0
     )
 
 

@@ -386,7 +386,9 @@ class BitfinexAdapter(Adapter):
     )
     # Sheet "Heartbeat": the server sends [chanId,"hb",seq] per channel about
     # every 15 s; no client ping is needed.
-    heartbeat: ClassVar[Heartbeat] = Heartbeat(ping_message=None, ws_ping_interval=20.0, silence_timeout=45.0)
+    heartbeat: ClassVar[Heartbeat] = Heartbeat(
+        ping_message=None, ws_ping_interval=20.0, silence_timeout=45.0, stale_after=30.0
+    )
 
     book_length: ClassVar[str] = "100"
     """``len`` of P0 subscriptions without a depth (sheet: 25/100 safe)."""

@@ -134,6 +134,7 @@ class _BybitAdapter(Adapter):
         ping_interval=20.0,
         ws_ping_interval=None,
         silence_timeout=60.0,
+        stale_after=30.0,
     )
 
     def __init__(self, *, url: str | None = None, rest_url: str | None = None) -> None:

@@ -340,16 +340,21 @@ class CoinbaseAdapter(Adapter):
         heartbeats: also subscribe every product to ``heartbeat`` (1 message/s
             per product). Without it a quiet product can stay silent past the
             30 s ``heartbeat.silence_timeout`` and the connection is replaced.
+        allow_insecure_loopback: with credentials, accept a ``ws://`` URL on a
+            loopback host (a mock server); any other plain-text URL is refused.
 
     To hand options to the :class:`~wsmux.Multiplexer` (which builds adapters
     from a class), use :meth:`configured`.
 
     Raises:
         ConfigError: ``l2_channel`` is unknown, or ``level2`` without credentials,
-            or credentials without a passphrase.
+            or credentials without a passphrase, or credentials with a
+            plain-text ``ws://`` URL (see :func:`wsmux.credentials.require_tls`).
     """
 
     venue: ClassVar[str] = "coinbase"
+    secret_fields: ClassVar[frozenset[str]] = frozenset({"key", "passphrase", "signature"})
+    """Recorded as ``"<redacted>"`` in the message log (the signed subscribe)."""
     channels: ClassVar[frozenset[Channel]] = frozenset({Channel.TRADES, Channel.QUOTES, Channel.BOOK, Channel.L3})
     default_url: ClassVar[str] = "wss://ws-feed.exchange.coinbase.com"
     default_rest_url: ClassVar[str] = "https://api.exchange.coinbase.com"
@@ -362,7 +367,9 @@ class CoinbaseAdapter(Adapter):
         rest_weight_per_minute=480,
     )
     # Sheet: no app-level ping; standard WS ping/pong; heartbeat channel 1/s.
-    heartbeat: ClassVar[Heartbeat] = Heartbeat(ping_message=None, ws_ping_interval=20.0, silence_timeout=30.0)
+    heartbeat: ClassVar[Heartbeat] = Heartbeat(
+        ping_message=None, ws_ping_interval=20.0, silence_timeout=30.0, stale_after=30.0
+    )
 
     def __init__(
         self,
@@ -373,8 +380,9 @@ class CoinbaseAdapter(Adapter):
         clock: Clock | None = None,
         l2_channel: str | None = None,
         heartbeats: bool = True,
+        allow_insecure_loopback: bool = False,
     ) -> None:
-        super().__init__(url=url, rest_url=rest_url)
+        super().__init__(url=url, rest_url=rest_url, allow_insecure_loopback=allow_insecure_loopback)
         if credentials is not None:
             if not isinstance(credentials, Credentials):
                 raise ConfigError("credentials must be a wsmux.credentials.Credentials")
@@ -387,6 +395,7 @@ class CoinbaseAdapter(Adapter):
         if l2_channel in _AUTH_CHANNELS and credentials is None:
             raise ConfigError(f"Coinbase {l2_channel!r} needs credentials; use 'level2_batch'")
         self.credentials = credentials
+        self.check_transport()
         self.clock = clock if clock is not None else SYSTEM_CLOCK
         self.l2_channel = l2_channel
         self.heartbeats = heartbeats
@@ -429,6 +438,7 @@ class CoinbaseAdapter(Adapter):
         clock: Clock | None = None,
         l2_channel: str | None = None,
         heartbeats: bool = True,
+        allow_insecure_loopback: bool = False,
     ) -> type[CoinbaseAdapter]:
         """A subclass whose instances use these options, for places that take an
         adapter *class* (``Multiplexer(adapters={"coinbase": ...})``)::
@@ -448,6 +458,7 @@ class CoinbaseAdapter(Adapter):
                     clock=clock,
                     l2_channel=l2_channel,
                     heartbeats=heartbeats,
+                    allow_insecure_loopback=allow_insecure_loopback,
                 )
 
         _Configured.__name__ = _Configured.__qualname__ = f"{cls.__name__}.configured"
@@ -457,6 +468,11 @@ class CoinbaseAdapter(Adapter):
 
     def to_native(self, symbol: str, channel: Channel = Channel.TRADES) -> str:
         return _spot_native(self.venue, symbol)
+
+    @property
+    def signs(self) -> bool:
+        """True with credentials: the subscribe of ``level2``/``full`` is signed."""
+        return self.credentials is not None
 
     def check(self, subscription: Subscription) -> None:
         super().check(subscription)
@@ -909,7 +925,9 @@ class CoinbaseAdvancedAdapter(Adapter):
         connection_window=1.0,
     )
     # The heartbeats channel sends one message per second.
-    heartbeat: ClassVar[Heartbeat] = Heartbeat(ping_message=None, ws_ping_interval=20.0, silence_timeout=30.0)
+    heartbeat: ClassVar[Heartbeat] = Heartbeat(
+        ping_message=None, ws_ping_interval=20.0, silence_timeout=30.0, stale_after=30.0
+    )
 
     def __init__(self, *, url: str | None = None, rest_url: str | None = None) -> None:
         super().__init__(url=url, rest_url=rest_url)

@@ -338,7 +338,11 @@ class KrakenAdapter(_KrakenBase):
     default_url: ClassVar[str] = "wss://ws.kraken.com/v2"
     backup_urls: ClassVar[tuple[str, ...]] = ("wss://beta-ws.kraken.com/v2",)
     heartbeat: ClassVar[Heartbeat] = Heartbeat(
-        ping_message='{"method":"ping"}', ping_interval=30.0, ws_ping_interval=None, silence_timeout=15.0
+        ping_message='{"method":"ping"}',
+        ping_interval=30.0,
+        ws_ping_interval=None,
+        silence_timeout=15.0,
+        stale_after=30.0,
     )
 
     # One regex pass over a book frame finds every price and qty number token.
@@ -595,7 +599,11 @@ class KrakenV1Adapter(_KrakenBase):
     default_url: ClassVar[str] = "wss://ws.kraken.com"
     backup_urls: ClassVar[tuple[str, ...]] = ("wss://beta-ws.kraken.com",)
     heartbeat: ClassVar[Heartbeat] = Heartbeat(
-        ping_message='{"event":"ping"}', ping_interval=30.0, ws_ping_interval=None, silence_timeout=15.0
+        ping_message='{"event":"ping"}',
+        ping_interval=30.0,
+        ws_ping_interval=None,
+        silence_timeout=15.0,
+        stale_after=30.0,
     )
 
     _NAMES: ClassVar[dict[Channel, str]] = {

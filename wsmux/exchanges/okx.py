@@ -223,7 +223,7 @@ class OkxAdapter(Adapter):
     )
     # okx-v5.md: send text "ping" when nothing arrived for < 30 s; reply "pong".
     heartbeat: ClassVar[Heartbeat] = Heartbeat(
-        ping_message="ping", ping_interval=20.0, ws_ping_interval=None, silence_timeout=45.0
+        ping_message="ping", ping_interval=20.0, ws_ping_interval=None, silence_timeout=45.0, stale_after=30.0
     )
 
     def __init__(self, *, url: str | None = None, rest_url: str | None = None) -> None:

@@ -375,6 +375,7 @@ class Replay:
         for action in feed.take_actions():
             if isinstance(action, Send):
                 continue  # resubscribe messages: the recording shows what the venue answered
+            feed.on_fetch_started(action.symbol, action.channel)  # the recorded request went out now
             self._pending.setdefault(key, {})[action.symbol] = action
             self._answer(key, feed, ns)
 
