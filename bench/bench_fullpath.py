@@ -349,6 +349,7 @@ GENERATED: dict[str, dict[str, Any]] = {
     "kraken": {"levels": 100},
     "bitfinex": {"levels": 25},
     "coinbase-advanced": {"levels": 500},
+    "deribit": {"levels": 500},  # book.{inst}.100ms is the full book: hundreds of levels a side
 }
 
 

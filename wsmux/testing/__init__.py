@@ -24,6 +24,7 @@ from wsmux.testing.binance import MockBinance, MockBinanceCoinm, MockBinanceFutu
 from wsmux.testing.bitfinex import MockBitfinex
 from wsmux.testing.bybit import MockBybit, MockBybitLinear
 from wsmux.testing.coinbase import MockCoinbase, MockCoinbaseAdvanced
+from wsmux.testing.deribit import MockDeribit
 from wsmux.testing.kraken import MockKraken, MockKrakenV1
 from wsmux.testing.okx import MockOkx
 
@@ -49,6 +50,7 @@ __all__ = [
     "MockCoinbase",
     "MockCoinbaseAdvanced",
     "MockConnection",
+    "MockDeribit",
     "MockExchange",
     "MockKraken",
     "MockKrakenV1",
