@@ -16,16 +16,12 @@ the same way before comparing.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
-import time
-from collections.abc import Callable
 from typing import Any
 
 import httpx
 import pytest
-import websockets
+from feedclient import FeedClient, feed_client
 
 from wsmux import (
     Backoff,
@@ -56,7 +52,6 @@ from wsmux import (
     quotes,
     trades,
 )
-from wsmux._pipeline import Feed, Send
 from wsmux.credentials import Credentials
 from wsmux.exchanges.deribit import DeribitAdapter, is_inverse
 from wsmux.testing import MockDeribit, capture_frames, check_adapter, collect_until
@@ -66,82 +61,20 @@ CREDS = Credentials(key="mock-key", secret="mock-secret")
 SYNC_ID = 424242
 
 
-class Client:
-    """A Feed fed by a plain websockets connection (the layer under the runtime)."""
-
-    def __init__(self, mock: MockDeribit, adapter: DeribitAdapter | None = None) -> None:
-        self.mock = mock
-        self.adapter = adapter or DeribitAdapter(url=mock.ws_url, rest_url=mock.rest_url)
-        self.events: list[Event] = []
-        self.feed = Feed(self.adapter, self.events.append)
-        self.ws: Any = None
-        self.answers = 0
-        self.heartbeats = 0
-        self._changed = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-        self._error: BaseException | None = None
-
-    async def open(self, subs: list[Subscription]) -> None:
-        self.ws = await websockets.connect(self.mock.ws_url, max_size=2**24)
-        for sub in subs:
-            if sub.channel is Channel.BOOK:
-                self.feed.add_book(sub)
-        for message in self.adapter.subscribe(subs):
-            await self.ws.send(message)
-        self._task = asyncio.get_running_loop().create_task(self._read())
-
-    async def close(self) -> None:
-        await self.ws.close()
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-
-    async def _read(self) -> None:
-        try:
-            async for frame in self.ws:
-                if f'"id":{SYNC_ID},' in frame:
-                    self.answers += 1
-                self.heartbeats += '"method":"heartbeat"' in frame
-                self.feed.on_frame(frame, time.time_ns())
-                for action in self.feed.take_actions():
-                    assert isinstance(action, Send)
-                    for message in action.messages:
-                        await self.ws.send(message)
-                self._changed.set()
-        except websockets.ConnectionClosed:
-            pass
-        except BaseException as exc:  # surfaced by wait()
-            self._error = exc
-            self._changed.set()
-            raise
-
-    async def wait(self, predicate: Callable[[], bool]) -> None:
-        async with asyncio.timeout(10):
-            while not predicate():
-                if self._error is not None:
-                    raise self._error
-                self._changed.clear()
-                await self._changed.wait()
-
-    async def sync(self) -> None:
-        """Every frame the mock published before this call has been processed."""
-        n = self.answers
-        await self.ws.send(json.dumps({"jsonrpc": "2.0", "id": SYNC_ID, "method": "public/test", "params": {}}))
-        await self.wait(lambda: self.answers > n)
-
-    def count(self, cls: type) -> int:
-        return sum(isinstance(e, cls) for e in self.events)
+PROBE = json.dumps({"jsonrpc": "2.0", "id": SYNC_ID, "method": "public/test", "params": {}})
 
 
-@contextlib.asynccontextmanager
-async def client(mock: MockDeribit, subs: list[Subscription], adapter: DeribitAdapter | None = None) -> Any:
-    c = Client(mock, adapter)
-    await c.open(subs)
-    try:
-        yield c
-    finally:
-        await c.close()
+def is_answer(frame: str | bytes) -> bool:
+    return isinstance(frame, str) and f'"id":{SYNC_ID},' in frame
+
+
+def client(mock: MockDeribit, subs: list[Subscription], adapter: DeribitAdapter | None = None) -> Any:
+    adapter = adapter or DeribitAdapter(url=mock.ws_url, rest_url=mock.rest_url)
+    return feed_client(mock, adapter, subs, PROBE, is_answer)
+
+
+def heartbeats(c: FeedClient) -> int:
+    return sum(isinstance(f, str) and '"method":"heartbeat"' in f for f in c.frames)
 
 
 def expected_depth(mock: MockDeribit, symbol: str) -> tuple[tuple[tuple[float, float], ...], ...]:
@@ -152,7 +85,7 @@ def expected_depth(mock: MockDeribit, symbol: str) -> tuple[tuple[tuple[float, f
     return tuple((p, s / p) for p, s in bids), tuple((p, s / p) for p, s in asks)
 
 
-def assert_same_book(c: Client, mock: MockDeribit, symbol: str) -> None:
+def assert_same_book(c: FeedClient, mock: MockDeribit, symbol: str) -> None:
     local = c.feed.book(symbol)
     assert local is not None and local.valid
     assert local.depth() == expected_depth(mock, symbol)
@@ -335,7 +268,7 @@ async def test_heartbeat_notifications_are_quiet() -> None:
             await c.sync()
             await mock.publish(50)
             await c.sync()
-            assert c.heartbeats == 10
+            assert heartbeats(c) == 10
             assert c.feed.stats.parse_errors == 0 and not any(isinstance(e, Error) for e in c.events)
             assert_same_book(c, mock, "BTC-USD-PERP")
 
