@@ -312,6 +312,7 @@ SYMBOLS: dict[str, tuple[str, ...]] = {
     "bitfinex": ("BTC-USD", "ETH-USD"),
     "deribit": ("BTC-USD-PERP", "ETH-USD-PERP"),
     "bitmex": ("BTC-USD-PERP", "ETH-USDT-PERP"),
+    "phemex": ("BTC-USD-PERP", "BTC-USDT-PERP"),
 }
 DEFAULT_SYMBOLS = ("BTC-USDT", "ETH-USDT")
 CHANNELS = (Channel.BOOK, Channel.TRADES, Channel.QUOTES)

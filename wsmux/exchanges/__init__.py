@@ -30,6 +30,7 @@ _LAZY: dict[str, str] = {
     "kraken": "wsmux.exchanges.kraken:KrakenAdapter",
     "kraken-v1": "wsmux.exchanges.kraken:KrakenV1Adapter",
     "okx": "wsmux.exchanges.okx:OkxAdapter",
+    "phemex": "wsmux.exchanges.phemex:PhemexAdapter",
 }
 _LOADED: dict[str, type[Adapter]] = {}
 

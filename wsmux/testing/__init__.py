@@ -28,6 +28,7 @@ from wsmux.testing.coinbase import MockCoinbase, MockCoinbaseAdvanced
 from wsmux.testing.deribit import MockDeribit
 from wsmux.testing.kraken import MockKraken, MockKrakenV1
 from wsmux.testing.okx import MockOkx
+from wsmux.testing.phemex import MockPhemex
 
 __all__ = [
     "ChaosProxy",
@@ -57,6 +58,7 @@ __all__ = [
     "MockKraken",
     "MockKrakenV1",
     "MockOkx",
+    "MockPhemex",
     "collect_until",
 ]
 
