@@ -14,6 +14,7 @@ from wsmux import (
     BookSnapshot,
     BookUpdate,
     Channel,
+    Funding,
     Integrity,
     MalformedMessage,
     Side,
@@ -23,6 +24,7 @@ from wsmux import (
     UnknownChannel,
     UnknownSymbol,
     book,
+    funding,
     trades,
 )
 from wsmux.book import BookSync, Continuity, SnapshotSource, Verdict
@@ -217,3 +219,89 @@ def test_rule_and_snapshots_re_anchor() -> None:
             assert sync.book.depth() == (((100.0, 2.0),), ((101.0, 1.0),))
     assert verdicts == [Verdict.SYNCED, Verdict.APPLIED, Verdict.STALE, Verdict.STALE, Verdict.SYNCED]
     assert sync.book.depth() == (((98.0, 1.0),), ((102.0, 1.0),))
+
+
+PACK_FIELDS = [
+    "symbol",
+    "openRp",
+    "highRp",
+    "lowRp",
+    "lastRp",
+    "volumeRq",
+    "turnoverRv",
+    "openInterestRv",
+    "indexRp",
+    "markRp",
+    "fundingRateRr",
+    "predFundingRateRr",
+]
+PACK_SNAPSHOT = {
+    "data": [
+        [
+            "ETHUSDT",
+            "1533.72",
+            "1594.17",
+            "1510.05",
+            "1547.52",
+            "545942.34",
+            "848127644.5712",
+            "0",
+            "1548.31694379",
+            "1548.44513153",
+            "0.0001",
+            "0.0001",
+        ],
+        [
+            "BTCUSDT",
+            "20614.5",
+            "21628.4",
+            "19258.6",
+            "20626.3",
+            "8819.819",
+            "182892627.4297",
+            "0",
+            "20641.8167574",
+            "20643.52572781",
+            "0.0001",
+            "0.0001",
+        ],
+    ],
+    "fields": PACK_FIELDS,
+    "method": "perp_market24h_pack_p.update",
+    "timestamp": 1666862556850547000,
+    "type": "snapshot",
+}
+
+
+def test_funding_subscribes_the_pack_once_per_connection() -> None:
+    adapter = PhemexAdapter()
+    (first,) = adapter.subscribe(funding("phemex", "BTC-USDT-PERP"))
+    assert json.loads(first) == {"id": 1, "method": "perp_market24h_pack_p.subscribe", "params": []}
+    assert adapter.subscribe(funding("phemex", "ETH-USDT-PERP")) == []
+    assert adapter.unsubscribe(funding("phemex", "BTC-USDT-PERP")) == []
+    (last,) = adapter.unsubscribe(funding("phemex", "ETH-USDT-PERP"))
+    assert json.loads(last)["method"] == "perp_market24h_pack_p.unsubscribe"
+    for symbol in ("BTC-USD-PERP", "BTC-USDT"):
+        with pytest.raises(UnknownSymbol):
+            adapter.check(Subscription("phemex", Channel.FUNDING, symbol))
+
+
+def test_funding_from_the_pack_of_the_docs() -> None:
+    adapter = PhemexAdapter()
+    adapter.subscribe(funding("phemex", "BTC-USDT-PERP"))
+    (fund,) = adapter.parse(json.dumps(PACK_SNAPSHOT), RECV)  # ETHUSDT is not watched
+    assert fund == Funding("phemex", "BTC-USDT-PERP", 0.0001, None, 20643.52572781, 1666862556850547000, RECV)
+    # incrementals carry no field list: the snapshot's is kept for the connection
+    row = ["BTCUSDT", "1", "1", "1", "1", "0", "0", "0", "20000.5", "20001.5", "0.00025", "0.0001"]
+    update = {
+        "data": [row],
+        "method": "perp_market24h_pack_p.update",
+        "timestamp": 1666862557850547000,
+        "type": "incremental",
+    }
+    (fund,) = adapter.parse(json.dumps(update), RECV)
+    assert isinstance(fund, Funding) and (fund.rate, fund.mark_price) == (0.00025, 20001.5)
+    adapter.reset()
+    adapter.subscribe(funding("phemex", "BTC-USDT-PERP"))
+    with pytest.raises(MalformedMessage, match="field list"):
+        adapter.parse(json.dumps(update), RECV)

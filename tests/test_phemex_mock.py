@@ -16,6 +16,7 @@ from wsmux import (
     Backoff,
     Error,
     ErrorKind,
+    Funding,
     Gap,
     GapReason,
     Integrity,
@@ -25,10 +26,11 @@ from wsmux import (
     Subscription,
     Trade,
     book,
+    funding,
     trades,
 )
 from wsmux.exchanges.phemex import PhemexAdapter
-from wsmux.testing import MockPhemex, collect_until
+from wsmux.testing import MockPhemex, capture_frames, check_adapter, collect_until
 
 FAST = Backoff(initial=0.01, cap=0.05)
 PROBE = json.dumps({"id": 777, "method": "server.ping", "params": []})
@@ -175,3 +177,24 @@ async def test_multiplexer_book_matches_mock() -> None:
             view = mux.book("phemex", "BTC-USD-PERP")
             assert view.valid and view.depth() == expected_depth(mock, "BTC-USD-PERP")
             await stream.aclose()
+
+
+async def test_funding_of_usdt_perpetuals() -> None:
+    async with MockPhemex(["BTC-USDT-PERP", "ETH-USDT-PERP", "BTC-USD-PERP"]) as mock:
+        async with client(mock, list(funding("phemex", "BTC-USDT-PERP"))) as c:
+            await c.wait(lambda: c.count(Funding) == 1)  # from the snapshot of every symbol
+            await mock.publish(50)
+            await c.sync()
+            fundings = [e for e in c.events if isinstance(e, Funding)]
+            assert len(fundings) == 1 + 5 and {f.symbol for f in fundings} == {"BTC-USDT-PERP"}
+            assert fundings[-1].rate == float(mock.funding_rate("BTC-USDT-PERP"))
+            assert not any(isinstance(e, Error) for e in c.events)
+
+
+async def test_conformance_on_every_channel() -> None:
+    symbol = "BTC-USDT-PERP"
+    subs = [Subscription("phemex", c, symbol) for c in sorted(PhemexAdapter.channels, key=lambda c: c.value)]
+    async with MockPhemex([symbol], seed=3) as mock:
+        frames = await capture_frames(mock, PhemexAdapter, subs, steps=60)
+    report = check_adapter(PhemexAdapter, symbol=symbol, frames=frames, subscriptions=subs, mutations=500)
+    assert report.events > 60 and report.mutations == 500

@@ -30,6 +30,12 @@ is restated where it is enforced:
   engine-wide counter, not +1 per symbol: wsmux drops a message whose
   sequence is not above the book's (MONOTONIC) but **cannot detect a lost
   incremental**; integrity UNVERIFIABLE between snapshots. No checksum.
+* **Funding (USDT perpetuals).** ``perp_market24h_pack_p`` is subscribed
+  once per connection for all symbols (``params: []``) and pushes, about once
+  a second, rows of values named by a ``fields`` list that only its first
+  (``snapshot``) message carries; wsmux keeps that list per connection and
+  reports ``fundingRateRr`` (with ``markRp``) of the subscribed symbols.
+  Inverse contracts' funding (``market24h``, scaled) is not wired.
 * **Trades.** Items ``[timestamp_ns, side, price, qty]``; ``side`` is the
   taker's. The first message (``snapshot``, ~200 recent trades) is history
   and is skipped. Phemex gives no trade id.
@@ -49,7 +55,7 @@ from wsmux._json import JSONDecodeError, dumps, loads
 from wsmux.adapter import Adapter, Heartbeat, HttpRequest, Limits, Outgoing
 from wsmux.book import Continuity, Diff, SnapshotSource, SyncRule
 from wsmux.errors import MalformedMessage, SubscriptionRejected, UnknownSymbol, WsmuxError, unknown_message
-from wsmux.model import BookSnapshot, Channel, Event, Instrument, Side, Trade
+from wsmux.model import BookSnapshot, Channel, Event, Funding, Instrument, Side, Trade
 from wsmux.subscriptions import Subscription, parse_symbol
 
 __all__ = ["BOOK_DEPTH", "PhemexAdapter", "phemex_symbol", "phemex_unified"]
@@ -135,14 +141,17 @@ class PhemexAdapter(Adapter):
 
     Channels → events: ``orderbook`` / ``orderbook_p`` → book (30 levels,
     integrity UNVERIFIABLE, re-anchored by every snapshot); ``trade`` /
-    ``trade_p`` → :class:`~wsmux.Trade` (taker side, no id).
+    ``trade_p`` → :class:`~wsmux.Trade` (taker side, no id);
+    ``perp_market24h_pack_p`` → :class:`~wsmux.Funding` (USDT perpetuals).
     """
 
     venue: ClassVar[str] = "phemex"
-    channels: ClassVar[frozenset[Channel]] = frozenset({Channel.BOOK, Channel.TRADES})
+    channels: ClassVar[frozenset[Channel]] = frozenset({Channel.BOOK, Channel.TRADES, Channel.FUNDING})
     default_url: ClassVar[str] = "wss://phemex.com/ws"
     default_rest_url: ClassVar[str] = "https://api.phemex.com"
-    backup_urls: ClassVar[tuple[str, ...]] = ("wss://vapi.phemex.com/ws",)
+    # phemex.md corrects the host to phemex.com; a 2026 third-party client says
+    # ws.phemex.com is current: kept as a backup
+    backup_urls: ClassVar[tuple[str, ...]] = ("wss://vapi.phemex.com/ws", "wss://ws.phemex.com/ws")
     # phemex.md, "Keep-alive / limits": <= 5 connections per client, <= 20
     # subscriptions and <= 20 requests/s per connection; one symbol per request.
     limits: ClassVar[Limits] = Limits(
@@ -166,6 +175,10 @@ class PhemexAdapter(Adapter):
         self._scales: dict[str, _Scale] = {}  # spot / inverse native -> scale
         self._price_scales: dict[str, int] = {}  # from the products list
         self._next_id = 1
+        # per connection: USDT perpetuals whose funding is wanted, and the
+        # field names of the perp_market24h_pack_p rows (sent once)
+        self._funding: set[str] = set()
+        self._pack_fields: list[str] | None = None
         self._handlers: dict[str, _Handler] = {
             "book": self._book_scaled,
             "orderbook_p": self._book_real,
@@ -173,11 +186,18 @@ class PhemexAdapter(Adapter):
             "trades_p": self._trades_real,
         }
 
+    def reset(self) -> None:
+        self._funding.clear()
+        self._pack_fields = None
+
     # --- symbols ----------------------------------------------------------------------
 
     def to_native(self, symbol: str, channel: Channel = Channel.TRADES) -> str:
-        """See :func:`phemex_symbol`."""
-        return phemex_symbol(symbol, channel)
+        """See :func:`phemex_symbol`; funding is wired for USDT perpetuals only."""
+        native = phemex_symbol(symbol, channel)
+        if channel is Channel.FUNDING and (native.startswith("s") or native.endswith("USD")):
+            raise UnknownSymbol(f"phemex funding is wired for USDT perpetuals only, not {symbol!r}")
+        return native
 
     def _unified(self, native: Any) -> str:
         symbol = self._symbols.get(native)
@@ -266,12 +286,34 @@ class PhemexAdapter(Adapter):
             self.check(sub)
             native = phemex_symbol(sub.symbol, sub.channel)
             self._symbols[native] = sub.symbol
+            if sub.channel is Channel.FUNDING:
+                out.extend(self._funding_request(verb, native))
+                continue
             perp = not native.startswith("s") and not native.endswith("USD")
             channel = "orderbook" if sub.channel is Channel.BOOK else "trade"
             method = f"{channel}{'_p' if perp else ''}.{verb}"
             out.append(dumps({"id": self._next_id, "method": method, "params": [native]}))
             self._next_id += 1
         return out
+
+    def _funding_request(self, verb: str, native: str) -> list[Outgoing]:
+        """The all-symbols pack is subscribed with the first funding
+        subscription of a connection and unsubscribed with the last."""
+        watched = self._funding
+        if verb == "subscribe":
+            first = not watched
+            watched.add(native)
+            if not first:
+                return []
+        else:
+            if native not in watched:
+                return []
+            watched.discard(native)
+            if watched:
+                return []
+        request = {"id": self._next_id, "method": f"perp_market24h_pack_p.{verb}", "params": []}
+        self._next_id += 1
+        return [dumps(request)]
 
     # --- parsing ----------------------------------------------------------------------
 
@@ -286,6 +328,8 @@ class PhemexAdapter(Adapter):
             for key, handler in self._handlers.items():
                 if key in msg:
                     return handler(msg, recv_ns)
+            if msg.get("method") == "perp_market24h_pack_p.update":
+                return self._pack(msg, recv_ns)
             if "id" in msg:
                 error = msg.get("error")
                 if error is not None:
@@ -301,6 +345,43 @@ class PhemexAdapter(Adapter):
             raise
         except _ERRORS as exc:
             raise MalformedMessage(f"phemex: bad message: {exc!r}", frame) from exc
+
+    def _pack(self, msg: Any, recv_ns: int) -> list[Event]:
+        fields = msg.get("fields")
+        if fields is not None:
+            if fields.__class__ is not list or not all(f.__class__ is str for f in fields):
+                raise TypeError("fields must be a list of names")
+            self._pack_fields = fields
+        fields = self._pack_fields
+        if fields is None:
+            raise ValueError("a perp_market24h_pack_p update before the field list")
+        ts = msg["timestamp"]
+        if ts.__class__ is not int:
+            raise TypeError(f"timestamp {ts!r}")
+        at_symbol = fields.index("symbol")
+        at_rate = fields.index("fundingRateRr")
+        at_mark = fields.index("markRp") if "markRp" in fields else None
+        out: list[Event] = []
+        for row in msg["data"]:
+            native = row[at_symbol]
+            if native not in self._funding:
+                continue  # the pack carries every symbol
+            rate = row[at_rate]
+            mark = None if at_mark is None else row[at_mark]
+            if rate.__class__ is not str or (mark is not None and mark.__class__ is not str):
+                raise TypeError("pack values must be text")
+            out.append(
+                Funding(
+                    self.venue,
+                    self._unified(native),
+                    float(rate),
+                    None,
+                    None if mark is None else float(mark),
+                    ts,
+                    recv_ns,
+                )
+            )
+        return out
 
     def _book(self, msg: Any, bids: Any, asks: Any, recv_ns: int) -> list[Event | Diff]:
         symbol = self._unified(msg["symbol"])

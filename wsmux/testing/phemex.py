@@ -13,6 +13,10 @@ a connection); ``server.ping`` → ``"pong"``. Market data:
   client trims it). ``sequence`` is one counter for the whole mock, growing
   by 1 to 3 per message, like the venue's engine-wide sequence.
 * trades — a ``snapshot`` of the recent trades on subscribe, then each trade.
+* ``perp_market24h_pack_p`` (all USDT perpetuals, ``params: []``) — a
+  ``snapshot`` with the ``fields`` list on subscribe, then every 10 steps of
+  a USDT perpetual an ``incremental`` row for it (no ``fields``), with
+  ``fundingRateRr`` and ``markRp``.
 
 Numbers: spot prices and quantities are integers scaled by 10^8; inverse
 contracts' (``BTC-USD-PERP`` → ``BTCUSD``) prices are scaled by
@@ -44,6 +48,20 @@ __all__ = ["MockPhemex"]
 _T0_NS = 1_700_000_000_000_000_000
 _MAX_SUBSCRIPTIONS = 20
 _HISTORY = 200
+_PACK_FIELDS = [
+    "symbol",
+    "openRp",
+    "highRp",
+    "lowRp",
+    "lastRp",
+    "volumeRq",
+    "turnoverRv",
+    "openInterestRv",
+    "indexRp",
+    "markRp",
+    "fundingRateRr",
+    "predFundingRateRr",
+]
 
 View = dict[int, int]  # price ticks -> size lots
 
@@ -149,6 +167,15 @@ class MockPhemex(MockExchange):
         if method == "server.ping":
             await conn.send(dumps({"error": None, "id": request_id, "result": "pong"}))
             return
+        if method.startswith("perp_market24h_pack_p.") and not params:
+            await conn.send(dumps({"error": None, "id": request_id, "result": {"status": "success"}}))
+            if method.endswith(".subscribe"):
+                conn.topics.add(("pack", ""))
+                perps = [s for s in self.symbols if not self.is_spot(s) and not self.is_inverse(s)]
+                await conn.send(self._pack(perps, "snapshot"))
+            else:
+                conn.topics.discard(("pack", ""))
+            return
         channel, _, verb = method.partition(".")
         native = params[0] if params else None
         symbol = self.unified.get(native) if isinstance(native, str) else None
@@ -242,6 +269,24 @@ class MockPhemex(MockExchange):
         key = "trades" if self.is_spot(symbol) or self.is_inverse(symbol) else "trades_p"
         return dumps({key: items, "sequence": sequence, "symbol": self.native[symbol], "type": kind})
 
+    def funding_rate(self, symbol: str) -> str:
+        """The funding rate the mock reports for ``symbol`` now (text)."""
+        return f"0.000{10 + self.markets[symbol].next_trade_id % 90}"
+
+    def _pack(self, symbols: list[str], kind: str) -> str:
+        rows = []
+        for symbol in symbols:
+            market = self.markets[symbol]
+            mid = market.price_text((market.best_bid() + market.best_ask()) // 2)
+            rows.append(
+                [self.native[symbol], mid, mid, mid, mid, "0", "0", "0", mid, mid, self.funding_rate(symbol), "0"]
+            )
+        message: dict[str, Any] = {"data": rows, "method": "perp_market24h_pack_p.update", "timestamp": self._next()[1]}
+        if kind == "snapshot":
+            message["fields"] = _PACK_FIELDS
+        message["type"] = kind
+        return dumps(message)
+
     def render(self, conn: MockConnection, symbol: str, change: Change) -> list[str | bytes]:
         out: list[str | bytes] = []
         trade = change.trade
@@ -262,6 +307,11 @@ class MockPhemex(MockExchange):
                 out.extend(self._book_messages(conn, symbol))
         if item is not None and ("trade", symbol) in conn.topics and not self.faults.take("drop_trades"):
             out.append(self._trades_message(symbol, "incremental", [item]))
+        if ("pack", "") in conn.topics and not self.is_spot(symbol) and not self.is_inverse(symbol):
+            packs: dict[str, int] = conn.state.setdefault("pack_steps", {})
+            packs[symbol] = n = packs.get(symbol, 0) + 1
+            if n % 10 == 0:
+                out.append(self._pack([symbol], "incremental"))
         return out
 
     # --- REST -------------------------------------------------------------------------
