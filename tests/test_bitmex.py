@@ -38,6 +38,7 @@ from wsmux.book import Continuity, SnapshotSource
 from wsmux.errors import UnknownMessage, WsmuxError
 from wsmux.exchanges import get
 from wsmux.exchanges.bitmex import BitmexAdapter, bitmex_symbol, bitmex_unified, iso_ns
+from wsmux.reliability import TradeSequencer, TradeVerdict
 from wsmux.testing import parse_events
 
 RECV = 123_456_789
@@ -543,3 +544,14 @@ def test_instruments_and_contract_sizes() -> None:
     for bad in (b"{", b"[{}]", b'[{"typ": "FFWCSX"}]'):
         with pytest.raises(MalformedMessage):
             adapter.parse_instruments(bad)
+
+
+def test_trade_ids_are_opaque_to_the_trade_sequencer() -> None:
+    """trdMatchID is a UUID: the multiplexer's sequencer dedupes it instead of
+    counting every trade as a bad id."""
+    sequencer = TradeSequencer()
+    (trade,) = BitmexAdapter().parse(TRADE, RECV)
+    assert isinstance(trade, Trade)
+    assert sequencer.on_trade(trade) is TradeVerdict.NEW
+    assert sequencer.on_trade(trade) is TradeVerdict.DUPLICATE
+    assert sequencer.stats.bad_ids == 0

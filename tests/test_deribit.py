@@ -53,6 +53,7 @@ from wsmux.exchanges.deribit import (
     is_inverse,
 )
 from wsmux.exchanges.okx import okx_symbol
+from wsmux.reliability import TradeSequencer, TradeVerdict
 from wsmux.subscriptions import parse_symbol
 from wsmux.testing import parse_events
 
@@ -639,3 +640,13 @@ def test_absurd_numbers_flag_the_book_and_resync(level: list[Any]) -> None:
     assert [e.reason for e in events if isinstance(e, Gap)] == [GapReason.BAD_DATA]
     assert not any(isinstance(e, BookUpdate) for e in events)
     assert len(feed.take_actions()) == 1  # resubscribed
+
+
+def test_trade_ids_are_opaque_to_the_trade_sequencer() -> None:
+    """Deribit's trade_id is text (deribit.md): deduped, never a bad id."""
+    sequencer = TradeSequencer()
+    (trade,) = DeribitAdapter().parse(TRADE.replace('"48079254"', '"ETH-48079254"'), RECV)
+    assert isinstance(trade, Trade) and trade.trade_id == "ETH-48079254"
+    assert sequencer.on_trade(trade) is TradeVerdict.NEW
+    assert sequencer.on_trade(trade) is TradeVerdict.DUPLICATE
+    assert sequencer.stats.bad_ids == 0
