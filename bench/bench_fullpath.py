@@ -371,6 +371,9 @@ GENERATED: dict[str, dict[str, Any]] = {
     "kraken": {"levels": 100},
     "bitfinex": {"levels": 25},
     "coinbase-advanced": {"levels": 500},
+    "deribit": {"levels": 500},  # book.{inst}.100ms is the full book: hundreds of levels a side
+    "bitmex": {"levels": 500},  # orderBookL2 is the full book
+    "phemex": {"levels": 30},  # the 30-level orderbook channel
 }
 
 

@@ -310,6 +310,9 @@ SYMBOLS: dict[str, tuple[str, ...]] = {
     "coinbase": ("BTC-USD", "ETH-USD"),
     "coinbase-advanced": ("BTC-USD", "ETH-USD"),
     "bitfinex": ("BTC-USD", "ETH-USD"),
+    "deribit": ("BTC-USD-PERP", "ETH-USD-PERP"),
+    "bitmex": ("BTC-USD-PERP", "ETH-USDT-PERP"),
+    "phemex": ("BTC-USD-PERP", "BTC-USDT-PERP"),
 }
 DEFAULT_SYMBOLS = ("BTC-USDT", "ETH-USDT")
 CHANNELS = (Channel.BOOK, Channel.TRADES, Channel.QUOTES)

@@ -216,6 +216,9 @@ class Rebuild:
         self.bad_events: list[str] = []
         self.touched: set[str] = set()
         """Symbols named by an event since the caller last cleared it."""
+        self.truncate: dict[str, int] = {}
+        """Per symbol, the depth the venue's book rule keeps after every change
+        (Kraken, OKX, Phemex...: the venue's own view is that deep)."""
 
     def __call__(self, event: Event) -> None:
         cls = type(event)
@@ -233,6 +236,13 @@ class Rebuild:
                             side.pop(price, None)
                         else:
                             side[price] = size
+                depth = self.truncate.get(event.symbol)  # type: ignore[attr-defined]
+                if depth is not None:
+                    bids, asks = book
+                    for price in sorted(bids, reverse=True)[depth:]:
+                        del bids[price]
+                    for price in sorted(asks)[depth:]:
+                        del asks[price]
         elif cls is Gap and event.channel is Channel.BOOK:  # type: ignore[attr-defined]
             self.books.pop(event.symbol, None)  # type: ignore[attr-defined]
         if cls in (BookSnapshot, BookUpdate):
@@ -286,6 +296,7 @@ def run_case(case: Case) -> list[Finding]:
             findings.append(Finding(session.name, kind, seed, signature, detail[:300]))
 
     feed = session.start(rebuild)
+    rebuild.truncate = {symbol: sync.rule.depth for symbol, sync in feed.syncs.items() if sync.rule.depth}
     answered: dict[str, int] = {}
     recv_ns = 1_700_000_000_000_000_000
     for frame_no, frame in enumerate(_stream(rng, session.data, kind), 1):

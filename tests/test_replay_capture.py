@@ -20,8 +20,16 @@ from wsmux.model import BookSnapshot, BookUpdate, Error, ErrorKind, Resynced
 
 RECORDINGS = Path(__file__).parents[1] / ".." / "shared" / "recordings"
 needs_recordings = pytest.mark.skipif(not RECORDINGS.is_dir(), reason="../shared/recordings not present")
-SUPPORTED = ["BINANCE.ws.1.0", "COINBASE.ws.28.0", "KRAKEN.ws.48.0", "KRAKEN.ws.49.0", "KRAKEN.ws.50.0"]
-UNSUPPORTED = {"KUCOIN": "kucoin", "DERIBIT": "deribit", "BITMEX": "bitmex", "GEMINI": "gemini"}
+SUPPORTED = [
+    "BINANCE.ws.1.0",
+    "COINBASE.ws.28.0",
+    "KRAKEN.ws.48.0",
+    "KRAKEN.ws.49.0",
+    "KRAKEN.ws.50.0",
+    "DERIBIT.ws.1.0",
+    "BITMEX.ws.1.0",
+]
+UNSUPPORTED = {"KUCOIN": "kucoin", "GEMINI": "gemini"}
 
 
 # --- detection, no recordings needed ----------------------------------------------------
@@ -106,11 +114,11 @@ def test_unsupported_venue_is_a_typed_error(tmp_path: Path) -> None:
 
 
 def test_cli_names_an_unsupported_venue_with_exit_code_3(tmp_path: Path) -> None:
-    path = tmp_path / "DERIBIT.ws.1.0"
-    path.write_text("wss://www.deribit.com/ws/api/v2 <-> 1700000000.0\n1700000000.1: {}\n")
+    path = tmp_path / "LUNO.ws.1.0"  # a venue wsmux has no adapter for (Deribit has one now)
+    path.write_text("wss://ws.luno.com/api/1/stream/XBTZAR <-> 1700000000.0\n1700000000.1: {}\n")
     proc = run_wsmux("replay", str(path))
     assert proc.returncode == 3
-    assert "venue 'deribit' is not supported by wsmux yet" in proc.stderr
+    assert "venue 'luno' is not supported by wsmux yet" in proc.stderr
     assert "Traceback" not in proc.stderr
 
 
@@ -251,6 +259,10 @@ def test_every_supported_capture_replays_with_no_flags_and_no_errors(name: str) 
         assert replay.summary.unsupported_channels == {"binance": {"kline_1m"}}
         assert replay.summary.not_supported["binance"] > 0
         assert replay.summary.rest_bodies == 4
+    if name == "BITMEX.ws.1.0":
+        # XRPU21's expiry day is not in its name: the recorded instruments list says it
+        futures = {e.symbol for e in events if isinstance(e, BookSnapshot) and e.symbol.endswith("-20210924")}
+        assert futures == {"XRP-BTC-20210924", "TRX-BTC-20210924"}
 
 
 @needs_recordings
@@ -261,7 +273,7 @@ def test_cli_replays_the_whole_recordings_folder() -> None:
     assert "Traceback" not in proc.stderr
     for venue in [*UNSUPPORTED.values(), "kraken-futures"]:
         assert f"venue '{venue}' is not supported by wsmux yet" in proc.stderr
-    for venue in ("binance", "coinbase", "kraken-v1"):
+    for venue in ("binance", "coinbase", "kraken-v1", "deribit", "bitmex"):
         assert f"{venue}: errors 0" in proc.stdout
     assert "binance: channel not supported: kline_1m" in proc.stdout
     assert "malformed" not in proc.stdout.lower()

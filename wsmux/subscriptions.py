@@ -7,8 +7,9 @@ Build subscriptions with the helpers::
 
 Unified symbols are ``BASE-QUOTE`` for spot (``BTC-USDT``), ``BASE-QUOTE-PERP``
 for perpetual swaps (``BTC-USDT-PERP``), ``BASE-QUOTE-YYYYMMDD`` for dated
-futures. Symbols are checked for shape here; whether a venue lists them is the
-adapter's business.
+futures, ``BASE-QUOTE-YYYYMMDD-STRIKE-C`` / ``-P`` for options (calls / puts;
+venues without options refuse them). Symbols are checked for shape here;
+whether a venue lists them is the adapter's business.
 
 The string forms a user types are accepted too: a channel by its value
 (``Subscription("binance", "trades", "BTC-USDT")``) and a whole subscription
@@ -41,28 +42,36 @@ __all__ = [
 ]
 
 _SYMBOL = re.compile(r"^[A-Z0-9]{1,20}-[A-Z0-9]{1,20}(-(PERP|\d{8}))?$")
+_OPTION = re.compile(r"^[A-Z0-9]{1,20}-[A-Z0-9]{1,20}-\d{8}-(0|[1-9]\d{0,11})(\.\d{1,8})?-[CP]$")
 
 
-def parse_symbol(symbol: str) -> tuple[str, str, str | None]:
+def parse_symbol(symbol: str, *, options: bool = False) -> tuple[str, str, str | None]:
     """Split a unified symbol into ``(base, quote, kind)``.
 
     ``kind`` is ``None`` for spot, ``"PERP"`` for a perpetual swap or the
-    expiry date ``"YYYYMMDD"`` of a dated future.
+    expiry date ``"YYYYMMDD"`` of a dated future. With ``options=True`` an
+    option symbol is accepted too, and its ``kind`` is
+    ``"YYYYMMDD-STRIKE-C"`` or ``"YYYYMMDD-STRIKE-P"`` (adapters of venues
+    without options leave ``options`` False, so option symbols raise).
 
     Raises:
         UnknownSymbol: the symbol is not in the unified form.
     """
+    if options and isinstance(symbol, str) and _OPTION.match(symbol):
+        base, quote, kind = symbol.split("-", 2)
+        return base, quote, kind
     if not isinstance(symbol, str) or not _SYMBOL.match(symbol):
         raise UnknownSymbol(
-            f"bad symbol {symbol!r}: expected BASE-QUOTE, BASE-QUOTE-PERP or "
-            "BASE-QUOTE-YYYYMMDD in upper case (e.g. 'BTC-USDT')"
+            f"bad symbol {symbol!r}: expected BASE-QUOTE, BASE-QUOTE-PERP, BASE-QUOTE-YYYYMMDD"
+            + (" or BASE-QUOTE-YYYYMMDD-STRIKE-C|P" if options else "")
+            + " in upper case (e.g. 'BTC-USDT')"
         )
     parts = symbol.split("-")
     return parts[0], parts[1], parts[2] if len(parts) == 3 else None
 
 
 def _check_symbol(_inst: object, _attr: object, value: str) -> None:
-    parse_symbol(value)
+    parse_symbol(value, options=True)
 
 
 def to_channel(value: Channel | str) -> Channel:

@@ -128,6 +128,10 @@ DEFAULT_ID_POLICIES: Mapping[str, IdPolicy] = {
     # UUIDs on derivatives.
     "bybit": IdPolicy.OPAQUE,
     "bybit-linear": IdPolicy.OPAQUE,
+    # BitMEX trdMatchID: UUIDs; Deribit trade_id: text, not always a number
+    # (deribit.md: "trade_id (string)"; trade_seq contiguity unconfirmed).
+    "bitmex": IdPolicy.OPAQUE,
+    "deribit": IdPolicy.OPAQUE,
 }
 """Per venue id policy. Venues not listed use ``TradeSequencer.default_policy``."""
 

@@ -25,13 +25,16 @@ _LAZY: dict[str, str] = {
     "binance-us": "wsmux.exchanges.binance:BinanceUSAdapter",
     "binance-usdm": "wsmux.exchanges.binance:BinanceUsdmAdapter",
     "bitfinex": "wsmux.exchanges.bitfinex:BitfinexAdapter",
+    "bitmex": "wsmux.exchanges.bitmex:BitmexAdapter",
     "bybit": "wsmux.exchanges.bybit:BybitSpotAdapter",
     "bybit-linear": "wsmux.exchanges.bybit:BybitLinearAdapter",
     "coinbase": "wsmux.exchanges.coinbase:CoinbaseAdapter",
     "coinbase-advanced": "wsmux.exchanges.coinbase:CoinbaseAdvancedAdapter",
+    "deribit": "wsmux.exchanges.deribit:DeribitAdapter",
     "kraken": "wsmux.exchanges.kraken:KrakenAdapter",
     "kraken-v1": "wsmux.exchanges.kraken:KrakenV1Adapter",
     "okx": "wsmux.exchanges.okx:OkxAdapter",
+    "phemex": "wsmux.exchanges.phemex:PhemexAdapter",
 }
 _LOADED: dict[str, type[Adapter]] = {}
 

@@ -6,7 +6,9 @@ to the same adapter and :class:`~wsmux._pipeline.Feed` (book sync, checksums,
 gap detection) that a live connection uses — one adapter per recorded
 connection. REST snapshot requests are answered from the recorded REST
 responses: a recorded body is matched to a request by the venue's native
-symbol in its URL, and used once. Events go to :class:`~wsmux.Stream` objects
+symbol in its URL, and used once; a recorded answer of the venue's
+instruments endpoint is given to every adapter of the venue
+(:meth:`~wsmux.adapter.Adapter.use_instruments`). Events go to :class:`~wsmux.Stream` objects
 (``replay.subscribe(...)``) exactly as from a live multiplexer, or come out of
 the plain iterator :meth:`Replay.events`.
 
@@ -24,13 +26,14 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import attrs
 
 from wsmux import _json, exchanges
 from wsmux._pipeline import Feed, FetchSnapshot, Send
 from wsmux.adapter import Adapter
-from wsmux.errors import ConfigError, LogError, UnknownSymbol, UnknownVenue, UnsupportedVenue
+from wsmux.errors import ConfigError, LogError, UnknownSymbol, UnknownVenue, UnsupportedVenue, WsmuxError
 from wsmux.log._detect import Capture, detect_capture, is_text_capture_name
 from wsmux.log._format import FILE_MAGIC, Direction
 from wsmux.log._reader import read_log, rotated_sets
@@ -44,6 +47,7 @@ from wsmux.model import (
     ErrorKind,
     Event,
     Gap,
+    Instrument,
     L3Snapshot,
     OrderUpdate,
     Quote,
@@ -236,6 +240,7 @@ class Replay:
         self._feeds: dict[tuple[str, int], Feed] = {}
         self._pending: dict[tuple[str, int], dict[str, FetchSnapshot]] = {}
         self._bodies: dict[tuple[str, int], list[tuple[str, bytes]]] = {}
+        self._instruments: dict[str, list[Instrument]] = {}  # venue -> recorded instruments list
         self._streams: list[Stream] = []
         self._out: list[Event] = []
         self._opened: set[tuple[str, int]] = set()
@@ -322,6 +327,8 @@ class Replay:
             feed = Feed(cls(), self._emit)
             feed.auto_books = self.auto_books
             self._feeds[key] = feed
+            if venue in self._instruments:
+                feed.adapter.use_instruments(self._instruments[venue])
             recorded = self._recorded.get(key, ())
             self._learn(feed, [s for s in (*self.subscriptions, *recorded) if s.venue == venue])
         return feed
@@ -400,9 +407,28 @@ class Replay:
         # REST responses are not tied to a WebSocket connection in text
         # recordings: keep them per venue and offer them to every feed.
         self._bodies.setdefault((venue, -1), []).append((url, body))
+        self._instruments_body(venue, url, body, ns)
         for key, feed in list(self._feeds.items()):
             if key[0] == venue:
                 self._answer(key, feed, ns)
+
+    def _instruments_body(self, venue: str, url: str, body: bytes, ns: int) -> None:
+        """A recorded answer of the venue's instruments endpoint: every feed
+        of the venue (and every later one) learns it, as a live adapter does
+        from :meth:`~wsmux.adapter.Adapter.use_instruments`."""
+        adapter = (self._adapters.get(venue) or exchanges.get(venue))()
+        request = adapter.instruments_request()
+        if request is None or urlsplit(url).path != urlsplit(request.url).path:
+            return
+        try:
+            instruments = adapter.parse_instruments(body)
+        except WsmuxError as exc:
+            self._emit(Error(venue, None, ErrorKind.MALFORMED, f"instruments body: {exc}", ns))
+            return
+        self._instruments.setdefault(venue, []).extend(instruments)
+        for (feed_venue, _conn), feed in self._feeds.items():
+            if feed_venue == venue:
+                feed.adapter.use_instruments(instruments)
 
     # --- outputs ------------------------------------------------------------------
 
