@@ -65,6 +65,7 @@ MOCKS: dict[str, str] = {
     "bybit-linear": "wsmux.testing.bybit:MockBybitLinear",
     "coinbase-advanced": "wsmux.testing.coinbase:MockCoinbaseAdvanced",
     "kraken-v1": "wsmux.testing.kraken:MockKrakenV1",
+    "hyperliquid": "wsmux.testing.hyperliquid:MockHyperliquid",
 }
 DEFAULT_DEMO_VENUES = ("binance", "kraken", "coinbase", "okx", "bybit", "bitfinex")
 """The venues ``wsmux demo`` runs without ``--venues`` (one per exchange)."""
@@ -77,6 +78,7 @@ DEMO_SYMBOLS = {
     "binance-usdm": ["BTC-USDT-PERP", "ETH-USDT-PERP"],
     "binance-coinm": ["BTC-USD-PERP", "ETH-USD-PERP"],
     "bybit-linear": ["BTC-USDT-PERP", "ETH-USDT-PERP"],
+    "hyperliquid": ["BTC-USD-PERP", "ETH-USD-PERP"],
 }
 CHAOS_EVERY = 1.0
 """Seconds between two faults of ``wsmux demo --chaos``."""

@@ -502,7 +502,9 @@ class Connection:
                 delay = limiter.blocked_for(self.clock.monotonic())  # a 429 may have come meanwhile
         self.stats.snapshot_requests += 1
         try:
-            response = await self.http.request(request.method, request.url, params=list(request.params))
+            response = await self.http.request(
+                request.method, request.url, params=list(request.params), content=request.body
+            )
             recv_ns = self.clock.time_ns()
             if limiter is not None and response.status_code in (418, 429):
                 self.stats.rate_limited += 1

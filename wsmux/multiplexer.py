@@ -792,7 +792,10 @@ class Multiplexer:
                 assert self._http is not None
                 try:
                     response = await self._http.request(
-                        http_request.method, http_request.url, params=list(http_request.params)
+                        http_request.method,
+                        http_request.url,
+                        params=list(http_request.params),
+                        content=http_request.body,
                     )
                     recv_ns = self.clock.time_ns()
                     if response.status_code != 200:
