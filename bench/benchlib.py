@@ -311,6 +311,7 @@ SYMBOLS: dict[str, tuple[str, ...]] = {
     "coinbase-advanced": ("BTC-USD", "ETH-USD"),
     "bitfinex": ("BTC-USD", "ETH-USD"),
     "hyperliquid": ("BTC-USD-PERP", "ETH-USD-PERP"),
+    "dydx": ("BTC-USD-PERP", "ETH-USD-PERP"),
 }
 DEFAULT_SYMBOLS = ("BTC-USDT", "ETH-USDT")
 CHANNELS = (Channel.BOOK, Channel.TRADES, Channel.QUOTES)

@@ -66,6 +66,7 @@ MOCKS: dict[str, str] = {
     "coinbase-advanced": "wsmux.testing.coinbase:MockCoinbaseAdvanced",
     "kraken-v1": "wsmux.testing.kraken:MockKrakenV1",
     "hyperliquid": "wsmux.testing.hyperliquid:MockHyperliquid",
+    "dydx": "wsmux.testing.dydx:MockDydx",
 }
 DEFAULT_DEMO_VENUES = ("binance", "kraken", "coinbase", "okx", "bybit", "bitfinex")
 """The venues ``wsmux demo`` runs without ``--venues`` (one per exchange)."""
@@ -79,6 +80,7 @@ DEMO_SYMBOLS = {
     "binance-coinm": ["BTC-USD-PERP", "ETH-USD-PERP"],
     "bybit-linear": ["BTC-USDT-PERP", "ETH-USDT-PERP"],
     "hyperliquid": ["BTC-USD-PERP", "ETH-USD-PERP"],
+    "dydx": ["BTC-USD-PERP", "ETH-USD-PERP"],
 }
 CHAOS_EVERY = 1.0
 """Seconds between two faults of ``wsmux demo --chaos``."""

@@ -25,6 +25,7 @@ _LAZY: dict[str, str] = {
     "bybit-linear": "wsmux.exchanges.bybit:BybitLinearAdapter",
     "coinbase": "wsmux.exchanges.coinbase:CoinbaseAdapter",
     "coinbase-advanced": "wsmux.exchanges.coinbase:CoinbaseAdvancedAdapter",
+    "dydx": "wsmux.exchanges.dydx:DydxAdapter",
     "hyperliquid": "wsmux.exchanges.hyperliquid:HyperliquidAdapter",
     "kraken": "wsmux.exchanges.kraken:KrakenAdapter",
     "kraken-v1": "wsmux.exchanges.kraken:KrakenV1Adapter",

@@ -24,6 +24,7 @@ from wsmux.testing.binance import MockBinance, MockBinanceCoinm, MockBinanceFutu
 from wsmux.testing.bitfinex import MockBitfinex
 from wsmux.testing.bybit import MockBybit, MockBybitLinear
 from wsmux.testing.coinbase import MockCoinbase, MockCoinbaseAdvanced
+from wsmux.testing.dydx import MockDydx
 from wsmux.testing.hyperliquid import MockHyperliquid
 from wsmux.testing.kraken import MockKraken, MockKrakenV1
 from wsmux.testing.okx import MockOkx
@@ -50,6 +51,7 @@ __all__ = [
     "MockCoinbase",
     "MockCoinbaseAdvanced",
     "MockConnection",
+    "MockDydx",
     "MockExchange",
     "MockHyperliquid",
     "MockKraken",

@@ -40,18 +40,17 @@ from wsmux._json import dumps, loads
 from wsmux.exchanges.hyperliquid import BOOK_DEPTH, CANDLE_INTERVAL, hyperliquid_coin
 from wsmux.model import Side
 from wsmux.testing._market import Change, Market
-from wsmux.testing._server import MockConnection, MockExchange
+from wsmux.testing._server import MockConnection
+from wsmux.testing._stepped import SteppedMock
 
 __all__ = ["MockHyperliquid"]
 
-_T0_MS = 1_700_000_000_000
-_STEP_MS = 1000
 _MINUTE_MS = 60_000
 _TYPES = frozenset({"l2Book", "bbo", "trades", "activeAssetCtx", "candle"})
 _SIDE = {Side.BUY: "B", Side.SELL: "A"}
 
 
-class MockHyperliquid(MockExchange):
+class MockHyperliquid(SteppedMock):
     """Mock Hyperliquid endpoint. See the module docstring.
 
     Args:
@@ -76,9 +75,6 @@ class MockHyperliquid(MockExchange):
         super().__init__(symbols, seed=seed, rate=rate, host=host, levels=levels)
         self.coins = {s: hyperliquid_coin(s) for s in self.symbols}
         self.unified = {v: k for k, v in self.coins.items()}
-        self.time = {s: _T0_MS for s in self.symbols}
-        """Mock time of each symbol's market (ms); one step is one second."""
-        self.steps = {s: 0 for s in self.symbols}
         self.candles: dict[str, list[Any]] = {}
         """symbol -> the forming candle [t, o, h, l, c, v, n] in ticks and lots."""
         self._tid = 10**14
@@ -223,33 +219,16 @@ class MockHyperliquid(MockExchange):
         candle[5] += size
         candle[6] += 1
 
+    def on_step(self, symbol: str, change: Change) -> None:
+        trade = change.trade
+        if trade is not None:
+            self._add_to_candle(symbol, trade.price, trade.size)
+
     def render(self, conn: MockConnection, symbol: str, change: Change) -> list[str | bytes]:
-        raise NotImplementedError("MockHyperliquid renders per step in publish()")
-
-    async def publish(self, steps: int = 1, symbols: Iterable[str] | None = None) -> None:
-        """Advance each market ``steps`` times (one second of mock time each)
-        and send the changes to subscribers."""
-        targets = list(symbols) if symbols is not None else self.symbols
-        for _ in range(steps):
-            for symbol in targets:
-                change = self.markets[symbol].step()
-                self.time[symbol] += _STEP_MS
-                self.steps[symbol] += 1
-                trade = change.trade
-                if trade is not None:
-                    self._add_to_candle(symbol, trade.price, trade.size)
-                if self.faults.silent:
-                    continue
-                drop_trade = trade is not None and self.faults.take("drop_trades")
-                for conn in list(self.connections.values()):
-                    for message in self._render(conn, symbol, change, drop_trade):
-                        await self._send(conn, message)
-
-    def _render(self, conn: MockConnection, symbol: str, change: Change, drop_trade: bool) -> list[str]:
         coin = self.coins[symbol]
         topics = conn.topics
         market = self.markets[symbol]
-        out: list[str] = []
+        out: list[str | bytes] = []
         if ("l2Book", coin) in topics:
             out.extend(self._book_updates(conn, symbol))
         if ("bbo", coin) in topics:
@@ -261,7 +240,7 @@ class MockHyperliquid(MockExchange):
                 out.append(self._bbo(symbol))
         trade = change.trade
         if trade is not None:
-            if ("trades", coin) in topics and not drop_trade:
+            if ("trades", coin) in topics and not self.trade_dropped:
                 entry = {
                     "coin": coin,
                     "side": _SIDE[trade.side],
