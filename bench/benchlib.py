@@ -312,6 +312,7 @@ SYMBOLS: dict[str, tuple[str, ...]] = {
     "bitfinex": ("BTC-USD", "ETH-USD"),
     "hyperliquid": ("BTC-USD-PERP", "ETH-USD-PERP"),
     "dydx": ("BTC-USD-PERP", "ETH-USD-PERP"),
+    "bithumb": ("BTC-KRW", "ETH-KRW"),
 }
 DEFAULT_SYMBOLS = ("BTC-USDT", "ETH-USDT")
 CHANNELS = (Channel.BOOK, Channel.TRADES, Channel.QUOTES)

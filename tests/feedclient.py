@@ -18,12 +18,12 @@ from typing import Any
 
 import websockets
 
-from wsmux import Channel, Event, Subscription
+from wsmux import BookSnapshot, BookUpdate, Channel, Event, Subscription
 from wsmux._pipeline import Feed, Send
 from wsmux.adapter import Adapter
-from wsmux.testing import MockExchange
+from wsmux.testing import MockExchange, collect_until
 
-__all__ = ["FeedClient", "feed_client"]
+__all__ = ["FeedClient", "feed_client", "mock_top", "publish_until_top_changes", "wait_book_time"]
 
 
 class FeedClient:
@@ -117,3 +117,34 @@ async def feed_client(
         yield client
     finally:
         await client.close()
+
+
+async def publish_until_top_changes(mock: Any, symbol: str) -> int:
+    """For mocks of snapshot-only venues (``top(symbol)`` and ``time``): publish
+    steps of ``symbol`` until its published top of book changes, so that the
+    client gets an update stamped with the returned mock time (ms). An
+    unchanged top sends the client nothing to wait for."""
+    before = mock.top(symbol)
+    for _ in range(1000):
+        await mock.publish(1, [symbol])
+        if mock.top(symbol) != before:
+            return int(mock.time[symbol])
+    raise AssertionError(f"the top of {symbol} did not change in 1000 steps")
+
+
+def mock_top(mock: Any, symbol: str) -> tuple[tuple[tuple[float, float], ...], ...]:
+    """The top of book a snapshot-only mock publishes (``top(symbol)``), as floats."""
+    market = mock.markets[symbol]
+    bids, asks = mock.top(symbol)
+    return (
+        tuple((market.price(p), market.size(s)) for p, s in bids),
+        tuple((market.price(p), market.size(s)) for p, s in asks),
+    )
+
+
+async def wait_book_time(stream: Any, symbol: str, time_ms: int) -> list[Event]:
+    """Read ``stream`` until a book event of ``symbol`` stamped ``time_ms`` or later."""
+    return await collect_until(
+        stream,
+        lambda e: isinstance(e, BookUpdate | BookSnapshot) and e.symbol == symbol and (e.ts or 0) >= time_ms * 10**6,
+    )

@@ -9,20 +9,17 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
-from typing import Any
 
 import pytest
-from feedclient import FeedClient, feed_client
+from feedclient import FeedClient, feed_client, mock_top, publish_until_top_changes, wait_book_time
 
 from wsmux import (
     Backoff,
-    BookSnapshot,
     BookUpdate,
     Candle,
     Channel,
     Error,
     ErrorKind,
-    Event,
     Funding,
     Gap,
     GapReason,
@@ -55,15 +52,6 @@ def is_pong(frame: str | bytes) -> bool:
 async def client(mock: MockHyperliquid, subs: list[Subscription]) -> AsyncIterator[FeedClient]:
     async with feed_client(mock, HyperliquidAdapter(url=mock.ws_url), subs, is_pong) as c:
         yield c
-
-
-def mock_top(mock: MockHyperliquid, symbol: str) -> tuple[tuple[tuple[float, float], ...], ...]:
-    market = mock.markets[symbol]
-    bids, asks = mock.top(symbol)
-    return (
-        tuple((market.price(p), market.size(s)) for p, s in bids),
-        tuple((market.price(p), market.size(s)) for p, s in asks),
-    )
 
 
 def assert_same_book(c: FeedClient, mock: MockHyperliquid, symbol: str) -> None:
@@ -205,13 +193,6 @@ async def test_funding_open_interest_and_candles() -> None:
 # --- Multiplexer level ---------------------------------------------------------------------
 
 
-async def wait_time(stream: Any, symbol: str, time_ms: int) -> list[Event]:
-    return await collect_until(
-        stream,
-        lambda e: isinstance(e, BookUpdate | BookSnapshot) and e.symbol == symbol and (e.ts or 0) >= time_ms * 10**6,
-    )
-
-
 async def test_multiplexer_book_matches_mock() -> None:
     async with MockHyperliquid([BTC, ETH]) as mock:
         async with Multiplexer(endpoints={"hyperliquid": mock.endpoint}, backoff=FAST) as mux:
@@ -221,7 +202,7 @@ async def test_multiplexer_book_matches_mock() -> None:
                 await collect_until(stream, lambda e: isinstance(e, Resynced))
             await mock.publish(300)
             for symbol in (BTC, ETH):
-                await wait_time(stream, symbol, mock.time[symbol])
+                await wait_book_time(stream, symbol, await publish_until_top_changes(mock, symbol))
                 view = mux.book("hyperliquid", symbol)
                 assert view.valid and view.integrity is Integrity.UNVERIFIABLE
                 assert view.depth() == mock_top(mock, symbol)
@@ -240,7 +221,7 @@ async def test_multiplexer_heals_a_crossed_book() -> None:
             assert isinstance(events[-1], Gap) and events[-1].reason is GapReason.CROSSED
             await collect_until(stream, lambda e: isinstance(e, Resynced))
             await mock.publish(50)
-            await wait_time(stream, BTC, mock.time[BTC])
+            await wait_book_time(stream, BTC, await publish_until_top_changes(mock, BTC))
             view = mux.book("hyperliquid", BTC)
             assert view.valid and view.depth() == mock_top(mock, BTC)
             await stream.aclose()

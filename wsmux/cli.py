@@ -67,6 +67,7 @@ MOCKS: dict[str, str] = {
     "kraken-v1": "wsmux.testing.kraken:MockKrakenV1",
     "hyperliquid": "wsmux.testing.hyperliquid:MockHyperliquid",
     "dydx": "wsmux.testing.dydx:MockDydx",
+    "bithumb": "wsmux.testing.bithumb:MockBithumb",
 }
 DEFAULT_DEMO_VENUES = ("binance", "kraken", "coinbase", "okx", "bybit", "bitfinex")
 """The venues ``wsmux demo`` runs without ``--venues`` (one per exchange)."""
@@ -81,6 +82,7 @@ DEMO_SYMBOLS = {
     "bybit-linear": ["BTC-USDT-PERP", "ETH-USDT-PERP"],
     "hyperliquid": ["BTC-USD-PERP", "ETH-USD-PERP"],
     "dydx": ["BTC-USD-PERP", "ETH-USD-PERP"],
+    "bithumb": ["BTC-KRW", "ETH-KRW"],
 }
 CHAOS_EVERY = 1.0
 """Seconds between two faults of ``wsmux demo --chaos``."""
