@@ -56,9 +56,8 @@ class MockBithumb(SteppedMock):
 
     venue: ClassVar[str] = "bithumb"
     ws_path: ClassVar[str] = "/websocket/v1"
-    tick: ClassVar[str] = "1000"
+    tick: ClassVar[str] = "1"  # KRW prices are integers
     lot: ClassVar[str] = "0.0001"
-    start_price: ClassVar[str] = "95000000"
 
     def __init__(
         self,
