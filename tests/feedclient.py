@@ -23,7 +23,7 @@ from wsmux._pipeline import Feed, Send
 from wsmux.adapter import Adapter
 from wsmux.testing import MockExchange, collect_until
 
-__all__ = ["FeedClient", "feed_client", "mock_top", "publish_until_top_changes", "wait_book_time"]
+__all__ = ["FeedClient", "deletes_first", "feed_client", "mock_top", "publish_until_top_changes", "wait_book_time"]
 
 
 class FeedClient:
@@ -148,3 +148,10 @@ async def wait_book_time(stream: Any, symbol: str, time_ms: int) -> list[Event]:
         stream,
         lambda e: isinstance(e, BookUpdate | BookSnapshot) and e.symbol == symbol and (e.ts or 0) >= time_ms * 10**6,
     )
+
+
+def deletes_first(levels: tuple[tuple[float, float], ...]) -> tuple[set[tuple[float, float]], set[tuple[float, float]]]:
+    """An update's (deletes, sets), checking that every delete comes before every set."""
+    n = sum(1 for _, size in levels if size == 0.0)
+    assert all(size == 0.0 for _, size in levels[:n]), levels
+    return set(levels[:n]), set(levels[n:])

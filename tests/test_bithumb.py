@@ -8,6 +8,7 @@ import math
 from typing import Any
 
 import pytest
+from feedclient import deletes_first
 
 from wsmux import BookSnapshot, BookUpdate, Channel, Integrity, Quote, Resynced, Side, Subscription, Trade, exchanges
 from wsmux._pipeline import Feed
@@ -116,8 +117,8 @@ def test_first_orderbook_is_a_snapshot_then_diffs() -> None:
     assert snap.ts == T_MS * 1_000_000
     [update] = parse_events(a, orderbook([(94990000, 0.5, 95000000, 0.12), (94970000, 1.0, 95020000, 1.0)]), RECV)
     assert isinstance(update, BookUpdate)
-    assert update.bids == ((94980000.0, 0.0), (94990000.0, 0.5), (94970000.0, 1.0))
-    assert update.asks == ((95010000.0, 0.0), (95020000.0, 1.0))
+    assert deletes_first(update.bids) == ({(94980000.0, 0.0)}, {(94990000.0, 0.5), (94970000.0, 1.0)})
+    assert deletes_first(update.asks) == ({(95010000.0, 0.0)}, {(95020000.0, 1.0)})
     assert a.parse(orderbook([(94990000, 0.5, 95000000, 0.12), (94970000, 1.0, 95020000, 1.0)]), RECV) == []
 
 
