@@ -151,6 +151,18 @@ def test_a_feed_book_follows_the_snapshots_and_resyncs_whole() -> None:
     assert sum(isinstance(e, Resynced) for e in events) == 2
 
 
+def test_a_depth_is_cut_from_each_message_so_lower_levels_move_up() -> None:
+    a = BithumbAdapter()
+    feed = Feed(a, lambda event: None)
+    feed.add_book(Subscription("bithumb", Channel.BOOK, BTC, 1))
+    a.subscribe([Subscription("bithumb", Channel.BOOK, BTC, 1)])
+    feed.on_frame(orderbook([(100, 1, 101, 1), (99, 1, 102, 1)], "SNAPSHOT"), RECV)
+    book = feed.book(BTC)
+    assert book is not None and book.depth() == (((100.0, 1.0),), ((101.0, 1.0),))
+    feed.on_frame(orderbook([(99, 1, 101, 1), (98, 1, 102, 1)]), RECV)  # the best bid is taken
+    assert book.valid and book.depth() == (((99.0, 1.0),), ((101.0, 1.0),))
+
+
 # --- trades -------------------------------------------------------------------------------
 
 

@@ -107,8 +107,23 @@ def test_book_depth_above_20_is_refused_and_below_is_trimmed() -> None:
     a = HyperliquidAdapter()
     with pytest.raises(ConfigError, match="20"):
         a.check(sub(Channel.BOOK, depth=50))
-    assert a.book_rule_for(sub(Channel.BOOK, depth=5)).depth == 5
-    assert a.book_rule_for(sub(Channel.BOOK)).depth is None  # the venue's 20 levels, all deleted explicitly
+    assert a.book_rule_for(sub(Channel.BOOK, depth=5)).depth is None  # the adapter cuts each message
+
+
+def test_a_smaller_depth_is_cut_from_each_message_so_lower_levels_move_up() -> None:
+    a = HyperliquidAdapter()
+    events: list[object] = []
+    feed = Feed(a, events.append)
+    feed.add_book(sub(Channel.BOOK, depth=2))
+    a.subscribe([sub(Channel.BOOK, depth=2)])
+    feed.on_frame(
+        book_frame([("100", "1"), ("99", "1"), ("98", "1")], [("101", "1"), ("102", "1"), ("103", "1")]), RECV
+    )
+    book = feed.book(BTC)
+    assert book is not None and book.depth() == (((100.0, 1.0), (99.0, 1.0)), ((101.0, 1.0), (102.0, 1.0)))
+    # the best bid is taken: 98, unchanged in the venue's book, is now within the depth
+    feed.on_frame(book_frame([("99", "1"), ("98", "1"), ("97", "1")], [("101", "1"), ("102", "1"), ("103", "1")]), RECV)
+    assert book.valid and book.depth() == (((99.0, 1.0), (98.0, 1.0)), ((101.0, 1.0), (102.0, 1.0)))
 
 
 def test_book_rule_is_a_stream_snapshot_rule_and_unverifiable() -> None:

@@ -114,6 +114,7 @@ class BithumbAdapter(Adapter):
     def __init__(self, *, url: str | None = None, rest_url: str | None = None) -> None:
         super().__init__(url=url, rest_url=rest_url)
         self._symbols: dict[str, str] = {}  # code -> unified (learned at subscribe)
+        self._depths: dict[str, int] = {}  # unified -> subscribed book depth
         self.history_dropped = 0
         # Per-connection state:
         self._wanted: dict[tuple[str, str], set[Channel]] = {}  # (type, code) -> channels using it
@@ -141,6 +142,16 @@ class BithumbAdapter(Adapter):
         top-N snapshot, turned into diffs by the adapter; no sequence, no
         checksum (``UNVERIFIABLE``); crossed books are broken."""
         return SyncRule(snapshot=SnapshotSource.STREAM, continuity=Continuity.NONE)
+
+    def book_rule_for(self, subscription: Subscription) -> SyncRule:
+        """The book rule for ``subscription``. A ``depth`` keeps the best
+        ``depth`` rows of each message: the adapter cuts every message before
+        diffing, so a level moving up into the kept range is sent."""
+        if subscription.depth is not None:
+            self._depths[subscription.symbol] = subscription.depth
+        else:
+            self._depths.pop(subscription.symbol, None)
+        return self.book_rule(subscription.symbol)
 
     def resync_messages(self, subscription: Subscription) -> list[Outgoing]:
         """Forget the book's last snapshot and send the subscription set again
@@ -268,6 +279,9 @@ class BithumbAdapter(Adapter):
             top = units[0] if units else None
             out.append(self._quote(symbol, top, ts, recv_ns))
         if Channel.BOOK in wanted:
+            depth = self._depths.get(symbol)
+            if depth is not None:  # rows are best first
+                units = units[:depth]
             bids = {u["bid_price"]: u["bid_size"] for u in units if u["bid_size"]}
             asks = {u["ask_price"]: u["ask_size"] for u in units if u["ask_size"]}
             event = self._books.update(symbol, bids, asks, ts, recv_ns)

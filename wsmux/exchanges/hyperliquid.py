@@ -34,7 +34,8 @@ Venue rules come from the wsmux fact sheet ``shared/exchanges/hyperliquid.md``
   20 are deleted), see :mod:`wsmux.exchanges._snapshots`. A lost message
   heals with the next one, but nothing lets a client prove it saw every
   block: the integrity level is ``UNVERIFIABLE`` (crossed books are still
-  caught). Deeper books are not available on the public feed.
+  caught). Deeper books are not available on the public feed; a smaller
+  subscription depth is cut from each message before diffing.
 * **Quotes (``bbo``).** ``data.bbo = [bid, ask]``, either may be ``null``
   (that side is ``nan``).
 * **Trades (``trades``).** ``side`` is the aggressor's (``B`` buy, ``A``
@@ -173,16 +174,15 @@ class HyperliquidAdapter(Adapter):
         """Hyperliquid's book rule (hyperliquid.md, "Book handling"): every
         message is a full top-20 snapshot, turned into diffs by the adapter;
         no sequence, no checksum (``UNVERIFIABLE``); crossed books are broken.
-        The book keeps the subscribed depth (default 20)."""
-        depth = self._depths.get(symbol, BOOK_DEPTH)
-        return SyncRule(
-            snapshot=SnapshotSource.STREAM,
-            continuity=Continuity.NONE,
-            depth=depth if depth < BOOK_DEPTH else None,
-        )
+        A smaller subscribed depth is applied by the adapter, to each
+        message before diffing (see :meth:`book_rule_for`)."""
+        return SyncRule(snapshot=SnapshotSource.STREAM, continuity=Continuity.NONE)
 
     def book_rule_for(self, subscription: Subscription) -> SyncRule:
-        """The book rule for ``subscription`` (trimmed to its depth when below 20)."""
+        """The book rule for ``subscription``. A depth below 20 keeps the best
+        ``depth`` levels of each message: the adapter cuts every message
+        before diffing, so a level moving up into the kept range is sent
+        (trimming the client's book instead would lose it)."""
         self._depths[subscription.symbol] = min(subscription.depth or BOOK_DEPTH, BOOK_DEPTH)
         return self.book_rule(subscription.symbol)
 
@@ -302,6 +302,10 @@ class HyperliquidAdapter(Adapter):
     def _l2book(self, data: Any, recv_ns: int) -> list[Event | Diff]:
         symbol = self._unified(data["coin"])
         raw_bids, raw_asks = data["levels"]
+        depth = self._depths.get(symbol)
+        if depth is not None and depth < BOOK_DEPTH:  # levels are best first
+            raw_bids = raw_bids[:depth]
+            raw_asks = raw_asks[:depth]
         # px -> sz as the venue wrote them; the book sync converts and checks the changed ones
         bids = {level["px"]: level["sz"] for level in raw_bids}
         asks = {level["px"]: level["sz"] for level in raw_asks}
