@@ -374,6 +374,9 @@ GENERATED: dict[str, dict[str, Any]] = {
     "deribit": {"levels": 500},  # book.{inst}.100ms is the full book: hundreds of levels a side
     "bitmex": {"levels": 500},  # orderBookL2 is the full book
     "phemex": {"levels": 30},  # the 30-level orderbook channel
+    "hyperliquid": {"levels": 20},  # l2Book: the top 20 levels a side, every message
+    "bithumb": {"levels": 15},  # orderbook: the top 15 rows, every message
+    "dydx": {"levels": 100},  # v4_orderbook: the full book (a few hundred levels on BTC-USD)
 }
 
 

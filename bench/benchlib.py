@@ -313,6 +313,9 @@ SYMBOLS: dict[str, tuple[str, ...]] = {
     "deribit": ("BTC-USD-PERP", "ETH-USD-PERP"),
     "bitmex": ("BTC-USD-PERP", "ETH-USDT-PERP"),
     "phemex": ("BTC-USD-PERP", "BTC-USDT-PERP"),
+    "hyperliquid": ("BTC-USD-PERP", "ETH-USD-PERP"),
+    "dydx": ("BTC-USD-PERP", "ETH-USD-PERP"),
+    "bithumb": ("BTC-KRW", "ETH-KRW"),
 }
 DEFAULT_SYMBOLS = ("BTC-USDT", "ETH-USDT")
 CHANNELS = (Channel.BOOK, Channel.TRADES, Channel.QUOTES)

@@ -64,6 +64,9 @@ class HttpRequest:
     method: str = "GET"
     weight: int = 1
     """The request's cost in the venue's REST rate-limit units."""
+    body: bytes | None = None
+    """The request body (JSON) for venues whose REST endpoints take POST
+    bodies (Hyperliquid's ``/info``); ``None`` sends none."""
 
 
 @attrs.frozen(slots=True)

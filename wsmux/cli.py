@@ -70,6 +70,12 @@ MOCKS: dict[str, str] = {
     "bybit-linear": "wsmux.testing.bybit:MockBybitLinear",
     "coinbase-advanced": "wsmux.testing.coinbase:MockCoinbaseAdvanced",
     "kraken-v1": "wsmux.testing.kraken:MockKrakenV1",
+    "hyperliquid": "wsmux.testing.hyperliquid:MockHyperliquid",
+    "dydx": "wsmux.testing.dydx:MockDydx",
+    "bithumb": "wsmux.testing.bithumb:MockBithumb",
+    "deribit": "wsmux.testing.deribit:MockDeribit",
+    "bitmex": "wsmux.testing.bitmex:MockBitmex",
+    "phemex": "wsmux.testing.phemex:MockPhemex",
 }
 DEFAULT_DEMO_VENUES = ("binance", "kraken", "coinbase", "okx", "bybit", "bitfinex")
 """The venues ``wsmux demo`` runs without ``--venues`` (one per exchange)."""
@@ -82,6 +88,12 @@ DEMO_SYMBOLS = {
     "binance-usdm": ["BTC-USDT-PERP", "ETH-USDT-PERP"],
     "binance-coinm": ["BTC-USD-PERP", "ETH-USD-PERP"],
     "bybit-linear": ["BTC-USDT-PERP", "ETH-USDT-PERP"],
+    "hyperliquid": ["BTC-USD-PERP", "ETH-USD-PERP"],
+    "dydx": ["BTC-USD-PERP", "ETH-USD-PERP"],
+    "bithumb": ["BTC-KRW", "ETH-KRW"],
+    "deribit": ["BTC-USD-PERP", "ETH-USD-PERP"],
+    "bitmex": ["BTC-USD-PERP", "ETH-USDT-PERP"],
+    "phemex": ["BTC-USD-PERP", "BTC-USDT-PERP"],
 }
 CHAOS_EVERY = 1.0
 """Seconds between two faults of ``wsmux demo --chaos``."""

@@ -267,7 +267,9 @@ async def fetch_rest(http: httpx.AsyncClient, request: HttpRequest, *, deadline:
     """
     try:
         async with asyncio.timeout(deadline):
-            async with http.stream(request.method, request.url, params=list(request.params)) as response:
+            async with http.stream(
+                request.method, request.url, params=list(request.params), content=request.body
+            ) as response:
                 declared = response.headers.get("Content-Length", "")
                 if declared.isdigit() and int(declared) > max_body:
                     raise RestBodyTooLarge(

@@ -23,10 +23,13 @@ from wsmux.testing._server import Faults, MockConnection, MockExchange
 from wsmux.testing._thread import ThreadedMock, run_mock_in_thread
 from wsmux.testing.binance import MockBinance, MockBinanceCoinm, MockBinanceFutures, MockBinanceUS
 from wsmux.testing.bitfinex import MockBitfinex
+from wsmux.testing.bithumb import MockBithumb
 from wsmux.testing.bitmex import MockBitmex
 from wsmux.testing.bybit import MockBybit, MockBybitLinear
 from wsmux.testing.coinbase import MockCoinbase, MockCoinbaseAdvanced
 from wsmux.testing.deribit import MockDeribit
+from wsmux.testing.dydx import MockDydx
+from wsmux.testing.hyperliquid import MockHyperliquid
 from wsmux.testing.kraken import MockKraken, MockKrakenV1
 from wsmux.testing.okx import MockOkx
 from wsmux.testing.phemex import MockPhemex
@@ -49,13 +52,16 @@ __all__ = [
     "MockBinanceUS",
     "MockBitfinex",
     "MockBitmex",
+    "MockBithumb",
     "MockBybit",
     "MockBybitLinear",
     "MockCoinbase",
     "MockCoinbaseAdvanced",
     "MockConnection",
     "MockDeribit",
+    "MockDydx",
     "MockExchange",
+    "MockHyperliquid",
     "MockKraken",
     "MockKrakenV1",
     "MockOkx",
