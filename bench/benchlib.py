@@ -310,6 +310,8 @@ SYMBOLS: dict[str, tuple[str, ...]] = {
     "coinbase": ("BTC-USD", "ETH-USD"),
     "coinbase-advanced": ("BTC-USD", "ETH-USD"),
     "bitfinex": ("BTC-USD", "ETH-USD"),
+    "kraken-futures": ("BTC-USD-PERP", "ETH-USD-PERP"),
+    "kraken-futures-inverse": ("BTC-USD-PERP", "ETH-USD-PERP"),
 }
 DEFAULT_SYMBOLS = ("BTC-USDT", "ETH-USDT")
 CHANNELS = (Channel.BOOK, Channel.TRADES, Channel.QUOTES)

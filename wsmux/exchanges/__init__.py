@@ -26,6 +26,8 @@ _LAZY: dict[str, str] = {
     "coinbase": "wsmux.exchanges.coinbase:CoinbaseAdapter",
     "coinbase-advanced": "wsmux.exchanges.coinbase:CoinbaseAdvancedAdapter",
     "kraken": "wsmux.exchanges.kraken:KrakenAdapter",
+    "kraken-futures": "wsmux.exchanges.kraken_futures:KrakenFuturesAdapter",
+    "kraken-futures-inverse": "wsmux.exchanges.kraken_futures:KrakenFuturesInverseAdapter",
     "kraken-v1": "wsmux.exchanges.kraken:KrakenV1Adapter",
     "okx": "wsmux.exchanges.okx:OkxAdapter",
 }

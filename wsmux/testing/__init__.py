@@ -25,6 +25,7 @@ from wsmux.testing.bitfinex import MockBitfinex
 from wsmux.testing.bybit import MockBybit, MockBybitLinear
 from wsmux.testing.coinbase import MockCoinbase, MockCoinbaseAdvanced
 from wsmux.testing.kraken import MockKraken, MockKrakenV1
+from wsmux.testing.kraken_futures import MockKrakenFutures, MockKrakenFuturesInverse
 from wsmux.testing.okx import MockOkx
 
 __all__ = [
@@ -51,6 +52,8 @@ __all__ = [
     "MockConnection",
     "MockExchange",
     "MockKraken",
+    "MockKrakenFutures",
+    "MockKrakenFuturesInverse",
     "MockKrakenV1",
     "MockOkx",
     "collect_until",
