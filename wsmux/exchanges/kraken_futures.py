@@ -62,6 +62,7 @@ from wsmux.errors import (
     WsmuxError,
     unknown_message,
 )
+from wsmux.exchanges._feeds import SharedFeeds
 from wsmux.model import (
     BookSnapshot,
     Channel,
@@ -215,8 +216,7 @@ class KrakenFuturesAdapter(Adapter):
         super().__init__(url=url, rest_url=rest_url)
         self._symbols: dict[str, str] = {}  # product id -> unified symbol
         self._multipliers: dict[str, float] = {}  # product id -> base units per contract (when not 1)
-        # (feed, product id) -> channels wanted on this connection
-        self._wanted: dict[tuple[str, str], set[Channel]] = {}
+        self._feeds = SharedFeeds()  # the channels wanted per (feed, product) on this connection
         self._heartbeat = False
         self._handlers: dict[str, Callable[[dict[str, Any], int], Sequence[Event | Diff]]] = {
             "book": self._book,
@@ -229,7 +229,7 @@ class KrakenFuturesAdapter(Adapter):
         }
 
     def reset(self) -> None:
-        self._wanted.clear()
+        self._feeds.clear()
         self._heartbeat = False
 
     # --- symbols ----------------------------------------------------------------------
@@ -331,15 +331,11 @@ class KrakenFuturesAdapter(Adapter):
                 raise UnknownChannel(f"{self.venue} does not offer {sub.channel.value!r}")
             native = self.to_native(sub.symbol, sub.channel)
             self._symbols[native] = sub.symbol
-            wanted = self._wanted.setdefault((feed, native), set())
             # a feed serving two channels is sent when the first arrives / the last goes
             if verb == "subscribe":
-                send = not wanted
-                wanted.add(sub.channel)
+                send = self._feeds.add(feed, native, sub.channel)
             else:
-                present = sub.channel in wanted
-                wanted.discard(sub.channel)
-                send = present and not wanted
+                send = self._feeds.remove(feed, native, sub.channel)
             products = groups.setdefault(feed, [])
             if send and native not in products:
                 products.append(native)
@@ -436,18 +432,18 @@ class KrakenFuturesAdapter(Adapter):
     def _trade(self, msg: dict[str, Any], recv_ns: int) -> list[Event]:
         product = msg["product_id"]
         symbol = self._unified(product)
-        wanted = self._wanted.get(("trade", product))
+        feeds = self._feeds
         price = float(_number(msg["price"]))
         size = float(_number(msg["qty"])) * self._multipliers.get(product, 1.0)
         side = _SIDES[msg["side"]]
         ts = _ms(msg.get("time"))
         out: list[Event] = []
-        if wanted is None or Channel.TRADES in wanted:
+        if feeds.wants("trade", product, Channel.TRADES):
             seq = msg.get("seq")
             if seq is not None and seq.__class__ is not int:
                 raise TypeError(f"seq must be an integer, not {seq!r}")
             out.append(Trade(self.venue, symbol, price, size, side, str(msg["uid"]), ts, recv_ns, seq))
-        if msg.get("type") == "liquidation" and (wanted is None or Channel.LIQUIDATIONS in wanted):
+        if msg.get("type") == "liquidation" and feeds.wants("trade", product, Channel.LIQUIDATIONS):
             out.append(Liquidation(self.venue, symbol, side, price, size, ts, recv_ns))
         return out
 
@@ -473,13 +469,13 @@ class KrakenFuturesAdapter(Adapter):
     def _ticker(self, msg: dict[str, Any], recv_ns: int) -> list[Event]:
         product = msg["product_id"]
         symbol = self._unified(product)
-        wanted = self._wanted.get(("ticker", product))
+        feeds = self._feeds
         ts = _ms(msg.get("time"))
         out: list[Event] = []
         rate = msg.get("relative_funding_rate")
         if rate is None:
             rate = msg.get("funding_rate")
-        if rate is not None and (wanted is None or Channel.FUNDING in wanted):
+        if rate is not None and feeds.wants("ticker", product, Channel.FUNDING):
             mark = msg.get("markPrice")
             out.append(
                 Funding(
@@ -493,7 +489,7 @@ class KrakenFuturesAdapter(Adapter):
                 )
             )
         oi = msg.get("openInterest")
-        if oi is not None and (wanted is None or Channel.OPEN_INTEREST in wanted):
+        if oi is not None and feeds.wants("ticker", product, Channel.OPEN_INTEREST):
             size = float(_number(oi)) * self._multipliers.get(product, 1.0)
             out.append(OpenInterest(self.venue, symbol, size, ts, recv_ns))
         return out
