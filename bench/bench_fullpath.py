@@ -350,6 +350,7 @@ GENERATED: dict[str, dict[str, Any]] = {
     "bitfinex": {"levels": 25},
     "coinbase-advanced": {"levels": 500},
     "kraken-futures": {"levels": 300},
+    "gemini": {"levels": 300},
 }
 
 

@@ -311,6 +311,8 @@ SYMBOLS: dict[str, tuple[str, ...]] = {
     "coinbase-advanced": ("BTC-USD", "ETH-USD"),
     "bitfinex": ("BTC-USD", "ETH-USD"),
     "kraken-futures": ("BTC-USD-PERP", "ETH-USD-PERP"),
+    "gemini": ("BTC-USD", "ETH-USD"),
+    "gemini-v2": ("BTC-USD", "ETH-USD"),
     "kraken-futures-inverse": ("BTC-USD-PERP", "ETH-USD-PERP"),
 }
 DEFAULT_SYMBOLS = ("BTC-USDT", "ETH-USDT")

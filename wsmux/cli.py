@@ -67,6 +67,8 @@ MOCKS: dict[str, str] = {
     "kraken-v1": "wsmux.testing.kraken:MockKrakenV1",
     "kraken-futures": "wsmux.testing.kraken_futures:MockKrakenFutures",
     "kraken-futures-inverse": "wsmux.testing.kraken_futures:MockKrakenFuturesInverse",
+    "gemini": "wsmux.testing.gemini:MockGemini",
+    "gemini-v2": "wsmux.testing.gemini:MockGeminiV2",
 }
 DEFAULT_DEMO_VENUES = ("binance", "kraken", "coinbase", "okx", "bybit", "bitfinex")
 """The venues ``wsmux demo`` runs without ``--venues`` (one per exchange)."""
@@ -81,6 +83,8 @@ DEMO_SYMBOLS = {
     "bybit-linear": ["BTC-USDT-PERP", "ETH-USDT-PERP"],
     "kraken-futures": ["BTC-USD-PERP", "ETH-USD-PERP"],
     "kraken-futures-inverse": ["BTC-USD-PERP", "ETH-USD-PERP"],
+    "gemini": ["BTC-USD", "ETH-USD"],
+    "gemini-v2": ["BTC-USD", "ETH-USD"],
 }
 CHAOS_EVERY = 1.0
 """Seconds between two faults of ``wsmux demo --chaos``."""

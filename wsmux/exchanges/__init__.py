@@ -25,6 +25,8 @@ _LAZY: dict[str, str] = {
     "bybit-linear": "wsmux.exchanges.bybit:BybitLinearAdapter",
     "coinbase": "wsmux.exchanges.coinbase:CoinbaseAdapter",
     "coinbase-advanced": "wsmux.exchanges.coinbase:CoinbaseAdvancedAdapter",
+    "gemini": "wsmux.exchanges.gemini:GeminiAdapter",
+    "gemini-v2": "wsmux.exchanges.gemini:GeminiV2Adapter",
     "kraken": "wsmux.exchanges.kraken:KrakenAdapter",
     "kraken-futures": "wsmux.exchanges.kraken_futures:KrakenFuturesAdapter",
     "kraken-futures-inverse": "wsmux.exchanges.kraken_futures:KrakenFuturesInverseAdapter",

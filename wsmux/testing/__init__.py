@@ -24,6 +24,7 @@ from wsmux.testing.binance import MockBinance, MockBinanceCoinm, MockBinanceFutu
 from wsmux.testing.bitfinex import MockBitfinex
 from wsmux.testing.bybit import MockBybit, MockBybitLinear
 from wsmux.testing.coinbase import MockCoinbase, MockCoinbaseAdvanced
+from wsmux.testing.gemini import MockGemini, MockGeminiV2
 from wsmux.testing.kraken import MockKraken, MockKrakenV1
 from wsmux.testing.kraken_futures import MockKrakenFutures, MockKrakenFuturesInverse
 from wsmux.testing.okx import MockOkx
@@ -51,6 +52,8 @@ __all__ = [
     "MockCoinbaseAdvanced",
     "MockConnection",
     "MockExchange",
+    "MockGemini",
+    "MockGeminiV2",
     "MockKraken",
     "MockKrakenFutures",
     "MockKrakenFuturesInverse",
