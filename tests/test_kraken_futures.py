@@ -470,3 +470,18 @@ def test_contract_sizes_become_base_units() -> None:
     inverse.use_instruments([Instrument(INV, "BTC-USD-PERP", "PI_XBTUSD", "perp", 0.5, None, 10.0)])
     (kept,) = inverse.parse(trade_frame(product="PI_XBTUSD"), RECV)
     assert isinstance(kept, Trade) and kept.size == 0.5  # inverse: contracts (USD), not converted
+
+
+def test_trade_uids_are_opaque_ids_to_the_trade_sequencer() -> None:
+    """``uid`` is a UUID: the multiplexer's trade sequencer must treat it as an
+    opaque id (duplicates only), not count every trade as a bad integer id."""
+    from wsmux.reliability import TradeSequencer, TradeVerdict
+
+    sequencer = TradeSequencer()
+    for venue, adapter in ((LIN, KrakenFuturesAdapter()), (INV, KrakenFuturesInverseAdapter())):
+        product = "PF_XBTUSD" if venue == LIN else "PI_XBTUSD"
+        (trade,) = adapter.parse(trade_frame(product=product), RECV)
+        assert isinstance(trade, Trade)
+        assert sequencer.on_trade(trade) is TradeVerdict.NEW
+        assert sequencer.on_trade(trade) is TradeVerdict.DUPLICATE
+    assert sequencer.stats.bad_ids == 0

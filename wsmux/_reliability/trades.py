@@ -128,6 +128,9 @@ DEFAULT_ID_POLICIES: Mapping[str, IdPolicy] = {
     # UUIDs on derivatives.
     "bybit": IdPolicy.OPAQUE,
     "bybit-linear": IdPolicy.OPAQUE,
+    # Kraken Futures trade "uid": a UUID (kraken-futures.md).
+    "kraken-futures": IdPolicy.OPAQUE,
+    "kraken-futures-inverse": IdPolicy.OPAQUE,
 }
 """Per venue id policy. Venues not listed use ``TradeSequencer.default_policy``."""
 
