@@ -351,6 +351,7 @@ GENERATED: dict[str, dict[str, Any]] = {
     "coinbase-advanced": {"levels": 500},
     "kraken-futures": {"levels": 300},
     "gemini": {"levels": 300},
+    "bitstamp": {"levels": 500},
 }
 
 

@@ -313,6 +313,7 @@ SYMBOLS: dict[str, tuple[str, ...]] = {
     "kraken-futures": ("BTC-USD-PERP", "ETH-USD-PERP"),
     "gemini": ("BTC-USD", "ETH-USD"),
     "gemini-v2": ("BTC-USD", "ETH-USD"),
+    "bitstamp": ("BTC-USD", "ETH-USD"),
     "kraken-futures-inverse": ("BTC-USD-PERP", "ETH-USD-PERP"),
 }
 DEFAULT_SYMBOLS = ("BTC-USDT", "ETH-USDT")

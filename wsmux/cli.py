@@ -69,6 +69,7 @@ MOCKS: dict[str, str] = {
     "kraken-futures-inverse": "wsmux.testing.kraken_futures:MockKrakenFuturesInverse",
     "gemini": "wsmux.testing.gemini:MockGemini",
     "gemini-v2": "wsmux.testing.gemini:MockGeminiV2",
+    "bitstamp": "wsmux.testing.bitstamp:MockBitstamp",
 }
 DEFAULT_DEMO_VENUES = ("binance", "kraken", "coinbase", "okx", "bybit", "bitfinex")
 """The venues ``wsmux demo`` runs without ``--venues`` (one per exchange)."""
@@ -85,6 +86,7 @@ DEMO_SYMBOLS = {
     "kraken-futures-inverse": ["BTC-USD-PERP", "ETH-USD-PERP"],
     "gemini": ["BTC-USD", "ETH-USD"],
     "gemini-v2": ["BTC-USD", "ETH-USD"],
+    "bitstamp": ["BTC-USD", "ETH-USD"],
 }
 CHAOS_EVERY = 1.0
 """Seconds between two faults of ``wsmux demo --chaos``."""

@@ -300,7 +300,7 @@ class GeminiAdapter(_GeminiBase):
             raise MalformedMessage("unknown message type")
         except MalformedMessage as exc:
             if exc.frame is None:
-                raise MalformedMessage(exc.reason, frame) from exc
+                raise type(exc)(exc.reason, frame) from exc
             raise
         except WsmuxError:
             raise
@@ -490,7 +490,7 @@ class GeminiV2Adapter(_GeminiBase):
             return handler(msg, recv_ns)
         except MalformedMessage as exc:
             if exc.frame is None:
-                raise MalformedMessage(exc.reason, frame) from exc
+                raise type(exc)(exc.reason, frame) from exc
             raise
         except WsmuxError:
             raise

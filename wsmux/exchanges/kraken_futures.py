@@ -367,7 +367,7 @@ class KrakenFuturesAdapter(Adapter):
             return handler(msg, recv_ns)
         except MalformedMessage as exc:
             if exc.frame is None:
-                raise MalformedMessage(exc.reason, frame) from exc
+                raise type(exc)(exc.reason, frame) from exc
             raise
         except WsmuxError:
             raise

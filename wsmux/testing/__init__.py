@@ -22,6 +22,7 @@ from wsmux.testing._market import Change, Market, MarketTrade
 from wsmux.testing._server import Faults, MockConnection, MockExchange
 from wsmux.testing.binance import MockBinance, MockBinanceCoinm, MockBinanceFutures, MockBinanceUS
 from wsmux.testing.bitfinex import MockBitfinex
+from wsmux.testing.bitstamp import MockBitstamp
 from wsmux.testing.bybit import MockBybit, MockBybitLinear
 from wsmux.testing.coinbase import MockCoinbase, MockCoinbaseAdvanced
 from wsmux.testing.gemini import MockGemini, MockGeminiV2
@@ -46,6 +47,7 @@ __all__ = [
     "MockBinanceFutures",
     "MockBinanceUS",
     "MockBitfinex",
+    "MockBitstamp",
     "MockBybit",
     "MockBybitLinear",
     "MockCoinbase",
