@@ -526,7 +526,7 @@ async def _generate(
             before = market_events
             feed.on_frame(frame.encode() if isinstance(frame, str) else frame, time.time_ns())
             keys.append(first_key[0])
-            per_frame.append(market_events - before)
+            # a REST snapshot is answered at once: its events count with the frame that asked for it
             for action in feed.take_actions():
                 if isinstance(action, FetchSnapshot):
                     key = rest_key(action.request.url, action.request.params)
@@ -538,6 +538,7 @@ async def _generate(
                 elif isinstance(action, Send):
                     for message in action.messages:
                         await mock.on_message(conn, message)
+            per_frame.append(market_events - before)
 
     await mock.on_open(conn)
     for message in messages:

@@ -158,14 +158,21 @@ class MockBitstamp(MockExchange):
         targets = list(symbols) if symbols is not None else self.symbols
         for _ in range(steps):
             for symbol in targets:
-                self.micros[symbol] += _STEP_US
                 change = self.markets[symbol].step()
-                self.orders[symbol].step(change)
+                self._advance(symbol, change)  # also without connections: the orders follow the market
                 if self.faults.silent:
                     continue
                 for conn in list(self.connections.values()):
                     for message in self.render(conn, symbol, change):
                         await self._send(conn, message)
+
+    def _advance(self, symbol: str, change: Change) -> None:
+        """Move the symbol's clock (1 ms) and orders to ``change``, once per
+        market step whatever the number of connections rendering it."""
+        orders = self.orders[symbol]
+        if orders.change is not change:
+            self.micros[symbol] += _STEP_US
+            orders.step(change)
 
     def _stamp(self, symbol: str) -> dict[str, str]:
         micros = self.micros[symbol]
@@ -219,6 +226,7 @@ class MockBitstamp(MockExchange):
         return out
 
     def render(self, conn: MockConnection, symbol: str, change: Change) -> list[str | bytes]:
+        self._advance(symbol, change)
         native = self.native[symbol]
         topics = conn.topics
         market = self.markets[symbol]
