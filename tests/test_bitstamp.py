@@ -320,3 +320,15 @@ def test_l3_snapshot_and_rule() -> None:
     verdict, replayed = sync.on_snapshot(snap)
     assert verdict is Verdict.SYNCED and [u.order_id for u in replayed] == ["13", "14"]  # "12" predates the snapshot
     assert sync.book.depth() == (((100.0, 1.5), (99.0, 3.0)), ((101.0, 2.0), (102.0, 0.5)))
+
+
+def test_acks_and_errors_of_a_channel_already_carrying_data() -> None:
+    """Control events of a data channel seen before are still control events."""
+    a = BitstampAdapter()
+    assert len(a.parse(diff_frame(1_700_000_000_000_000, [["1", "1"]], []), RECV)) == 1
+    ack = '{"event":"bts:unsubscription_succeeded","channel":"diff_order_book_btcusd","data":{}}'
+    assert a.parse(ack, RECV) == []
+    with pytest.raises(SubscriptionRejected):
+        a.parse('{"event":"bts:error","channel":"diff_order_book_btcusd","data":{"message":"x"}}', RECV)
+    with pytest.raises(UnknownMessage):
+        a.parse('{"event":"bts:new_thing","channel":"diff_order_book_btcusd","data":{}}', RECV)

@@ -75,6 +75,10 @@ from wsmux.subscriptions import Subscription, parse_symbol
 
 __all__ = ["BitstampAdapter", "bitstamp_symbol"]
 
+_Handler = Callable[[str, Any, int, str, str], Sequence[Event | Diff]]
+_Route = tuple[_Handler, str, str]
+_MAX_ROUTES = 10_000
+
 _US = 1_000  # ns per µs
 _KEY = 1_000  # ordering keys per microsecond
 _PREFIXES = {Channel.TRADES: "live_trades_", Channel.BOOK: "diff_order_book_", Channel.L3: "live_orders_"}
@@ -159,7 +163,8 @@ class BitstampAdapter(Adapter):
         self._symbols: dict[str, str] = {}  # url_symbol -> unified symbol
         # (channel prefix, url_symbol) -> (last microtimestamp, last ordering key)
         self._keys: dict[tuple[str, str], tuple[int, int]] = {}
-        self._handlers: dict[str, Callable[[str, Any, int, str], Sequence[Event | Diff]]] = {
+        self._routes: dict[str, _Route] = {}  # data channel -> (handler, pair, unified symbol)
+        self._handlers: dict[str, _Handler] = {
             "live_trades_": self._trade,
             "diff_order_book_": self._diff,
             "live_orders_": self._order,
@@ -309,20 +314,14 @@ class BitstampAdapter(Adapter):
         try:
             event = msg["event"]
             channel = msg.get("channel")
-            if event in _QUIET:
-                return []
-            if event == "bts:error":
-                data = msg.get("data") or {}
-                raise SubscriptionRejected(f"bitstamp error on {channel!r}: {data.get('message', data)}")
-            if event == "bts:request_reconnect":
-                raise RemoteError("bitstamp asks the client to reconnect (bts:request_reconnect)")
-            if channel.__class__ is not str:
-                raise TypeError(f"channel must be text, not {channel!r}")
-            prefix, native = _split(channel)
-            handler = self._handlers.get(prefix) if prefix is not None else None
-            if handler is None:
-                raise unknown_message("channel", channel, frame)
-            return handler(event, msg["data"], recv_ns, _channel_key(native))
+            if event.__class__ is str and event.startswith("bts:"):
+                return self._control(event, channel, msg)
+            route = self._routes.get(channel) if channel.__class__ is str else None
+            if route is None:  # a data channel not seen before
+                if channel.__class__ is not str:
+                    raise TypeError(f"channel must be text, not {channel!r}")
+                route = self._route(channel, frame)
+            return route[0](event, msg["data"], recv_ns, route[1], route[2])
         except MalformedMessage as exc:
             if exc.frame is None:
                 raise type(exc)(exc.reason, frame) from exc
@@ -331,6 +330,30 @@ class BitstampAdapter(Adapter):
             raise
         except _ERRORS as exc:
             raise MalformedMessage(f"bitstamp: bad {channel or 'event'} message: {exc!r}", frame) from exc
+
+    @staticmethod
+    def _control(event: str, channel: Any, msg: dict[str, Any]) -> list[Event]:
+        """``bts:`` events: acks and heartbeats (nothing), errors, reconnect requests."""
+        if event in _QUIET:
+            return []
+        if event == "bts:error":
+            data = msg.get("data") or {}
+            raise SubscriptionRejected(f"bitstamp error on {channel!r}: {data.get('message', data)}")
+        if event == "bts:request_reconnect":
+            raise RemoteError("bitstamp asks the client to reconnect (bts:request_reconnect)")
+        raise unknown_message("event", event)
+
+    def _route(self, channel: str, frame: bytes | str) -> _Route:
+        """Handler, pair and unified symbol of a data channel (cached)."""
+        prefix, native = _split(channel)
+        handler = self._handlers.get(prefix) if prefix is not None else None
+        if handler is None:
+            raise unknown_message("channel", channel, frame)
+        route = (handler, _channel_key(native), self._unified(native))
+        if len(self._routes) >= _MAX_ROUTES:  # bound what a hostile stream can make us keep
+            self._routes.clear()
+        self._routes[channel] = route
+        return route
 
     def _key(self, prefix: str, native: str, micros: int) -> tuple[int, int]:
         """``(first_seq, seq)``: this message's ordering key and the key after
@@ -343,14 +366,14 @@ class BitstampAdapter(Adapter):
         self._keys[slot] = (micros, key)
         return (last[1] + 1 if last is not None else key), key
 
-    def _trade(self, event: str, data: Any, recv_ns: int, native: str) -> list[Event]:
+    def _trade(self, event: str, data: Any, recv_ns: int, native: str, symbol: str) -> list[Event]:
         if event != "trade":
             raise unknown_message("live_trades event", event)
         micros = _micros(data["microtimestamp"])
         return [
             Trade(
                 self.venue,
-                self._unified(native),
+                symbol,
                 float(_text(data["price_str"], "price_str")),
                 float(_text(data["amount_str"], "amount_str")),
                 _TAKER[data["type"]],
@@ -360,7 +383,7 @@ class BitstampAdapter(Adapter):
             )
         ]
 
-    def _diff(self, event: str, data: Any, recv_ns: int, native: str) -> list[Diff]:
+    def _diff(self, event: str, data: Any, recv_ns: int, native: str, symbol: str) -> list[Diff]:
         if event != "data":
             raise unknown_message("diff_order_book event", event)
         micros = _micros(data["microtimestamp"])
@@ -370,9 +393,9 @@ class BitstampAdapter(Adapter):
             raise TypeError("bids and asks must be lists")
         first, key = self._key("diff_order_book_", native, micros)
         # the decoded [price, amount] text lists go to the book sync as they are
-        return [Diff(self._unified(native), bids, asks, micros * _US, key, first)]
+        return [Diff(symbol, bids, asks, micros * _US, key, first)]
 
-    def _order(self, event: str, data: Any, recv_ns: int, native: str) -> list[Event]:
+    def _order(self, event: str, data: Any, recv_ns: int, native: str, symbol: str) -> list[Event]:
         action = _ACTIONS.get(event)
         if action is None:
             raise unknown_message("live_orders event", event)
@@ -384,7 +407,7 @@ class BitstampAdapter(Adapter):
         return [
             OrderUpdate(
                 self.venue,
-                self._unified(native),
+                symbol,
                 action,
                 _text(order_id, "id_str"),
                 _ORDER_SIDE[data["order_type"]],
