@@ -121,6 +121,8 @@ async def client(mock: MockGemini | MockGeminiV2, subs: list[Subscription]) -> A
     cls = GeminiV2Adapter if isinstance(mock, MockGeminiV2) else GeminiAdapter
     c = Client(mock, cls(url=mock.ws_url))
     await c.open(subs)
+    if cls is GeminiAdapter:
+        await c.sync()  # the ping is answered after the subscribe request was handled
     try:
         yield c
     finally:

@@ -135,7 +135,10 @@ async def client(mock: MockKrakenFutures, subs: list[Subscription]) -> Any:
     adapter_cls = KrakenFuturesAdapter if mock.linear else KrakenFuturesInverseAdapter
     c = Client(mock, adapter_cls(url=mock.ws_url))
     await c.open(subs)
-    await c.wait(lambda: c.acks >= 1)  # the heartbeat subscription is answered first
+    # The mock answers in order: the ack of a second heartbeat subscription
+    # comes after every subscription sent before it was handled.
+    await c.ws.send(SYNC)
+    await c.wait(lambda: c.acks >= 2)
     try:
         yield c
     finally:
