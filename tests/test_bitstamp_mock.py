@@ -39,7 +39,7 @@ from wsmux import (
 from wsmux._pipeline import Feed, FetchSnapshot, Send
 from wsmux.errors import SnapshotFailed
 from wsmux.exchanges.bitstamp import BitstampAdapter
-from wsmux.model import OrderUpdate
+from wsmux.model import BookSide, OrderUpdate
 from wsmux.testing import MockBitstamp, capture_frames, check_adapter, collect_until
 
 FAST = Backoff(initial=0.01, cap=0.05)
@@ -150,9 +150,11 @@ def assert_same_l3(c: Client, mock: MockBitstamp, symbol: str) -> None:
     assert local is not None and local.valid
     assert local.depth() == mock.markets[symbol].depth()
     orders = mock.orders[symbol]
-    assert {o: local.get(str(o)) is not None for o in [*orders.bids.values(), *orders.asks.values()]} == dict.fromkeys(
-        [*orders.bids.values(), *orders.asks.values()], True
-    )
+    market = mock.markets[symbol]
+    for side, book_side in ((orders.bids, BookSide.BID), (orders.asks, BookSide.ASK)):
+        for price, order_id in side.items():  # the same order ids at the same prices
+            order = local.get(str(order_id))
+            assert order is not None and (order.side, order.price) == (book_side, market.price(price))
     assert len(local) == len(orders.bids) + len(orders.asks)
 
 
