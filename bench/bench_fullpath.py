@@ -377,6 +377,9 @@ GENERATED: dict[str, dict[str, Any]] = {
     "hyperliquid": {"levels": 20},  # l2Book: the top 20 levels a side, every message
     "bithumb": {"levels": 15},  # orderbook: the top 15 rows, every message
     "dydx": {"levels": 100},  # v4_orderbook: the full book (a few hundred levels on BTC-USD)
+    "kraken-futures": {"levels": 300},
+    "gemini": {"levels": 300},
+    "bitstamp": {"levels": 500},
 }
 
 

@@ -316,6 +316,11 @@ SYMBOLS: dict[str, tuple[str, ...]] = {
     "hyperliquid": ("BTC-USD-PERP", "ETH-USD-PERP"),
     "dydx": ("BTC-USD-PERP", "ETH-USD-PERP"),
     "bithumb": ("BTC-KRW", "ETH-KRW"),
+    "kraken-futures": ("BTC-USD-PERP", "ETH-USD-PERP"),
+    "gemini": ("BTC-USD", "ETH-USD"),
+    "gemini-v2": ("BTC-USD", "ETH-USD"),
+    "bitstamp": ("BTC-USD", "ETH-USD"),
+    "kraken-futures-inverse": ("BTC-USD-PERP", "ETH-USD-PERP"),
 }
 DEFAULT_SYMBOLS = ("BTC-USDT", "ETH-USDT")
 CHANNELS = (Channel.BOOK, Channel.TRADES, Channel.QUOTES)
@@ -527,7 +532,7 @@ async def _generate(
             before = market_events
             feed.on_frame(frame.encode() if isinstance(frame, str) else frame, time.time_ns())
             keys.append(first_key[0])
-            per_frame.append(market_events - before)
+            # a REST snapshot is answered at once: its events count with the frame that asked for it
             for action in feed.take_actions():
                 if isinstance(action, FetchSnapshot):
                     key = rest_key(action.request.url, action.request.params)
@@ -539,6 +544,7 @@ async def _generate(
                 elif isinstance(action, Send):
                     for message in action.messages:
                         await mock.on_message(conn, message)
+            per_frame.append(market_events - before)
 
     await mock.on_open(conn)
     for message in messages:

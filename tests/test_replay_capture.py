@@ -23,13 +23,15 @@ needs_recordings = pytest.mark.skipif(not RECORDINGS.is_dir(), reason="../shared
 SUPPORTED = [
     "BINANCE.ws.1.0",
     "COINBASE.ws.28.0",
+    "GEMINI.ws.1.0",
     "KRAKEN.ws.48.0",
     "KRAKEN.ws.49.0",
     "KRAKEN.ws.50.0",
+    "KRAKEN_FUTURES.ws.1.0",
     "DERIBIT.ws.1.0",
     "BITMEX.ws.1.0",
 ]
-UNSUPPORTED = {"KUCOIN": "kucoin", "GEMINI": "gemini"}
+UNSUPPORTED = {"KUCOIN": "kucoin"}
 
 
 # --- detection, no recordings needed ----------------------------------------------------
@@ -249,8 +251,13 @@ def test_every_supported_capture_replays_with_no_flags_and_no_errors(name: str) 
     assert errors == []
     assert replay.summary.errors == {}
     assert any(isinstance(e, Resynced) for e in events) or name in {"KRAKEN.ws.48.0", "KRAKEN.ws.49.0"}
-    if name.startswith("KRAKEN"):
+    if name.startswith("KRAKEN."):
         assert replay.captures[0].venue == "kraken-v1"
+    if name == "KRAKEN_FUTURES.ws.1.0":  # its subscribe frames name inverse products (PI_/FI_)
+        assert replay.captures[0].venue == "kraken-futures-inverse"
+        assert sum(isinstance(e, Resynced) for e in events) == 10
+    if name == "GEMINI.ws.1.0":  # the archived market data v2 URL
+        assert replay.captures[0].venue == "gemini-v2"
     if name == "KRAKEN.ws.50.0":
         assert sum(replay.summary.checksums_ok.values()) > 4000
         assert sum(replay.summary.checksum_mismatches.values()) == 0
@@ -271,9 +278,9 @@ def test_cli_replays_the_whole_recordings_folder() -> None:
     proc = run_wsmux("replay", str(RECORDINGS))
     assert proc.returncode == 3, proc.stderr  # some venues are not supported yet: named, skipped
     assert "Traceback" not in proc.stderr
-    for venue in [*UNSUPPORTED.values(), "kraken-futures"]:
+    for venue in UNSUPPORTED.values():
         assert f"venue '{venue}' is not supported by wsmux yet" in proc.stderr
-    for venue in ("binance", "coinbase", "kraken-v1", "deribit", "bitmex"):
+    for venue in ("binance", "coinbase", "kraken-v1", "deribit", "bitmex", "gemini-v2", "kraken-futures-inverse"):
         assert f"{venue}: errors 0" in proc.stdout
     assert "binance: channel not supported: kline_1m" in proc.stdout
     assert "malformed" not in proc.stdout.lower()

@@ -76,6 +76,11 @@ MOCKS: dict[str, str] = {
     "deribit": "wsmux.testing.deribit:MockDeribit",
     "bitmex": "wsmux.testing.bitmex:MockBitmex",
     "phemex": "wsmux.testing.phemex:MockPhemex",
+    "kraken-futures": "wsmux.testing.kraken_futures:MockKrakenFutures",
+    "kraken-futures-inverse": "wsmux.testing.kraken_futures:MockKrakenFuturesInverse",
+    "gemini": "wsmux.testing.gemini:MockGemini",
+    "gemini-v2": "wsmux.testing.gemini:MockGeminiV2",
+    "bitstamp": "wsmux.testing.bitstamp:MockBitstamp",
 }
 DEFAULT_DEMO_VENUES = ("binance", "kraken", "coinbase", "okx", "bybit", "bitfinex")
 """The venues ``wsmux demo`` runs without ``--venues`` (one per exchange)."""
@@ -94,6 +99,11 @@ DEMO_SYMBOLS = {
     "deribit": ["BTC-USD-PERP", "ETH-USD-PERP"],
     "bitmex": ["BTC-USD-PERP", "ETH-USDT-PERP"],
     "phemex": ["BTC-USD-PERP", "BTC-USDT-PERP"],
+    "kraken-futures": ["BTC-USD-PERP", "ETH-USD-PERP"],
+    "kraken-futures-inverse": ["BTC-USD-PERP", "ETH-USD-PERP"],
+    "gemini": ["BTC-USD", "ETH-USD"],
+    "gemini-v2": ["BTC-USD", "ETH-USD"],
+    "bitstamp": ["BTC-USD", "ETH-USD"],
 }
 CHAOS_EVERY = 1.0
 """Seconds between two faults of ``wsmux demo --chaos``."""

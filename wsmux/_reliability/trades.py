@@ -132,6 +132,9 @@ DEFAULT_ID_POLICIES: Mapping[str, IdPolicy] = {
     # (deribit.md: "trade_id (string)"; trade_seq contiguity unconfirmed).
     "bitmex": IdPolicy.OPAQUE,
     "deribit": IdPolicy.OPAQUE,
+    # Kraken Futures trade "uid": a UUID (kraken-futures.md).
+    "kraken-futures": IdPolicy.OPAQUE,
+    "kraken-futures-inverse": IdPolicy.OPAQUE,
 }
 """Per venue id policy. Venues not listed use ``TradeSequencer.default_policy``."""
 

@@ -20,8 +20,9 @@ adapter reads it. :func:`detect_capture` works it out so that
 * **REST files**: every ``NAME.http.*`` and ``NAME.0`` in the same folder.
 
 A capture of a venue wsmux has no adapter for raises
-:class:`~wsmux.errors.UnsupportedVenue` (KuCoin, Deribit, BitMEX, Gemini,
-Kraken Futures at the time of writing).
+:class:`~wsmux.errors.UnsupportedVenue` (KuCoin, Deribit, BitMEX at the time
+of writing). Kraken Futures captures go to ``kraken-futures-inverse`` when
+their subscribe frames name inverse products (``PI_``/``FI_``).
 """
 
 from __future__ import annotations
@@ -112,6 +113,12 @@ _KRAKEN_CHANNELS: Final = {
     "spread": Channel.QUOTES,
 }
 _KRAKEN_V1_ASSETS: Final = {"XBT": "BTC", "XDG": "DOGE"}
+_KRAKEN_FUTURES_FEEDS: Final = {
+    "book": Channel.BOOK,
+    "trade": Channel.TRADES,
+    "ticker_lite": Channel.QUOTES,
+    "ticker": Channel.OPEN_INTEREST,
+}
 _OKX_CHANNELS: Final = {
     "books": Channel.BOOK,
     "books5": Channel.BOOK,
@@ -233,6 +240,26 @@ def _kraken_version(frames: Iterable[bytes | str]) -> str | None:
     return None
 
 
+def _kraken_futures_inverse(sent: Iterable[bytes | str]) -> bool:
+    """True if the recorded subscribe frames name inverse products (``PI_``/``FI_``)."""
+    for frame in sent:
+        try:
+            msg = orjson.loads(frame)
+        except orjson.JSONDecodeError:
+            continue
+        products = msg.get("product_ids") if isinstance(msg, dict) else None
+        if isinstance(products, list) and any(str(p).upper().startswith(("PI_", "FI_")) for p in products):
+            return True
+    return False
+
+
+def _kraken_futures_symbol(product: str) -> str:
+    from wsmux.exchanges.kraken_futures import kraken_futures_unified
+
+    found = kraken_futures_unified(product)
+    return found[0] if found else product
+
+
 def _binance_symbol(venue: str, native: str) -> str | None:
     native = native.upper()
     suffix = ""
@@ -309,6 +336,9 @@ def _from_frame(venue: str, data: bytes | str, subs: list[_Wanted], unsupported:
         params = msg.get("params") or {}
         table, to_symbol = _KRAKEN_CHANNELS, _kraken_pair
         pairs.append((str(params.get("channel")), [str(p) for p in params.get("symbol") or []]))
+    elif venue.startswith("kraken-futures") and msg.get("event") == "subscribe":
+        table, to_symbol = _KRAKEN_FUTURES_FEEDS, _kraken_futures_symbol
+        pairs.append((str(msg.get("feed")), [str(p) for p in msg.get("product_ids") or []]))
     elif venue == "okx" and msg.get("op") == "subscribe":
         table, to_symbol = _OKX_CHANNELS, _okx_symbol
         for arg in msg.get("args") or []:
@@ -392,6 +422,8 @@ def detect_capture(path: str | Path, *, venue: str | None = None) -> Capture:
             venue, how = _kraken_version(received), "frames"
         if venue is None:
             venue, how = named, "name"
+        if venue == "kraken-futures" and _kraken_futures_inverse(sent):
+            venue = "kraken-futures-inverse"
     try:
         exchanges.get(venue)
     except UnknownVenue as exc:

@@ -25,12 +25,15 @@ from wsmux.testing.binance import MockBinance, MockBinanceCoinm, MockBinanceFutu
 from wsmux.testing.bitfinex import MockBitfinex
 from wsmux.testing.bithumb import MockBithumb
 from wsmux.testing.bitmex import MockBitmex
+from wsmux.testing.bitstamp import MockBitstamp
 from wsmux.testing.bybit import MockBybit, MockBybitLinear
 from wsmux.testing.coinbase import MockCoinbase, MockCoinbaseAdvanced
 from wsmux.testing.deribit import MockDeribit
 from wsmux.testing.dydx import MockDydx
+from wsmux.testing.gemini import MockGemini, MockGeminiV2
 from wsmux.testing.hyperliquid import MockHyperliquid
 from wsmux.testing.kraken import MockKraken, MockKrakenV1
+from wsmux.testing.kraken_futures import MockKrakenFutures, MockKrakenFuturesInverse
 from wsmux.testing.okx import MockOkx
 from wsmux.testing.phemex import MockPhemex
 
@@ -53,6 +56,7 @@ __all__ = [
     "MockBitfinex",
     "MockBitmex",
     "MockBithumb",
+    "MockBitstamp",
     "MockBybit",
     "MockBybitLinear",
     "MockCoinbase",
@@ -62,7 +66,11 @@ __all__ = [
     "MockDydx",
     "MockExchange",
     "MockHyperliquid",
+    "MockGemini",
+    "MockGeminiV2",
     "MockKraken",
+    "MockKrakenFutures",
+    "MockKrakenFuturesInverse",
     "MockKrakenV1",
     "MockOkx",
     "ThreadedMock",
