@@ -349,6 +349,7 @@ GENERATED: dict[str, dict[str, Any]] = {
     "kraken": {"levels": 100},
     "bitfinex": {"levels": 25},
     "coinbase-advanced": {"levels": 500},
+    "bitget": {"levels": 400},
 }
 
 

@@ -305,6 +305,7 @@ SYMBOLS: dict[str, tuple[str, ...]] = {
     "binance-usdm": ("BTC-USDT-PERP", "ETH-USDT-PERP"),
     "binance-coinm": ("BTC-USD-PERP", "ETH-USD-PERP"),
     "bybit-linear": ("BTC-USDT-PERP", "ETH-USDT-PERP"),
+    "bitget-futures": ("BTC-USDT-PERP", "ETH-USDT-PERP"),
     "kraken": ("BTC-USD", "ETH-USD"),
     "kraken-v1": ("BTC-USD", "ETH-USD"),
     "coinbase": ("BTC-USD", "ETH-USD"),

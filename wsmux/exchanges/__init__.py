@@ -21,6 +21,8 @@ _LAZY: dict[str, str] = {
     "binance-us": "wsmux.exchanges.binance:BinanceUSAdapter",
     "binance-usdm": "wsmux.exchanges.binance:BinanceUsdmAdapter",
     "bitfinex": "wsmux.exchanges.bitfinex:BitfinexAdapter",
+    "bitget": "wsmux.exchanges.bitget:BitgetAdapter",
+    "bitget-futures": "wsmux.exchanges.bitget:BitgetFuturesAdapter",
     "bybit": "wsmux.exchanges.bybit:BybitSpotAdapter",
     "bybit-linear": "wsmux.exchanges.bybit:BybitLinearAdapter",
     "coinbase": "wsmux.exchanges.coinbase:CoinbaseAdapter",
