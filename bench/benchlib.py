@@ -306,6 +306,7 @@ SYMBOLS: dict[str, tuple[str, ...]] = {
     "binance-coinm": ("BTC-USD-PERP", "ETH-USD-PERP"),
     "bybit-linear": ("BTC-USDT-PERP", "ETH-USDT-PERP"),
     "bitget-futures": ("BTC-USDT-PERP", "ETH-USDT-PERP"),
+    "htx-swap": ("BTC-USDT-PERP", "ETH-USDT-PERP"),
     "kraken": ("BTC-USD", "ETH-USD"),
     "kraken-v1": ("BTC-USD", "ETH-USD"),
     "coinbase": ("BTC-USD", "ETH-USD"),
@@ -517,6 +518,8 @@ async def _generate(
     async def drain() -> None:
         while ws.sent:
             frame = ws.sent.pop(0)
+            if adapter.compressed and isinstance(frame, bytes):
+                frame = adapter.decompress(frame)  # scripts hold what a connection hands the feed
             received.append(frame)
             first_key[0] = None
             before = market_events

@@ -21,7 +21,7 @@ import websockets
 
 from wsmux import Channel, Event, Subscription
 from wsmux._pipeline import Feed, Send
-from wsmux.adapter import Adapter
+from wsmux.adapter import Adapter, Outgoing
 from wsmux.testing import MockExchange
 
 __all__ = ["FeedClient", "assert_same_book", "feed_client"]
@@ -51,12 +51,14 @@ class FeedClient:
         self._task: asyncio.Task[None] | None = None
         self._error: BaseException | None = None
 
-    async def open(self, subs: Sequence[Subscription]) -> None:
+    async def open(self, subs: Sequence[Subscription], messages: Sequence[Outgoing] | None = None) -> None:
+        """Connect, keep books for ``subs`` and send ``messages`` (default: the
+        adapter's subscribe messages for ``subs``)."""
         self.ws = await websockets.connect(self.adapter.connect_url(subs), max_size=2**24)
         for sub in subs:
             if sub.channel is Channel.BOOK:
                 self.feed.add_book(sub)
-        for message in self.adapter.subscribe(subs):
+        for message in self.adapter.subscribe(subs) if messages is None else messages:
             await self.ws.send(message)
         self._task = asyncio.get_running_loop().create_task(self._read())
 
@@ -123,9 +125,10 @@ async def feed_client(
     *,
     ping: str = "ping",
     is_pong: Callable[[str | bytes], bool] = lambda f: f in ("pong", b"pong"),
+    messages: Sequence[Outgoing] | None = None,
 ) -> AsyncIterator[FeedClient]:
     c = FeedClient(mock, adapter, ping, is_pong)
-    await c.open(subs)
+    await c.open(subs, messages)
     try:
         yield c
     finally:

@@ -27,6 +27,8 @@ _LAZY: dict[str, str] = {
     "bybit-linear": "wsmux.exchanges.bybit:BybitLinearAdapter",
     "coinbase": "wsmux.exchanges.coinbase:CoinbaseAdapter",
     "coinbase-advanced": "wsmux.exchanges.coinbase:CoinbaseAdvancedAdapter",
+    "htx": "wsmux.exchanges.htx:HtxAdapter",
+    "htx-swap": "wsmux.exchanges.htx:HtxSwapAdapter",
     "kraken": "wsmux.exchanges.kraken:KrakenAdapter",
     "kraken-v1": "wsmux.exchanges.kraken:KrakenV1Adapter",
     "okx": "wsmux.exchanges.okx:OkxAdapter",

@@ -25,6 +25,7 @@ from wsmux.testing.bitfinex import MockBitfinex
 from wsmux.testing.bitget import MockBitget, MockBitgetFutures
 from wsmux.testing.bybit import MockBybit, MockBybitLinear
 from wsmux.testing.coinbase import MockCoinbase, MockCoinbaseAdvanced
+from wsmux.testing.htx import MockHtx, MockHtxSwap
 from wsmux.testing.kraken import MockKraken, MockKrakenV1
 from wsmux.testing.okx import MockOkx
 
@@ -53,6 +54,8 @@ __all__ = [
     "MockCoinbaseAdvanced",
     "MockConnection",
     "MockExchange",
+    "MockHtx",
+    "MockHtxSwap",
     "MockKraken",
     "MockKrakenV1",
     "MockOkx",

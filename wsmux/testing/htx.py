@@ -1,0 +1,464 @@
+"""A mock HTX market WebSocket (gzip frames) on 127.0.0.1: :class:`MockHtx`
+(spot) and :class:`MockHtxSwap` (USDT-margined swaps).
+
+It speaks the protocol of ``shared/exchanges/htx-huobi.md``: every server frame
+is gzip-compressed JSON; ``{"sub": topic, "id": id}`` is answered
+``{"id","status":"ok","subbed","ts"}`` (or ``{"status":"error","err-code":
+"bad-request","err-msg":"invalid topic"}``), ``unsub`` → ``unsubbed``, and the
+server pings ``{"ping": ms}`` every ``ping_every`` steps, closing a spot
+connection that leaves two pings unanswered (swaps: five). A client
+``{"ping": n}`` is answered ``{"pong": n}`` (what tests synchronise on).
+
+Spot (``/ws`` and ``/feed`` on the same port):
+
+* ``market.$s.mbp.150`` — one update per step (empty sides when nothing
+  changed, like the venue's 100 ms cadence) with ``seqNum`` growing by 1 to 3
+  and ``prevSeqNum`` = the previous ``seqNum``; ``{"req": ..}`` on the topic
+  answers the connection's current 150-level view with its ``seqNum``.
+* ``market.$s.bbo`` (on change), ``market.$s.trade.detail``,
+  ``market.$s.kline.1min`` (per trade).
+
+Swaps (``/linear-swap-ws``): ``market.$c.depth.size_150.high_freq`` with
+``data_type: "incremental"`` — a ``snapshot`` event on subscribe, then an
+``update`` with ``version`` + 1 whenever the view changed; sizes in contracts
+(one lot of the market per contract: ``contract_size`` is the market's lot
+in ``swap_contract_info``). ``bbo`` (``[price, contracts]``), ``trade.detail``
+(``amount`` in contracts, ``quantity`` in base units), ``kline.1min``.
+
+REST: ``/v2/settings/common/symbols`` (spot), ``/linear-swap-api/v1/swap_contract_info``.
+``conn.state["seq"][symbol]`` is the last ``seqNum``/``version`` rendered.
+
+Faults (``mock.faults``) on book updates: ``skip_seq`` (an update is lost),
+``duplicate``, ``reorder``, ``crossed`` (a bid at the best ask), plus
+``garbage`` (a binary frame that does not gunzip), ``silent`` (also stops
+pinging: no pongs expected), ``reject_subscriptions``. There is no checksum
+to corrupt: HTX books have none.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Iterable
+from typing import Any, ClassVar
+
+from wsmux._json import dumps, loads
+from wsmux.exchanges.htx import BOOK_DEPTH, htx_spot_symbol, htx_swap_symbol
+from wsmux.testing._market import Change, Market
+from wsmux.testing._server import MockConnection, MockExchange
+from wsmux.testing.okx import _diff, _top  # the same N-level view protocol as OKX
+
+__all__ = ["MockHtx", "MockHtxSwap"]
+
+_SEQ_START = 100_020_000_000
+_T0_MS = 1_700_000_000_000
+
+View = dict[int, int]  # price ticks -> size lots
+
+
+def gzip_frame(text: str) -> bytes:
+    """The venue's framing: gzip-compressed JSON text."""
+    packer = zlib.compressobj(1, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    return packer.compress(text.encode()) + packer.flush()
+
+
+class _Book:
+    __slots__ = ("asks", "bids", "seq")
+
+    def __init__(self, seq: int) -> None:
+        self.seq = seq
+        self.bids: View = {}
+        self.asks: View = {}
+
+
+class MockHtx(MockExchange):
+    """Mock HTX spot market WebSocket. See the module docstring.
+
+    Args:
+        symbols: unified symbols to list.
+        ping_every: send a server ping every this many steps (0: never).
+        seed, rate, host, levels: see :class:`~wsmux.testing.MockExchange`.
+    """
+
+    venue: ClassVar[str] = "htx"
+    ws_path: ClassVar[str] = "/ws"
+    book_kind: ClassVar[str] = f"mbp.{BOOK_DEPTH}"
+    max_unanswered: ClassVar[int] = 2
+
+    def __init__(
+        self,
+        symbols: Iterable[str],
+        *,
+        seed: int = 1,
+        rate: float = 10.0,
+        host: str = "127.0.0.1",
+        levels: int = 50,
+        ping_every: int = 10,
+    ) -> None:
+        super().__init__(symbols, seed=seed, rate=rate, host=host, levels=levels)
+        self.ping_every = ping_every
+        self.native = {s: self._native(s) for s in self.symbols}
+        self.unified = {v: k for k, v in self.native.items()}
+        self._ms = _T0_MS
+        self._steps = 0
+        self._candles: dict[str, list[int]] = {}  # open, high, low, close (ticks), volume (lots)
+
+    @staticmethod
+    def _native(symbol: str) -> str:
+        return htx_spot_symbol(symbol)
+
+    def _now(self) -> int:
+        self._ms += 1
+        return self._ms
+
+    async def _send(self, conn: MockConnection, message: str | bytes) -> None:
+        if self.faults.take("garbage"):
+            await conn.send(b"\x1f\x8b not gzip at all")
+        self.sent_frames += 1
+        await conn.send(gzip_frame(message) if isinstance(message, str) else message)
+
+    async def _reply(self, conn: MockConnection, body: dict[str, Any]) -> None:
+        await conn.send(gzip_frame(dumps(body)))
+
+    # --- client messages ----------------------------------------------------------
+
+    async def on_message(self, conn: MockConnection, message: str | bytes) -> None:
+        try:
+            msg = loads(message)
+            if not isinstance(msg, dict):
+                raise ValueError(msg)
+        except Exception:
+            await self._reply(conn, self._error("bad-request", "invalid json"))
+            return
+        if "pong" in msg:
+            conn.state["unanswered"] = 0
+            conn.state["pongs"] = conn.state.get("pongs", 0) + 1
+            return
+        if "ping" in msg:
+            await self._reply(conn, {"pong": msg["ping"]})
+            return
+        for op in ("sub", "unsub", "req"):
+            topic = msg.get(op)
+            if topic is not None:
+                await self._request(conn, op, topic, msg.get("id"))
+                return
+        await self._reply(conn, self._error("bad-request", "unknown op", msg.get("id")))
+
+    async def _request(self, conn: MockConnection, op: str, topic: Any, rid: Any) -> None:
+        symbol = self._symbol_of(topic)
+        if symbol is None or (op == "sub" and self.faults.reject_subscriptions):
+            await self._reply(conn, self._error("bad-request", "invalid topic", rid))
+            return
+        if op == "req":
+            if not topic.endswith(self.book_kind) or self.book_kind.endswith("high_freq"):
+                await self._reply(conn, self._error("bad-request", "invalid topic", rid))
+                return
+            await self._reply(conn, self._snapshot_reply(conn, topic, symbol, rid))
+            return
+        if op == "unsub":
+            if topic not in conn.topics:
+                await self._reply(conn, self._error("bad-request", "unsub with not subbed topic", rid))
+                return
+            conn.topics.discard(topic)
+            conn.state.setdefault("held", {}).pop(topic, None)
+            await self._reply(conn, {"id": rid, "status": "ok", "unsubbed": topic, "ts": self._now()})
+            return
+        conn.topics.add(topic)
+        await self._reply(conn, {"id": rid, "status": "ok", "subbed": topic, "ts": self._now()})
+        await self._on_subscribed(conn, topic, symbol)
+
+    async def _on_subscribed(self, conn: MockConnection, topic: str, symbol: str) -> None:
+        if topic.endswith("kline.1min"):
+            await conn.send(gzip_frame(self._candle(topic, symbol)))
+
+    def _symbol_of(self, topic: Any) -> str | None:
+        if not isinstance(topic, str) or topic.count(".") < 2:
+            return None
+        _, native, kind = topic.split(".", 2)
+        if kind not in (self.book_kind, "bbo", "trade.detail", "kline.1min"):
+            return None
+        return self.unified.get(native)
+
+    @staticmethod
+    def _error(code: str, text: str, rid: Any = None) -> dict[str, Any]:
+        return {"id": rid, "status": "error", "err-code": code, "err-msg": text, "ts": _T0_MS}
+
+    # --- books --------------------------------------------------------------------------
+
+    def _book(self, conn: MockConnection, symbol: str) -> _Book:
+        books: dict[str, _Book] = conn.state.setdefault("books", {})
+        book = books.get(symbol)
+        if book is None:
+            book = books[symbol] = _Book(_SEQ_START + 1_000_000 * len(books))
+            book.bids, book.asks = _top(self.markets[symbol], BOOK_DEPTH)
+        return book
+
+    def _size(self, market: Market, lots: int) -> float:
+        return float(market.size_text(lots))
+
+    def _levels(self, market: Market, changes: Iterable[tuple[int, int]]) -> list[list[float]]:
+        return [[float(market.price_text(p)), self._size(market, s) if s else 0] for p, s in changes]
+
+    def _snapshot_reply(self, conn: MockConnection, topic: str, symbol: str, rid: Any) -> dict[str, Any]:
+        market = self.markets[symbol]
+        book = self._book(conn, symbol)
+        data = {
+            "seqNum": book.seq,
+            "bids": self._levels(market, sorted(book.bids.items(), reverse=True)),
+            "asks": self._levels(market, sorted(book.asks.items())),
+        }
+        return {"id": rid, "rep": topic, "status": "ok", "ts": self._now(), "data": data}
+
+    def _next_seq(self, book: _Book) -> int:
+        return book.seq + 1 + book.seq % 3  # seqNum grows, not one by one
+
+    def _book_message(self, topic: str, symbol: str, book: _Book, prev: int, bids: Any, asks: Any) -> str:
+        tick = {"seqNum": book.seq, "prevSeqNum": prev, "bids": bids, "asks": asks}
+        return dumps({"ch": topic, "ts": self._now(), "tick": tick})
+
+    def _book_updates(self, conn: MockConnection, symbol: str, topic: str) -> list[str]:
+        market = self.markets[symbol]
+        book = self._book(conn, symbol)
+        faults = self.faults
+        bids, asks = _top(market, BOOK_DEPTH)
+        bid_changes = _diff(book.bids, bids, market.bids)
+        ask_changes = _diff(book.asks, asks, market.asks)
+        seqs = conn.state.setdefault("seq", {})
+        out: list[str] = []
+        if bid_changes or ask_changes or self.book_kind.startswith("mbp"):
+            prev, book.seq = book.seq, self._next_seq(book)
+            book.bids, book.asks = bids, asks
+            seqs[symbol] = book.seq
+            if not faults.take("skip_seq"):  # else: the update is lost on the way
+                message = self._book_message(
+                    topic, symbol, book, prev, self._levels(market, bid_changes), self._levels(market, ask_changes)
+                )
+                out.append(message)
+                if faults.take("duplicate"):
+                    out.append(message)
+        if faults.take("crossed"):
+            best_ask = min(book.asks)
+            prev, book.seq = book.seq, self._next_seq(book)
+            book.bids[best_ask] = 1
+            seqs[symbol] = book.seq
+            crossing = self._levels(market, [(best_ask, 1)])
+            out.append(self._book_message(topic, symbol, book, prev, crossing, []))
+        held: dict[str, str] = conn.state.setdefault("held", {})
+        if out and faults.take("reorder"):
+            held[topic] = out.pop(0)
+        elif out and topic in held:
+            out.insert(1, held.pop(topic))
+        return out
+
+    # --- other channels -------------------------------------------------------------
+
+    def _bbo(self, conn: MockConnection, symbol: str, topic: str) -> list[str]:
+        market = self.markets[symbol]
+        bb, ba = market.best_bid(), market.best_ask()
+        top = (bb, market.bids[bb], ba, market.asks[ba])
+        last: dict[str, tuple[int, ...]] = conn.state.setdefault("bbo", {})
+        if last.get(topic) == top:
+            return []
+        last[topic] = top
+        seq = conn.state["bbo_seq"] = conn.state.get("bbo_seq", 0) + 1
+        return [dumps({"ch": topic, "ts": self._now(), "tick": self._bbo_tick(symbol, top, seq)})]
+
+    def _bbo_tick(self, symbol: str, top: tuple[int, ...], seq: int) -> dict[str, Any]:
+        market = self.markets[symbol]
+        return {
+            "seqId": seq,
+            "bid": float(market.price_text(top[0])),
+            "bidSize": self._size(market, top[1]),
+            "ask": float(market.price_text(top[2])),
+            "askSize": self._size(market, top[3]),
+            "quoteTime": self._now(),
+            "symbol": self.native[symbol],
+        }
+
+    def _trade_item(self, market: Market, trade: Any) -> dict[str, Any]:
+        return {
+            "id": float(100182534526255757567432481 + trade.trade_id),  # the old huge id (ignored)
+            "ts": self._now(),
+            "tradeId": trade.trade_id,
+            "amount": self._size(market, trade.size),
+            "price": float(market.price_text(trade.price)),
+            "direction": trade.side.value,
+        }
+
+    def _candle(self, topic: str, symbol: str) -> str:
+        market = self.markets[symbol]
+        state = self._candles.setdefault(symbol, [])
+        if not state:
+            mid = market.best_bid()
+            state.extend([mid, mid, mid, mid, 0])
+        o, h, low, c, volume = state
+        tick = {
+            "id": (_T0_MS // 60_000) * 60,
+            "open": float(market.price_text(o)),
+            "high": float(market.price_text(h)),
+            "low": float(market.price_text(low)),
+            "close": float(market.price_text(c)),
+            "amount": float(market.size_text(volume)),
+            "vol": 0,
+            "count": 0,
+        }
+        return dumps({"ch": topic, "ts": self._now(), "tick": tick})
+
+    def render(self, conn: MockConnection, symbol: str, change: Change) -> list[str | bytes]:
+        native = self.native[symbol]
+        market = self.markets[symbol]
+        topics = conn.topics
+        out: list[str | bytes] = []
+        topic = f"market.{native}.{self.book_kind}"
+        if topic in topics:
+            out.extend(self._book_updates(conn, symbol, topic))
+        topic = f"market.{native}.bbo"
+        if topic in topics:
+            out.extend(self._bbo(conn, symbol, topic))
+        trade = change.trade
+        if trade is not None:
+            candle = self._candles.get(symbol)
+            if candle:
+                candle[1] = max(candle[1], trade.price)
+                candle[2] = min(candle[2], trade.price)
+                candle[3] = trade.price
+                candle[4] += trade.size
+            topic = f"market.{native}.trade.detail"
+            if topic in topics:
+                tick = {"id": trade.trade_id, "ts": self._now(), "data": [self._trade_item(market, trade)]}
+                out.append(dumps({"ch": topic, "ts": self._now(), "tick": tick}))
+            topic = f"market.{native}.kline.1min"
+            if topic in topics:
+                out.append(self._candle(topic, symbol))
+        return out
+
+    async def publish(self, steps: int = 1, symbols: Iterable[str] | None = None) -> None:
+        """Market steps (see the base); every ``ping_every``-th step starts with a
+        server ping (and drops the connections that left too many unanswered)."""
+        for _ in range(steps):
+            self._steps += 1
+            if self.ping_every and self._steps % self.ping_every == 0 and not self.faults.silent:
+                await self._ping_all()
+            await super().publish(1, symbols)
+
+    async def _ping_all(self) -> None:
+        for conn in list(self.connections.values()):
+            unanswered = conn.state.get("unanswered", 0)
+            if unanswered >= self.max_unanswered:
+                await conn.ws.close(1000, "mock: pings unanswered")
+                continue
+            conn.state["unanswered"] = unanswered + 1
+            conn.state["pings"] = conn.state.get("pings", 0) + 1
+            await self._reply(conn, {"ping": self._now()})
+
+    # --- REST -------------------------------------------------------------------------
+
+    def http(self, path: str, query: dict[str, str]) -> tuple[int, bytes] | None:
+        """``GET /v2/settings/common/symbols`` (htx-huobi.md, "Endpoints")."""
+        if path != "/v2/settings/common/symbols":
+            return None
+        items = []
+        for symbol, native in self.native.items():
+            market = self.markets[symbol]
+            base, quote = symbol.lower().split("-")[:2]
+            items.append(
+                {
+                    "sc": native,
+                    "bc": base,
+                    "qc": quote,
+                    "tpp": len(market.tick.partition(".")[2]),
+                    "tap": len(market.lot.partition(".")[2]),
+                    "state": "online",
+                }
+            )
+        return 200, dumps({"status": "ok", "data": items}).encode()
+
+
+class MockHtxSwap(MockHtx):
+    """Mock HTX USDT-margined swap market WebSocket (``/linear-swap-ws``)."""
+
+    venue: ClassVar[str] = "htx-swap"
+    ws_path: ClassVar[str] = "/linear-swap-ws"
+    book_kind: ClassVar[str] = f"depth.size_{BOOK_DEPTH}.high_freq"
+    max_unanswered: ClassVar[int] = 5
+
+    @staticmethod
+    def _native(symbol: str) -> str:
+        return htx_swap_symbol(symbol)
+
+    def _size(self, market: Market, lots: int) -> float:
+        return lots  # contracts: one lot each (contract_size = the market's lot)
+
+    def _next_seq(self, book: _Book) -> int:
+        return book.seq + 1  # version: + 1 per message
+
+    def _book_message(self, topic: str, symbol: str, book: _Book, prev: int, bids: Any, asks: Any) -> str:
+        tick = {
+            "mrid": book.seq,
+            "id": book.seq,
+            "bids": bids,
+            "asks": asks,
+            "ts": self._now(),
+            "version": book.seq,
+            "ch": topic,
+            "event": "update",
+        }
+        return dumps({"ch": topic, "ts": self._now(), "tick": tick})
+
+    async def _on_subscribed(self, conn: MockConnection, topic: str, symbol: str) -> None:
+        if topic.endswith(self.book_kind):
+            market = self.markets[symbol]
+            book = self._book(conn, symbol)
+            book.seq += 1
+            book.bids, book.asks = _top(market, BOOK_DEPTH)
+            conn.state.setdefault("seq", {})[symbol] = book.seq
+            tick = {
+                "mrid": book.seq,
+                "id": book.seq,
+                "ts": self._now(),
+                "version": book.seq,
+                "ch": topic,
+                "event": "snapshot",
+                "bids": self._levels(market, sorted(book.bids.items(), reverse=True)),
+                "asks": self._levels(market, sorted(book.asks.items())),
+            }
+            await self._reply(conn, {"ch": topic, "ts": self._now(), "tick": tick})
+        await super()._on_subscribed(conn, topic, symbol)
+
+    def _bbo_tick(self, symbol: str, top: tuple[int, ...], seq: int) -> dict[str, Any]:
+        market = self.markets[symbol]
+        return {
+            "mrid": seq,
+            "id": seq,
+            "version": seq,
+            "ts": self._now(),
+            "bid": [float(market.price_text(top[0])), top[1]],
+            "ask": [float(market.price_text(top[2])), top[3]],
+        }
+
+    def _trade_item(self, market: Market, trade: Any) -> dict[str, Any]:
+        return {
+            "id": trade.trade_id,
+            "ts": self._now(),
+            "amount": trade.size,
+            "quantity": float(market.size_text(trade.size)),
+            "trade_turnover": 0,
+            "price": float(market.price_text(trade.price)),
+            "direction": trade.side.value,
+        }
+
+    def http(self, path: str, query: dict[str, str]) -> tuple[int, bytes] | None:
+        """``GET /linear-swap-api/v1/swap_contract_info`` (htx-huobi.md)."""
+        if path != "/linear-swap-api/v1/swap_contract_info":
+            return None
+        items = [
+            {
+                "symbol": native.split("-")[0],
+                "contract_code": native,
+                "contract_size": float(self.markets[symbol].lot),
+                "price_tick": float(self.markets[symbol].tick),
+                "contract_status": 1,
+                "business_type": "swap",
+            }
+            for symbol, native in self.native.items()
+        ]
+        return 200, dumps({"status": "ok", "data": items, "ts": _T0_MS}).encode()
