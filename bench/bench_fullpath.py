@@ -351,6 +351,7 @@ GENERATED: dict[str, dict[str, Any]] = {
     "coinbase-advanced": {"levels": 500},
     "bitget": {"levels": 400},
     "htx": {"levels": 150, "chunk": 10},  # a server ping per 10 steps: answered between chunks
+    "poloniex": {"levels": 20},
 }
 
 

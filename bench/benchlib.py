@@ -307,6 +307,7 @@ SYMBOLS: dict[str, tuple[str, ...]] = {
     "bybit-linear": ("BTC-USDT-PERP", "ETH-USDT-PERP"),
     "bitget-futures": ("BTC-USDT-PERP", "ETH-USDT-PERP"),
     "htx-swap": ("BTC-USDT-PERP", "ETH-USDT-PERP"),
+    "poloniex-futures": ("BTC-USDT-PERP", "ETH-USDT-PERP"),
     "kraken": ("BTC-USD", "ETH-USD"),
     "kraken-v1": ("BTC-USD", "ETH-USD"),
     "coinbase": ("BTC-USD", "ETH-USD"),

@@ -135,9 +135,11 @@ async def feed_client(
         await c.close()
 
 
-def assert_same_book(c: FeedClient, mock: MockExchange, symbol: str) -> None:
-    """The client's book equals the mock's own market level by level."""
+def assert_same_book(c: FeedClient, mock: MockExchange, symbol: str, depth: int | None = None) -> None:
+    """The client's book equals the mock's own market level by level (its
+    best ``depth`` levels per side, for venues that send only those)."""
     local = c.feed.book(symbol)
     assert local is not None and local.valid
-    assert local.depth() == mock.markets[symbol].depth()
+    bids, asks = mock.markets[symbol].depth()
+    assert local.depth() == (bids[:depth], asks[:depth])
     local._check()

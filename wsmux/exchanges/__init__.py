@@ -32,6 +32,8 @@ _LAZY: dict[str, str] = {
     "kraken": "wsmux.exchanges.kraken:KrakenAdapter",
     "kraken-v1": "wsmux.exchanges.kraken:KrakenV1Adapter",
     "okx": "wsmux.exchanges.okx:OkxAdapter",
+    "poloniex": "wsmux.exchanges.poloniex:PoloniexAdapter",
+    "poloniex-futures": "wsmux.exchanges.poloniex:PoloniexFuturesAdapter",
 }
 _LOADED: dict[str, type[Adapter]] = {}
 

@@ -28,6 +28,7 @@ from wsmux.testing.coinbase import MockCoinbase, MockCoinbaseAdvanced
 from wsmux.testing.htx import MockHtx, MockHtxSwap
 from wsmux.testing.kraken import MockKraken, MockKrakenV1
 from wsmux.testing.okx import MockOkx
+from wsmux.testing.poloniex import MockPoloniex, MockPoloniexFutures
 
 __all__ = [
     "ChaosProxy",
@@ -59,6 +60,8 @@ __all__ = [
     "MockKraken",
     "MockKrakenV1",
     "MockOkx",
+    "MockPoloniex",
+    "MockPoloniexFutures",
     "collect_until",
 ]
 
