@@ -41,26 +41,14 @@ from wsmux.book.checksum import INTERLEAVED_DEPTH, bitget_checksum, to_signed32
 from wsmux.exchanges.bitget import BOOK_DEPTH, bitget_native
 from wsmux.testing._market import Change, Market
 from wsmux.testing._server import MockConnection, MockExchange
-from wsmux.testing.okx import _diff, _top  # the same 400-level view protocol as OKX
+from wsmux.testing._views import BookView, Levels
+from wsmux.testing.okx import _top
 
 __all__ = ["MockBitget", "MockBitgetFutures"]
 
 _SEQ_START = 5_000_000
 _T0_MS = 1_700_000_000_000
 _MINUTE_MS = 60_000
-
-View = dict[int, int]  # price ticks -> size lots
-
-
-class _Book:
-    """What one connection's client should hold for one instrument."""
-
-    __slots__ = ("asks", "bids", "seq")
-
-    def __init__(self, seq: int) -> None:
-        self.seq = seq
-        self.bids: View = {}
-        self.asks: View = {}
 
 
 class MockBitget(MockExchange):
@@ -121,7 +109,6 @@ class MockBitget(MockExchange):
             await conn.send(dumps({"event": op, "arg": arg}))
             if op == "unsubscribe":
                 conn.topics.discard(topic)
-                conn.state.setdefault("held", {}).pop(topic[2], None)
                 continue
             conn.topics.add(topic)
             channel, key = topic[0], topic[1:]
@@ -158,98 +145,60 @@ class MockBitget(MockExchange):
 
     # --- books ----------------------------------------------------------------------
 
-    def _book(self, conn: MockConnection, key: tuple[str, str]) -> _Book:
-        books: dict[tuple[str, str], _Book] = conn.state.setdefault("books", {})
-        book = books.get(key)
-        if book is None:
-            book = books[key] = _Book(_SEQ_START + 1000 * len(books))
-        return book
+    def _view(self, conn: MockConnection, key: tuple[str, str]) -> BookView:
+        views: dict[tuple[str, str], BookView] = conn.state.setdefault("books", {})
+        view = views.get(key)
+        if view is None:
+            view = views[key] = BookView(_SEQ_START + 1000 * len(views), BOOK_DEPTH)
+        return view
 
     @staticmethod
-    def _levels(market: Market, changes: Iterable[tuple[int, int]]) -> list[list[str]]:
+    def _levels(market: Market, changes: Levels) -> list[list[str]]:
         return [[market.price_text(p), market.size_text(s) if s else "0"] for p, s in changes]
 
-    def _checksum(self, market: Market, book: _Book) -> int:
+    def _checksum(self, market: Market, view: BookView) -> int:
         if not self.checksums:
             return 0
         bids = [
-            (market.price_text(p), market.size_text(book.bids[p]))
-            for p in sorted(book.bids, reverse=True)[:INTERLEAVED_DEPTH]
+            (market.price_text(p), market.size_text(view.bids[p]))
+            for p in sorted(view.bids, reverse=True)[:INTERLEAVED_DEPTH]
         ]
-        asks = [(market.price_text(p), market.size_text(book.asks[p])) for p in sorted(book.asks)[:INTERLEAVED_DEPTH]]
+        asks = [(market.price_text(p), market.size_text(view.asks[p])) for p in sorted(view.asks)[:INTERLEAVED_DEPTH]]
         return bitget_checksum(bids, asks)
 
     def _book_message(
-        self,
-        key: tuple[str, str],
-        action: str,
-        bids: list[list[str]],
-        asks: list[list[str]],
-        checksum: int,
-        prev: int,
-        seq: int,
+        self, key: tuple[str, str], action: str, bids: Levels, asks: Levels, view: BookView, prev: int
     ) -> str:
-        entry = {"asks": asks, "bids": bids, "checksum": checksum, "seq": seq, "pseq": prev, "ts": self._now()}
+        market = self.markets[self.unified[key]]
+        checksum = self._checksum(market, view)
+        if action == "update" and self.faults.take("bad_checksum"):
+            checksum = to_signed32(checksum ^ 0x5A5A5A5A) or 1
+        entry = {
+            "asks": self._levels(market, asks),
+            "bids": self._levels(market, bids),
+            "checksum": checksum,
+            "seq": view.seq,
+            "pseq": prev,
+            "ts": self._now(),
+        }
         return self._push(action, "books", key, [entry])
 
     def _snapshot(self, conn: MockConnection, key: tuple[str, str]) -> str:
-        symbol = self.unified[key]
-        market = self.markets[symbol]
-        book = self._book(conn, key)
-        book.seq += 1
-        book.bids, book.asks = _top(market, BOOK_DEPTH)
-        conn.state.setdefault("seq", {})[symbol] = book.seq
-        return self._book_message(
-            key,
-            "snapshot",
-            self._levels(market, sorted(book.bids.items(), reverse=True)),
-            self._levels(market, sorted(book.asks.items())),
-            self._checksum(market, book),
-            0,
-            book.seq,
-        )
+        view = self._view(conn, key)
+        view.held = None
+        view.seq += 1
+        bids, asks = view.reset(self.markets[self.unified[key]])
+        conn.state.setdefault("seq", {})[self.unified[key]] = view.seq
+        return self._book_message(key, "snapshot", bids, asks, view, 0)
 
     def _book_updates(self, conn: MockConnection, symbol: str, key: tuple[str, str]) -> list[str]:
-        market = self.markets[symbol]
-        book = self._book(conn, key)
-        faults = self.faults
-        bids, asks = _top(market, BOOK_DEPTH)
-        bid_changes = _diff(book.bids, bids, market.bids)
-        ask_changes = _diff(book.asks, asks, market.asks)
-        out: list[str] = []
-        seqs = conn.state.setdefault("seq", {})
-        if bid_changes or ask_changes:
-            prev, book.seq = book.seq, book.seq + 1
-            book.bids, book.asks = bids, asks
-            seqs[symbol] = book.seq
-            if not faults.take("skip_seq"):  # else: the update is lost on the way
-                checksum = self._checksum(market, book)
-                if faults.take("bad_checksum"):
-                    checksum = to_signed32(checksum ^ 0x5A5A5A5A) or 1
-                message = self._book_message(
-                    key,
-                    "update",
-                    self._levels(market, bid_changes),
-                    self._levels(market, ask_changes),
-                    checksum,
-                    prev,
-                    book.seq,
-                )
-                out.append(message)
-                if faults.take("duplicate"):
-                    out.append(message)
-        if faults.take("crossed"):
-            best_ask = min(book.asks)
-            prev, book.seq = book.seq, book.seq + 1
-            book.bids[best_ask] = 1
-            seqs[symbol] = book.seq
-            crossing = [[market.price_text(best_ask), market.size_text(1)]]
-            out.append(self._book_message(key, "update", crossing, [], self._checksum(market, book), prev, book.seq))
-        held: dict[str, str] = conn.state.setdefault("held", {})
-        if out and faults.take("reorder"):
-            held[key[1]] = out.pop(0)
-        elif out and key[1] in held:
-            out.insert(1, held.pop(key[1]))
+        view = self._view(conn, key)
+
+        def render(bids: Levels, asks: Levels, prev: int, seq: int) -> str:
+            return self._book_message(key, "update", bids, asks, view, prev)
+
+        out = view.updates(self.markets[symbol], self.faults, render)
+        conn.state.setdefault("seq", {})[symbol] = view.seq
         return out
 
     # --- other channels -------------------------------------------------------------

@@ -45,29 +45,18 @@ from wsmux._json import dumps, loads
 from wsmux.exchanges.htx import BOOK_DEPTH, htx_spot_symbol, htx_swap_symbol
 from wsmux.testing._market import Change, Market
 from wsmux.testing._server import MockConnection, MockExchange
-from wsmux.testing.okx import _diff, _top  # the same N-level view protocol as OKX
+from wsmux.testing._views import BookView, Levels
 
 __all__ = ["MockHtx", "MockHtxSwap"]
 
 _SEQ_START = 100_020_000_000
 _T0_MS = 1_700_000_000_000
 
-View = dict[int, int]  # price ticks -> size lots
-
 
 def gzip_frame(text: str) -> bytes:
     """The venue's framing: gzip-compressed JSON text."""
     packer = zlib.compressobj(1, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
     return packer.compress(text.encode()) + packer.flush()
-
-
-class _Book:
-    __slots__ = ("asks", "bids", "seq")
-
-    def __init__(self, seq: int) -> None:
-        self.seq = seq
-        self.bids: View = {}
-        self.asks: View = {}
 
 
 class MockHtx(MockExchange):
@@ -159,7 +148,6 @@ class MockHtx(MockExchange):
                 await self._reply(conn, self._error("bad-request", "unsub with not subbed topic", rid))
                 return
             conn.topics.discard(topic)
-            conn.state.setdefault("held", {}).pop(topic, None)
             await self._reply(conn, {"id": rid, "status": "ok", "unsubbed": topic, "ts": self._now()})
             return
         conn.topics.add(topic)
@@ -184,69 +172,49 @@ class MockHtx(MockExchange):
 
     # --- books --------------------------------------------------------------------------
 
-    def _book(self, conn: MockConnection, symbol: str) -> _Book:
-        books: dict[str, _Book] = conn.state.setdefault("books", {})
-        book = books.get(symbol)
-        if book is None:
-            book = books[symbol] = _Book(_SEQ_START + 1_000_000 * len(books))
-            book.bids, book.asks = _top(self.markets[symbol], BOOK_DEPTH)
-        return book
+    def _view(self, conn: MockConnection, symbol: str) -> BookView:
+        views: dict[str, BookView] = conn.state.setdefault("books", {})
+        view = views.get(symbol)
+        if view is None:
+            view = views[symbol] = BookView(_SEQ_START + 1_000_000 * len(views), BOOK_DEPTH)
+            view.reset(self.markets[symbol])
+        return view
 
     def _size(self, market: Market, lots: int) -> float:
         return float(market.size_text(lots))
 
-    def _levels(self, market: Market, changes: Iterable[tuple[int, int]]) -> list[list[float]]:
+    def _levels(self, market: Market, changes: Levels) -> list[list[float]]:
         return [[float(market.price_text(p)), self._size(market, s) if s else 0] for p, s in changes]
 
     def _snapshot_reply(self, conn: MockConnection, topic: str, symbol: str, rid: Any) -> dict[str, Any]:
         market = self.markets[symbol]
-        book = self._book(conn, symbol)
+        view = self._view(conn, symbol)
         data = {
-            "seqNum": book.seq,
-            "bids": self._levels(market, sorted(book.bids.items(), reverse=True)),
-            "asks": self._levels(market, sorted(book.asks.items())),
+            "seqNum": view.seq,
+            "bids": self._levels(market, sorted(view.bids.items(), reverse=True)),
+            "asks": self._levels(market, sorted(view.asks.items())),
         }
         return {"id": rid, "rep": topic, "status": "ok", "ts": self._now(), "data": data}
 
-    def _next_seq(self, book: _Book) -> int:
-        return book.seq + 1 + book.seq % 3  # seqNum grows, not one by one
+    @staticmethod
+    def _next_seq(seq: int) -> int:
+        return seq + 1 + seq % 3  # seqNum grows, not one by one
 
-    def _book_message(self, topic: str, symbol: str, book: _Book, prev: int, bids: Any, asks: Any) -> str:
-        tick = {"seqNum": book.seq, "prevSeqNum": prev, "bids": bids, "asks": asks}
+    def _book_message(self, topic: str, prev: int, seq: int, bids: Any, asks: Any, event: str = "update") -> str:
+        tick = {"seqNum": seq, "prevSeqNum": prev, "bids": bids, "asks": asks}
         return dumps({"ch": topic, "ts": self._now(), "tick": tick})
 
     def _book_updates(self, conn: MockConnection, symbol: str, topic: str) -> list[str]:
         market = self.markets[symbol]
-        book = self._book(conn, symbol)
-        faults = self.faults
-        bids, asks = _top(market, BOOK_DEPTH)
-        bid_changes = _diff(book.bids, bids, market.bids)
-        ask_changes = _diff(book.asks, asks, market.asks)
-        seqs = conn.state.setdefault("seq", {})
-        out: list[str] = []
-        if bid_changes or ask_changes or self.book_kind.startswith("mbp"):
-            prev, book.seq = book.seq, self._next_seq(book)
-            book.bids, book.asks = bids, asks
-            seqs[symbol] = book.seq
-            if not faults.take("skip_seq"):  # else: the update is lost on the way
-                message = self._book_message(
-                    topic, symbol, book, prev, self._levels(market, bid_changes), self._levels(market, ask_changes)
-                )
-                out.append(message)
-                if faults.take("duplicate"):
-                    out.append(message)
-        if faults.take("crossed"):
-            best_ask = min(book.asks)
-            prev, book.seq = book.seq, self._next_seq(book)
-            book.bids[best_ask] = 1
-            seqs[symbol] = book.seq
-            crossing = self._levels(market, [(best_ask, 1)])
-            out.append(self._book_message(topic, symbol, book, prev, crossing, []))
-        held: dict[str, str] = conn.state.setdefault("held", {})
-        if out and faults.take("reorder"):
-            held[topic] = out.pop(0)
-        elif out and topic in held:
-            out.insert(1, held.pop(topic))
+        view = self._view(conn, symbol)
+
+        def render(bids: Levels, asks: Levels, prev: int, seq: int) -> str:
+            return self._book_message(topic, prev, seq, self._levels(market, bids), self._levels(market, asks))
+
+        # mbp.150 pushes every 100 ms even when nothing changed; the swap feed only on change
+        always = self.book_kind.startswith("mbp")
+        out = view.updates(market, self.faults, render, next_seq=self._next_seq, always=always)
+        conn.state.setdefault("seq", {})[symbol] = view.seq
         return out
 
     # --- other channels -------------------------------------------------------------
@@ -388,40 +356,35 @@ class MockHtxSwap(MockHtx):
     def _size(self, market: Market, lots: int) -> float:
         return lots  # contracts: one lot each (contract_size = the market's lot)
 
-    def _next_seq(self, book: _Book) -> int:
-        return book.seq + 1  # version: + 1 per message
+    @staticmethod
+    def _next_seq(seq: int) -> int:
+        return seq + 1  # version: + 1 per message
 
-    def _book_message(self, topic: str, symbol: str, book: _Book, prev: int, bids: Any, asks: Any) -> str:
+    def _book_message(self, topic: str, prev: int, seq: int, bids: Any, asks: Any, event: str = "update") -> str:
         tick = {
-            "mrid": book.seq,
-            "id": book.seq,
+            "mrid": seq,
+            "id": seq,
             "bids": bids,
             "asks": asks,
             "ts": self._now(),
-            "version": book.seq,
+            "version": seq,
             "ch": topic,
-            "event": "update",
+            "event": event,
         }
         return dumps({"ch": topic, "ts": self._now(), "tick": tick})
 
     async def _on_subscribed(self, conn: MockConnection, topic: str, symbol: str) -> None:
         if topic.endswith(self.book_kind):
             market = self.markets[symbol]
-            book = self._book(conn, symbol)
-            book.seq += 1
-            book.bids, book.asks = _top(market, BOOK_DEPTH)
-            conn.state.setdefault("seq", {})[symbol] = book.seq
-            tick = {
-                "mrid": book.seq,
-                "id": book.seq,
-                "ts": self._now(),
-                "version": book.seq,
-                "ch": topic,
-                "event": "snapshot",
-                "bids": self._levels(market, sorted(book.bids.items(), reverse=True)),
-                "asks": self._levels(market, sorted(book.asks.items())),
-            }
-            await self._reply(conn, {"ch": topic, "ts": self._now(), "tick": tick})
+            view = self._view(conn, symbol)
+            view.held = None
+            view.seq += 1
+            bids, asks = view.reset(market)
+            conn.state.setdefault("seq", {})[symbol] = view.seq
+            snapshot = self._book_message(
+                topic, view.seq - 1, view.seq, self._levels(market, bids), self._levels(market, asks), "snapshot"
+            )
+            await conn.send(gzip_frame(snapshot))
         await super()._on_subscribed(conn, topic, symbol)
 
     def _bbo_tick(self, symbol: str, top: tuple[int, ...], seq: int) -> dict[str, Any]:
