@@ -9,7 +9,20 @@ from typing import Any
 
 import pytest
 
-from wsmux import BookSnapshot, BookUpdate, Candle, Channel, Integrity, Quote, Side, Subscription, Trade, exchanges
+from wsmux import (
+    BookSnapshot,
+    BookUpdate,
+    Candle,
+    Channel,
+    Funding,
+    Integrity,
+    Liquidation,
+    Quote,
+    Side,
+    Subscription,
+    Trade,
+    exchanges,
+)
 from wsmux._pipeline import Feed, Send
 from wsmux.adapter import Reply
 from wsmux.book import BookSync, Continuity, OrderBook, SnapshotSource, Verdict
@@ -419,3 +432,76 @@ def test_swap_version_chain() -> None:
     assert offer(sync, a, depth("update", 8, [[10, 2]], [])) is Verdict.APPLIED
     assert offer(sync, a, depth("update", 8, [[10, 3]], [])) is Verdict.STALE
     assert offer(sync, a, depth("update", 10, [[10, 4]], [])) is Verdict.GAP
+
+
+# --- the swap notification endpoint ------------------------------------------------------------
+
+
+def test_notification_route_and_requests() -> None:
+    a = HtxSwapAdapter(url="ws://127.0.0.1:1/linear-swap-ws")
+    f = Subscription("htx-swap", Channel.FUNDING, "BTC-USDT-PERP")
+    liq = Subscription("htx-swap", Channel.LIQUIDATIONS, "BTC-USDT-PERP")
+    assert (
+        a.route(f) == a.route(liq) == "notification" != a.route(Subscription("htx-swap", Channel.BOOK, "BTC-USDT-PERP"))
+    )
+    assert a.connect_url([f]) == "ws://127.0.0.1:1/linear-swap-notification"
+    assert HtxSwapAdapter().connect_url([liq]) == "wss://api.hbdm.com/linear-swap-notification"
+    topic = "public.BTC-USDT.funding_rate"
+    assert [json.loads(m) for m in a.subscribe([f])] == [{"op": "sub", "cid": f"sub:{topic}", "topic": topic}]
+    assert json.loads(a.unsubscribe([liq])[0])["topic"] == "public.BTC-USDT.liquidation_orders"
+
+
+def test_notification_frames() -> None:
+    a = HtxSwapAdapter()
+    (reply,) = a.parse('{"op":"ping","ts":"1603699200000"}', RECV)
+    assert isinstance(reply, Reply) and json.loads(reply.message) == {"op": "pong", "ts": "1603699200000"}
+    assert a.parse('{"op":"sub","cid":"x","topic":"public.BTC-USDT.funding_rate","ts":1,"err-code":0}', RECV) == []
+    with pytest.raises(SubscriptionRejected, match="4001"):
+        a.parse('{"op":"sub","cid":"x","topic":"public.X.funding_rate","ts":1,"err-code":4001,"err-msg":"bad"}', RECV)
+    funding = {
+        "op": "notify",
+        "topic": "public.BTC-USDT.funding_rate",
+        "ts": 1603778748166,
+        "data": [
+            {
+                "symbol": "BTC",
+                "contract_code": "BTC-USDT",
+                "fee_asset": "USDT",
+                "funding_time": "1603778700000",
+                "funding_rate": "-0.000220068774978695",
+                "estimated_rate": "-0.000684397270430250",
+                "settlement_time": "1603785600000",
+            }
+        ],
+    }
+    (f,) = a.parse(json.dumps(funding), RECV)
+    assert f == Funding(
+        "htx-swap", "BTC-USDT-PERP", -0.000220068774978695, 1603785600000 * 10**6, None, 1603778748166 * 10**6, RECV
+    )
+    liquidation = {
+        "op": "notify",
+        "topic": "public.BTC-USDT.liquidation_orders",
+        "ts": 1,
+        "data": [
+            {
+                "contract_code": "BTC-USDT",
+                "symbol": "BTC",
+                "direction": "sell",
+                "offset": "close",
+                "volume": 12,
+                "price": 13000.5,
+                "created_at": 1603778748000,
+                "amount": 0.012,
+            }
+        ],
+    }
+    (liq,) = a.parse(json.dumps(liquidation), RECV)
+    assert liq == Liquidation("htx-swap", "BTC-USDT-PERP", Side.SELL, 13000.5, 0.012, 1603778748000 * 10**6, RECV)
+    del liquidation["data"][0]["amount"]  # type: ignore[index, attr-defined]
+    a.use_instruments([Instrument("htx-swap", "BTC-USDT-PERP", "BTC-USDT", "perp", 0.1, 1.0, 0.001)])
+    (liq,) = a.parse(json.dumps(liquidation), RECV)
+    assert liq.size == 12 * 0.001  # type: ignore[attr-defined]
+    with pytest.raises(UnknownMessage):
+        a.parse('{"op":"notify","topic":"public.BTC-USDT.contract_info","ts":1,"data":[]}', RECV)
+    with pytest.raises(UnknownMessage):
+        a.parse('{"op":"auth","ts":1}', RECV)

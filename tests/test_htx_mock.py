@@ -26,9 +26,11 @@ from wsmux import (
     Error,
     ErrorKind,
     Event,
+    Funding,
     Gap,
     GapReason,
     Integrity,
+    Liquidation,
     Multiplexer,
     Quote,
     Resynced,
@@ -36,6 +38,8 @@ from wsmux import (
     Trade,
     book,
     candles,
+    funding,
+    liquidations,
     quotes,
     trades,
 )
@@ -259,6 +263,38 @@ async def test_swap_fault_detected_and_healed_by_resubscribing(fault: str) -> No
             assert local is not None and local.valid and c.count(Gap) == 1
             market = mock.markets["BTC-USDT-PERP"]
             assert [p for p, _ in local.depth()[0]] == [market.price(p) for p in sorted(market.bids, reverse=True)]
+
+
+async def test_swap_funding_and_liquidations_on_the_notification_endpoint() -> None:
+    async with MockHtxSwap(["BTC-USDT-PERP", "ETH-USDT-PERP"]) as mock:
+        adapter = swap(mock)
+        subs = [
+            *funding("htx-swap", "BTC-USDT-PERP"),
+            *liquidations("htx-swap", "BTC-USDT-PERP"),
+            *trades("htx-swap", "BTC-USDT-PERP"),
+        ]
+        notify_subs = subs[:2]
+        assert adapter.connect_url(notify_subs).endswith("/linear-swap-notification")
+        async with client(mock, adapter, notify_subs) as notify, client(mock, swap(mock), subs[2:]) as market:
+            await notify.wait(lambda: notify.count(Funding) == 1)
+            await market.sync()  # the mock has both subscriptions
+            for _ in range(10):
+                await mock.publish(10)
+                await notify.sync()
+                await market.sync()
+            conns = list(mock.connections.values())
+            assert mock.connections_total == 2 and all(c.state["pings"] == 10 for c in conns)
+            note = next(c for c in conns if mock._is_notification(c))
+            assert note.state["pongs"] == 10  # {"op":"ping"} answered {"op":"pong"}
+            fundings = [e for e in notify.events if isinstance(e, Funding)]
+            assert len(fundings) == 11 and fundings[0].next_funding_ts and 0 < fundings[-1].rate < 0.001
+            liqs = [e for e in notify.events if isinstance(e, Liquidation)]
+            tape = [e for e in market.events if isinstance(e, Trade)]
+            expected = [t for t in tape if int(t.trade_id) % 3 == 0]
+            assert len(liqs) == len(expected) > 0
+            for liq, trade in zip(liqs, expected, strict=True):
+                assert (liq.side, liq.price, liq.size) == (trade.side, trade.price, trade.size)
+            assert notify.count(Error) == 0 and market.count(Error) == 0
 
 
 # --- Multiplexer level ---------------------------------------------------------------------

@@ -40,6 +40,11 @@ verified 2026-12). Each rule is restated where it is enforced:
   ``event: "snapshot"``, then ``"update"``s whose ``version`` is the previous
   + 1 (``Continuity.SEQUENCE``; the sheet says it counts per connection —
   wsmux reads it per topic, see the docs page); a break resubscribes.
+* **Swap funding and liquidations** are served only on
+  ``wss://api.hbdm.com/linear-swap-notification`` (their own route), with
+  another protocol: ``{"op":"sub","cid","topic":"public.$c.funding_rate"}``,
+  ``{"op":"ping","ts"}`` answered ``{"op":"pong","ts"}``, data
+  ``{"op":"notify","topic","ts","data":[..]}`` (field names unconfirmed).
 * **No checksum** on either book: the integrity level is ``SEQUENCE``.
 
 **Units.** Spot sizes are in the base currency. Swap book sizes are in
@@ -59,7 +64,7 @@ from wsmux._json import JSONDecodeError, dumps, loads
 from wsmux.adapter import Adapter, Heartbeat, HttpRequest, Limits, Outgoing, Reply
 from wsmux.book import Continuity, Diff, SnapshotSource, SyncRule
 from wsmux.errors import MalformedMessage, RemoteError, SubscriptionRejected, UnknownSymbol, WsmuxError, unknown_message
-from wsmux.model import BookSnapshot, Candle, Channel, Event, Instrument, Quote, Side, Trade
+from wsmux.model import BookSnapshot, Candle, Channel, Event, Funding, Instrument, Liquidation, Quote, Side, Trade
 from wsmux.subscriptions import Subscription, parse_symbol
 
 __all__ = [
@@ -81,6 +86,10 @@ _SIDES = {"buy": Side.BUY, "sell": Side.SELL}
 _ERRORS = (KeyError, TypeError, ValueError, IndexError, AttributeError)
 _SPOT_QUOTES = ("usdt", "usdc", "usdd", "btc", "eth", "ht", "trx", "eur")
 _CANDLE_INTERVAL = "1m"
+# htx-huobi.md: swap funding and liquidations live on the notification endpoint
+_NOTIFY = {Channel.FUNDING: "funding_rate", Channel.LIQUIDATIONS: "liquidation_orders"}
+_MARKET_PATH = "/linear-swap-ws"
+_NOTIFY_PATH = "/linear-swap-notification"
 
 _Handler = Callable[[str, Any, Any, int], Sequence[Event | Diff]]
 
@@ -503,13 +512,23 @@ class HtxSwapAdapter(_HtxBase):
     * ``market.$c.trade.detail`` → :class:`Trade` (size = ``quantity``, base units).
     * ``market.$c.kline.1min`` → :class:`Candle` (volume = ``amount``, base units).
 
-    Funding and liquidations live on another endpoint with another protocol
-    (``linear-swap-notification``, ``op``/``topic``; fields unconfirmed in the
-    sheet): not offered yet.
+    On the notification endpoint (``linear-swap-notification``: its own route
+    and connection, ``{"op":"sub","cid","topic"}`` requests, ``{"op":"ping"}``
+    answered ``{"op":"pong"}``, data as ``{"op":"notify","topic","data"}``;
+    field names unconfirmed in the sheet):
+
+    * ``public.$c.funding_rate`` → :class:`Funding` (``funding_rate``, next
+      funding at ``settlement_time``).
+    * ``public.$c.liquidation_orders`` → :class:`Liquidation` (``direction``
+      is the liquidation order's side, ``price``, size ``amount`` in base
+      units, else ``volume`` contracts converted where the contract size is
+      known).
     """
 
     venue: ClassVar[str] = "htx-swap"
-    channels: ClassVar[frozenset[Channel]] = frozenset({Channel.BOOK, Channel.QUOTES, Channel.TRADES, Channel.CANDLES})
+    channels: ClassVar[frozenset[Channel]] = frozenset(
+        {Channel.BOOK, Channel.QUOTES, Channel.TRADES, Channel.CANDLES, Channel.FUNDING, Channel.LIQUIDATIONS}
+    )
     default_url: ClassVar[str] = "wss://api.hbdm.com/linear-swap-ws"
     default_rest_url: ClassVar[str] = "https://api.hbdm.com"
     backup_urls: ClassVar[tuple[str, ...]] = (
@@ -551,6 +570,92 @@ class HtxSwapAdapter(_HtxBase):
         except UnknownSymbol:
             return None
         return symbol
+
+    # --- the notification endpoint: funding and liquidations ------------------------------
+
+    def route(self, subscription: Subscription) -> str:
+        """Funding and liquidations are served only on ``linear-swap-notification``."""
+        return "notification" if subscription.channel in _NOTIFY else ""
+
+    def connect_url(self, subscriptions: Sequence[Subscription]) -> str:
+        if subscriptions and self.route(subscriptions[0]) == "notification" and self.url.endswith(_MARKET_PATH):
+            return self.url[: -len(_MARKET_PATH)] + _NOTIFY_PATH
+        return self.url
+
+    def subscribe(self, subscriptions: Sequence[Subscription]) -> list[Outgoing]:
+        return [self._request("sub", sub) for sub in subscriptions]
+
+    def unsubscribe(self, subscriptions: Sequence[Subscription]) -> list[Outgoing]:
+        return [self._request("unsub", sub) for sub in subscriptions]
+
+    def _request(self, op: str, sub: Subscription) -> str:
+        kind = _NOTIFY.get(sub.channel)
+        if kind is None:
+            return self._sub(op, self._topic(sub))
+        self.check(sub)
+        native = self.to_native(sub.symbol, sub.channel)
+        self._symbols[native] = sub.symbol
+        topic = f"public.{native}.{kind}"
+        return dumps({"op": op, "cid": f"{op}:{topic}", "topic": topic})
+
+    def _control(self, msg: dict[str, Any], frame: bytes | str, recv_ns: int) -> Sequence[Event | Diff]:
+        op = msg.get("op")
+        if op is None:
+            return super()._control(msg, frame, recv_ns)
+        if op == "notify":
+            _, native, kind = msg["topic"].split(".", 2)
+            if kind == _NOTIFY[Channel.FUNDING]:
+                return self._funding(native, msg, recv_ns)
+            if kind == _NOTIFY[Channel.LIQUIDATIONS]:
+                return self._liquidations(native, msg, recv_ns)
+            raise unknown_message("topic", msg["topic"], frame)
+        if op == "ping":  # the notification endpoint's ping: echo its ts
+            return [Reply(dumps({"op": "pong", "ts": msg["ts"]}))]
+        if op in ("sub", "unsub", "pong"):
+            code = msg.get("err-code", 0)
+            if code in (0, "0"):
+                return []
+            text = f"{self.venue} {code}: {msg.get('err-msg', '')} (topic {msg.get('topic')})"
+            raise SubscriptionRejected(text) if op == "sub" else RemoteError(text)
+        raise unknown_message("op", op, frame)
+
+    def _funding(self, native: str, msg: Any, recv_ns: int) -> list[Event]:
+        symbol = self._unified(native)
+        ts = int(msg["ts"]) * _MS
+        out: list[Event] = []
+        for item in msg["data"]:
+            settles = item.get("settlement_time")
+            out.append(
+                Funding(
+                    self.venue,
+                    symbol,
+                    float(item["funding_rate"]),
+                    int(settles) * _MS if settles not in (None, "") else None,
+                    None,
+                    ts,
+                    recv_ns,
+                )
+            )
+        return out
+
+    def _liquidations(self, native: str, msg: Any, recv_ns: int) -> list[Event]:
+        symbol = self._unified(native)
+        out: list[Event] = []
+        for item in msg["data"]:
+            amount = item.get("amount")  # base units; volume is contracts
+            size = float(amount) if amount is not None else self._size(native, item["volume"])
+            out.append(
+                Liquidation(
+                    self.venue,
+                    symbol,
+                    _SIDES[item["direction"]],
+                    float(item["price"]),
+                    size,
+                    int(item["created_at"]) * _MS,
+                    recv_ns,
+                )
+            )
+        return out
 
     def _sub(self, op: str, topic: str) -> str:
         if topic.endswith(".high_freq"):

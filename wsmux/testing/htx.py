@@ -25,6 +25,12 @@ Swaps (``/linear-swap-ws``): ``market.$c.depth.size_150.high_freq`` with
 in ``swap_contract_info``). ``bbo`` (``[price, contracts]``), ``trade.detail``
 (``amount`` in contracts, ``quantity`` in base units), ``kline.1min``.
 
+Swap notification endpoint (``/linear-swap-notification``): ``{"op":"sub","cid",
+"topic":"public.$c.funding_rate"}`` → ``{"op":"sub",..,"err-code":0}``, server
+pings ``{"op":"ping","ts"}`` (answered ``{"op":"pong","ts"}``),
+``public.$c.funding_rate`` on subscribe and every 10 steps, and
+``public.$c.liquidation_orders`` for every third trade (the losing side).
+
 REST: ``/v2/settings/common/symbols`` (spot), ``/linear-swap-api/v1/swap_contract_info``.
 ``conn.state["seq"][symbol]`` is the last ``seqNum``/``version`` rendered.
 
@@ -316,7 +322,10 @@ class MockHtx(MockExchange):
                 continue
             conn.state["unanswered"] = unanswered + 1
             conn.state["pings"] = conn.state.get("pings", 0) + 1
-            await self._reply(conn, {"ping": self._now()})
+            await self._reply(conn, self._ping_body(conn))
+
+    def _ping_body(self, conn: MockConnection) -> dict[str, Any]:
+        return {"ping": self._now()}
 
     # --- REST -------------------------------------------------------------------------
 
@@ -425,3 +434,100 @@ class MockHtxSwap(MockHtx):
             for symbol, native in self.native.items()
         ]
         return 200, dumps({"status": "ok", "data": items, "ts": _T0_MS}).encode()
+
+    # --- the notification endpoint (funding, liquidations) ------------------------------
+
+    @staticmethod
+    def _is_notification(conn: MockConnection) -> bool:
+        request = getattr(conn.ws, "request", None)
+        return str(getattr(request, "path", "")).endswith("/linear-swap-notification")
+
+    def _ping_body(self, conn: MockConnection) -> dict[str, Any]:
+        if self._is_notification(conn):
+            return {"op": "ping", "ts": str(self._now())}
+        return super()._ping_body(conn)
+
+    async def on_message(self, conn: MockConnection, message: str | bytes) -> None:
+        try:
+            msg = loads(message)
+            op = msg.get("op") if isinstance(msg, dict) else None
+        except Exception:
+            op = None
+        if op is None:
+            await super().on_message(conn, message)
+            return
+        if op == "pong":
+            conn.state["unanswered"] = 0
+            conn.state["pongs"] = conn.state.get("pongs", 0) + 1
+            return
+        if op == "ping":
+            await self._reply(conn, {"op": "pong", "ts": msg.get("ts")})
+            return
+        topic, cid = msg.get("topic"), msg.get("cid")
+        symbol = self._notify_symbol(topic)
+        if op not in ("sub", "unsub") or symbol is None or (op == "sub" and self.faults.reject_subscriptions):
+            error = {
+                "op": op,
+                "cid": cid,
+                "topic": topic,
+                "ts": self._now(),
+                "err-code": 4001,
+                "err-msg": "invalid topic",
+            }
+            await self._reply(conn, error)
+            return
+        await self._reply(conn, {"op": op, "cid": cid, "topic": topic, "ts": self._now(), "err-code": 0})
+        if op == "unsub":
+            conn.topics.discard(topic)
+            return
+        conn.topics.add(topic)
+        if topic.endswith(".funding_rate"):
+            await conn.send(gzip_frame(self._funding(symbol)))
+
+    def _notify_symbol(self, topic: Any) -> str | None:
+        if not isinstance(topic, str) or topic.count(".") != 2:
+            return None
+        kind, native, channel = topic.split(".")
+        if kind != "public" or channel not in ("funding_rate", "liquidation_orders"):
+            return None
+        return self.unified.get(native)
+
+    def _notify(self, topic: str, data: list[dict[str, Any]]) -> str:
+        return dumps({"op": "notify", "topic": topic, "ts": self._now(), "data": data})
+
+    def _funding(self, symbol: str) -> str:
+        native = self.native[symbol]
+        item = {
+            "symbol": native.split("-")[0],
+            "contract_code": native,
+            "fee_asset": "USDT",
+            "funding_time": str(_T0_MS),
+            "funding_rate": f"0.000{10 + self.markets[symbol].next_trade_id % 90}",
+            "estimated_rate": "0.0001",
+            "settlement_time": str(_T0_MS + 8 * 3_600_000),
+        }
+        return self._notify(f"public.{native}.funding_rate", [item])
+
+    def render(self, conn: MockConnection, symbol: str, change: Change) -> list[str | bytes]:
+        out = super().render(conn, symbol, change)
+        native = self.native[symbol]
+        market = self.markets[symbol]
+        topic = f"public.{native}.liquidation_orders"
+        trade = change.trade
+        if trade is not None and trade.trade_id % 3 == 0 and topic in conn.topics:
+            item = {
+                "contract_code": native,
+                "symbol": native.split("-")[0],
+                "direction": trade.side.value,
+                "offset": "close",
+                "volume": trade.size,
+                "amount": float(market.size_text(trade.size)),
+                "price": float(market.price_text(trade.price)),
+                "created_at": self._now(),
+            }
+            out.append(self._notify(topic, [item]))
+        steps: dict[str, int] = conn.state.setdefault("notify_steps", {})
+        steps[symbol] = n = steps.get(symbol, 0) + 1
+        if n % 10 == 0 and f"public.{native}.funding_rate" in conn.topics:
+            out.append(self._funding(symbol))
+        return out
