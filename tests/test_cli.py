@@ -115,6 +115,8 @@ def test_venues_is_a_table_derived_from_the_adapters() -> None:
     assert rows["binance"][2:4] == ["REST", "sync"]
     assert rows["kraken-v1"][2:6] == ["in", "stream", "none", "yes"]
     assert rows["coinbase"][5] == "no"
+    # buffered until a snapshot requested on the socket (HTX `req`), not fetched over REST
+    assert rows["htx"][2:4] == ["requested", "prev_id"]
 
 
 def test_summary_columns_do_not_run_into_each_other_for_long_venue_ids() -> None:

@@ -466,7 +466,14 @@ def _venues_table() -> str:
         if Channel.BOOK not in cls.channels or rule is None:
             snapshot = continuity = checksum = "-"
         else:
-            snapshot = "REST sync" if rule.snapshot is SnapshotSource.REST else "in stream"
+            snapshot = "in stream"
+            if rule.snapshot is SnapshotSource.REST:
+                # buffered until a snapshot that is fetched over REST, or requested on the socket (HTX `req`)
+                try:
+                    fetched = adapter.snapshot_request(symbol) is not None
+                except LocalError:  # the symbol probe is not one the venue lists: it fetches over REST
+                    fetched = True
+                snapshot = "REST sync" if fetched else "requested"
             continuity = rule.continuity.value
             checksum = "yes" if rule.checksum is not None else "no"
         channels = ",".join(sorted(c.value for c in cls.channels))
