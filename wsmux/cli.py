@@ -65,6 +65,12 @@ MOCKS: dict[str, str] = {
     "bybit-linear": "wsmux.testing.bybit:MockBybitLinear",
     "coinbase-advanced": "wsmux.testing.coinbase:MockCoinbaseAdvanced",
     "kraken-v1": "wsmux.testing.kraken:MockKrakenV1",
+    "bitget": "wsmux.testing.bitget:MockBitget",
+    "bitget-futures": "wsmux.testing.bitget:MockBitgetFutures",
+    "htx": "wsmux.testing.htx:MockHtx",
+    "htx-swap": "wsmux.testing.htx:MockHtxSwap",
+    "poloniex": "wsmux.testing.poloniex:MockPoloniex",
+    "poloniex-futures": "wsmux.testing.poloniex:MockPoloniexFutures",
 }
 DEFAULT_DEMO_VENUES = ("binance", "kraken", "coinbase", "okx", "bybit", "bitfinex")
 """The venues ``wsmux demo`` runs without ``--venues`` (one per exchange)."""
@@ -77,6 +83,9 @@ DEMO_SYMBOLS = {
     "binance-usdm": ["BTC-USDT-PERP", "ETH-USDT-PERP"],
     "binance-coinm": ["BTC-USD-PERP", "ETH-USD-PERP"],
     "bybit-linear": ["BTC-USDT-PERP", "ETH-USDT-PERP"],
+    "bitget-futures": ["BTC-USDT-PERP", "ETH-USDT-PERP"],
+    "htx-swap": ["BTC-USDT-PERP", "ETH-USDT-PERP"],
+    "poloniex-futures": ["BTC-USDT-PERP", "ETH-USDT-PERP"],
 }
 CHAOS_EVERY = 1.0
 """Seconds between two faults of ``wsmux demo --chaos``."""
