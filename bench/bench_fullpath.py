@@ -380,6 +380,9 @@ GENERATED: dict[str, dict[str, Any]] = {
     "kraken-futures": {"levels": 300},
     "gemini": {"levels": 300},
     "bitstamp": {"levels": 500},
+    "bitget": {"levels": 400},
+    "htx": {"levels": 150, "chunk": 10},  # a server ping per 10 steps: answered between chunks
+    "poloniex": {"levels": 20},
 }
 
 

@@ -305,6 +305,9 @@ SYMBOLS: dict[str, tuple[str, ...]] = {
     "binance-usdm": ("BTC-USDT-PERP", "ETH-USDT-PERP"),
     "binance-coinm": ("BTC-USD-PERP", "ETH-USD-PERP"),
     "bybit-linear": ("BTC-USDT-PERP", "ETH-USDT-PERP"),
+    "bitget-futures": ("BTC-USDT-PERP", "ETH-USDT-PERP"),
+    "htx-swap": ("BTC-USDT-PERP", "ETH-USDT-PERP"),
+    "poloniex-futures": ("BTC-USDT-PERP", "ETH-USDT-PERP"),
     "kraken": ("BTC-USD", "ETH-USD"),
     "kraken-v1": ("BTC-USD", "ETH-USD"),
     "coinbase": ("BTC-USD", "ETH-USD"),
@@ -527,6 +530,8 @@ async def _generate(
     async def drain() -> None:
         while ws.sent:
             frame = ws.sent.pop(0)
+            if adapter.compressed and isinstance(frame, bytes):
+                frame = adapter.decompress(frame)  # scripts hold what a connection hands the feed
             received.append(frame)
             first_key[0] = None
             before = market_events
@@ -556,6 +561,9 @@ async def _generate(
     keys.clear()
     per_frame.clear()
     done = 0
+    ping_every = getattr(mock, "ping_every", 0) or 0
+    if ping_every:
+        chunk = min(chunk, ping_every)  # answer each server ping before the mock sends the next
     while done < steps:
         n = min(chunk, steps - done)
         await mock.publish(n)

@@ -251,6 +251,10 @@ class Rebuild:
                     self.bad_events.append(f"{cls.__name__} level ({price!r}, {size!r})")
                     break
 
+    def follow(self, feed: Feed) -> None:
+        """Apply each book's truncation rule (its ``SyncRule.depth``) as the venue does."""
+        self.truncate = {symbol: sync.rule.depth for symbol, sync in feed.syncs.items() if sync.rule.depth}
+
     def depth(self, symbol: str, max_depth: int | None) -> tuple[list[tuple[float, float]], list[tuple[float, float]]]:
         bids, asks = self.books[symbol]
         if max_depth is None:
@@ -296,7 +300,7 @@ def run_case(case: Case) -> list[Finding]:
             findings.append(Finding(session.name, kind, seed, signature, detail[:300]))
 
     feed = session.start(rebuild)
-    rebuild.truncate = {symbol: sync.rule.depth for symbol, sync in feed.syncs.items() if sync.rule.depth}
+    rebuild.follow(feed)
     answered: dict[str, int] = {}
     recv_ns = 1_700_000_000_000_000_000
     for frame_no, frame in enumerate(_stream(rng, session.data, kind), 1):

@@ -120,6 +120,8 @@ def test_venues_is_a_table_derived_from_the_adapters() -> None:
     assert rows["coinbase"][6:8] == ["no", "unverifiable"]
     distinct = len({exchanges.exchange_of(v) for v in exchanges.names()})
     assert total.strip() == f"{len(rows)} venue ids, {distinct} distinct exchanges"
+    # buffered until a snapshot requested on the socket (HTX `req`), not fetched over REST
+    assert rows["htx"][3:5] == ["requested", "prev_id"]
 
 
 def test_summary_columns_do_not_run_into_each_other_for_long_venue_ids() -> None:

@@ -170,6 +170,7 @@ def test_unmutated_session_is_clean_and_has_valid_books(name: str) -> None:
     session = _session(name)
     rebuild = Rebuild()
     feed = session.start(rebuild)
+    rebuild.follow(feed)
     for frame in session.data:
         feed.on_frame(frame, 0)
         for action in feed.take_actions():

@@ -36,7 +36,7 @@ from typing import Any
 import attrs
 
 from wsmux._reliability.quality import Quality, QualityGate
-from wsmux.adapter import Adapter, HttpRequest, Outgoing
+from wsmux.adapter import Adapter, HttpRequest, Outgoing, Reply
 from wsmux.book import BookSync, Diff, OrderBook, Verdict
 from wsmux.book._l3sync import L3Sync
 from wsmux.book.l3 import L3Book
@@ -316,6 +316,8 @@ class Feed:
                     self._l3_update(event, recv_ns)  # type: ignore[arg-type]
                 elif cls is L3Snapshot:
                     self._l3_snapshot(event, recv_ns)  # type: ignore[arg-type]
+                elif cls is Reply:  # the venue's frame wants an answer (a server ping)
+                    self.actions.append(Send((event.message,)))  # type: ignore[union-attr]
                 else:
                     gate = self.gate
                     if gate is not None and cls in _GATED:
@@ -502,7 +504,11 @@ class Feed:
             self.sink(book.snapshot_event(recv_ns, checksum))
             self.sink(book.resynced_event(recv_ns))
         elif verdict is Verdict.REFETCH:
-            self._want_snapshot(symbol)
+            if self.adapter.snapshot_request(symbol, self.book_subs[symbol].depth) is None:
+                # a snapshot requested on the stream (HTX ``req``): ask again there
+                self.actions.append(Send(tuple(self.adapter.resync_messages(self.book_subs[symbol]))))
+            else:
+                self._want_snapshot(symbol)
         elif verdict.broken:
             self._broken(symbol, sync, verdict, recv_ns)
 

@@ -39,10 +39,30 @@ __all__ = [
     "HttpRequest",
     "Limits",
     "Outgoing",
+    "Reply",
 ]
 
 Outgoing = str | bytes
 """A message to send on the socket: text or binary frame."""
+
+
+class Reply(Event):
+    """A message an adapter asks the connection to send in answer to a frame:
+    returned from :meth:`Adapter.parse` among the events, never delivered.
+
+    For venues whose server pings at the application level and drops clients
+    that do not answer in kind (HTX ``{"ping": n}`` → ``{"pong": n}``): the
+    answer must echo the frame, so it cannot be a timed
+    :attr:`Heartbeat.ping_message`. The pipeline turns it into a send action.
+    """
+
+    __slots__ = ("message",)
+
+    def __init__(self, message: Outgoing) -> None:
+        self.message = message
+
+    def __repr__(self) -> str:
+        return f"Reply({self.message!r})"
 
 
 @attrs.frozen(slots=True)

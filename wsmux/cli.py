@@ -81,6 +81,12 @@ MOCKS: dict[str, str] = {
     "gemini": "wsmux.testing.gemini:MockGemini",
     "gemini-v2": "wsmux.testing.gemini:MockGeminiV2",
     "bitstamp": "wsmux.testing.bitstamp:MockBitstamp",
+    "bitget": "wsmux.testing.bitget:MockBitget",
+    "bitget-futures": "wsmux.testing.bitget:MockBitgetFutures",
+    "htx": "wsmux.testing.htx:MockHtx",
+    "htx-swap": "wsmux.testing.htx:MockHtxSwap",
+    "poloniex": "wsmux.testing.poloniex:MockPoloniex",
+    "poloniex-futures": "wsmux.testing.poloniex:MockPoloniexFutures",
 }
 DEFAULT_DEMO_VENUES = ("binance", "kraken", "coinbase", "okx", "bybit", "bitfinex")
 """The venues ``wsmux demo`` runs without ``--venues`` (one per exchange)."""
@@ -104,6 +110,9 @@ DEMO_SYMBOLS = {
     "gemini": ["BTC-USD", "ETH-USD"],
     "gemini-v2": ["BTC-USD", "ETH-USD"],
     "bitstamp": ["BTC-USD", "ETH-USD"],
+    "bitget-futures": ["BTC-USDT-PERP", "ETH-USDT-PERP"],
+    "htx-swap": ["BTC-USDT-PERP", "ETH-USDT-PERP"],
+    "poloniex-futures": ["BTC-USDT-PERP", "ETH-USDT-PERP"],
 }
 CHAOS_EVERY = 1.0
 """Seconds between two faults of ``wsmux demo --chaos``."""
@@ -564,7 +573,7 @@ def _venues_table() -> str:
                 venue,
                 info.exchange,
                 ",".join(info.channels),
-                {"REST": "REST sync", "stream": "in stream", None: "-"}[info.snapshot],
+                {"REST": "REST sync", "requested": "requested", "stream": "in stream", None: "-"}[info.snapshot],
                 info.continuity or "-",
                 "-" if info.snapshot is None else ("yes" if info.checksum else "no"),
                 info.integrity.value if info.integrity is not None else "-",

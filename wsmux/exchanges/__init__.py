@@ -12,7 +12,7 @@ import importlib
 import attrs
 
 from wsmux.adapter import Adapter
-from wsmux.book import SnapshotSource
+from wsmux.book import SnapshotSource, SyncRule
 from wsmux.errors import ConfigError, UnknownVenue, WsmuxError
 from wsmux.model import Channel, Integrity
 
@@ -28,6 +28,8 @@ _LAZY: dict[str, str] = {
     "bitmex": "wsmux.exchanges.bitmex:BitmexAdapter",
     "bithumb": "wsmux.exchanges.bithumb:BithumbAdapter",
     "bitstamp": "wsmux.exchanges.bitstamp:BitstampAdapter",
+    "bitget": "wsmux.exchanges.bitget:BitgetAdapter",
+    "bitget-futures": "wsmux.exchanges.bitget:BitgetFuturesAdapter",
     "bybit": "wsmux.exchanges.bybit:BybitSpotAdapter",
     "bybit-linear": "wsmux.exchanges.bybit:BybitLinearAdapter",
     "coinbase": "wsmux.exchanges.coinbase:CoinbaseAdapter",
@@ -37,12 +39,16 @@ _LAZY: dict[str, str] = {
     "hyperliquid": "wsmux.exchanges.hyperliquid:HyperliquidAdapter",
     "gemini": "wsmux.exchanges.gemini:GeminiAdapter",
     "gemini-v2": "wsmux.exchanges.gemini:GeminiV2Adapter",
+    "htx": "wsmux.exchanges.htx:HtxAdapter",
+    "htx-swap": "wsmux.exchanges.htx:HtxSwapAdapter",
     "kraken": "wsmux.exchanges.kraken:KrakenAdapter",
     "kraken-futures": "wsmux.exchanges.kraken_futures:KrakenFuturesAdapter",
     "kraken-futures-inverse": "wsmux.exchanges.kraken_futures:KrakenFuturesInverseAdapter",
     "kraken-v1": "wsmux.exchanges.kraken:KrakenV1Adapter",
     "okx": "wsmux.exchanges.okx:OkxAdapter",
     "phemex": "wsmux.exchanges.phemex:PhemexAdapter",
+    "poloniex": "wsmux.exchanges.poloniex:PoloniexAdapter",
+    "poloniex-futures": "wsmux.exchanges.poloniex:PoloniexFuturesAdapter",
 }
 _LOADED: dict[str, type[Adapter]] = {}
 
@@ -98,7 +104,10 @@ class VenueInfo:
         exchange: the exchange behind it (several ids may share one).
         adapter: the adapter class name.
         channels: the channels it offers, sorted.
-        snapshot: ``"REST"`` or ``"stream"`` (``None`` without a book channel).
+        snapshot: ``"REST"`` (fetched over REST while diffs are buffered),
+            ``"requested"`` (buffered until a snapshot asked for on the socket,
+            HTX ``req``) or ``"stream"`` (the venue sends it on subscribe);
+            ``None`` without a book channel.
         continuity: the book rule's continuity check.
         checksum: whether the venue's book checksum is verified.
         integrity: the book's :class:`~wsmux.Integrity` level.
@@ -125,8 +134,9 @@ def describe(venue: str) -> VenueInfo:
     """The :class:`VenueInfo` of ``venue``, read from its adapter's declarations."""
     cls = get(venue)
     rule = None
+    symbol = ""
+    adapter = cls()
     if Channel.BOOK in cls.channels:
-        adapter = cls()
         for symbol in _SAMPLE_SYMBOLS:
             try:
                 rule = adapter.book_rule(symbol)
@@ -138,10 +148,20 @@ def describe(venue: str) -> VenueInfo:
         exchange=exchange_of(venue),
         adapter=cls.__name__,
         channels=tuple(sorted(c.value for c in cls.channels)),
-        snapshot=None if rule is None else ("REST" if rule.snapshot is SnapshotSource.REST else "stream"),
+        snapshot=None if rule is None else _snapshot_kind(adapter, rule, symbol),
         continuity=None if rule is None else rule.continuity.value,
         checksum=rule is not None and rule.checksum is not None,
         integrity=None if rule is None else rule.level(),
         streams_per_connection=cls.limits.streams_per_connection,
         messages_per_second=cls.limits.messages_per_second,
     )
+
+
+def _snapshot_kind(adapter: Adapter, rule: SyncRule, symbol: str) -> str:
+    if rule.snapshot is not SnapshotSource.REST:
+        return "stream"
+    try:
+        fetched = adapter.snapshot_request(symbol) is not None
+    except WsmuxError:  # the probe symbol is not one the venue lists: it fetches over REST
+        fetched = True
+    return "REST" if fetched else "requested"

@@ -23,6 +23,7 @@ from wsmux.testing._server import Faults, MockConnection, MockExchange
 from wsmux.testing._thread import ThreadedMock, run_mock_in_thread
 from wsmux.testing.binance import MockBinance, MockBinanceCoinm, MockBinanceFutures, MockBinanceUS
 from wsmux.testing.bitfinex import MockBitfinex
+from wsmux.testing.bitget import MockBitget, MockBitgetFutures
 from wsmux.testing.bithumb import MockBithumb
 from wsmux.testing.bitmex import MockBitmex
 from wsmux.testing.bitstamp import MockBitstamp
@@ -31,11 +32,13 @@ from wsmux.testing.coinbase import MockCoinbase, MockCoinbaseAdvanced
 from wsmux.testing.deribit import MockDeribit
 from wsmux.testing.dydx import MockDydx
 from wsmux.testing.gemini import MockGemini, MockGeminiV2
+from wsmux.testing.htx import MockHtx, MockHtxSwap
 from wsmux.testing.hyperliquid import MockHyperliquid
 from wsmux.testing.kraken import MockKraken, MockKrakenV1
 from wsmux.testing.kraken_futures import MockKrakenFutures, MockKrakenFuturesInverse
 from wsmux.testing.okx import MockOkx
 from wsmux.testing.phemex import MockPhemex
+from wsmux.testing.poloniex import MockPoloniex, MockPoloniexFutures
 
 __all__ = [
     "ChaosProxy",
@@ -57,6 +60,8 @@ __all__ = [
     "MockBitmex",
     "MockBithumb",
     "MockBitstamp",
+    "MockBitget",
+    "MockBitgetFutures",
     "MockBybit",
     "MockBybitLinear",
     "MockCoinbase",
@@ -68,6 +73,8 @@ __all__ = [
     "MockHyperliquid",
     "MockGemini",
     "MockGeminiV2",
+    "MockHtx",
+    "MockHtxSwap",
     "MockKraken",
     "MockKrakenFutures",
     "MockKrakenFuturesInverse",
@@ -75,6 +82,8 @@ __all__ = [
     "MockOkx",
     "ThreadedMock",
     "MockPhemex",
+    "MockPoloniex",
+    "MockPoloniexFutures",
     "collect_until",
     "run_mock_in_thread",
 ]

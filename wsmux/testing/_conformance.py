@@ -18,6 +18,7 @@ import asyncio
 import math
 import random
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 import attrs
 
@@ -306,6 +307,7 @@ async def capture_frames(
     adapter's own messages, publish ``steps`` market steps and return the
     frames received (for :func:`check_adapter`)."""
     from websockets.asyncio.client import connect
+    from websockets.exceptions import ConnectionClosed
 
     endpoint: Endpoint = mock.endpoint  # type: ignore[attr-defined]
     frames: list[bytes | str] = []
@@ -318,11 +320,17 @@ async def capture_frames(
                 await ws.send(message)
             # the venue's first answer (ack or snapshot) proves the subscription landed
             if messages:
-                frames.append(await asyncio.wait_for(ws.recv(), timeout=timeout))
+                frames.append(await _receive(ws, adapter, timeout))
             await mock.publish(steps)  # type: ignore[attr-defined]
             try:
                 while True:
-                    frames.append(await asyncio.wait_for(ws.recv(), timeout=0.5 if frames else timeout))
-            except TimeoutError:
+                    frames.append(await _receive(ws, adapter, 0.5 if frames else timeout))
+            except (TimeoutError, ConnectionClosed):  # a venue that closes unanswered connections
                 pass
     return frames
+
+
+async def _receive(ws: Any, adapter: Adapter, wait: float) -> bytes | str:
+    """The next frame, decompressed as the Connection does for compressed venues."""
+    frame: bytes | str = await asyncio.wait_for(ws.recv(), timeout=wait)
+    return adapter.decompress(frame) if adapter.compressed and isinstance(frame, bytes) else frame
