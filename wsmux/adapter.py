@@ -131,6 +131,11 @@ class Adapter(abc.ABC):
     compressed: ClassVar[bool] = False
     """True if the venue compresses frames: the Connection then passes every
     binary frame through :meth:`decompress` before :meth:`parse`."""
+    binary_frames: ClassVar[bool] = False
+    """True if the venue's binary frames are a binary encoding (protobuf), not
+    text: the Feed then skips its text check for non-ASCII digits on them
+    (varint bytes can look like such characters), and the adapter must refuse
+    number text that is not plain ASCII decimal itself."""
 
     def __init__(self, *, url: str | None = None, rest_url: str | None = None) -> None:
         self.url = url or self.default_url

@@ -27,6 +27,8 @@ _LAZY: dict[str, str] = {
     "coinbase-advanced": "wsmux.exchanges.coinbase:CoinbaseAdvancedAdapter",
     "kraken": "wsmux.exchanges.kraken:KrakenAdapter",
     "kraken-v1": "wsmux.exchanges.kraken:KrakenV1Adapter",
+    "mexc": "wsmux.exchanges.mexc:MexcAdapter",
+    "mexc-futures": "wsmux.exchanges.mexc:MexcFuturesAdapter",
     "okx": "wsmux.exchanges.okx:OkxAdapter",
 }
 _LOADED: dict[str, type[Adapter]] = {}

@@ -25,6 +25,7 @@ from wsmux.testing.bitfinex import MockBitfinex
 from wsmux.testing.bybit import MockBybit, MockBybitLinear
 from wsmux.testing.coinbase import MockCoinbase, MockCoinbaseAdvanced
 from wsmux.testing.kraken import MockKraken, MockKrakenV1
+from wsmux.testing.mexc import MockMexc, MockMexcFutures
 from wsmux.testing.okx import MockOkx
 
 __all__ = [
@@ -52,6 +53,8 @@ __all__ = [
     "MockExchange",
     "MockKraken",
     "MockKrakenV1",
+    "MockMexc",
+    "MockMexcFutures",
     "MockOkx",
     "collect_until",
 ]
