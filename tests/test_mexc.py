@@ -460,6 +460,12 @@ def test_futures_depth_from_the_sheet() -> None:
     )
 
 
+def test_futures_push_of_a_contract_not_subscribed_here_is_named_anyway() -> None:
+    frame = FUTURES_DEPTH.replace("BTC_USDT", "ETH_USDT")  # replay of a log: no subscribe call
+    (event,) = parse_events(MexcFuturesAdapter(), frame, RECV)
+    assert event.symbol == "ETH-USDT-PERP"
+
+
 def test_futures_sizes_in_base_units_once_contract_sizes_are_known() -> None:
     adapter = futures()
     detail = (
@@ -526,7 +532,7 @@ def test_futures_acks_pong_and_errors() -> None:
         '{"data":1}',
         '{"channel":"push.depth","data":{"asks":[],"bids":[],"version":"7"},"symbol":"BTC_USDT"}',
         '{"channel":"push.depth","data":{"asks":{},"bids":[],"version":7},"symbol":"BTC_USDT"}',
-        '{"channel":"push.depth","data":{"asks":[],"bids":[],"version":7},"symbol":"ETH_USDT"}',
+        '{"channel":"push.depth","data":{"asks":[],"bids":[],"version":7},"symbol":"BTCUSDT"}',
         '{"channel":"push.deal","data":{"p":1,"v":1,"T":5,"t":1},"symbol":"BTC_USDT"}',
         '{"channel":"push.deal","data":{"p":1,"v":1,"T":1,"t":"1"},"symbol":"BTC_USDT"}',
         '{"channel":"push.funding.rate","data":{"symbol":"BTC_USDT"}}',

@@ -583,14 +583,23 @@ class MexcFuturesAdapter(Adapter):
             return self._on_control(channel, msg, frame)
         try:
             native = msg.get("symbol") or msg["data"]["symbol"]
-            symbol = self._symbols.get(native)
-            if symbol is None:
-                raise MalformedMessage(f"mexc-futures: push for unsubscribed symbol {native!r}", frame)
+            symbol = self._symbols.get(native) or self._unified(native, frame)
             return handler(symbol, msg["data"], msg.get("ts"), recv_ns)
         except MalformedMessage:
             raise
         except _ERRORS as exc:
             raise MalformedMessage(f"mexc-futures: bad {channel}: {exc!r}", frame) from exc
+
+    def _unified(self, native: Any, frame: bytes | str) -> str:
+        """``BTC_USDT`` → ``BTC-USDT-PERP`` (remembered)."""
+        base, _, quote = native.partition("_") if type(native) is str else ("", "", "")
+        try:
+            symbol = f"{base}-{quote}-PERP"
+            parse_symbol(symbol)
+        except UnknownSymbol:
+            raise MalformedMessage(f"mexc-futures: push for unknown contract {native!r}", frame) from None
+        self._symbols[native] = symbol
+        return symbol
 
     def _on_control(self, channel: Any, msg: dict[str, Any], frame: bytes | str) -> list[Event]:
         if channel == "pong":

@@ -215,8 +215,8 @@ class MockMexc(MockMexcBase):
         base, quote, _kind = parse_symbol(symbol)
         return base + quote
 
-    def _wrap(self, stream: str, symbol: str, number: int, body: bytes) -> Frame:
-        channel = f"{stream}@{self.natives[symbol]}"
+    def _wrap(self, stream: str, symbol: str, number: int, body: bytes, suffix: str = "") -> Frame:
+        channel = f"{stream}@{self.natives[symbol]}{suffix}"
         return channel, proto.encode_wrapper(channel, self.natives[symbol], _now_ms(), number, body)
 
     def depth_frame(self, symbol: str, first: int, last: int, bids: dict[int, int], asks: dict[int, int]) -> Frame:
@@ -235,8 +235,6 @@ class MockMexc(MockMexcBase):
         frames: list[Frame] = []
         if change.trade is not None and not self.faults.take("drop_trades"):
             frames.append(self._deal(symbol, change.trade))
-        if change.bids or change.asks:
-            frames += self.book_frames(symbol, dict(change.bids), dict(change.asks))
         bbo = (m.best_bid(), m.bids[m.best_bid()], m.best_ask(), m.asks[m.best_ask()])
         if bbo != self._bbo.get(symbol):
             self._bbo[symbol] = bbo
@@ -250,6 +248,8 @@ class MockMexc(MockMexcBase):
             frames.append(self._wrap(_TICKER, symbol, proto.AGGRE_BOOK_TICKER, body))
         if self.kline_every and self._steps[symbol] % self.kline_every == 0:
             frames.append(self._kline(symbol))
+        if change.bids or change.asks:  # last: a client synced to the version has the step's other pushes
+            frames += self.book_frames(symbol, dict(change.bids), dict(change.asks))
         return frames
 
     def _deal(self, symbol: str, trade: MarketTrade) -> Frame:
@@ -259,7 +259,12 @@ class MockMexc(MockMexcBase):
         return self._wrap(_DEALS, symbol, proto.AGGRE_DEALS, proto.encode_deals([deal], _DEALS))
 
     def candle(self, symbol: str) -> tuple[int, int, int, int, int]:
-        """The mock's candle of ``symbol``'s mid price: ``(start_s, open, high, low, close)`` in ticks."""
+        """The last candle sent for ``symbol`` (of its mid price): ``(start_s, open, high, low, close)``
+        in seconds and ticks."""
+        start, open_, high, low, close = self._candles[symbol]
+        return start, open_, high, low, close
+
+    def _next_candle(self, symbol: str) -> tuple[int, int, int, int, int]:
         m = self.markets[symbol]
         mid = (m.best_bid() + m.best_ask()) // 2
         start = _now_ms() // 60_000 * 60
@@ -273,7 +278,7 @@ class MockMexc(MockMexcBase):
 
     def _kline(self, symbol: str) -> Frame:
         m = self.markets[symbol]
-        start, open_, high, low, close = self.candle(symbol)
+        start, open_, high, low, close = self._next_candle(symbol)
         text = m.price_text
         body = proto.encode_kline(
             (
@@ -287,7 +292,7 @@ class MockMexc(MockMexcBase):
                 start + 60,
             )
         )
-        return self._wrap(_KLINE, symbol, proto.SPOT_KLINE, body)
+        return self._wrap(_KLINE, symbol, proto.SPOT_KLINE, body, "@Min1")
 
     # --- WebSocket protocol ------------------------------------------------------------------
 
@@ -444,8 +449,6 @@ class MockMexcFutures(MockMexcBase):
                 "t": _now_ms(),
             }
             frames.append(self._push("push.deal", symbol, deal))
-        if change.bids or change.asks:
-            frames += self.book_frames(symbol, dict(change.bids), dict(change.asks))
         if self.funding_every and self._steps[symbol] % self.funding_every == 0:
             eight_hours = 8 * 3600 * 1000
             data = {
@@ -454,6 +457,8 @@ class MockMexcFutures(MockMexcBase):
                 "nextSettleTime": (_now_ms() // eight_hours + 1) * eight_hours,
             }
             frames.append(self._push("push.funding.rate", symbol, data))
+        if change.bids or change.asks:  # last, as on spot
+            frames += self.book_frames(symbol, dict(change.bids), dict(change.asks))
         return frames
 
     def wire(self, conn: MockConnection, topic: Any, payload: str | bytes) -> str | bytes:
