@@ -160,6 +160,7 @@ def test_spot_ack_pong_and_rejections() -> None:
     names = f"{DEPTH}@BTCUSDT,{DEALS}@BTCUSDT"
     assert adapter.parse(json.dumps({"id": 1, "code": 0, "msg": names}), RECV) == []
     assert adapter.parse('{"id":0,"code":0,"msg":"PONG"}', RECV) == []
+    assert adapter.parse(b'{"id":0,"code":0,"msg":"PONG"}', RECV) == []  # text handed over as bytes
     adapter.subscribe(subs)
     refusal = {"id": 2, "code": 0, "msg": f"Not Subscribed successfully! [{names}]. Reason: Blocked!"}
     with pytest.raises(SubscriptionRejected, match="Blocked"):

@@ -369,15 +369,18 @@ async def test_multiplexer_books_match_mock(mock_cls: type[MockMexcBase], venue:
         async with Multiplexer(endpoints={venue: mock.endpoint}, backoff=FAST) as mux:
             stream = mux.subscribe(book(venue, *symbols), trades(venue, *symbols))
             synced: set[str] = set()
+            seen: list[Event] = []
             while synced != set(symbols):
-                seen = await collect_until(stream, lambda e: isinstance(e, Resynced))
+                seen += await collect_until(stream, lambda e: isinstance(e, Resynced))
                 synced.add(seen[-1].symbol)  # type: ignore[attr-defined]
             await mock.publish(300)
             for symbol in symbols:
-                await wait_seq(stream, symbol, mock.version(symbol))
+                seen += await wait_seq(stream, symbol, mock.version(symbol))
                 view = mux.book(venue, symbol)
                 assert view.valid and view.seq == mock.version(symbol)
                 assert view.depth() == mock.markets[symbol].depth()
+            assert [e for e in seen if isinstance(e, Error | Gap)] == []  # acks (text as bytes) are quiet
+            assert any(isinstance(e, Trade) for e in seen)
             await stream.aclose()
 
 

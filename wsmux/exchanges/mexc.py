@@ -21,7 +21,9 @@ Spot (``wss://wbs-api.mexc.com/ws``)
 * **Subscribing.** ``{"method":"SUBSCRIPTION","params":[...],"id":N}``; the
   ack ``{"id":N,"code":0,"msg":"<streams>"}`` succeeds only when ``msg``
   echoes the streams (anything else, or a non-zero ``code``, is a
-  :class:`~wsmux.errors.SubscriptionRejected`). At most 30 subscriptions per
+  :class:`~wsmux.errors.SubscriptionRejected`). Text frames are told from
+  pushes by their first byte ``{`` (which no protobuf message of ours can
+  start with), as transports may hand text over as bytes. At most 30 subscriptions per
   connection, connections live at most 24 h. ``{"method":"PING"}`` every 20 s,
   answered ``{"id":0,"code":0,"msg":"PONG"}``; 60 s without data closes the
   connection server-side.
@@ -323,7 +325,9 @@ class MexcAdapter(Adapter):
 
     def parse(self, frame: bytes | str, recv_ns: int) -> Sequence[Event | Diff]:
         """Binary frames are pushes, text frames acks and pongs (module docstring)."""
-        if isinstance(frame, str):
+        if isinstance(frame, str) or frame[:1] == b"{":
+            # JSON text (the transport may hand text frames over as bytes): a
+            # protobuf message cannot start with "{" (field 15, wire type 3)
             return self._on_text(frame)
         try:
             channel, native, ms, number, body = self._decode.wrapper(frame)
@@ -339,7 +343,7 @@ class MexcAdapter(Adapter):
         except (proto.ProtoError, *_ERRORS) as exc:
             raise MalformedMessage(f"mexc: undecodable push: {exc!r}", frame) from exc
 
-    def _on_text(self, frame: str) -> list[Event]:
+    def _on_text(self, frame: bytes | str) -> list[Event]:
         try:
             msg = loads(frame)
         except JSONDecodeError as exc:
