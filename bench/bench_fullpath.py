@@ -349,6 +349,8 @@ GENERATED: dict[str, dict[str, Any]] = {
     "kraken": {"levels": 100},
     "bitfinex": {"levels": 25},
     "coinbase-advanced": {"levels": 500},
+    "mexc": {"levels": 500},  # <= 1000 levels per side: what the 1000-level REST snapshot holds
+    "mexc-futures": {"levels": 200},
 }
 
 

@@ -310,6 +310,7 @@ SYMBOLS: dict[str, tuple[str, ...]] = {
     "coinbase": ("BTC-USD", "ETH-USD"),
     "coinbase-advanced": ("BTC-USD", "ETH-USD"),
     "bitfinex": ("BTC-USD", "ETH-USD"),
+    "mexc-futures": ("BTC-USDT-PERP", "ETH-USDT-PERP"),
 }
 DEFAULT_SYMBOLS = ("BTC-USDT", "ETH-USDT")
 CHANNELS = (Channel.BOOK, Channel.TRADES, Channel.QUOTES)

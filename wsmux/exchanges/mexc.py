@@ -367,7 +367,7 @@ class MexcAdapter(Adapter):
 
     def _on_depth(self, symbol: str, body: Any, ms: int | None, recv_ns: int, frame: bytes) -> list[Any]:
         bids, asks, first_text, last_text = self._decode.depths(body)
-        _plain("".join(chain(first_text, last_text, *bids, *asks)), frame)
+        _plain("".join([first_text, last_text, *chain.from_iterable(bids), *chain.from_iterable(asks)]), frame)
         first = int(first_text)
         last = int(last_text)
         if first > last:
