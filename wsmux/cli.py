@@ -65,6 +65,8 @@ MOCKS: dict[str, str] = {
     "bybit-linear": "wsmux.testing.bybit:MockBybitLinear",
     "coinbase-advanced": "wsmux.testing.coinbase:MockCoinbaseAdvanced",
     "kraken-v1": "wsmux.testing.kraken:MockKrakenV1",
+    "mexc": "wsmux.testing.mexc:MockMexc",
+    "mexc-futures": "wsmux.testing.mexc:MockMexcFutures",
 }
 DEFAULT_DEMO_VENUES = ("binance", "kraken", "coinbase", "okx", "bybit", "bitfinex")
 """The venues ``wsmux demo`` runs without ``--venues`` (one per exchange)."""
@@ -77,6 +79,7 @@ DEMO_SYMBOLS = {
     "binance-usdm": ["BTC-USDT-PERP", "ETH-USDT-PERP"],
     "binance-coinm": ["BTC-USD-PERP", "ETH-USD-PERP"],
     "bybit-linear": ["BTC-USDT-PERP", "ETH-USDT-PERP"],
+    "mexc-futures": ["BTC-USDT-PERP", "ETH-USDT-PERP"],
 }
 CHAOS_EVERY = 1.0
 """Seconds between two faults of ``wsmux demo --chaos``."""
