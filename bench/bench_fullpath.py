@@ -351,6 +351,7 @@ GENERATED: dict[str, dict[str, Any]] = {
     "coinbase-advanced": {"levels": 500},
     "mexc": {"levels": 500},  # <= 1000 levels per side: what the 1000-level REST snapshot holds
     "mexc-futures": {"levels": 200},
+    "bitflyer": {"levels": 500},
 }
 
 

@@ -311,6 +311,7 @@ SYMBOLS: dict[str, tuple[str, ...]] = {
     "coinbase-advanced": ("BTC-USD", "ETH-USD"),
     "bitfinex": ("BTC-USD", "ETH-USD"),
     "mexc-futures": ("BTC-USDT-PERP", "ETH-USDT-PERP"),
+    "bitflyer": ("BTC-JPY", "BTC-JPY-PERP"),
 }
 DEFAULT_SYMBOLS = ("BTC-USDT", "ETH-USDT")
 CHANNELS = (Channel.BOOK, Channel.TRADES, Channel.QUOTES)

@@ -11,13 +11,11 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable, Sequence
 from typing import Any
 
 import httpx
 import pytest
-from websockets.asyncio.client import ClientConnection, connect
+from mockclient import MockFeedClient
 
 from wsmux import (
     Backoff,
@@ -43,9 +41,7 @@ from wsmux import (
     quotes,
     trades,
 )
-from wsmux._pipeline import Feed, FetchSnapshot, Send
 from wsmux.adapter import Adapter
-from wsmux.errors import SnapshotFailed
 from wsmux.exchanges.mexc import MexcAdapter, MexcFuturesAdapter
 from wsmux.testing import MockMexc, MockMexcFutures, capture_frames, check_adapter, collect_until
 from wsmux.testing.mexc import MockMexcBase
@@ -55,80 +51,16 @@ SPOT = ["BTC-USDT", "ETH-USDT"]
 PERPS = ["BTC-USDT-PERP", "ETH-USDT-PERP"]
 
 
-class FeedClient:
-    """One socket, one adapter, one Feed, httpx for snapshots."""
+class FeedClient(MockFeedClient):
+    """Synchronised on the mock's book versions."""
 
-    def __init__(self, mock: MockMexcBase, adapter: Adapter, subs: Sequence[Subscription]) -> None:
-        self.mock = mock
-        self.adapter = adapter
-        self.subs = list(subs)
-        self.events: list[Event] = []
-        self.feed = Feed(adapter, self.events.append)
-        for sub in subs:
-            if sub.channel is Channel.BOOK:
-                self.feed.add_book(sub)
-        self.ws: ClientConnection | None = None
-        self.http = httpx.AsyncClient()
-        self.frames = 0
-
-    async def __aenter__(self) -> FeedClient:
-        # max_queue=None: after a REST resync the client may stop reading with
-        # stale pushes still queued; an unbounded queue lets the close through
-        self.ws = await connect(self.adapter.connect_url(self.subs), max_queue=None)
-        self.adapter.reset()
-        for message in self.adapter.subscribe(self.subs):
-            await self.ws.send(message)
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        assert self.ws is not None
-        await self.ws.close()
-        await self.http.aclose()
-
-    async def pump_until(self, done: Callable[[], bool], timeout: float = 10.0) -> None:
-        assert self.ws is not None
-
-        async def run() -> None:
-            while not done():
-                frame = await self.ws.recv()  # type: ignore[union-attr]
-                self.frames += 1
-                if isinstance(frame, bytes) and self.adapter.compressed:
-                    frame = self.adapter.decompress(frame)
-                self.feed.on_frame(frame, 0)
-                await self.do_actions()
-
-        await asyncio.wait_for(run(), timeout)
-
-    async def do_actions(self) -> None:
-        for action in self.feed.take_actions():
-            if isinstance(action, Send):
-                for message in action.messages:
-                    await self.ws.send(message)  # type: ignore[union-attr]
-            elif isinstance(action, FetchSnapshot):
-                r = await self.http.get(action.request.url, params=list(action.request.params))
-                if r.status_code != 200:
-                    self.feed.on_snapshot_error(action.symbol, SnapshotFailed(f"HTTP {r.status_code}"), 0)
-                else:
-                    self.feed.on_snapshot_body(action.symbol, r.content, 0)
+    mock: MockMexcBase
 
     def synced_to_mock(self) -> bool:
         return all(s.valid and s.book.seq == self.mock.version(sym) for sym, s in self.feed.syncs.items())
 
     async def sync(self) -> None:
         await self.pump_until(self.synced_to_mock)
-
-    def assert_books_equal(self, scale: float = 1.0) -> None:
-        for symbol, sync in self.feed.syncs.items():
-            assert sync.valid, symbol
-            bids, asks = self.mock.markets[symbol].depth()
-            if scale != 1.0:
-                bids = tuple((p, s * scale) for p, s in bids)
-                asks = tuple((p, s * scale) for p, s in asks)
-            assert sync.book.depth() == (bids, asks), symbol
-            sync.book._check()
-
-    def of(self, cls: type[Any]) -> list[Any]:
-        return [e for e in self.events if isinstance(e, cls)]
 
 
 def spot_client(mock: MockMexc, *channels: Channel, decoder: str = "auto") -> FeedClient:
@@ -315,17 +247,16 @@ async def test_futures_gzip_frames_and_base_units() -> None:
         async with httpx.AsyncClient() as http:
             adapter.use_instruments(adapter.parse_instruments((await http.get(request.url)).content))
         client = FeedClient(mock, adapter, book("mexc-futures", "BTC-USDT-PERP"))
-        client.ws = await connect(adapter.connect_url(client.subs), max_queue=None)
+        await client.open(['{"method":"sub.depth","param":{"symbol":"BTC_USDT","compress":false}}'])
         try:
-            await client.ws.send('{"method":"sub.depth","param":{"symbol":"BTC_USDT","compress":false}}')
             await client.sync()
             await mock.publish(200)
             await client.sync()
             client.assert_books_equal(scale=MockMexcFutures.contract_size)
             assert client.of(Error) == [] and client.of(Gap) == []
+            assert client.binary_frames > 100  # gzip, decompressed by the adapter
         finally:
-            await client.ws.close()
-            await client.http.aclose()
+            await client.__aexit__()
 
 
 async def test_futures_skipped_version_is_a_gap_and_heals() -> None:

@@ -65,6 +65,7 @@ MOCKS: dict[str, str] = {
     "bybit-linear": "wsmux.testing.bybit:MockBybitLinear",
     "coinbase-advanced": "wsmux.testing.coinbase:MockCoinbaseAdvanced",
     "kraken-v1": "wsmux.testing.kraken:MockKrakenV1",
+    "bitflyer": "wsmux.testing.bitflyer:MockBitflyer",
     "mexc": "wsmux.testing.mexc:MockMexc",
     "mexc-futures": "wsmux.testing.mexc:MockMexcFutures",
 }
@@ -80,6 +81,7 @@ DEMO_SYMBOLS = {
     "binance-coinm": ["BTC-USD-PERP", "ETH-USD-PERP"],
     "bybit-linear": ["BTC-USDT-PERP", "ETH-USDT-PERP"],
     "mexc-futures": ["BTC-USDT-PERP", "ETH-USDT-PERP"],
+    "bitflyer": ["BTC-JPY", "ETH-JPY"],
 }
 CHAOS_EVERY = 1.0
 """Seconds between two faults of ``wsmux demo --chaos``."""

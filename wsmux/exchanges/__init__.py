@@ -21,6 +21,7 @@ _LAZY: dict[str, str] = {
     "binance-us": "wsmux.exchanges.binance:BinanceUSAdapter",
     "binance-usdm": "wsmux.exchanges.binance:BinanceUsdmAdapter",
     "bitfinex": "wsmux.exchanges.bitfinex:BitfinexAdapter",
+    "bitflyer": "wsmux.exchanges.bitflyer:BitflyerAdapter",
     "bybit": "wsmux.exchanges.bybit:BybitSpotAdapter",
     "bybit-linear": "wsmux.exchanges.bybit:BybitLinearAdapter",
     "coinbase": "wsmux.exchanges.coinbase:CoinbaseAdapter",

@@ -22,6 +22,7 @@ from wsmux.testing._market import Change, Market, MarketTrade
 from wsmux.testing._server import Faults, MockConnection, MockExchange
 from wsmux.testing.binance import MockBinance, MockBinanceCoinm, MockBinanceFutures, MockBinanceUS
 from wsmux.testing.bitfinex import MockBitfinex
+from wsmux.testing.bitflyer import MockBitflyer
 from wsmux.testing.bybit import MockBybit, MockBybitLinear
 from wsmux.testing.coinbase import MockCoinbase, MockCoinbaseAdvanced
 from wsmux.testing.kraken import MockKraken, MockKrakenV1
@@ -45,6 +46,7 @@ __all__ = [
     "MockBinanceFutures",
     "MockBinanceUS",
     "MockBitfinex",
+    "MockBitflyer",
     "MockBybit",
     "MockBybitLinear",
     "MockCoinbase",
