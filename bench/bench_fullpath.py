@@ -352,6 +352,7 @@ GENERATED: dict[str, dict[str, Any]] = {
     "mexc": {"levels": 500},  # <= 1000 levels per side: what the 1000-level REST snapshot holds
     "mexc-futures": {"levels": 200},
     "bitflyer": {"levels": 500},
+    "upbit": {"levels": 50},  # messages carry the top 30
 }
 
 

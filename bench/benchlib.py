@@ -312,6 +312,7 @@ SYMBOLS: dict[str, tuple[str, ...]] = {
     "bitfinex": ("BTC-USD", "ETH-USD"),
     "mexc-futures": ("BTC-USDT-PERP", "ETH-USDT-PERP"),
     "bitflyer": ("BTC-JPY", "BTC-JPY-PERP"),
+    "upbit": ("BTC-KRW", "ETH-KRW"),
 }
 DEFAULT_SYMBOLS = ("BTC-USDT", "ETH-USDT")
 CHANNELS = (Channel.BOOK, Channel.TRADES, Channel.QUOTES)

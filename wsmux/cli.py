@@ -68,6 +68,7 @@ MOCKS: dict[str, str] = {
     "bitflyer": "wsmux.testing.bitflyer:MockBitflyer",
     "mexc": "wsmux.testing.mexc:MockMexc",
     "mexc-futures": "wsmux.testing.mexc:MockMexcFutures",
+    "upbit": "wsmux.testing.upbit:MockUpbit",
 }
 DEFAULT_DEMO_VENUES = ("binance", "kraken", "coinbase", "okx", "bybit", "bitfinex")
 """The venues ``wsmux demo`` runs without ``--venues`` (one per exchange)."""
@@ -82,6 +83,7 @@ DEMO_SYMBOLS = {
     "bybit-linear": ["BTC-USDT-PERP", "ETH-USDT-PERP"],
     "mexc-futures": ["BTC-USDT-PERP", "ETH-USDT-PERP"],
     "bitflyer": ["BTC-JPY", "ETH-JPY"],
+    "upbit": ["BTC-KRW", "ETH-KRW"],
 }
 CHAOS_EVERY = 1.0
 """Seconds between two faults of ``wsmux demo --chaos``."""

@@ -31,6 +31,7 @@ _LAZY: dict[str, str] = {
     "mexc": "wsmux.exchanges.mexc:MexcAdapter",
     "mexc-futures": "wsmux.exchanges.mexc:MexcFuturesAdapter",
     "okx": "wsmux.exchanges.okx:OkxAdapter",
+    "upbit": "wsmux.exchanges.upbit:UpbitAdapter",
 }
 _LOADED: dict[str, type[Adapter]] = {}
 

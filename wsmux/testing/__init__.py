@@ -28,6 +28,7 @@ from wsmux.testing.coinbase import MockCoinbase, MockCoinbaseAdvanced
 from wsmux.testing.kraken import MockKraken, MockKrakenV1
 from wsmux.testing.mexc import MockMexc, MockMexcFutures
 from wsmux.testing.okx import MockOkx
+from wsmux.testing.upbit import MockUpbit
 
 __all__ = [
     "ChaosProxy",
@@ -58,6 +59,7 @@ __all__ = [
     "MockMexc",
     "MockMexcFutures",
     "MockOkx",
+    "MockUpbit",
     "collect_until",
 ]
 
