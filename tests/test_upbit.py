@@ -168,6 +168,9 @@ def test_one_sided_units_and_an_empty_book() -> None:
     assert snapshot.bids == () and snapshot.asks == ((5.0, 1.0),)  # type: ignore[attr-defined]
     (quote, update) = adapter.parse(json.dumps({"ty": "orderbook", "cd": "KRW-LAMB", "tms": 2, "obu": []}), RECV)
     assert isinstance(update, Diff) and list(update.asks) == [(5.0, 0)]
+    zero = {"ty": "orderbook", "cd": "KRW-LAMB", "tms": 3, "obu": [{"ap": 5.0, "as": 1.0, "bp": 4.0, "bs": 0.0}]}
+    (quote, update) = adapter.parse(json.dumps(zero), RECV)
+    assert isinstance(update, Diff) and list(update.bids) == [] and list(update.asks) == [(5.0, 1.0)]
 
 
 def test_status_and_errors() -> None:

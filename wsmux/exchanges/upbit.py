@@ -42,6 +42,7 @@ Rules from ``shared/exchanges/upbit.md``; each is restated where it is enforced:
 from __future__ import annotations
 
 from collections.abc import Sequence
+from operator import itemgetter
 from typing import Any, ClassVar
 
 from wsmux._json import JSONDecodeError, dumps, loads
@@ -83,6 +84,10 @@ _DEFAULT = (
 )
 
 _Side = dict[Any, Any]  # price -> size, as decoded
+_GETTERS: dict[tuple[str, ...], tuple[Any, Any]] = {
+    keys: (itemgetter(keys[5], keys[7]), itemgetter(keys[4], keys[6])) for keys in (_SIMPLE, _DEFAULT)
+}
+"""(bid price, bid size) and (ask price, ask size) getters of a unit, per key set."""
 
 
 class UpbitAdapter(Adapter):
@@ -224,8 +229,17 @@ class UpbitAdapter(Adapter):
             raise TypeError("orderbook units must be a list")
         ap, bp, asz, bsz = keys[4], keys[5], keys[6], keys[7]
         # i-th ask paired with i-th bid; a side may run out (size 0 or missing)
-        bids = {u[bp]: u[bsz] for u in units if u.get(bsz)}
-        asks = {u[ap]: u[asz] for u in units if u.get(asz)}
+        try:  # the usual full units, in C
+            getters = _GETTERS[keys]
+            bids = dict(map(getters[0], units))
+            asks = dict(map(getters[1], units))
+        except KeyError:
+            bids = {u[bp]: u[bsz] for u in units if bsz in u}
+            asks = {u[ap]: u[asz] for u in units if asz in u}
+        if 0 in bids.values():
+            bids = {p: z for p, z in bids.items() if z}
+        if 0 in asks.values():
+            asks = {p: z for p, z in asks.items() if z}
         ts = ms * _MS
         out: list[Any] = []
         # what the orderbook stream serves for this symbol: book, quotes or both
@@ -308,7 +322,9 @@ class UpbitAdapter(Adapter):
 
 def _changes(old: _Side, new: _Side) -> list[tuple[Any, Any]]:
     """The levels of ``new`` that differ from ``old``, and ``(price, 0)`` for the
-    prices that left."""
-    out = [(p, s) for p, s in new.items() if old.get(p) != s]
-    out += [(p, 0) for p in old if p not in new]
+    prices that left (set operations on the dicts' views, in C)."""
+    out = list(new.items() - old.items())
+    gone = old.keys() - new.keys()
+    if gone:
+        out += [(p, 0) for p in gone]
     return out
