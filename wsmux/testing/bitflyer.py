@@ -60,7 +60,6 @@ class MockBitflyer(MockExchange):
     ws_path: ClassVar[str] = "/json-rpc"
     tick: ClassVar[str] = "1"
     lot: ClassVar[str] = "0.00000001"
-    start_price: ClassVar[str] = "15000000"
 
     def __init__(self, symbols: Iterable[str], *, snapshot_every: int = 20, **kw: Any) -> None:
         super().__init__(symbols, **kw)

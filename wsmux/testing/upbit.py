@@ -44,9 +44,8 @@ class MockUpbit(MockExchange):
 
     venue: ClassVar[str] = "upbit"
     ws_path: ClassVar[str] = "/websocket/v1"
-    tick: ClassVar[str] = "1000"
+    tick: ClassVar[str] = "1"
     lot: ClassVar[str] = "0.00000001"
-    start_price: ClassVar[str] = "150000000"
 
     def __init__(self, symbols: Iterable[str], **kw: Any) -> None:
         super().__init__(symbols, **kw)
