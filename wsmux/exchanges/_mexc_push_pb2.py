@@ -50,3 +50,15 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_PUSHDATAV3APIWRAPPER']._serialized_start=1143
   _globals['_PUSHDATAV3APIWRAPPER']._serialized_end=1666
 # @@protoc_insertion_point(module_scope)
+# wsmux: the message classes built above (added after generation; see _mexc_push.proto)
+__all__ = [
+    "PublicAggreBookTickerV3Api",
+    "PublicAggreDealsV3Api",
+    "PublicAggreDealsV3ApiItem",
+    "PublicAggreDepthV3ApiItem",
+    "PublicAggreDepthsV3Api",
+    "PublicLimitDepthV3ApiItem",
+    "PublicLimitDepthsV3Api",
+    "PublicSpotKlineV3Api",
+    "PushDataV3ApiWrapper",
+]
