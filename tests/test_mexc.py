@@ -40,7 +40,7 @@ from wsmux import (
 from wsmux._pipeline import Feed
 from wsmux.book import BookSync, Diff, Verdict
 from wsmux.errors import ConfigError, UnknownMessage, WsmuxError
-from wsmux.exchanges import _mexc_push_pb2, get
+from wsmux.exchanges import _mexc_push_pb2, get, mexc
 from wsmux.exchanges.mexc import FUTURES_RULE, SPOT_RULE, MexcAdapter, MexcFuturesAdapter
 from wsmux.model import Instrument
 from wsmux.testing import parse_events
@@ -109,11 +109,16 @@ def test_symbols() -> None:
         MexcFuturesAdapter().check(Subscription("mexc-futures", Channel.QUOTES, "BTC-USDT-PERP"))
 
 
-def test_decoder_option() -> None:
+def test_decoder_option(monkeypatch: pytest.MonkeyPatch) -> None:
     assert MexcAdapter().decoder == "protobuf"  # the test extra installs the runtime
     assert MexcAdapter(decoder="python").decoder == "python"
     with pytest.raises(ConfigError):
         MexcAdapter(decoder="fast")  # type: ignore[arg-type]
+    monkeypatch.setattr(mexc, "_pb2", None)  # as without the wsmux[mexc] extra
+    assert not mexc.protobuf_available()
+    assert MexcAdapter().decoder == "python"
+    with pytest.raises(ConfigError, match=r"wsmux\[mexc\]"):
+        MexcAdapter(decoder="protobuf")
 
 
 def test_spot_subscribe_messages_in_chunks_of_30() -> None:
