@@ -66,6 +66,10 @@ class Case:
     rest: Callable[[FetchSnapshot], bytes]
     cryptofeed: Callable[[], Any] | None = None
     """A factory of a cryptofeed run (see :func:`_cryptofeed_runner`), or None."""
+    recv_ns: list[int] | None = None
+    """Each frame's receive time: the recorded one, or the generation time of
+    a generated stream (venue timestamps must look as fresh as they were, or
+    the quality gate counts every event as late)."""
     note: str = ""
     info: dict[str, Any] = field(default_factory=dict)
 
@@ -109,9 +113,10 @@ def wsmux_runner(case: Case) -> Callable[[], tuple[list[int], set[int], int]]:
         times: list[int] = []
         clock = time.perf_counter_ns
         on_frame = feed.on_frame
-        recv_ns = time.time_ns()
+        stamps = case.recv_ns or [time.time_ns()] * len(case.frames)
         for i, frame in enumerate(case.frames):
             before = stats.resyncs
+            recv_ns = stamps[i]
             t0 = clock()
             on_frame(frame, recv_ns)
             if feed.actions:
@@ -222,15 +227,32 @@ def _cryptofeed_runner(
 
 def _text_frames(path: Path) -> Iterator[tuple[str, str]]:
     """``(direction, text)`` of a text recording: ``in`` for received frames."""
+    for direction, _, text in _stamped_frames(path):
+        yield direction, text
+
+
+def _stamped_frames(path: Path) -> Iterator[tuple[str, int, str]]:
+    """``(direction, receive time ns, text)`` of a text recording."""
     with path.open(encoding="utf-8") as fh:
         for line in fh:
             line = line.rstrip("\n")
             if not line or " <-> " in line:
                 continue
             if line.startswith(("wss://", "ws://")):
-                yield "out", line.partition(": ")[2]
+                yield "out", 0, line.partition(": ")[2]
                 continue
-            yield "in", line.partition(": ")[2]
+            stamp, _, text = line.partition(": ")
+            yield "in", int(float(stamp) * 1e9), text
+
+
+def _received(path: Path) -> tuple[list[str | bytes], list[int]]:
+    frames: list[str | bytes] = []
+    stamps: list[int] = []
+    for direction, ns, text in _stamped_frames(path):
+        if direction == "in":
+            frames.append(text)
+            stamps.append(ns)
+    return frames, stamps
 
 
 def _config(name: str) -> dict[str, list[str]]:
@@ -254,7 +276,7 @@ def binance_recording(with_cf: bool) -> Case | None:
         bodies[dict(parse_qsl(urlsplit(request).query))["symbol"]] = tail.partition(": ")[2].encode()
     symbols = list(pairs)
     subs = [*book("binance", *symbols), *trades("binance", *symbols), *quotes("binance", *symbols)]
-    frames: list[str | bytes] = [t for d, t in _text_frames(ws) if d == "in"]
+    frames, stamps = _received(ws)
 
     def rest(action: FetchSnapshot) -> bytes:
         return bodies[dict(action.request.params)["symbol"]]
@@ -283,7 +305,7 @@ def binance_recording(with_cf: bool) -> Case | None:
         def cf() -> Any:
             return _cryptofeed_runner("BINANCE", ws, [http], sub, symbol_data, False)
 
-    return Case("binance (BINANCE.ws.1.0)", "binance", subs, frames, rest, cf)
+    return Case("binance (BINANCE.ws.1.0)", "binance", subs, frames, rest, cf, recv_ns=stamps)
 
 
 def kraken_recording(with_cf: bool, checksum: bool) -> Case | None:
@@ -296,7 +318,7 @@ def kraken_recording(with_cf: bool, checksum: bool) -> Case | None:
     for channel, maker in (("trades", trades), ("ticker", quotes)):
         if config.get(channel):
             subs.extend(maker("kraken-v1", *config[channel]))
-    frames: list[str | bytes] = [t for d, t in _text_frames(ws) if d == "in"]
+    frames, stamps = _received(ws)
 
     def rest(action: FetchSnapshot) -> bytes:
         raise AssertionError("Kraken books come on the stream")
@@ -316,7 +338,7 @@ def kraken_recording(with_cf: bool, checksum: bool) -> Case | None:
                                       symbol_data, checksum)
 
     label = "kraken-v1 (KRAKEN.ws.50.0)" + (", cryptofeed checksums on" if checksum else ", cryptofeed default")
-    return Case(label, "kraken-v1", subs, frames, rest, cf)
+    return Case(label, "kraken-v1", subs, frames, rest, cf, recv_ns=stamps)
 
 
 def coinbase_recording() -> Case | None:
@@ -330,13 +352,13 @@ def coinbase_recording() -> Case | None:
         subs.extend(trades("coinbase", *config["trades"]))
     if config.get("ticker"):
         subs.extend(quotes("coinbase", *config["ticker"]))
-    frames: list[str | bytes] = [t for d, t in _text_frames(ws) if d == "in"]
+    frames, stamps = _received(ws)
 
     def rest(action: FetchSnapshot) -> bytes:
         raise AssertionError("level2 books come on the stream")
 
     return Case("coinbase (COINBASE.ws.28.0)", "coinbase", subs, frames, rest, None,
-                note="cryptofeed 2.4 has no Coinbase Exchange (Pro) feed to replay")
+                note="cryptofeed 2.4 has no Coinbase Exchange (Pro) feed to replay", recv_ns=stamps)
 
 
 GENERATED: dict[str, dict[str, Any]] = {
@@ -359,7 +381,9 @@ GENERATED: dict[str, dict[str, Any]] = {
 def generated(venue: str, steps: int) -> Case:
     from benchlib import generate_script, rest_key  # type: ignore[import-not-found]
 
+    generated_ns = time.time_ns()
     script = generate_script(venue, steps, **GENERATED[venue])
+    generated_ns = (generated_ns + time.time_ns()) // 2  # the mock's clock stamped the frames meanwhile
     frames: list[str | bytes] = [*script.warmup, *script.data]
 
     def rest(action: FetchSnapshot) -> bytes:
@@ -367,7 +391,8 @@ def generated(venue: str, steps: int) -> Case:
         return body
 
     return Case(f"{venue} (generated, {GENERATED[venue]['levels']} levels)", venue, list(script.subscriptions),
-                frames, rest, None, note="no cryptofeed run on generated frames")
+                frames, rest, None, note="no cryptofeed run on generated frames",
+                recv_ns=[generated_ns] * len(frames))
 
 
 # --- running ---------------------------------------------------------------------------------

@@ -104,17 +104,22 @@ def test_venues_is_a_table_derived_from_the_adapters() -> None:
     proc = run_wsmux("venues")
     assert_explained(proc, 0)
     lines = proc.stdout.splitlines()
-    header = ["venue", "channels", "book", "snapshot", "continuity", "checksum", "streams/conn", "msgs/s"]
+    header = ["venue", "exchange", "channels", "book", "snapshot", "continuity", "checksum", "integrity",
+              "streams/conn", "msgs/s"]  # fmt: skip
     assert lines[0].split() == header
-    rows = {line.split()[0]: line.split() for line in lines[2:]}
+    table, _, total = proc.stdout.partition("\n\n")
+    rows = {line.split()[0]: line.split() for line in table.splitlines()[2:]}
     assert set(rows) == set(exchanges.names())
     for venue, cells in rows.items():
         cls = exchanges.get(venue)
-        assert cells[1] == ",".join(sorted(c.value for c in cls.channels))
+        assert cells[1] == exchanges.exchange_of(venue)
+        assert cells[2] == ",".join(sorted(c.value for c in cls.channels))
         assert cells[-2] == str(cls.limits.streams_per_connection)
-    assert rows["binance"][2:4] == ["REST", "sync"]
-    assert rows["kraken-v1"][2:6] == ["in", "stream", "none", "yes"]
-    assert rows["coinbase"][5] == "no"
+    assert rows["binance"][3:5] == ["REST", "sync"]
+    assert rows["kraken-v1"][3:8] == ["in", "stream", "none", "yes", "checksum"]
+    assert rows["coinbase"][6:8] == ["no", "unverifiable"]
+    distinct = len({exchanges.exchange_of(v) for v in exchanges.names()})
+    assert total.strip() == f"{len(rows)} venue ids, {distinct} distinct exchanges"
 
 
 def test_summary_columns_do_not_run_into_each_other_for_long_venue_ids() -> None:

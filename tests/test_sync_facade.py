@@ -86,8 +86,9 @@ def test_sync_callbacks_run_and_exit_on_exception(mock_thread: MockThread) -> No
 
     with pytest.raises(RuntimeError, match="boom"), make_mux(mock_thread) as mux:
         stream = mux.subscribe(trades("toy", "BTC-USD"))
-        stream.on(Trade, on_trade)
-        assert isinstance(stream.get(timeout=10), Connected)
+        connected = threading.Event()
+        stream.on(Trade, on_trade).on(Connected, lambda _e: connected.set())
+        assert connected.wait(10)
         while not seen.is_set():
             mock_thread.call(mock_thread.mock.publish(10))
             seen.wait(0.05)

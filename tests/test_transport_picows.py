@@ -218,3 +218,47 @@ async def test_connect_failures_are_typed() -> None:
     await server.wait_closed()
     with pytest.raises(ConnectionClosed):
         await PicowsTransport().connect(f"ws://127.0.0.1:{port}/", open_timeout=2, ws_ping_interval=None)
+
+
+# --- push mode (the Connection drives the Feed from the frame callback) --------------------------
+
+
+async def test_push_mode_drains_the_queue_first_then_hands_frames_over_in_order() -> None:
+    listener, conn, _ = make()
+    listener.on_ws_frame(listener.transport, frame(WSMsgType.TEXT, b"a"))
+    listener.on_ws_frame(listener.transport, frame(WSMsgType.TEXT, b"b"))
+    got: list[bytes | str] = []
+    conn.start_push(got.append)
+    listener.on_ws_frame(listener.transport, frame(WSMsgType.TEXT, b"c"))
+    assert got == [b"a", b"b", b"c"]
+    assert not listener.queue
+
+
+async def test_push_handler_errors_fail_the_connection_and_wait_closed_says_why() -> None:
+    listener, conn, transport = make()
+
+    def broken(payload: bytes | str) -> None:
+        raise RuntimeError("bug")
+
+    conn.start_push(broken)
+    waiter = asyncio.ensure_future(conn.wait_closed())
+    await asyncio.sleep(0)
+    assert not waiter.done()
+    listener.on_ws_frame(listener.transport, frame(WSMsgType.TEXT, b"x"))
+    reason = await asyncio.wait_for(waiter, 5)
+    assert "frame handler raised RuntimeError: bug" in reason and transport.is_disconnected
+
+
+async def test_push_mode_keeps_backpressure_and_loses_nothing() -> None:
+    async with MockBinance(["BTC-USDT"]) as mock:
+        async with Multiplexer(endpoints={"binance": mock.endpoint}, transport=PicowsTransport()) as mux:
+            stream = mux.subscribe(*book("binance", "BTC-USDT"), maxsize=20)  # BLOCK by default
+            await collect_until(stream, lambda e: isinstance(e, Resynced))
+            await mock.publish(300)  # far more than the stream holds: the connection must pause
+            last = mock.update_id("BTC-USDT")
+            seen = await collect_until(stream, lambda e: isinstance(e, BookUpdate) and e.seq == last)
+            assert stream.stats.dropped == 0
+            assert stream.stats.max_buffered >= 20  # it did fill up, and the venue was paused
+            seqs = [e.seq for e in seen if isinstance(e, BookUpdate)]
+            assert seqs == sorted(seqs)
+            assert mux.book("binance", "BTC-USDT").depth() == mock.markets["BTC-USDT"].depth()

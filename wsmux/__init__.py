@@ -5,6 +5,8 @@ The public API is re-exported here; implementation modules are private.
 
 from __future__ import annotations
 
+import logging
+
 from wsmux._retry import Backoff
 from wsmux.adapter import Adapter, Endpoint, Heartbeat, HttpRequest, Limits
 from wsmux.book import OrderBook
@@ -14,10 +16,14 @@ from wsmux.errors import (
     ConfigError,
     LocalError,
     LogError,
+    LoopThreadDied,
     MalformedMessage,
+    NotStarted,
+    NotSubscribed,
     RemoteError,
     StreamOverflow,
     SubscriptionRejected,
+    SyncTimeout,
     TransportError,
     UnknownChannel,
     UnknownMessage,
@@ -33,6 +39,7 @@ from wsmux.model import (
     Candle,
     Channel,
     Connected,
+    ConnectFailed,
     ConsolidatedQuote,
     Disconnected,
     Dropped,
@@ -73,6 +80,11 @@ from wsmux.subscriptions import (
 
 __version__ = "0.1.0"
 
+# A library never configures logging: records go to the "wsmux" logger tree
+# (wsmux.connection.<venue>, ...) and are dropped unless the application adds
+# a handler (e.g. logging.basicConfig()).
+logging.getLogger("wsmux").addHandler(logging.NullHandler())
+
 __all__ = [
     "Adapter",
     "Backfilled",
@@ -86,6 +98,7 @@ __all__ = [
     "Channel",
     "ClosedError",
     "ConfigError",
+    "ConnectFailed",
     "Connected",
     "ConsolidatedQuote",
     "Disconnected",
@@ -106,9 +119,12 @@ __all__ = [
     "Liquidation",
     "LocalError",
     "LogError",
+    "LoopThreadDied",
     "MalformedMessage",
     "MarketEvent",
     "Multiplexer",
+    "NotStarted",
+    "NotSubscribed",
     "Overflow",
     "OpenInterest",
     "OrderAction",
@@ -127,6 +143,7 @@ __all__ = [
     "Subscription",
     "SubscriptionRejected",
     "UnknownMessage",
+    "SyncTimeout",
     "Trade",
     "TransportError",
     "UnknownChannel",

@@ -121,6 +121,10 @@ class Adapter(abc.ABC):
 
     venue: ClassVar[str]
     """Venue id used in events and the registry (``"binance"``)."""
+    exchange: ClassVar[str] = ""
+    """The exchange this adapter speaks to, when several adapters serve one
+    exchange (``binance-usdm`` and ``binance-us`` are ``"binance"``); empty:
+    the venue id up to its first ``-``. See :func:`wsmux.exchanges.exchange_of`."""
     channels: ClassVar[frozenset[Channel]]
     """Channels this adapter supports."""
     default_url: ClassVar[str]

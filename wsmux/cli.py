@@ -3,6 +3,11 @@
 ``wsmux demo``    mock exchanges in-process + the real client stack + a live view
 ``wsmux watch``   the same view against the real venues (``binance:BTC-USDT`` ...)
 ``wsmux venues``  the registered venue ids
+
+``demo``, ``watch`` and ``record`` show each venue's connection state and last
+error, and exit with status 3 (the reason on stderr) if no connection opened
+within ``--connect-deadline`` seconds. ``WSMUX_ENDPOINTS`` (see
+:data:`wsmux.multiplexer.ENDPOINTS_ENV`) redirects ``watch`` and ``record``.
 (``record``, ``replay``, ``log info`` and ``bench`` are added by the log/bench modules.)
 """
 
@@ -23,11 +28,11 @@ import orjson
 
 from wsmux import exchanges
 from wsmux.adapter import Endpoint
-from wsmux.book import SnapshotSource
 from wsmux.errors import ConfigError, LocalError, LogError, WsmuxError
 from wsmux.model import (
     Channel,
     Connected,
+    ConnectFailed,
     Disconnected,
     Error,
     Event,
@@ -127,6 +132,9 @@ class LiveView:
         self.errors = 0
         self.connections = 0
         self.disconnects = 0
+        self.venue_state: dict[str, str] = {}
+        """Per venue: ``open``, or what the last failure said."""
+        self.last_error: dict[str, str] = {}
         self.started = time.monotonic()
         self._last = self.started
 
@@ -136,8 +144,16 @@ class LiveView:
         symbol = getattr(event, "symbol", None)
         if isinstance(event, Connected):
             self.connections += 1
+            self.venue_state[event.venue] = "open"
+        elif isinstance(event, ConnectFailed):
+            self.errors += 1
+            retry = "giving up" if event.retry_in is None else f"retry in {event.retry_in:.1f} s"
+            self.venue_state[event.venue] = f"cannot connect (attempt {event.attempt}, {retry})"
+            self.last_error[event.venue] = event.reason
         elif isinstance(event, Disconnected):
             self.disconnects += 1
+            self.venue_state[event.venue] = "reconnecting" if event.reconnecting else "closed"
+            self.last_error[event.venue] = event.reason
         elif isinstance(event, Error):
             self.errors += 1
         if venue is None or not symbol:
@@ -191,7 +207,30 @@ class LiveView:
             )
         lines.append("")
         lines.append(f"total {total_rate:,.0f} events/s")
+        lines.extend(self.connection_lines())
         return "\n".join(lines)
+
+    def connection_lines(self) -> list[str]:
+        """Per venue: connection state and the last error (empty if none yet)."""
+        if not self.venue_state:
+            return []
+        lines = ["", f"{'venue':<16}connection"]
+        for venue, state in sorted(self.venue_state.items()):
+            lines.append(f"{venue:<16}{state}")
+            error = self.last_error.get(venue)
+            if error:
+                lines.append(f"{'':<16}last error: {error[:200]}")
+        return lines
+
+    def failure_report(self, deadline: float) -> str:
+        """Why nothing connected within ``deadline`` seconds (for stderr)."""
+        parts = [f"wsmux: nothing connected within {deadline:g} s"]
+        for venue, state in sorted(self.venue_state.items()):
+            error = self.last_error.get(venue)
+            parts.append(f"  {venue}: {state}" + (f": {error}" if error else ""))
+        if not self.venue_state:
+            parts.append("  no connection attempt finished (DNS or handshake still pending?)")
+        return "\n".join(parts) + "\n"
 
     def draw(self) -> None:
         text = self.render()
@@ -204,25 +243,48 @@ class LiveView:
 
 async def _run_view(
     subs: Sequence[Subscription],
-    endpoints: dict[str, Endpoint],
+    endpoints: dict[str, Endpoint] | None,
     duration: float | None,
     out: TextIO,
     refresh: float,
     on_start: Callable[[], Any] | None = None,
+    connect_deadline: float | None = None,
+    record: str | None = None,
 ) -> LiveView:
-    async with Multiplexer(endpoints=endpoints) as mux:
+    async with Multiplexer(endpoints=endpoints, record=record) as mux:
         stream = mux.subscribe(*subs, name="cli")
         view = LiveView(mux, out)
         stream.on(Event, view.on_event)
         if on_start is not None:
             on_start()
-        deadline = None if duration is None else time.monotonic() + duration
-        while deadline is None or time.monotonic() < deadline:
-            wait = refresh if deadline is None else max(0.0, min(refresh, deadline - time.monotonic()))
-            await asyncio.sleep(wait)
-            view.draw()
+        await _show(view, duration, refresh, connect_deadline)
         await stream.aclose()
         return view
+
+
+async def _show(view: LiveView, duration: float | None, refresh: float, connect_deadline: float | None) -> None:
+    """Redraw every ``refresh`` s until ``duration`` ends, or stop at
+    ``connect_deadline`` if nothing connected by then."""
+    started = time.monotonic()
+    ends = [t for t in (duration, connect_deadline) if t is not None]
+    while True:
+        now = time.monotonic()
+        if duration is not None and now - started >= duration:
+            return
+        if connect_deadline is not None and view.connections == 0 and now - started >= connect_deadline:
+            return
+        wakes = [started + t - now for t in ends if started + t > now]
+        await asyncio.sleep(max(0.0, min([refresh, *wakes])))
+        view.draw()
+
+
+def _connect_verdict(view: LiveView, connect_deadline: float | None, out: TextIO) -> int | None:
+    """Exit status 3 (and the reason on stderr) if nothing ever connected."""
+    if view.connections > 0:
+        return None
+    sys.stderr.write(view.failure_report(connect_deadline or 0.0))
+    out.flush()
+    return 3
 
 
 def _demo_subs(venue: str, symbols: list[str], adapter_cls: Any) -> list[Subscription]:
@@ -265,12 +327,17 @@ async def _demo(args: argparse.Namespace, out: TextIO) -> int:
                 chaos.append(asyncio.get_running_loop().create_task(_chaos(mocks, injected)))
 
         try:
-            view = await _run_view(subs, endpoints, args.duration, out, args.refresh, start_mocks)
+            view = await _run_view(
+                subs, endpoints, args.duration, out, args.refresh, start_mocks, connect_deadline=args.connect_deadline
+            )
         finally:
             for task in chaos:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+    failed = _connect_verdict(view, args.connect_deadline, out)
+    if failed is not None:
+        return failed
     books = [f"{v}:{s}" for (v, s), row in sorted(view.rows.items()) if row.resyncs]
     gaps = sum(row.gaps for row in view.rows.values())
     resyncs = sum(row.resyncs for row in view.rows.values())
@@ -311,8 +378,19 @@ def _parse_targets(targets: Sequence[str]) -> list[Subscription]:
 
 async def _watch(args: argparse.Namespace, out: TextIO) -> int:
     subs = _parse_targets(args.targets)
-    await _run_view(subs, {}, args.duration, out, args.refresh)
-    return 0
+    view = await _run_view(subs, None, args.duration, out, args.refresh, connect_deadline=args.connect_deadline)
+    return _connect_verdict(view, args.connect_deadline, out) or 0
+
+
+def _add_connect_deadline(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--connect-deadline",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="give up with exit status 3 and the reason if no connection opened within this time "
+        "(default 30; the per-venue state and last error are shown meanwhile)",
+    )
 
 
 def _positive(text: str) -> float:
@@ -393,11 +471,13 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="inject a fault every second (lost update, bad checksum, dropped connection): see Gap -> Resynced",
     )
+    _add_connect_deadline(demo)
 
     watch = commands.add_parser("watch", help="watch real venues, e.g. wsmux watch binance:BTC-USDT,ETH-USDT")
     watch.add_argument("targets", nargs="+", metavar="VENUE:SYMBOL[,SYMBOL...]", help="what to watch")
     watch.add_argument("--duration", type=_duration, default=None, help="seconds to run (default: until Ctrl-C)")
     watch.add_argument("--refresh", type=_refresh, default=1.0, help=REFRESH_HELP)
+    _add_connect_deadline(watch)
 
     commands.add_parser(
         "venues", help="the supported venues: channels, how books sync, checksums, continuity, limits"
@@ -410,6 +490,7 @@ def build_parser() -> argparse.ArgumentParser:
     record.add_argument(
         "--refresh", type=_refresh, default=5.0, help="seconds between screen refreshes (default 5)"
     )
+    _add_connect_deadline(record)
 
     replay = commands.add_parser(
         "replay",
@@ -457,34 +538,30 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _venues_table() -> str:
-    """One row per venue, from the adapters' own declarations."""
-    header = ("venue", "channels", "book snapshot", "continuity", "checksum", "streams/conn", "msgs/s")
+    """One row per venue, from the adapters' own declarations (:func:`wsmux.exchanges.describe`)."""
+    header = ("venue", "exchange", "channels", "book snapshot", "continuity", "checksum", "integrity",
+              "streams/conn", "msgs/s")  # fmt: skip
     rows: list[tuple[str, ...]] = []
     for venue in exchanges.names():
-        cls = exchanges.get(venue)
-        adapter = cls()
-        rule = None
-        for symbol in ("BTC-USDT", "BTC-USD", "BTC-USDT-PERP", "BTC-USD-PERP"):
-            try:
-                rule = adapter.book_rule(symbol)
-                break
-            except LocalError:
-                continue
-        if Channel.BOOK not in cls.channels or rule is None:
-            snapshot = continuity = checksum = "-"
-        else:
-            snapshot = "REST sync" if rule.snapshot is SnapshotSource.REST else "in stream"
-            continuity = rule.continuity.value
-            checksum = "yes" if rule.checksum is not None else "no"
-        channels = ",".join(sorted(c.value for c in cls.channels))
-        limits = cls.limits
+        info = exchanges.describe(venue)
         rows.append(
-            (venue, channels, snapshot, continuity, checksum, str(limits.streams_per_connection),
-             f"{limits.messages_per_second:g}")
-        )  # fmt: skip
+            (
+                venue,
+                info.exchange,
+                ",".join(info.channels),
+                {"REST": "REST sync", "stream": "in stream", None: "-"}[info.snapshot],
+                info.continuity or "-",
+                "-" if info.snapshot is None else ("yes" if info.checksum else "no"),
+                info.integrity.value if info.integrity is not None else "-",
+                str(info.streams_per_connection),
+                f"{info.messages_per_second:g}",
+            )
+        )
     widths = [max(len(r[i]) for r in (header, *rows)) for i in range(len(header))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in (header, *rows)]
     lines.insert(1, "  ".join("-" * w for w in widths))
+    distinct = len({exchanges.exchange_of(v) for v in exchanges.names()})
+    lines.append(f"\n{len(rows)} venue ids, {distinct} distinct exchanges")
     return "\n".join(lines)
 
 
@@ -573,17 +650,12 @@ def _is_wsmux_log(path: Path) -> bool:
 
 async def _record(args: argparse.Namespace, out: TextIO) -> int:
     subs = _parse_targets(args.targets)
-    async with Multiplexer(record=args.out) as mux:
-        stream = mux.subscribe(*subs, name="record")
-        view = LiveView(mux, out)
-        stream.on(Event, view.on_event)
-        deadline = None if args.duration is None else time.monotonic() + args.duration
-        while deadline is None or time.monotonic() < deadline:
-            await asyncio.sleep(
-                args.refresh if deadline is None else max(0.0, min(args.refresh, deadline - time.monotonic()))
-            )
-            view.draw()
-        await stream.aclose()
+    view = await _run_view(
+        subs, None, args.duration, out, args.refresh, connect_deadline=args.connect_deadline, record=args.out
+    )
+    failed = _connect_verdict(view, args.connect_deadline, out)
+    if failed is not None:
+        return failed
     out.write(f"recorded to {args.out}\n")
     return 0
 

@@ -14,7 +14,12 @@ It is a short loop around pure pieces (:mod:`wsmux._retry`):
 3. beside it a watchdog sends the venue's application pings and closes a
    connection that was silent for ``heartbeat.silence_timeout`` (dead peer)
    or delivered no data for ``stale_after`` while still answering pings;
-4. on any failure report :class:`~wsmux.Disconnected`, invalidate the
+4. on any failure report :class:`~wsmux.Disconnected` (or, when the socket
+   never opened — DNS failure, refused connection, handshake timeout or
+   rejection — :class:`~wsmux.ConnectFailed` with the reason and the retry
+   delay, for every attempt), log one WARNING line on the
+   ``wsmux.connection.<venue>`` logger (rate-limited per venue, so a
+   reconnect storm is no log storm), invalidate the
    connection's books (the feed emits ``Gap``), wait a full-jitter backoff
    delay and go to 1 — resubscribing exactly the current subscription set.
    The backoff resets only after a connection stayed up and delivered data
@@ -27,7 +32,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import random
+import socket
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Protocol
 
@@ -42,17 +49,22 @@ from wsmux._retry import Backoff, TokenBucket, should_retry
 from wsmux.adapter import Adapter, Outgoing
 from wsmux.clock import SYSTEM_CLOCK, Clock
 from wsmux.errors import ConnectionClosed, ConnectTimeout, SnapshotFailed, TransportError
-from wsmux.model import Channel, Connected, Disconnected, Error, ErrorKind, Event, Stale
+from wsmux.model import Channel, Connected, ConnectFailed, Disconnected, Error, ErrorKind, Event, Stale
 from wsmux.subscriptions import Subscription
 
 __all__ = [
     "ConnectGate",
     "Connection",
     "ConnectionStats",
+    "PushConnection",
+    "LogThrottle",
     "Transport",
     "TransportConnection",
     "WebsocketsTransport",
 ]
+
+_YIELD_EVERY = 63
+"""The pull pump yields to the event loop after every 64 frames (a mask)."""
 
 
 DEFAULT_BACKOFF = Backoff()
@@ -70,6 +82,25 @@ class TransportConnection(Protocol):
     async def send(self, message: Outgoing) -> None: ...
 
     async def close(self) -> None: ...
+
+
+class PushConnection(TransportConnection, Protocol):
+    """A connection that can hand each frame to a callback as it is decoded,
+    with no queue, future or task wake-up per frame (the picows transport).
+
+    After :meth:`start_push`, :meth:`recv` is not used: frames already queued
+    and every later one go to ``on_frame`` synchronously, in order.
+    """
+
+    def start_push(self, on_frame: Callable[[bytes | str], None]) -> None: ...
+
+    def pause_reading(self) -> None: ...
+
+    def resume_reading(self) -> None: ...
+
+    async def wait_closed(self) -> str:
+        """Wait until the connection is gone; return why."""
+        ...
 
 
 class Transport(Protocol):
@@ -151,6 +182,55 @@ class WebsocketsTransport:
         return _WsConn(ws, text_as_bytes)
 
 
+class LogThrottle:
+    """At most ``burst`` log lines at once, then one per ``every`` seconds;
+    what it holds back is counted and said in the next line. Pure: given "now"."""
+
+    def __init__(self, burst: int = 5, every: float = 30.0) -> None:
+        self.burst = burst
+        self.every = every
+        self._tokens = float(burst)
+        self._stamp: float | None = None
+        self.suppressed = 0
+
+    def allow(self, now: float) -> int | None:
+        """None: hold this line back (counted). Else the number of lines held
+        back since the last one that went out (then reset)."""
+        if self._stamp is not None and now > self._stamp:
+            self._tokens = min(float(self.burst), self._tokens + (now - self._stamp) / self.every)
+        self._stamp = now if self._stamp is None else max(self._stamp, now)
+        if self._tokens < 1.0:
+            self.suppressed += 1
+            return None
+        self._tokens -= 1.0
+        held, self.suppressed = self.suppressed, 0
+        return held
+
+
+def describe_connect_error(exc: BaseException) -> str:
+    """A failed connection attempt in words: DNS failure, refused connection,
+    handshake timeout, HTTP status on the handshake, else the exception."""
+    chain: list[BaseException] = []
+    cause: BaseException | None = exc
+    while cause is not None and cause not in chain:
+        chain.append(cause)
+        cause = cause.__cause__ or cause.__context__
+    for err in chain:
+        if isinstance(err, socket.gaierror):
+            return f"DNS lookup failed ({err}): {exc}"
+        if isinstance(err, ConnectionRefusedError):
+            return f"connection refused: {exc}"
+        if isinstance(err, TimeoutError):
+            return f"timed out: {exc}"
+        status = getattr(getattr(err, "response", None), "status_code", None)
+        if status is not None:
+            return f"handshake rejected with HTTP {status}: {exc}"
+    text = str(exc)
+    if "Connect call failed" in text or "Errno 111" in text:
+        return f"connection refused: {exc}"
+    return f"{type(exc).__name__}: {exc}"
+
+
 class ConnectGate:
     """The asyncio side of a venue's :class:`~wsmux.reliability.ConnectLimiter`:
     shared by every connection to one venue, it spaces connection attempts
@@ -162,6 +242,8 @@ class ConnectGate:
         self.clock = clock
         self._released = asyncio.Event()
         self.waits = 0
+        self.log_throttle = LogThrottle()
+        """Shared by the venue's connections: one budget of WARNING lines per venue."""
 
     async def acquire(self) -> None:
         """Wait until an attempt may start (then call :meth:`release` after it)."""
@@ -202,6 +284,12 @@ class ConnectionStats:
     last_frame_mono: float = 0.0
     last_data_mono: float = 0.0
     connected_since: float | None = None
+    failed_attempts: int = 0
+    """Connection attempts that failed in a row (reset when one opens)."""
+    last_error: str | None = None
+    """Why the last attempt failed or the last connection was lost."""
+    last_error_ns: int | None = None
+    """When (wall clock, ns since the epoch)."""
 
 
 class Connection:
@@ -282,6 +370,9 @@ class Connection:
         self.liveness = LivenessTimers(silence_timeout=adapter.heartbeat.silence_timeout, stall_timeout=stale_after)
         """Dead peer (no frame) vs stalled feed (frames, no data: resubscribe, then reconnect)."""
         self.url = ""
+        self.log = logging.getLogger(f"wsmux.connection.{self.venue}")
+        """This venue's logger (``wsmux.connection.<venue>``); wsmux adds no handler."""
+        self._log_throttle = connect_gate.log_throttle if connect_gate is not None else LogThrottle()
 
     # --- control ------------------------------------------------------------------
 
@@ -343,26 +434,65 @@ class Connection:
     async def _run(self) -> None:
         recovery = self.recovery
         while not self._closing:
+            failed: str | None = None  # the reason, when the socket never opened
+            reason = ""
             try:
                 await self._connect_and_pump()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                reason = self._kill_reason or f"{type(exc).__name__}: {exc}"
+                never_opened = self.state == "connecting"
+                reason = self._kill_reason or (
+                    describe_connect_error(exc) if never_opened else f"{type(exc).__name__}: {exc}"
+                )
                 self._kill_reason = None
                 retry = should_retry(exc) and not self._closing
                 if self._ws is None and self.stats.connected_since is None:
                     self.stats.connect_failures += 1
+                self.stats.last_error = reason
+                self.stats.last_error_ns = self.clock.time_ns()
+                if never_opened:
+                    failed = reason
+                    self.stats.failed_attempts += 1
                 self._lost(reason, retry)
                 if not retry:
+                    if failed is not None:
+                        self._report_failure(failed, None)
                     self.sink(Error(self.venue, None, ErrorKind.TRANSPORT, reason, self.clock.time_ns()))
                     return
             recovery.closed()
             self.liveness.closed()
             if self._stopping():
                 return
-            await asyncio.sleep(recovery.next_delay())
+            delay = recovery.next_delay()
+            if failed is not None:
+                self._report_failure(failed, delay)
+            elif reason:
+                self._log_line(
+                    "connection %d to %s lost: %s; reconnecting in %.2f s", self.conn_id, self.url, reason, delay
+                )
+            await asyncio.sleep(delay)
             self.stats.reconnects += 1
+
+    def _report_failure(self, reason: str, retry_in: float | None) -> None:
+        """A ConnectFailed event for every failed attempt, and a (throttled) log line."""
+        attempt = self.stats.failed_attempts
+        self.sink(ConnectFailed(self.venue, self.conn_id, self.url, reason, attempt, retry_in, self.clock.time_ns()))
+        if retry_in is None:
+            self._log_line("cannot connect to %s (attempt %d): %s; giving up", self.url, attempt, reason)
+        else:
+            self._log_line(
+                "cannot connect to %s (attempt %d): %s; retrying in %.2f s", self.url, attempt, reason, retry_in
+            )
+
+    def _log_line(self, fmt: str, *args: object) -> None:
+        held = self._log_throttle.allow(self.clock.monotonic())
+        if held is None:
+            return
+        if held:
+            fmt += " (%d similar lines suppressed)"
+            args = (*args, held)
+        self.log.warning(fmt, *args)
 
     def _stopping(self) -> bool:
         return self._closing
@@ -407,6 +537,8 @@ class Connection:
                 gate.release()
         self._ws = ws
         self.stats.connects += 1
+        self.stats.failed_attempts = 0
+        self.log.info("connection %d to %s open", self.conn_id, url)
         now = self.clock.monotonic()
         self.stats.connected_since = now
         self.stats.last_frame_mono = now
@@ -428,6 +560,9 @@ class Connection:
         await self._pump(ws)
 
     async def _pump(self, ws: TransportConnection) -> None:
+        if getattr(ws, "start_push", None) is not None:
+            await self._pump_push(ws)  # type: ignore[arg-type]
+            return
         feed = self.feed
         stats = self.stats
         clock = self.clock
@@ -436,8 +571,15 @@ class Connection:
         wait_unblocked = self.wait_unblocked
         liveness = self.liveness
         recovery = self.recovery
+        sleep = asyncio.sleep
+        count = 0
         while True:
             frame = await ws.recv()
+            count += 1
+            if not count & _YIELD_EVERY:
+                # recv() does not suspend while frames are queued: let other
+                # venues' connections (and the consumers) run between batches
+                await sleep(0)
             recv_ns = clock.time_ns()
             stats.frames += 1
             stats.bytes += len(frame)
@@ -478,6 +620,87 @@ class Connection:
                         now = clock.monotonic()
                         liveness.data(now)
                         stats.last_frame_mono = stats.last_data_mono = now
+
+    async def _pump_push(self, ws: PushConnection) -> None:
+        """The push variant of :meth:`_pump`: the same per-frame work, run from
+        the transport's frame callback; this task only waits for the
+        connection to end and carries out what needs awaiting (actions,
+        backpressure)."""
+        feed = self.feed
+        stats = self.stats
+        clock = self.clock
+        decompress = self.adapter.decompress if self.adapter.compressed else None
+        recorder = self.recorder
+        wait_unblocked = self.wait_unblocked
+        liveness = self.liveness
+        recovery = self.recovery
+        failed: list[str] = []
+
+        def on_frame(frame: bytes | str) -> None:
+            if failed:
+                return
+            recv_ns = clock.time_ns()
+            stats.frames += 1
+            stats.bytes += len(frame)
+            if recorder is not None:
+                recorder("in", self.conn_id, recv_ns, frame, None)
+            if decompress is not None and isinstance(frame, bytes):
+                try:
+                    frame = decompress(frame)
+                except Exception as exc:
+                    stats.decompress_errors += 1
+                    feed.stats.parse_errors += 1
+                    self.sink(Error(self.venue, None, ErrorKind.MALFORMED, f"cannot decompress frame: {exc}", recv_ns))
+                    return
+            events_before = feed.stats.events
+            feed.on_frame(frame, recv_ns)
+            if feed.poisoned:
+                failed.append(f"{feed.max_consecutive_errors} unreadable frames in a row")
+                ws.pause_reading()
+                closing.set()
+                return
+            mono = clock.monotonic()
+            stats.last_frame_mono = mono
+            if feed.stats.events != events_before:
+                stats.last_data_mono = mono
+                liveness.data(mono)
+                if not recovery.recovered:
+                    recovery.data(mono)
+            else:
+                liveness.frame(mono)
+            if feed.actions:
+                self._spawn(self._do_actions(), "wsmux-actions")
+            if wait_unblocked is not None and not self.paused:
+                waiting = wait_unblocked()
+                if waiting is not None:
+                    self.paused = True
+                    ws.pause_reading()
+                    self._spawn(resume_when(waiting), "wsmux-backpressure")
+
+        async def resume_when(waiting: Any) -> None:
+            # backpressure: we stopped reading, the venue did not go quiet
+            try:
+                await waiting
+            finally:
+                self.paused = False
+                now = clock.monotonic()
+                liveness.data(now)
+                stats.last_frame_mono = stats.last_data_mono = now
+                ws.resume_reading()
+
+        closing = asyncio.Event()
+        ws.start_push(on_frame)
+        closed = asyncio.ensure_future(ws.wait_closed())
+        failure = asyncio.ensure_future(closing.wait())
+        try:
+            await asyncio.wait((closed, failure), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for fut in (closed, failure):
+                if not fut.done():
+                    fut.cancel()
+        if failed:
+            raise ConnectionClosed(failed[0])
+        raise ConnectionClosed(closed.result())
 
     async def _do_actions(self) -> None:
         for action in self.feed.take_actions():
@@ -613,6 +836,8 @@ class Connection:
             "subscriptions": len(self.subscriptions),
             "last_frame_age_s": now - stats.last_frame_mono if stats.last_frame_mono else None,
             "last_data_age_s": now - stats.last_data_mono if stats.last_data_mono else None,
+            "last_error": stats.last_error,
+            "last_error_ns": stats.last_error_ns,
             "connection": attrs.asdict(stats),
             "feed": attrs.asdict(self.feed.stats),
             "books": {

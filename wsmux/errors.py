@@ -31,13 +31,17 @@ __all__ = [
     "ConnectionClosed",
     "LocalError",
     "LogError",
+    "LoopThreadDied",
     "MalformedMessage",
+    "NotStarted",
+    "NotSubscribed",
     "RemoteError",
     "SequenceGap",
     "SnapshotFailed",
     "StreamOverflow",
     "SubscriptionRejected",
     "UnknownMessage",
+    "SyncTimeout",
     "TransportError",
     "UnknownChannel",
     "UnknownSymbol",
@@ -84,6 +88,29 @@ class UnknownSymbol(LocalError, ValueError):
 
 class ClosedError(LocalError, RuntimeError):
     """The object was closed by the caller and cannot be used any more."""
+
+
+class NotStarted(ClosedError):
+    """The multiplexer was not started yet (use ``async with`` / ``with``, or
+    ``start()``). A :class:`ClosedError` so existing handlers keep working."""
+
+
+class NotSubscribed(LocalError, KeyError):
+    """Nothing subscribes to what was asked for (e.g. ``mux.book()`` of a book
+    no stream subscribed to)."""
+
+    def __str__(self) -> str:  # KeyError quotes its argument; we want prose
+        return str(self.args[0]) if self.args else "not subscribed"
+
+
+class LoopThreadDied(ClosedError):
+    """The background event-loop thread of :mod:`wsmux.sync` ended (an
+    exception such as ``SystemExit`` escaped a callback). The cause is chained."""
+
+
+class SyncTimeout(WsmuxError, TimeoutError):
+    """A book did not become valid (in sync with the venue) within the timeout.
+    The message carries the connection's state and last error."""
 
 
 # --- remote: the venue broke its protocol ----------------------------------

@@ -56,6 +56,7 @@ __all__ = [
     "Candle",
     "Instrument",
     "Channel",
+    "ConnectFailed",
     "ConsolidatedQuote",
     "Connected",
     "Disconnected",
@@ -92,21 +93,30 @@ TextLevels: TypeAlias = tuple[tuple[str, str], ...]
 """The venue's own text of ``(price, size)`` per level, kept only for checksums."""
 
 
-class Side(enum.Enum):
+class _Enum(enum.Enum):
+    """An enum whose members hash by identity in C (``enum.Enum.__hash__`` is a
+    Python function: a measurable cost where enums key hot dictionaries, such
+    as routes by channel). Members are singletons compared by identity, so
+    identity hashing is consistent with equality."""
+
+    __hash__ = object.__hash__
+
+
+class Side(_Enum):
     """The aggressor (taker) side of a trade or the side of a liquidation order."""
 
     BUY = "buy"
     SELL = "sell"
 
 
-class BookSide(enum.Enum):
+class BookSide(_Enum):
     """A side of an order book."""
 
     BID = "bid"
     ASK = "ask"
 
 
-class Channel(enum.Enum):
+class Channel(_Enum):
     """A kind of market data a caller subscribes to."""
 
     TRADES = "trades"
@@ -123,7 +133,7 @@ class Channel(enum.Enum):
     """One-minute OHLCV candles as the venue computes them."""
 
 
-class OrderAction(enum.Enum):
+class OrderAction(_Enum):
     """What an L3 :class:`OrderUpdate` does to the order book."""
 
     ADD = "add"
@@ -137,7 +147,7 @@ class OrderAction(enum.Enum):
     the pipeline's L3 sync delivers it to callers as ``CHANGE``/``REMOVE``."""
 
 
-class Integrity(enum.Enum):
+class Integrity(_Enum):
     """What a venue lets a client prove about a book it keeps.
 
     A valid book never claims more than this: with ``UNVERIFIABLE`` only a
@@ -156,7 +166,7 @@ class Integrity(enum.Enum):
     """Neither: only a crossed book reveals a loss."""
 
 
-class GapReason(enum.Enum):
+class GapReason(_Enum):
     """Why a book or stream lost continuity."""
 
     SEQUENCE = "sequence"
@@ -177,7 +187,7 @@ class GapReason(enum.Enum):
     """Trade ids are not contiguous: trades were missed."""
 
 
-class ErrorKind(enum.Enum):
+class ErrorKind(_Enum):
     """The class of an :class:`Error` event."""
 
     MALFORMED = "malformed"
@@ -521,6 +531,27 @@ class Disconnected(StatusEvent):
     conn_id: int
     reason: str
     reconnecting: bool
+    recv_ns: int
+
+
+@event
+class ConnectFailed(StatusEvent):
+    """An attempt to open a connection failed (DNS failure, refused connection,
+    handshake timeout or rejection...): sent for every failed attempt.
+
+    Attributes:
+        reason: what went wrong, in words.
+        attempt: failed attempts in a row (1 for the first).
+        retry_in: seconds until the next attempt, or None if wsmux gave up
+            (a final error such as HTTP 401/403 on the handshake).
+    """
+
+    venue: str
+    conn_id: int
+    url: str
+    reason: str
+    attempt: int
+    retry_in: float | None
     recv_ns: int
 
 

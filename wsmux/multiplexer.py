@@ -20,8 +20,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import difflib
 import itertools
+import json
+import logging
 import math
+import os
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -41,7 +45,17 @@ from wsmux.book import ConsolidatedBBO, OrderBook
 from wsmux.book.l3 import L3Book, L3Order
 from wsmux.clock import SYSTEM_CLOCK, Clock
 from wsmux.connection import ConnectGate, Connection, Transport
-from wsmux.errors import ClosedError, ConfigError, SnapshotFailed, WsmuxError
+from wsmux.errors import (
+    ClosedError,
+    ConfigError,
+    NotStarted,
+    NotSubscribed,
+    SnapshotFailed,
+    SyncTimeout,
+    UnknownVenue,
+    WsmuxError,
+)
+from wsmux.health import ConnectionHealth, Health, ShardHealth, StreamHealth
 from wsmux.model import (
     Backfilled,
     BookSide,
@@ -50,6 +64,7 @@ from wsmux.model import (
     Candle,
     Channel,
     Connected,
+    ConnectFailed,
     ConsolidatedQuote,
     Disconnected,
     Dropped,
@@ -72,7 +87,7 @@ from wsmux.model import (
     Trade,
 )
 from wsmux.stream import Overflow, Stream
-from wsmux.subscriptions import Subscription
+from wsmux.subscriptions import Subscription, to_channel
 
 __all__ = ["BookView", "L3BookView", "Multiplexer"]
 
@@ -88,10 +103,100 @@ _CHANNEL_OF: dict[type, Channel] = {
     Liquidation: Channel.LIQUIDATIONS,
     Candle: Channel.CANDLES,
 }
-_VENUE_WIDE = (Connected, Disconnected, Error, Stale)
+_VENUE_WIDE = (Connected, ConnectFailed, Disconnected, Error, Stale)
 _OK = Quality.OK
 _CLOSED = BreakerState.CLOSED
 _ids = itertools.count(1)
+_log = logging.getLogger("wsmux.multiplexer")
+
+ENDPOINTS_ENV = "WSMUX_ENDPOINTS"
+"""Environment variable read when ``Multiplexer(endpoints=...)`` is not given:
+a JSON object of venue id -> WebSocket URL or ``{"url": ..., "rest_url": ...}``
+(point unchanged programs at mock exchanges or a testnet)."""
+
+
+def _endpoints_from_env() -> dict[str, Endpoint | str]:
+    text = os.environ.get(ENDPOINTS_ENV, "").strip()
+    if not text:
+        return {}
+    try:
+        raw = json.loads(text)
+        if not isinstance(raw, dict):
+            raise TypeError("not an object")
+        return {
+            str(venue): value
+            if isinstance(value, str)
+            else Endpoint(url=value.get("url"), rest_url=value.get("rest_url"))
+            for venue, value in raw.items()
+        }
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise ConfigError(
+            f"{ENDPOINTS_ENV} must be a JSON object of venue -> URL or {{'url': ..., 'rest_url': ...}} ({exc})"
+        ) from None
+
+
+def _check_seconds(name: str, value: object, *, positive: bool = False, optional: bool = False) -> None:
+    """Reject non-numbers, NaN, infinities and negative (or zero) durations."""
+    if value is None and optional:
+        return
+    ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    if not ok or value < 0 or (positive and value == 0):  # type: ignore[operator]
+        need = "a finite number of seconds > 0" if positive else "a finite number of seconds >= 0"
+        raise ConfigError(f"{name} must be {need}{' or None' if optional else ''}, not {value!r}")
+
+
+class _BookWatch:
+    """The state behind watch_order_book(): how often the valid book changed
+    and how many of those changes a call has already returned."""
+
+    __slots__ = ("_event", "returned", "version")
+
+    def __init__(self) -> None:
+        self.version = 0
+        self.returned = 0
+        self._event = asyncio.Event()
+
+    def changed(self) -> None:
+        self.version += 1
+        self._event.set()
+
+    async def wait(self) -> None:
+        while self.version == self.returned:
+            self._event.clear()
+            await self._event.wait()
+        self.returned = self.version
+
+
+def _connection_health(conn: Connection) -> ConnectionHealth:
+    d = conn.health()
+    return ConnectionHealth(
+        conn_id=conn.conn_id,
+        venue=conn.venue,
+        url=conn.url,
+        state=conn.state,
+        subscriptions=len(conn.subscriptions),
+        last_frame_age_s=d["last_frame_age_s"],
+        last_data_age_s=d["last_data_age_s"],
+        last_error=conn.stats.last_error,
+        last_error_ns=conn.stats.last_error_ns,
+        connect_failures=conn.stats.connect_failures,
+        failed_attempts=conn.stats.failed_attempts,
+        paused=conn.paused,
+        connection=d["connection"],
+        feed=d["feed"],
+        books=d["books"],
+    )
+
+
+def _to_overflow(value: Overflow | str) -> Overflow:
+    if isinstance(value, Overflow):
+        return value
+    if isinstance(value, str):
+        for policy in Overflow:
+            if value.strip().lower() in (policy.value, policy.name.lower()):
+                return policy
+    names = ", ".join(repr(p.value) for p in Overflow)
+    raise ConfigError(f"unknown overflow policy {value!r}: use a wsmux.Overflow or one of {names}")
 
 
 class BookView:
@@ -285,10 +390,19 @@ class Multiplexer:
     ) -> None:
         if not isinstance(redundancy, int) or redundancy < 1:
             raise ConfigError(f"redundancy must be a positive int, not {redundancy!r}")
-        self._endpoints: dict[str, Endpoint] = {}
-        for venue, ep in (endpoints or {}).items():
-            self._endpoints[venue] = ep if isinstance(ep, Endpoint) else Endpoint(url=ep)
+        _check_seconds("connect_timeout", connect_timeout, positive=True)
+        _check_seconds("stale_after", stale_after, positive=True, optional=True)
+        _check_seconds("stable_after", stable_after)
+        _check_seconds("rollover_margin", rollover_margin)
         self._adapters = dict(adapters or {})
+        if endpoints is None:
+            endpoints = _endpoints_from_env()
+        self._endpoints: dict[str, Endpoint] = {}
+        for venue, ep in endpoints.items():
+            self._check_venue(venue, "endpoints")
+            if not isinstance(ep, Endpoint | str):
+                raise ConfigError(f"endpoints[{venue!r}] must be an Endpoint or a URL string, not {ep!r}")
+            self._endpoints[venue] = ep if isinstance(ep, Endpoint) else Endpoint(url=ep)
         self._own_http = http is None
         self._http = http
         self.clock = clock
@@ -330,14 +444,20 @@ class Multiplexer:
         self._sub_refs: dict[Subscription, set[Stream]] = {}
         self._sub_conn: dict[Subscription, Shard] = {}
         self._routes: dict[tuple[str, Channel, str], list[Stream]] = {}
-        self._puts: dict[tuple[str, Channel, str], tuple[Callable[[Event], None], ...]] = {}
-        """The dispatch table: per route, the ``_put`` of every stream on it.
-        Built on first use, cleared whenever a route changes."""
+        self._puts: dict[tuple[type, str, str], tuple[Callable[[Event], None], ...]] = {}
+        """The dispatch table: per (event class, venue, symbol), the ``_put`` of
+        every stream routed that event. Built on first use, cleared whenever a
+        route changes."""
         self._venue_streams: dict[str, list[Stream]] = {}
         self._streams: list[Stream] = []
         self._blocking: list[Stream] = []
         self._pending: set[asyncio.Task[Any]] = set()
         self._consolidated: dict[str, ConsolidatedBBO] = {}
+        self._placing = asyncio.Lock()
+        self.stall_report_after = 5.0
+        """Seconds a connection may stay paused by a full BLOCK stream before
+        the stall is logged and counted (``counters["stalls"]``)."""
+        self._book_watchers: dict[tuple[str, str], _BookWatch] = {}
         self._started = False
         self._closed = False
 
@@ -350,10 +470,22 @@ class Multiplexer:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
-    async def start(self) -> None:
-        """Prepare (creates the HTTP client). ``async with`` calls it."""
+    def _check_usable(self) -> None:
         if self._closed:
-            raise ClosedError("multiplexer is closed")
+            raise ClosedError("multiplexer is closed; create a new Multiplexer")
+        if not self._started:
+            raise NotStarted(
+                "multiplexer not started: use 'async with Multiplexer() as mux' (or await mux.start()) first"
+            )
+
+    async def start(self) -> None:
+        """Prepare (creates the HTTP client). ``async with`` calls it.
+
+        Raises:
+            ClosedError: the multiplexer was closed (it cannot be restarted).
+        """
+        if self._closed:
+            raise ClosedError("multiplexer is closed; create a new Multiplexer")
         if self._http is None:
             self._http = httpx.AsyncClient(timeout=httpx.Timeout(10.0), follow_redirects=True)
         self._started = True
@@ -388,42 +520,63 @@ class Multiplexer:
         """The adapter class used for ``venue`` (raises UnknownVenue)."""
         return self._adapters.get(venue) or exchanges.get(venue)
 
+    def _check_venue(self, venue: object, where: str) -> None:
+        """Raise UnknownVenue (with close matches) unless ``venue`` has an adapter."""
+        known = sorted({*exchanges.names(), *self._adapters})
+        if isinstance(venue, str) and venue in known:
+            return
+        close = difflib.get_close_matches(str(venue).lower(), known, n=3, cutoff=0.5)
+        hint = f"did you mean {' or '.join(repr(c) for c in close)}? " if close else ""
+        raise UnknownVenue(f"unknown venue {venue!r} in {where}: {hint}known venues: {', '.join(known)}")
+
     def _new_adapter(self, venue: str) -> Adapter:
         ep = self._endpoints.get(venue, Endpoint())
         return self.adapter_class(venue)(url=ep.url, rest_url=ep.rest_url)
 
     def subscribe(
         self,
-        *subscriptions: Subscription | Iterable[Subscription],
+        *subscriptions: Subscription | str | Iterable[Subscription],
         maxsize: int = 100_000,
-        overflow: Overflow = Overflow.BLOCK,
+        overflow: Overflow | str = Overflow.BLOCK,
         name: str = "",
     ) -> Stream:
         """A new :class:`~wsmux.Stream` of ``subscriptions``.
 
+        Each item is a :class:`~wsmux.Subscription`, an iterable of them (what
+        :func:`~wsmux.trades`, :func:`~wsmux.book`... return) or the CLI's text
+        form ``"VENUE:CHANNEL:SYMBOL[,SYMBOL...]"``. ``overflow`` is an
+        :class:`~wsmux.Overflow` or its value (``"drop_oldest"``).
+
         Validates everything first: an unknown venue, channel or symbol raises
         (:class:`~wsmux.errors.LocalError` subclasses) and nothing is
         subscribed. Connections open in the background; the stream yields
-        :class:`~wsmux.Connected` when they are up.
+        :class:`~wsmux.Connected` when they are up (or
+        :class:`~wsmux.ConnectFailed` for every attempt that fails).
         """
-        if self._closed:
-            raise ClosedError("multiplexer is closed")
-        if not self._started:
-            raise ClosedError("use 'async with Multiplexer() as mux' (or await mux.start()) first")
+        self._check_usable()
+        overflow = _to_overflow(overflow)
+        if isinstance(maxsize, bool) or not isinstance(maxsize, int) or maxsize <= 0:
+            raise ConfigError(f"maxsize must be a positive int, not {maxsize!r}")
         subs: list[Subscription] = []
         for item in subscriptions:
             if isinstance(item, Subscription):
                 subs.append(item)
+            elif isinstance(item, str):
+                subs.extend(Subscription.parse(item))
             elif isinstance(item, Iterable):
                 subs.extend(item)
             else:
-                raise ConfigError(f"not a subscription: {item!r}")
+                raise ConfigError(
+                    f"not a subscription: {item!r}; pass wsmux.trades(...)/wsmux.book(...) results, "
+                    "Subscription objects or 'VENUE:CHANNEL:SYMBOL' strings"
+                )
         if not subs:
             raise ConfigError("subscribe() needs at least one subscription")
         checkers: dict[str, Adapter] = {}
         for sub in subs:
             if not isinstance(sub, Subscription):
                 raise ConfigError(f"not a subscription: {sub!r}")
+            self._check_venue(sub.venue, "subscribe()")
             checker = checkers.get(sub.venue) or self._new_adapter(sub.venue)
             checkers[sub.venue] = checker
             checker.check(sub)
@@ -445,7 +598,7 @@ class Multiplexer:
                 fresh.append(sub)
             refs.add(stream)
         if fresh:
-            self._spawn(self._place(fresh))
+            self._spawn(self._reconcile())
         # Books already synced for earlier streams: give the new stream the state now.
         for sub in unique:
             if sub.channel is Channel.BOOK and sub not in fresh:
@@ -456,6 +609,38 @@ class Multiplexer:
                     stream._put(book.snapshot_event(now))
                     stream._put(book.resynced_event(now))
         return stream
+
+    async def _reconcile(self) -> None:
+        """Make the placed subscriptions equal the referenced ones.
+
+        The only code that places or removes venue subscriptions. It runs
+        under one lock and compares the wanted set (a stream refers to it)
+        with the placed set, so no interleaving of subscribe() and aclose()
+        — even with no loop turn in between — can leave an orphan or a
+        subscription placed twice.
+        """
+        async with self._placing:
+            orphaned = [sub for sub in self._sub_conn if sub not in self._sub_refs]
+            if orphaned:
+                await self._unplace(orphaned)
+            fresh = [sub for sub in self._sub_refs if sub not in self._sub_conn]
+            if fresh and not self._closed:
+                await self._place(fresh)
+
+    async def _unplace(self, orphaned: list[Subscription]) -> None:
+        by_shard: dict[Shard, list[Subscription]] = {}
+        for sub in orphaned:
+            shard = self._sub_conn.pop(sub, None)
+            if shard is not None:
+                by_shard.setdefault(shard, []).append(sub)
+            if sub.channel is Channel.TRADES and self._sequencer is not None:
+                self._sequencer.forget(sub.venue, sub.symbol)
+        for shard, subs in by_shard.items():
+            await shard.remove(subs)
+            if not shard.subscriptions:
+                await shard.close()
+                with contextlib.suppress(ValueError):
+                    self._shards[shard.venue].remove(shard)
 
     def _attach_stream(self, stream: Stream) -> None:
         """Route the events of ``stream``'s subscriptions (and the status
@@ -564,7 +749,7 @@ class Multiplexer:
         for lst in self._venue_streams.values():
             with contextlib.suppress(ValueError):
                 lst.remove(stream)
-        orphaned: list[Subscription] = []
+        orphaned = False
         for sub in stream.subscriptions:
             key = (sub.venue, sub.channel, sub.symbol)
             lst = self._routes.get(key, [])
@@ -578,29 +763,18 @@ class Multiplexer:
                 refs.discard(stream)
                 if not refs:
                     del self._sub_refs[sub]
-                    orphaned.append(sub)
-        by_shard: dict[Shard, list[Subscription]] = {}
-        for sub in orphaned:
-            shard = self._sub_conn.pop(sub, None)
-            if shard is not None:
-                by_shard.setdefault(shard, []).append(sub)
-            if sub.channel is Channel.TRADES and self._sequencer is not None:
-                self._sequencer.forget(sub.venue, sub.symbol)
-        for shard, subs in by_shard.items():
-            await shard.remove(subs)
-            if not shard.subscriptions:
-                await shard.close()
-                with contextlib.suppress(ValueError):
-                    self._shards[shard.venue].remove(shard)
+                    orphaned = True
+        if orphaned:
+            await self._reconcile()
 
     def subscribe_consolidated(
         self,
         symbol: str,
         venues: Iterable[str],
         *,
-        channel: Channel = Channel.BOOK,
+        channel: Channel | str = Channel.BOOK,
         maxsize: int = 10_000,
-        overflow: Overflow = Overflow.CONFLATE,
+        overflow: Overflow | str = Overflow.CONFLATE,
         name: str = "",
     ) -> Stream:
         """A stream of :class:`~wsmux.ConsolidatedQuote` events: the best bid
@@ -611,7 +785,10 @@ class Multiplexer:
         ``QUOTES`` (the venue's BBO feed). The live object is
         :meth:`consolidated`. Closing the stream unsubscribes.
         """
-        venue_list = tuple(dict.fromkeys(venues))
+        self._check_usable()
+        channel = to_channel(channel)
+        overflow = _to_overflow(overflow)
+        venue_list = (venues,) if isinstance(venues, str) else tuple(dict.fromkeys(venues))
         if channel not in (Channel.BOOK, Channel.QUOTES):
             raise ConfigError(f"consolidation reads BOOK or QUOTES, not {channel.value}")
         if len(venue_list) < 1:
@@ -677,9 +854,12 @@ class Multiplexer:
         """The live consolidated BBO of ``symbol`` (see :meth:`subscribe_consolidated`).
 
         Raises:
-            KeyError: no consolidated stream for ``symbol``.
+            NotSubscribed: no consolidated stream for ``symbol`` (a ``KeyError``).
         """
-        return self._consolidated[symbol]
+        cons = self._consolidated.get(symbol)
+        if cons is None:
+            raise NotSubscribed(f"no consolidated stream for {symbol!r}: call mux.subscribe_consolidated() first")
+        return cons
 
     def _live_book(self, venue: str, symbol: str) -> OrderBook | None:
         shard = self._sub_conn.get(Subscription(venue, Channel.BOOK, symbol))
@@ -737,12 +917,12 @@ class Multiplexer:
                             )
                         )
             # dispatch, inlined for market data: one precomputed tuple per route
-            route = (venue, channel, event.symbol)  # type: ignore[attr-defined]
+            symbol: str = event.symbol  # type: ignore[attr-defined]
             if self._stale_after_by_channel:
-                self._last_seen[route] = event.recv_ns  # type: ignore[attr-defined]
-            puts = self._puts.get(route)
+                self._last_seen[venue, channel, symbol] = event.recv_ns  # type: ignore[attr-defined]
+            puts = self._puts.get((cls, venue, symbol))
             if puts is None:
-                puts = self._puts[route] = tuple(stream._put for stream in self._routes.get(route, ()))
+                puts = self._puts_for(cls, venue, channel, symbol)
             for put in puts:
                 put(event)
             return
@@ -877,14 +1057,16 @@ class Multiplexer:
             )
 
     def _dispatch(self, event: Event) -> None:
-        channel = _CHANNEL_OF.get(type(event))
+        cls = type(event)
+        channel = _CHANNEL_OF.get(cls)
         if channel is not None:
-            key = (event.venue, channel, event.symbol)  # type: ignore[attr-defined]
+            venue: str = event.venue  # type: ignore[attr-defined]
+            symbol: str = event.symbol  # type: ignore[attr-defined]
             if self._stale_after_by_channel:
-                self._last_seen[key] = event.recv_ns  # type: ignore[attr-defined]
-            puts = self._puts.get(key)
+                self._last_seen[venue, channel, symbol] = event.recv_ns  # type: ignore[attr-defined]
+            puts = self._puts.get((cls, venue, symbol))
             if puts is None:
-                puts = self._puts[key] = tuple(stream._put for stream in self._routes.get(key, ()))
+                puts = self._puts_for(cls, venue, channel, symbol)
             for put in puts:
                 put(event)
             return
@@ -904,6 +1086,15 @@ class Multiplexer:
             return
         for stream in self._streams:  # venue-less errors
             stream._put(event)
+
+    def _puts_for(
+        self, cls: type, venue: str, channel: Channel, symbol: str
+    ) -> tuple[Callable[[Event], None], ...]:
+        """Build the dispatch-table entry of (``cls``, ``venue``, ``symbol``)."""
+        puts = self._puts[cls, venue, symbol] = tuple(
+            stream._put for stream in self._routes.get((venue, channel, symbol), ())
+        )
+        return puts
 
     async def _stale_watch(self) -> None:
         """Per (venue, channel, symbol): report a subscribed channel that went silent."""
@@ -942,33 +1133,186 @@ class Multiplexer:
             return None
         for stream in self._blocking:
             if stream.blocked and any(sub.venue == venue for sub in stream.subscriptions):
-                return stream._wait_space()
+                return self._paused(stream, venue)
         return None
+
+    async def _paused(self, stream: Stream, venue: str) -> None:
+        """Wait for room in ``stream``; a pause longer than ``stall_report_after``
+        is a stall: logged (WARNING, ``wsmux.multiplexer``) and counted."""
+        waiting = asyncio.ensure_future(stream._wait_space())
+        try:
+            done, _ = await asyncio.wait({waiting}, timeout=self.stall_report_after)
+            if done:
+                return
+            self.counters["stalls"] = self.counters.get("stalls", 0) + 1
+            _log.warning(
+                "stream %r is full (%d events, overflow=block) and not read: %s is paused until it is read; "
+                "read it (async for / get()), or give it another overflow policy, or only callbacks",
+                stream.name,
+                stream.maxsize,
+                venue,
+            )
+            started = self.clock.monotonic()
+            await waiting
+            _log.warning(
+                "stream %r read again: %s resumed after %.1f s", stream.name, venue, self.clock.monotonic() - started
+            )
+        finally:
+            waiting.cancel()
+
+    def _subscribed(self, venue: str, symbol: str, channel: Channel) -> list[Subscription]:
+        """The subscriptions of ``venue:channel:symbol`` some stream holds, or a typed error."""
+        self._check_usable()
+        self._check_venue(venue, f"{'l3_book' if channel is Channel.L3 else 'book'}()")
+        wanted = [s for s in self._sub_refs if s.venue == venue and s.symbol == symbol and s.channel is channel]
+        if not wanted:
+            helper = "l3" if channel is Channel.L3 else "book"
+            raise NotSubscribed(
+                f"no stream subscribes to the {channel.value} of {venue}:{symbol}: "
+                f"subscribe first, e.g. mux.subscribe(wsmux.{helper}({venue!r}, {symbol!r}))"
+            )
+        return wanted
+
+    def _find_book(self, venue: str, symbol: str, channel: Channel) -> Shard:
+        """The shard carrying ``venue:channel:symbol``, or a typed error saying why not."""
+        for sub in self._subscribed(venue, symbol, channel):
+            shard = self._sub_conn.get(sub)
+            if shard is not None:
+                return shard
+        raise NotSubscribed(
+            f"the {channel.value} of {venue}:{symbol} is being subscribed (the event loop has not run yet); "
+            f"await mux.synced({venue!r}, {symbol!r}) to wait for a valid book"
+        )
 
     def book(self, venue: str, symbol: str) -> BookView:
         """The live L2 book of ``symbol`` on ``venue`` (read-only view).
 
         Raises:
-            KeyError: no stream subscribes to that book.
+            NotSubscribed: no stream subscribes to that book (a ``KeyError``).
+            UnknownVenue: no adapter has that venue id (a ``KeyError``).
+            NotStarted, ClosedError: the multiplexer is not started or closed.
         """
-        for sub, shard in self._sub_conn.items():
-            if sub.venue == venue and sub.symbol == symbol and sub.channel is Channel.BOOK:
-                book = shard.book(symbol)
-                if book is not None:
-                    return BookView(book)
-        raise KeyError(f"no book subscription for {venue}:{symbol}")
+        shard = self._find_book(venue, symbol, Channel.BOOK)
+        book = shard.book(symbol)
+        if book is None:
+            raise NotSubscribed(f"the book of {venue}:{symbol} has no connection yet; retry after the loop ran")
+        return BookView(book)
 
     def l3_book(self, venue: str, symbol: str) -> L3BookView:
         """The live order-by-order book of ``symbol`` on ``venue`` (read-only view).
 
         Raises:
-            KeyError: no stream subscribes to that L3 book.
+            NotSubscribed: no stream subscribes to that L3 book (a ``KeyError``).
+            UnknownVenue: no adapter has that venue id (a ``KeyError``).
+            NotStarted, ClosedError: the multiplexer is not started or closed.
         """
-        shard = self._sub_conn.get(Subscription(venue, Channel.L3, symbol))
-        book = shard.l3_book(symbol) if shard is not None else None
+        shard = self._find_book(venue, symbol, Channel.L3)
+        book = shard.l3_book(symbol)
         if book is None:
-            raise KeyError(f"no L3 subscription for {venue}:{symbol}")
+            raise NotSubscribed(f"the L3 book of {venue}:{symbol} has no connection yet; retry after the loop ran")
         return L3BookView(book)
+
+    async def synced(self, venue: str, symbol: str, timeout: float | None = 30.0) -> BookView:
+        """Wait until the subscribed L2 book of ``symbol`` on ``venue`` is valid
+        (in sync with the venue) and return its live view.
+
+        Returns at once if it is valid already. Use it before reading a book
+        or driving a mock exchange right after ``subscribe()``::
+
+            mux.subscribe(book("binance", "BTC-USDT"))
+            view = await mux.synced("binance", "BTC-USDT", timeout=10)
+
+        Raises:
+            SyncTimeout: not valid within ``timeout`` seconds (None: wait
+                forever); the message has the connection's state and last error.
+            NotSubscribed, UnknownVenue, NotStarted, ClosedError: as :meth:`book`.
+        """
+        _check_seconds("timeout", timeout, positive=True, optional=True)
+        self._subscribed(venue, symbol, Channel.BOOK)
+        view = self._valid_view(venue, symbol)
+        if view is not None:
+            return view
+        ready = asyncio.Event()
+
+        def check(_event: Event) -> None:
+            if self._valid_view(venue, symbol) is not None:
+                ready.set()
+
+        waiter = self.subscribe(Subscription(venue, Channel.BOOK, symbol), name=f"synced-{venue}:{symbol}")
+        waiter.on(Resynced, check).on(BookSnapshot, check).on(BookUpdate, check)
+        try:
+            if self._valid_view(venue, symbol) is not None:
+                ready.set()
+            try:
+                await asyncio.wait_for(ready.wait(), timeout)
+            except TimeoutError:
+                raise SyncTimeout(
+                    f"the book of {venue}:{symbol} was not in sync within {timeout} s; {self._why(venue)}"
+                ) from None
+        finally:
+            await waiter.aclose()
+        view = self._valid_view(venue, symbol)
+        if view is None:  # pragma: no cover - closed meanwhile
+            raise ClosedError("multiplexer closed while waiting for a book")
+        return view
+
+    async def watch_order_book(self, venue: str, symbol: str, timeout: float | None = None) -> BookView:
+        """The next consistent view of the L2 book of ``symbol`` on ``venue``
+        (the ccxt.pro idiom ``await exchange.watch_order_book(symbol)``).
+
+        The first call subscribes (the subscription lives until :meth:`close`)
+        and returns once the book is valid. Each later call returns as soon as
+        the valid book changed since the previous call returned (at once if it
+        already did), so a loop of calls never misses the latest state. The
+        view is live: read it before the next ``await`` (or keep ``view.copy()``).
+
+        Raises:
+            SyncTimeout: no consistent book within ``timeout`` seconds.
+            UnknownVenue, UnknownSymbol, NotStarted, ClosedError.
+        """
+        _check_seconds("timeout", timeout, positive=True, optional=True)
+        self._check_usable()
+        key = (venue, symbol)
+        watch = self._book_watchers.get(key)
+        if watch is None:
+            watch = self._book_watchers[key] = _BookWatch()
+            stream = self.subscribe(
+                Subscription(venue, Channel.BOOK, symbol), name=f"watch_order_book-{venue}:{symbol}"
+            )
+
+            def changed(_event: Event, watch: _BookWatch = watch) -> None:
+                if self._valid_view(venue, symbol) is not None:
+                    watch.changed()
+
+            stream.on(BookSnapshot, changed).on(BookUpdate, changed)
+            if self._valid_view(venue, symbol) is not None:
+                watch.changed()
+        try:
+            await asyncio.wait_for(watch.wait(), timeout)
+        except TimeoutError:
+            raise SyncTimeout(
+                f"no consistent book of {venue}:{symbol} within {timeout} s; {self._why(venue)}"
+            ) from None
+        view = self._valid_view(venue, symbol)
+        if view is None:  # invalidated between the change and this task resuming: wait for the resync
+            return await self.watch_order_book(venue, symbol, timeout)
+        return view
+
+    def _valid_view(self, venue: str, symbol: str) -> BookView | None:
+        shard = self._sub_conn.get(Subscription(venue, Channel.BOOK, symbol))
+        book = shard.book(symbol) if shard is not None else None
+        return BookView(book) if book is not None and book.valid else None
+
+    def _why(self, venue: str) -> str:
+        """The state and last error of ``venue``'s connections, for error messages."""
+        conns = [c for c in self.connections() if c.venue == venue]
+        if not conns:
+            return "no connection to the venue yet"
+        parts = []
+        for c in conns:
+            err = c.stats.last_error
+            parts.append(f"connection {c.conn_id} {c.state}" + (f", last error: {err}" if err else ""))
+        return "; ".join(parts)
 
     @property
     def books(self) -> dict[tuple[str, str], BookView]:
@@ -985,49 +1329,49 @@ class Multiplexer:
         """All connections (for inspection)."""
         return [c for shards in self._shards.values() for shard in shards for c in shard.conns]
 
-    def health(self) -> dict[str, Any]:
-        """A snapshot of every connection, book and stream: state, ages,
-        counters (frames, parse errors, gaps, resyncs, drops)."""
-        streams = []
-        for s in self._streams:
-            st = s.stats
-            streams.append(
-                {
-                    "name": s.name,
-                    "subscriptions": [str(x) for x in s.subscriptions],
-                    "buffered": s.buffered,
-                    "received": st.received,
-                    "delivered": st.delivered,
-                    "dropped": st.dropped,
-                    "dropped_by_reason": dict(st.dropped_by_reason),
-                    "callback_errors": st.callback_errors,
-                    "max_buffered": st.max_buffered,
-                }
+    def health(self) -> Health:
+        """A snapshot of every connection, book and stream: state, last error
+        and when, ages, counters (frames, parse errors, gaps, resyncs, drops).
+        A typed :class:`~wsmux.health.Health` record; ``.to_dict()`` for a dict."""
+        streams = [
+            StreamHealth(
+                name=s.name,
+                subscriptions=[str(x) for x in s.subscriptions],
+                buffered=s.buffered,
+                received=s.stats.received,
+                delivered=s.stats.delivered,
+                dropped=s.stats.dropped,
+                dropped_by_reason=dict(s.stats.dropped_by_reason),
+                callback_errors=s.stats.callback_errors,
+                max_buffered=s.stats.max_buffered,
+                blocked=s.blocked,
             )
+            for s in self._streams
+        ]
         breakers = {
             venue: {"state": b.state.value, **attrs.asdict(b.stats)} for venue, b in sorted(self._breakers.items())
         }
         shards = [
-            {
-                "venue": sh.venue,
-                "route": sh.route,
-                "connections": [c.conn_id for c in sh.conns],
-                "subscriptions": len(sh.subscriptions),
-                "rollovers": sh.rollovers,
-                "arbiter": attrs.asdict(sh.arbiter.stats) if sh.arbiter is not None else None,
-            }
+            ShardHealth(
+                venue=sh.venue,
+                route=sh.route,
+                connections=[c.conn_id for c in sh.conns],
+                subscriptions=len(sh.subscriptions),
+                rollovers=sh.rollovers,
+                arbiter=attrs.asdict(sh.arbiter.stats) if sh.arbiter is not None else None,
+            )
             for shards in self._shards.values()
             for sh in shards
         ]
         trades = attrs.asdict(self._sequencer.stats) if self._sequencer is not None else None
-        return {
-            "connections": [c.health() for c in self.connections()],
-            "streams": streams,
-            "shards": shards,
-            "breakers": breakers,
-            "trades": trades,
-            "counters": dict(self.counters),
-        }
+        return Health(
+            connections=[_connection_health(c) for c in self.connections()],
+            streams=streams,
+            shards=shards,
+            breakers=breakers,
+            trades=trades,
+            counters=dict(self.counters),
+        )
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)

@@ -434,6 +434,24 @@ class Stream:
             finally:
                 self._waiter = None
 
+    async def get(self, timeout: float | None = None) -> Event:
+        """The next event, waiting up to ``timeout`` seconds (None: forever).
+        Like one step of ``async for`` (it makes the stream buffer for reading).
+
+        Raises:
+            TimeoutError: nothing arrived in time (nothing is lost).
+            ClosedError: the stream is closed and every buffered event was read.
+            StreamOverflow: a ``RAISE`` stream overflowed.
+        """
+        if not self._iterated:
+            self.__aiter__()
+        try:
+            if timeout is None:
+                return await self.__anext__()
+            return await asyncio.wait_for(self.__anext__(), timeout)
+        except StopAsyncIteration:
+            raise ClosedError(f"stream {self.name} is closed and drained") from None
+
     async def get_batch(self, max_events: int = 1024) -> list[Event]:
         """Wait for at least one event and return up to ``max_events``
         (the sync facade reads this way to amortise thread hops).

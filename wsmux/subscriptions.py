@@ -9,15 +9,21 @@ Unified symbols are ``BASE-QUOTE`` for spot (``BTC-USDT``), ``BASE-QUOTE-PERP``
 for perpetual swaps (``BTC-USDT-PERP``), ``BASE-QUOTE-YYYYMMDD`` for dated
 futures. Symbols are checked for shape here; whether a venue lists them is the
 adapter's business.
+
+The string forms a user types are accepted too: a channel by its value
+(``Subscription("binance", "trades", "BTC-USDT")``) and a whole subscription
+as the CLI writes it, ``VENUE:CHANNEL:SYMBOL[,SYMBOL...]`` (:meth:`Subscription.parse`,
+also accepted by :meth:`wsmux.Multiplexer.subscribe`).
 """
 
 from __future__ import annotations
 
+import difflib
 import re
 
 import attrs
 
-from wsmux.errors import ConfigError, UnknownSymbol
+from wsmux.errors import ConfigError, UnknownChannel, UnknownSymbol
 from wsmux.model import Channel
 
 __all__ = [
@@ -30,6 +36,7 @@ __all__ = [
     "open_interest",
     "parse_symbol",
     "quotes",
+    "to_channel",
     "trades",
 ]
 
@@ -58,6 +65,27 @@ def _check_symbol(_inst: object, _attr: object, value: str) -> None:
     parse_symbol(value)
 
 
+def to_channel(value: Channel | str) -> Channel:
+    """``value`` as a :class:`~wsmux.Channel`: a Channel, or its value or
+    name as text (``"trades"``, ``"TRADES"``).
+
+    Raises:
+        UnknownChannel: no channel has that name (the message lists them).
+    """
+    if isinstance(value, Channel):
+        return value
+    if isinstance(value, str):
+        text = value.strip().lower()
+        for channel in Channel:
+            if text in (channel.value, channel.name.lower()):
+                return channel
+    names = [c.value for c in Channel]
+    close = difflib.get_close_matches(str(value).lower(), names, n=1) if isinstance(value, str) else []
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    listed = ", ".join(repr(n) for n in names)
+    raise UnknownChannel(f"unknown channel {value!r}: {hint}use a wsmux.Channel or one of {listed}")
+
+
 @attrs.frozen(slots=True)
 class Subscription:
     """One stream of market data: a channel of one symbol on one venue.
@@ -71,7 +99,7 @@ class Subscription:
     """
 
     venue: str
-    channel: Channel
+    channel: Channel = attrs.field(converter=to_channel)
     symbol: str = attrs.field(validator=_check_symbol)
     depth: int | None = None
 
@@ -81,6 +109,24 @@ class Subscription:
 
     def __str__(self) -> str:
         return f"{self.venue}:{self.channel.value}:{self.symbol}"
+
+    @classmethod
+    def parse(cls, text: str) -> tuple[Subscription, ...]:
+        """Subscriptions from the CLI form ``VENUE:CHANNEL:SYMBOL[,SYMBOL...]``,
+        e.g. ``"binance:trades:BTC-USDT,ETH-USDT"``.
+
+        Raises:
+            ConfigError: ``text`` does not have three ``:``-separated parts.
+            UnknownChannel, UnknownSymbol: a bad channel or symbol.
+        """
+        parts = text.split(":") if isinstance(text, str) else []
+        if len(parts) != 3 or not all(p.strip() for p in parts):
+            raise ConfigError(
+                f"not a subscription: {text!r}; write VENUE:CHANNEL:SYMBOL[,SYMBOL...], "
+                "e.g. 'binance:trades:BTC-USDT', or use wsmux.trades(...)/wsmux.book(...)"
+            )
+        venue, channel, symbols = (p.strip() for p in parts)
+        return tuple(cls(venue, to_channel(channel), s.strip()) for s in symbols.split(",") if s.strip())
 
 
 def _make(channel: Channel, venue: str, symbols: tuple[str, ...]) -> tuple[Subscription, ...]:

@@ -92,6 +92,8 @@ _INF = math.inf
 class Quality(enum.Enum):
     """The verdict of :meth:`QualityGate.check`."""
 
+    __hash__ = object.__hash__  # identity hash in C (members are singletons)
+
     OK = "ok"
     BAD_PRICE = "bad_price"
     """A price is not finite or not positive."""

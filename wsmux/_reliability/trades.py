@@ -135,6 +135,8 @@ DEFAULT_ID_POLICIES: Mapping[str, IdPolicy] = {
 class TradeVerdict(enum.Enum):
     """What :meth:`TradeSequencer.on_trade` says about a trade."""
 
+    __hash__ = object.__hash__  # identity hash in C (members are singletons)
+
     NEW = "new"
     """The next trade."""
     GAP = "gap"

@@ -397,9 +397,11 @@ class OrderBook:
         else:
             top_b = bk[: -n - 1 : -1]
             top_a = ak[: -n - 1 : -1]
-        bids = self._bids
-        asks = self._asks
-        return tuple([(p, bids[p]) for p in top_b]), tuple([(-k, asks[-k]) for k in top_a])
+        top_a = [-k for k in top_a]
+        return (
+            tuple(zip(top_b, map(self._bids.__getitem__, top_b), strict=True)),
+            tuple(zip(top_a, map(self._asks.__getitem__, top_a), strict=True)),
+        )
 
     def levels(self, side: BookSide) -> Iterator[Level]:
         """Iterate one side best first. O(1) per level (the side must not
@@ -528,8 +530,30 @@ def _store_text(store: dict[float, tuple[str, str]], sizes: dict[float, float], 
 
 
 def _build_side(levels: Iterable[Sequence[Any]]) -> dict[float, float] | None:
-    """``{price: size}`` of a snapshot side (zero sizes skipped), or None if a
-    level is bad."""
+    """``{price: size}`` of a snapshot side (zero sizes skipped, a later
+    duplicate wins, as if applied in order), or None if a level is bad.
+
+    Levels that are already ``(float, float)`` pairs (an adapter's
+    :class:`~wsmux.BookSnapshot`) are taken by ``dict()`` in C and only
+    checked here; anything else (the venue's text) is converted level by level.
+    """
+    try:
+        sizes: dict[float, float] = dict(levels)  # type: ignore[arg-type]
+    except (TypeError, ValueError):  # levels of three or more items, or not pairs
+        pass
+    else:
+        zeros: list[float] = []
+        for price, size in sizes.items():
+            if type(price) is not float or type(size) is not float:
+                break  # text (or ints): the converting path below
+            if not (0.0 < price < MAX_VALUE and 0.0 <= size < MAX_VALUE):
+                return None
+            if not size:
+                zeros.append(price)
+        else:
+            for price in zeros:
+                del sizes[price]
+            return sizes
     out: dict[float, float] = {}
     for level in levels:
         price = float(level[0])

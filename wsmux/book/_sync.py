@@ -88,6 +88,8 @@ class SyncState(enum.Enum):
 class Verdict(enum.Enum):
     """What :meth:`BookSync.on_update` / :meth:`BookSync.on_snapshot` did."""
 
+    __hash__ = object.__hash__  # identity hash in C (members are singletons)
+
     APPLIED = "applied"
     """Applied to a valid book: deliver the update."""
     BUFFERED = "buffered"
@@ -147,7 +149,6 @@ class SyncRule:
         keep_text: keep each level's text (needed by ``checksum``).
         check_crossed: treat a crossed book as broken.
         max_buffer: most updates buffered while waiting for a REST snapshot.
-        integrity: see :meth:`level`.
     """
 
     snapshot: SnapshotSource

@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import importlib
 
-from wsmux.adapter import Adapter
-from wsmux.errors import ConfigError, UnknownVenue
+import attrs
 
-__all__ = ["get", "names", "register"]
+from wsmux.adapter import Adapter
+from wsmux.book import SnapshotSource
+from wsmux.errors import ConfigError, UnknownVenue, WsmuxError
+from wsmux.model import Channel, Integrity
+
+__all__ = ["VenueInfo", "describe", "exchange_of", "get", "names", "register"]
 
 # venue id -> "module:Class", imported on first use so `import wsmux` stays cheap.
 _LAZY: dict[str, str] = {
@@ -70,3 +74,67 @@ def get(venue: str) -> type[Adapter]:
 def names() -> list[str]:
     """All registered venue ids, sorted."""
     return sorted({*_LAZY, *_LOADED})
+
+
+def exchange_of(venue: str) -> str:
+    """The exchange behind ``venue`` (see :attr:`wsmux.Adapter.exchange`)."""
+    cls = get(venue)
+    return cls.exchange or venue.partition("-")[0]
+
+
+@attrs.frozen
+class VenueInfo:
+    """What an adapter declares about its venue (for ``wsmux venues`` and the docs).
+
+    Attributes:
+        venue: the venue id.
+        exchange: the exchange behind it (several ids may share one).
+        adapter: the adapter class name.
+        channels: the channels it offers, sorted.
+        snapshot: ``"REST"`` or ``"stream"`` (``None`` without a book channel).
+        continuity: the book rule's continuity check.
+        checksum: whether the venue's book checksum is verified.
+        integrity: the book's :class:`~wsmux.Integrity` level.
+        streams_per_connection: subscriptions one connection may carry.
+        messages_per_second: client messages per second per connection.
+    """
+
+    venue: str
+    exchange: str
+    adapter: str
+    channels: tuple[str, ...]
+    snapshot: str | None
+    continuity: str | None
+    checksum: bool
+    integrity: Integrity | None
+    streams_per_connection: int
+    messages_per_second: float
+
+
+_SAMPLE_SYMBOLS = ("BTC-USDT", "BTC-USD", "BTC-USDT-PERP", "BTC-USD-PERP", "BTC-USDC", "BTC-KRW", "BTC-JPY")
+
+
+def describe(venue: str) -> VenueInfo:
+    """The :class:`VenueInfo` of ``venue``, read from its adapter's declarations."""
+    cls = get(venue)
+    rule = None
+    if Channel.BOOK in cls.channels:
+        adapter = cls()
+        for symbol in _SAMPLE_SYMBOLS:
+            try:
+                rule = adapter.book_rule(symbol)
+                break
+            except WsmuxError:
+                continue
+    return VenueInfo(
+        venue=venue,
+        exchange=exchange_of(venue),
+        adapter=cls.__name__,
+        channels=tuple(sorted(c.value for c in cls.channels)),
+        snapshot=None if rule is None else ("REST" if rule.snapshot is SnapshotSource.REST else "stream"),
+        continuity=None if rule is None else rule.continuity.value,
+        checksum=rule is not None and rule.checksum is not None,
+        integrity=None if rule is None else rule.level(),
+        streams_per_connection=cls.limits.streams_per_connection,
+        messages_per_second=cls.limits.messages_per_second,
+    )

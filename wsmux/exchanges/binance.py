@@ -139,6 +139,7 @@ class BinanceUSAdapter(BinanceSpotAdapter):
     """
 
     venue: ClassVar[str] = "binance-us"
+    exchange: ClassVar[str] = "binance-us"  # a separate exchange (its own company, hosts and limits)
     default_url: ClassVar[str] = "wss://stream.binance.us:9443"
     default_rest_url: ClassVar[str] = "https://api.binance.us"
     backup_urls: ClassVar[tuple[str, ...]] = ()

@@ -20,6 +20,7 @@ from wsmux.testing._chaos import ChaosProxy, MemoryMeter, ProxyStats
 from wsmux.testing._conformance import ConformanceReport, capture_frames, check_adapter, parse_events
 from wsmux.testing._market import Change, Market, MarketTrade
 from wsmux.testing._server import Faults, MockConnection, MockExchange
+from wsmux.testing._thread import ThreadedMock, run_mock_in_thread
 from wsmux.testing.binance import MockBinance, MockBinanceCoinm, MockBinanceFutures, MockBinanceUS
 from wsmux.testing.bitfinex import MockBitfinex
 from wsmux.testing.bitflyer import MockBitflyer
@@ -60,7 +61,9 @@ __all__ = [
     "MockMexcFutures",
     "MockOkx",
     "MockUpbit",
+    "ThreadedMock",
     "collect_until",
+    "run_mock_in_thread",
 ]
 
 

@@ -33,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+from collections.abc import Callable
 from typing import Any
 
 from picows import (
@@ -73,6 +74,9 @@ class _Listener(WSListener):  # type: ignore[misc,unused-ignore]  # Any when pic
         self.paused = False
         self.pauses = 0
         """How many times the queue filled and reading stopped (backpressure)."""
+        self.push: Callable[[bytes | str], None] | None = None
+        """Push mode: every message goes straight to this callback (no queue)."""
+        self.closed_event = asyncio.Event()
 
     def on_ws_connected(self, transport: WSTransport) -> None:
         self.transport = transport
@@ -115,6 +119,14 @@ class _Listener(WSListener):  # type: ignore[misc,unused-ignore]  # Any when pic
         self._wake()
 
     def _push(self, payload: bytes | str) -> None:
+        push = self.push
+        if push is not None:
+            try:
+                push(payload)
+            except Exception as exc:  # the consumer's bug must not kill picows' protocol callback
+                if self.transport is not None:
+                    self._fail(self.transport, f"frame handler raised {type(exc).__name__}: {exc}")
+            return
         queue = self.queue
         queue.append(payload)
         if len(queue) >= self.max_queue and not self.paused and self.transport is not None:
@@ -126,6 +138,8 @@ class _Listener(WSListener):  # type: ignore[misc,unused-ignore]  # Any when pic
             waiter.set_result(None)
 
     def _wake(self) -> None:
+        if self.closed is not None:
+            self.closed_event.set()
         waiter = self.waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
@@ -164,6 +178,36 @@ class _PicowsConn:
             if not self._transport.is_disconnected:
                 self._transport.underlying_transport.resume_reading()
         return payload
+
+    # --- push mode (see wsmux.connection.PushConnection) ---------------------------
+
+    def start_push(self, on_frame: Callable[[bytes | str], None]) -> None:
+        """From now on hand every message to ``on_frame`` as it is decoded;
+        messages already queued go first, in order."""
+        listener = self._listener
+        queue = listener.queue
+        while queue:
+            on_frame(queue.popleft())
+        listener.push = on_frame
+        if listener.paused:
+            listener.paused = False
+            self.resume_reading()
+
+    def pause_reading(self) -> None:
+        """Stop reading the socket (TCP pushes back on the venue)."""
+        if not self._transport.is_disconnected:
+            self._transport.underlying_transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        if not self._transport.is_disconnected:
+            self._transport.underlying_transport.resume_reading()
+
+    async def wait_closed(self) -> str:
+        """Wait until the connection is gone; return why."""
+        listener = self._listener
+        if listener.closed is None:
+            await listener.closed_event.wait()
+        return listener.closed or "connection lost"
 
     async def send(self, message: Outgoing) -> None:
         if self._listener.closed is not None or self._transport.is_disconnected:

@@ -1,0 +1,129 @@
+"""Order-book costs that are not per message: resync (bulk snapshot build),
+memory per book, and depth reads.
+
+* **resync** — a Binance REST snapshot of N levels a side arriving for a
+  book that buffered diffs: ``Feed.on_snapshot_body`` end to end (JSON parse,
+  bulk build, bridge check, replay of the buffered diffs, the BookSnapshot
+  and Resynced events handed to the sink). This is how long the event loop
+  is held (the target: under 5 ms for 5,000 levels).
+* **memory** — ``tracemalloc`` bytes retained by one synced book of N levels
+  a side, with and without kept level text (checksum venues).
+* **depth(n)** — a read of the best ``n`` levels, µs.
+
+Medians of interleaved repeats with min-max. Run::
+
+    .venv/bin/python bench/bench_book.py [--levels 1000 5000] [--repeat 7]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import statistics
+import time
+import timeit
+import tracemalloc
+from collections.abc import Sequence
+from typing import Any
+
+from wsmux import book
+from wsmux._pipeline import Feed, FetchSnapshot
+from wsmux.book import BookSync, OrderBook
+from wsmux.exchanges.binance import BinanceSpotAdapter
+from wsmux.exchanges.okx import OkxAdapter
+
+__all__ = ["main", "memory", "resync_ms"]
+
+
+def _snapshot_body(levels: int, last_id: int = 1000) -> bytes:
+    bids = [[f"{30000 - i * 0.01:.2f}", f"{1 + i % 7}.{i % 1000:03d}00000"] for i in range(levels)]
+    asks = [[f"{30000.01 + i * 0.01:.2f}", f"{1 + i % 5}.{i % 1000:03d}00000"] for i in range(levels)]
+    return json.dumps({"lastUpdateId": last_id, "bids": bids, "asks": asks}).encode()
+
+
+def _diff(u: int) -> str:
+    return (
+        '{"stream":"btcusdt@depth@100ms","data":{"e":"depthUpdate","E":1700000000000,"s":"BTCUSDT",'
+        f'"U":{u},"u":{u},"b":[["29999.99","2.5"]],"a":[["30000.02","0"]]}}}}'
+    )
+
+
+def resync_ms(levels: int) -> float:
+    """One resync of a ``levels``-deep Binance book, ms (see the module docstring)."""
+    adapter = BinanceSpotAdapter()
+    sub = book("binance", "BTC-USDT")[0]
+    adapter.connect_url([sub])
+    sink: list[Any] = []
+    feed = Feed(adapter, sink.append)
+    feed.add_book(sub)
+    for u in range(995, 1010):  # diffs buffered before the snapshot, some older than it
+        feed.on_frame(_diff(u), 1)
+    actions = [a for a in feed.take_actions() if isinstance(a, FetchSnapshot)]
+    body = _snapshot_body(levels)
+    t0 = time.perf_counter()
+    feed.on_snapshot_body(actions[0].symbol, body, 2)
+    elapsed = time.perf_counter() - t0
+    assert feed.syncs["BTC-USDT"].valid, "the snapshot did not sync"
+    return elapsed * 1e3
+
+
+def memory(levels: int, keep_text: bool) -> int:
+    """Bytes retained by one synced book with ``levels`` levels a side."""
+    body = json.loads(_snapshot_body(levels))
+    bids = [(p, s) for p, s in body["bids"]]
+    asks = [(p, s) for p, s in body["asks"]]
+    rule = OkxAdapter().book_rule("BTC-USDT") if keep_text else BinanceSpotAdapter().book_rule("BTC-USDT")
+    gc.collect()
+    tracemalloc.start()
+    before = tracemalloc.take_snapshot()
+    sync = BookSync(rule, OrderBook("v", "BTC-USDT", max_depth=rule.depth, keep_text=rule.keep_text))
+    from wsmux.model import BookSnapshot
+
+    # the snapshot's level text is what a checksum book keeps
+    snap = BookSnapshot(
+        "v", "BTC-USDT", tuple((float(p), float(s)) for p, s in bids), tuple((float(p), float(s)) for p, s in asks),
+        None, 0, 1, None, tuple(bids) if keep_text else None, tuple(asks) if keep_text else None,
+    )
+    del body
+    sync.on_snapshot(snap)
+    del snap, bids, asks
+    gc.collect()
+    after = tracemalloc.take_snapshot()
+    tracemalloc.stop()
+    size = sum(stat.size_diff for stat in after.compare_to(before, "filename"))
+    assert len(sync.book) == 2 * min(levels, rule.depth or levels)
+    return size
+
+
+def depth_us(levels: int, n: int) -> float:
+    body = json.loads(_snapshot_body(levels))
+    ob = OrderBook()
+    ob.apply_snapshot(body["bids"], body["asks"])
+    number = 2000
+    return min(timeit.repeat(lambda: ob.depth(n), number=number, repeat=5)) / number * 1e6
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--levels", type=int, nargs="+", default=[1000, 5000], help="levels per side")
+    parser.add_argument("--repeat", type=int, default=7, help="repeats (median reported)")
+    args = parser.parse_args(argv)
+    for levels in args.levels:
+        runs = [resync_ms(levels) for _ in range(args.repeat)]
+        print(
+            f"resync {levels:>5} levels/side: {statistics.median(runs):6.2f} ms "
+            f"[{min(runs):.2f}-{max(runs):.2f}] (loop held for that long)"
+        )
+    for levels in (1000,):
+        plain = memory(levels, False)
+        text = memory(400, True)
+        print(f"memory {levels} levels/side, no text: {plain / 1024:.0f} KiB per book")
+        print(f"memory 400 levels/side (OKX, capped at 400), with text: {text / 1024:.0f} KiB per book")
+    for n in (10, 25, 1000):
+        print(f"depth({n}) of a 1000-level book: {depth_us(1000, n):.2f} µs")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
