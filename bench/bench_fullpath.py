@@ -383,6 +383,10 @@ GENERATED: dict[str, dict[str, Any]] = {
     "bitget": {"levels": 400},
     "htx": {"levels": 150, "chunk": 10},  # a server ping per 10 steps: answered between chunks
     "poloniex": {"levels": 20},
+    "mexc": {"levels": 500},  # <= 1000 levels per side: what the 1000-level REST snapshot holds
+    "mexc-futures": {"levels": 200},
+    "bitflyer": {"levels": 500},
+    "upbit": {"levels": 50},  # messages carry the top 30
 }
 
 

@@ -324,6 +324,9 @@ SYMBOLS: dict[str, tuple[str, ...]] = {
     "gemini-v2": ("BTC-USD", "ETH-USD"),
     "bitstamp": ("BTC-USD", "ETH-USD"),
     "kraken-futures-inverse": ("BTC-USD-PERP", "ETH-USD-PERP"),
+    "mexc-futures": ("BTC-USDT-PERP", "ETH-USDT-PERP"),
+    "bitflyer": ("BTC-JPY", "BTC-JPY-PERP"),
+    "upbit": ("BTC-KRW", "ETH-KRW"),
 }
 DEFAULT_SYMBOLS = ("BTC-USDT", "ETH-USDT")
 CHANNELS = (Channel.BOOK, Channel.TRADES, Channel.QUOTES)

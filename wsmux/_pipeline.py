@@ -252,7 +252,8 @@ class Feed:
         stats.bytes += len(frame)
         try:
             if not frame.isascii() or _ESCAPE_MARK[type(frame)] in frame or _digit_underscore_digit(frame):
-                problem = number_text_problem(frame)
+                # binary encodings (protobuf) are not text: their adapter checks number text itself
+                problem = None if self.adapter.binary_frames and type(frame) is not str else number_text_problem(frame)
                 if problem is not None:
                     raise MalformedMessage(f"{self.venue}: {problem}", frame)
             events = self.adapter.parse(frame, recv_ns)

@@ -187,6 +187,11 @@ class Adapter(abc.ABC):
     secret_fields: ClassVar[frozenset[str]] = frozenset()
     """Names of the fields of an outgoing JSON message that carry credentials or
     a signature made with them; :meth:`redact_outgoing` blanks them (at any depth)."""
+    binary_frames: ClassVar[bool] = False
+    """True if the venue's binary frames are a binary encoding (protobuf), not
+    text: the Feed then skips its text check for non-ASCII digits on them
+    (varint bytes can look like such characters), and the adapter must refuse
+    number text that is not plain ASCII decimal itself."""
 
     def __init__(
         self, *, url: str | None = None, rest_url: str | None = None, allow_insecure_loopback: bool = False

@@ -87,6 +87,10 @@ MOCKS: dict[str, str] = {
     "htx-swap": "wsmux.testing.htx:MockHtxSwap",
     "poloniex": "wsmux.testing.poloniex:MockPoloniex",
     "poloniex-futures": "wsmux.testing.poloniex:MockPoloniexFutures",
+    "bitflyer": "wsmux.testing.bitflyer:MockBitflyer",
+    "mexc": "wsmux.testing.mexc:MockMexc",
+    "mexc-futures": "wsmux.testing.mexc:MockMexcFutures",
+    "upbit": "wsmux.testing.upbit:MockUpbit",
 }
 DEFAULT_DEMO_VENUES = ("binance", "kraken", "coinbase", "okx", "bybit", "bitfinex")
 """The venues ``wsmux demo`` runs without ``--venues`` (one per exchange)."""
@@ -113,6 +117,9 @@ DEMO_SYMBOLS = {
     "bitget-futures": ["BTC-USDT-PERP", "ETH-USDT-PERP"],
     "htx-swap": ["BTC-USDT-PERP", "ETH-USDT-PERP"],
     "poloniex-futures": ["BTC-USDT-PERP", "ETH-USDT-PERP"],
+    "mexc-futures": ["BTC-USDT-PERP", "ETH-USDT-PERP"],
+    "bitflyer": ["BTC-JPY", "ETH-JPY"],
+    "upbit": ["BTC-KRW", "ETH-KRW"],
 }
 CHAOS_EVERY = 1.0
 """Seconds between two faults of ``wsmux demo --chaos``."""

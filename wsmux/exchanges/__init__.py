@@ -30,6 +30,7 @@ _LAZY: dict[str, str] = {
     "bitstamp": "wsmux.exchanges.bitstamp:BitstampAdapter",
     "bitget": "wsmux.exchanges.bitget:BitgetAdapter",
     "bitget-futures": "wsmux.exchanges.bitget:BitgetFuturesAdapter",
+    "bitflyer": "wsmux.exchanges.bitflyer:BitflyerAdapter",
     "bybit": "wsmux.exchanges.bybit:BybitSpotAdapter",
     "bybit-linear": "wsmux.exchanges.bybit:BybitLinearAdapter",
     "coinbase": "wsmux.exchanges.coinbase:CoinbaseAdapter",
@@ -45,10 +46,13 @@ _LAZY: dict[str, str] = {
     "kraken-futures": "wsmux.exchanges.kraken_futures:KrakenFuturesAdapter",
     "kraken-futures-inverse": "wsmux.exchanges.kraken_futures:KrakenFuturesInverseAdapter",
     "kraken-v1": "wsmux.exchanges.kraken:KrakenV1Adapter",
+    "mexc": "wsmux.exchanges.mexc:MexcAdapter",
+    "mexc-futures": "wsmux.exchanges.mexc:MexcFuturesAdapter",
     "okx": "wsmux.exchanges.okx:OkxAdapter",
     "phemex": "wsmux.exchanges.phemex:PhemexAdapter",
     "poloniex": "wsmux.exchanges.poloniex:PoloniexAdapter",
     "poloniex-futures": "wsmux.exchanges.poloniex:PoloniexFuturesAdapter",
+    "upbit": "wsmux.exchanges.upbit:UpbitAdapter",
 }
 _LOADED: dict[str, type[Adapter]] = {}
 

@@ -23,6 +23,7 @@ from wsmux.testing._server import Faults, MockConnection, MockExchange
 from wsmux.testing._thread import ThreadedMock, run_mock_in_thread
 from wsmux.testing.binance import MockBinance, MockBinanceCoinm, MockBinanceFutures, MockBinanceUS
 from wsmux.testing.bitfinex import MockBitfinex
+from wsmux.testing.bitflyer import MockBitflyer
 from wsmux.testing.bitget import MockBitget, MockBitgetFutures
 from wsmux.testing.bithumb import MockBithumb
 from wsmux.testing.bitmex import MockBitmex
@@ -36,9 +37,11 @@ from wsmux.testing.htx import MockHtx, MockHtxSwap
 from wsmux.testing.hyperliquid import MockHyperliquid
 from wsmux.testing.kraken import MockKraken, MockKrakenV1
 from wsmux.testing.kraken_futures import MockKrakenFutures, MockKrakenFuturesInverse
+from wsmux.testing.mexc import MockMexc, MockMexcFutures
 from wsmux.testing.okx import MockOkx
 from wsmux.testing.phemex import MockPhemex
 from wsmux.testing.poloniex import MockPoloniex, MockPoloniexFutures
+from wsmux.testing.upbit import MockUpbit
 
 __all__ = [
     "ChaosProxy",
@@ -62,6 +65,7 @@ __all__ = [
     "MockBitstamp",
     "MockBitget",
     "MockBitgetFutures",
+    "MockBitflyer",
     "MockBybit",
     "MockBybitLinear",
     "MockCoinbase",
@@ -79,7 +83,10 @@ __all__ = [
     "MockKrakenFutures",
     "MockKrakenFuturesInverse",
     "MockKrakenV1",
+    "MockMexc",
+    "MockMexcFutures",
     "MockOkx",
+    "MockUpbit",
     "ThreadedMock",
     "MockPhemex",
     "MockPoloniex",
