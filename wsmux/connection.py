@@ -4,7 +4,9 @@ One :class:`Connection` keeps one WebSocket to one venue open for a set of
 subscriptions, and pumps its frames through a :class:`~wsmux._pipeline.Feed`.
 It is a short loop around pure pieces (:mod:`wsmux._retry`):
 
-1. connect (``connect_timeout``), send the subscribe messages paced by the
+1. perform the adapter's pre-connect REST request where it has one
+   (:meth:`~wsmux.Adapter.connect_request`: KuCoin's token), connect
+   (``connect_timeout``), send the subscribe messages paced by the
    venue's message rate (a :class:`~wsmux._retry.TokenBucket`), report
    :class:`~wsmux.Connected`;
 2. receive frames; stamp each with ``clock.time_ns()`` once; decompress where
@@ -39,7 +41,7 @@ from wsmux._pipeline import Feed, FetchSnapshot, Send
 from wsmux._reliability.limits import ConnectLimiter, RestLimiter
 from wsmux._reliability.liveness import LivenessAction, LivenessTimers, RecoveryTracker
 from wsmux._retry import Backoff, TokenBucket, should_retry
-from wsmux.adapter import Adapter, Outgoing
+from wsmux.adapter import Adapter, HttpRequest, Outgoing
 from wsmux.clock import SYSTEM_CLOCK, Clock
 from wsmux.errors import ConnectionClosed, ConnectTimeout, SnapshotFailed, TransportError
 from wsmux.model import Channel, Connected, Disconnected, Error, ErrorKind, Event, Stale
@@ -390,6 +392,9 @@ class Connection:
         adapter = self.adapter
         subs = sorted(self.subscriptions, key=str)
         adapter.reset()  # a new connection: forget the old one's state before building the URL
+        request = adapter.connect_request()
+        if request is not None:  # e.g. KuCoin's bullet token: fresh for every attempt
+            adapter.use_connect_response(await self._prepare_connect(request))
         self.url = url = adapter.connect_url(subs)
         self.state = "connecting"
         gate = self.connect_gate
@@ -533,6 +538,26 @@ class Connection:
         if self.feed.actions:
             with contextlib.suppress(TransportError):
                 await self._do_actions()
+
+    async def _prepare_connect(self, request: HttpRequest) -> bytes:
+        """Perform the adapter's pre-connect REST request; its body, or
+        :class:`~wsmux.errors.TransportError` (a failed connection attempt)."""
+        limiter = self.rest_limiter
+        if limiter is not None:
+            delay = limiter.acquire(self.clock.monotonic(), request.weight)
+            if delay > 0:
+                self.stats.rest_waits += 1
+                await asyncio.sleep(delay)
+        try:
+            response = await self.http.request(request.method, request.url, params=list(request.params))
+        except httpx.HTTPError as exc:
+            raise TransportError(f"pre-connect request to {request.url} failed: {type(exc).__name__}: {exc}") from exc
+        if response.status_code != 200:
+            raise TransportError(f"HTTP {response.status_code} from {request.url}: {response.text[:200]!r}")
+        body = response.content
+        if self.recorder is not None:
+            self.recorder("rest", self.conn_id, self.clock.time_ns(), body, str(response.url))
+        return body
 
     async def _send_all(self, messages: Iterable[Outgoing]) -> None:
         for message in messages:
