@@ -349,6 +349,8 @@ GENERATED: dict[str, dict[str, Any]] = {
     "kraken": {"levels": 100},
     "bitfinex": {"levels": 25},
     "coinbase-advanced": {"levels": 500},
+    "kucoin": {"levels": 100},  # spot: the public level2_100 snapshot
+    "kucoin-futures": {"levels": 500},
 }
 
 

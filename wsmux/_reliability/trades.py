@@ -128,6 +128,9 @@ DEFAULT_ID_POLICIES: Mapping[str, IdPolicy] = {
     # UUIDs on derivatives.
     "bybit": IdPolicy.OPAQUE,
     "bybit-linear": IdPolicy.OPAQUE,
+    # KuCoin tradeId: hex object ids (kucoin.md), not numbers.
+    "kucoin": IdPolicy.OPAQUE,
+    "kucoin-futures": IdPolicy.OPAQUE,
 }
 """Per venue id policy. Venues not listed use ``TradeSequencer.default_policy``."""
 

@@ -27,6 +27,8 @@ _LAZY: dict[str, str] = {
     "coinbase-advanced": "wsmux.exchanges.coinbase:CoinbaseAdvancedAdapter",
     "kraken": "wsmux.exchanges.kraken:KrakenAdapter",
     "kraken-v1": "wsmux.exchanges.kraken:KrakenV1Adapter",
+    "kucoin": "wsmux.exchanges.kucoin:KucoinAdapter",
+    "kucoin-futures": "wsmux.exchanges.kucoin:KucoinFuturesAdapter",
     "okx": "wsmux.exchanges.okx:OkxAdapter",
 }
 _LOADED: dict[str, type[Adapter]] = {}

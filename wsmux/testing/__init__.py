@@ -25,6 +25,7 @@ from wsmux.testing.bitfinex import MockBitfinex
 from wsmux.testing.bybit import MockBybit, MockBybitLinear
 from wsmux.testing.coinbase import MockCoinbase, MockCoinbaseAdvanced
 from wsmux.testing.kraken import MockKraken, MockKrakenV1
+from wsmux.testing.kucoin import MockKucoin, MockKucoinFutures
 from wsmux.testing.okx import MockOkx
 
 __all__ = [
@@ -52,6 +53,8 @@ __all__ = [
     "MockExchange",
     "MockKraken",
     "MockKrakenV1",
+    "MockKucoin",
+    "MockKucoinFutures",
     "MockOkx",
     "collect_until",
 ]
