@@ -75,6 +75,7 @@ from wsmux.errors import (
     WsmuxError,
     unknown_message,
 )
+from wsmux.exchanges._contracts import ContractSizes
 from wsmux.model import (
     BookSnapshot,
     Candle,
@@ -568,10 +569,7 @@ class KucoinFuturesAdapter(_KucoinBase):
             "mark.index.price": _no_event,
             "candle.stick": self._candles,
         }
-        # unified -> contracts per base unit (1 / multiplier) where that is a whole number, so
-        # 284 contracts of 0.001 are 284 / 1000 == 0.284 exactly, not 284 * 0.001 == 0.28400000000000003
-        self._divisors: dict[str, float] = {}
-        self._multipliers: dict[str, float] = {}  # unified -> base per contract (other linear contracts)
+        self._contracts = ContractSizes(self.venue)
         self._dated: dict[str, str] = {}  # unified dated future -> native
 
     def to_native(self, symbol: str, channel: Channel = Channel.TRADES) -> str:
@@ -589,12 +587,7 @@ class KucoinFuturesAdapter(_KucoinBase):
         return symbol
 
     def _size(self, symbol: str, contracts: Any) -> float:
-        size = float(contracts)
-        divisor = self._divisors.get(symbol)
-        if divisor is not None:
-            return size / divisor
-        multiplier = self._multipliers.get(symbol)
-        return size if multiplier is None else size * multiplier
+        return self._contracts.to_base(symbol, contracts)
 
     # --- books ---------------------------------------------------------------------
 
@@ -629,9 +622,7 @@ class KucoinFuturesAdapter(_KucoinBase):
     def _level2(self, topic: str, data: Any, recv_ns: int) -> list[Event | Diff]:
         symbol = self._topic_symbol(topic)
         price, side, contracts = _text(data["change"], "change").split(",")
-        size: Any = contracts
-        if symbol in self._divisors or symbol in self._multipliers:
-            size = self._size(symbol, contracts)
+        size: Any = self._contracts.to_base(symbol, contracts) if self._contracts.known(symbol) else contracts
         level = ((price, size),)
         ts = data.get("timestamp")
         ts_ns = None if ts is None else _int(ts, "timestamp") * _MS
@@ -744,18 +735,10 @@ class KucoinFuturesAdapter(_KucoinBase):
     def use_instruments(self, instruments: Sequence[Instrument]) -> None:
         """Learn contract multipliers (sizes of linear contracts then in base
         units) and the native names of dated futures."""
+        self._contracts.learn(instruments)
         for inst in instruments:
             if inst.venue != self.venue:
                 continue
-            multiplier = inst.contract_size
-            self._divisors.pop(inst.symbol, None)
-            self._multipliers.pop(inst.symbol, None)
-            if multiplier is not None:
-                per_base = 1.0 / multiplier
-                if per_base == round(per_base) and per_base * multiplier == 1.0:
-                    self._divisors[inst.symbol] = per_base
-                else:
-                    self._multipliers[inst.symbol] = multiplier
             if inst.kind == "future":
                 self._dated[inst.symbol] = inst.native
 
