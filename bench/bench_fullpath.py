@@ -351,6 +351,8 @@ GENERATED: dict[str, dict[str, Any]] = {
     "coinbase-advanced": {"levels": 500},
     "kucoin": {"levels": 100},  # spot: the public level2_100 snapshot
     "kucoin-futures": {"levels": 500},
+    "gateio": {"levels": 400},  # Order Book V2, ob.<PAIR>.400
+    "gateio-futures": {"levels": 400},
 }
 
 

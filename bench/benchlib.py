@@ -311,6 +311,7 @@ SYMBOLS: dict[str, tuple[str, ...]] = {
     "coinbase-advanced": ("BTC-USD", "ETH-USD"),
     "bitfinex": ("BTC-USD", "ETH-USD"),
     "kucoin-futures": ("BTC-USDT-PERP", "ETH-USDT-PERP"),
+    "gateio-futures": ("BTC-USDT-PERP", "ETH-USDT-PERP"),
 }
 DEFAULT_SYMBOLS = ("BTC-USDT", "ETH-USDT")
 CHANNELS = (Channel.BOOK, Channel.TRADES, Channel.QUOTES)

@@ -25,6 +25,8 @@ _LAZY: dict[str, str] = {
     "bybit-linear": "wsmux.exchanges.bybit:BybitLinearAdapter",
     "coinbase": "wsmux.exchanges.coinbase:CoinbaseAdapter",
     "coinbase-advanced": "wsmux.exchanges.coinbase:CoinbaseAdvancedAdapter",
+    "gateio": "wsmux.exchanges.gateio:GateSpotAdapter",
+    "gateio-futures": "wsmux.exchanges.gateio:GateFuturesAdapter",
     "kraken": "wsmux.exchanges.kraken:KrakenAdapter",
     "kraken-v1": "wsmux.exchanges.kraken:KrakenV1Adapter",
     "kucoin": "wsmux.exchanges.kucoin:KucoinAdapter",
