@@ -35,33 +35,11 @@ from wsmux.exchanges.gateio import OBU_DEPTHS
 from wsmux.subscriptions import parse_symbol
 from wsmux.testing._market import Change, Market, MarketTrade
 from wsmux.testing._server import MockConnection, MockExchange
+from wsmux.testing._window import BookWindow
 
 __all__ = ["MockGate", "MockGateFutures"]
 
 _T0_MS = 1_700_000_000_000
-View = dict[int, int]  # price ticks -> size lots
-
-
-class _Stream:
-    """One Order Book V2 stream (symbol, depth): what its subscribers hold."""
-
-    __slots__ = ("asks", "bids", "depth", "id")
-
-    def __init__(self, depth: int, first_id: int) -> None:
-        self.depth = depth
-        self.id = first_id
-        self.bids: View = {}
-        self.asks: View = {}
-
-
-def _top(market: Market, depth: int) -> tuple[View, View]:
-    return dict(sorted(market.bids.items(), reverse=True)[:depth]), dict(sorted(market.asks.items())[:depth])
-
-
-def _changes(old: View, new: View, side: View) -> list[tuple[int, int]]:
-    out = [(p, s) for p, s in new.items() if old.get(p) != s]
-    out.extend((p, 0) for p in old if p not in new and p not in side)
-    return out
 
 
 class _MockGateBase(MockExchange):
@@ -83,7 +61,7 @@ class _MockGateBase(MockExchange):
             base, quote, _ = parse_symbol(symbol)
             self.natives[symbol] = f"{base}_{quote}"
         self.by_native = {n: s for s, n in self.natives.items()}
-        self.streams: dict[tuple[str, int], _Stream] = {}
+        self.streams: dict[tuple[str, int], BookWindow] = {}
         """Order Book V2 streams by (symbol, depth); ``.id`` is the last ``u`` sent."""
         self._ms = _T0_MS
         self._trade_ids = itertools.count(300_000_000)
@@ -168,11 +146,11 @@ class _MockGateBase(MockExchange):
 
     # --- the book ------------------------------------------------------------------------
 
-    def _stream(self, symbol: str, depth: int) -> _Stream:
+    def _stream(self, symbol: str, depth: int) -> BookWindow:
         stream = self.streams.get((symbol, depth))
         if stream is None:
-            stream = self.streams[symbol, depth] = _Stream(depth, 79_000_000_000 + 1000 * len(self.streams))
-            stream.bids, stream.asks = _top(self.markets[symbol], depth)
+            first = 79_000_000_000 + 1000 * len(self.streams)
+            stream = self.streams[symbol, depth] = BookWindow(self.markets[symbol], depth, first)
         return stream
 
     def _levels(self, market: Market, levels: Iterable[tuple[int, int]]) -> list[list[str]]:
@@ -200,10 +178,7 @@ class _MockGateBase(MockExchange):
     def _deltas(self, symbol: str, depth: int) -> list[str]:
         market = self.markets[symbol]
         stream = self._stream(symbol, depth)
-        bids, asks = _top(market, depth)
-        bid_changes = _changes(stream.bids, bids, market.bids)
-        ask_changes = _changes(stream.asks, asks, market.asks)
-        stream.bids, stream.asks = bids, asks
+        bid_changes, ask_changes = stream.step(market)
         out: list[str] = []
         faults = self.faults
         if bid_changes or ask_changes:
