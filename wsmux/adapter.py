@@ -135,6 +135,12 @@ class Adapter(abc.ABC):
     def __init__(self, *, url: str | None = None, rest_url: str | None = None) -> None:
         self.url = url or self.default_url
         self.rest_url = rest_url or self.default_rest_url
+        self.replies: list[Outgoing] = []
+        """Messages the venue expects in answer to a received frame (Crypto.com's
+        ``public/respond-heartbeat``): :meth:`parse` appends them, the
+        Connection sends them right after the frame and clears the list (in
+        place: never rebind it). An adapter keeps it bounded where nobody
+        sends (replay, benchmarks), e.g. by holding only the latest reply."""
 
     # --- connection ---------------------------------------------------------
 

@@ -10,7 +10,8 @@ It is a short loop around pure pieces (:mod:`wsmux._retry`):
    venue's message rate (a :class:`~wsmux._retry.TokenBucket`), report
    :class:`~wsmux.Connected`;
 2. receive frames; stamp each with ``clock.time_ns()`` once; decompress where
-   the venue compresses; hand it to the feed; carry out the feed's actions
+   the venue compresses; hand it to the feed; send the adapter's
+   :attr:`~wsmux.Adapter.replies` (heartbeat answers); carry out the feed's actions
    (send messages, fetch REST snapshots with httpx); pause while a consumer
    with the BLOCK policy is full (backpressure);
 3. beside it a watchdog sends the venue's application pings and closes a
@@ -441,6 +442,9 @@ class Connection:
         wait_unblocked = self.wait_unblocked
         liveness = self.liveness
         recovery = self.recovery
+        replies: list[Outgoing] | None = getattr(self.adapter, "replies", None)  # None: a third-party
+        if replies is None:  # adapter that did not call Adapter.__init__
+            replies = []
         while True:
             frame = await ws.recv()
             recv_ns = clock.time_ns()
@@ -458,6 +462,10 @@ class Connection:
                     continue
             events_before = feed.stats.events
             feed.on_frame(frame, recv_ns)
+            if replies:  # answers the venue expects (heartbeat replies)
+                outgoing = replies[:]
+                replies.clear()
+                await self._send_all(outgoing)
             if feed.poisoned:
                 raise ConnectionClosed(f"{feed.max_consecutive_errors} unreadable frames in a row")
             mono = clock.monotonic()
