@@ -353,6 +353,7 @@ GENERATED: dict[str, dict[str, Any]] = {
     "kucoin-futures": {"levels": 500},
     "gateio": {"levels": 400},  # Order Book V2, ob.<PAIR>.400
     "gateio-futures": {"levels": 400},
+    "cryptocom": {"levels": 50},  # book.<inst>.50
 }
 
 

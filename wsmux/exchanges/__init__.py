@@ -25,6 +25,7 @@ _LAZY: dict[str, str] = {
     "bybit-linear": "wsmux.exchanges.bybit:BybitLinearAdapter",
     "coinbase": "wsmux.exchanges.coinbase:CoinbaseAdapter",
     "coinbase-advanced": "wsmux.exchanges.coinbase:CoinbaseAdvancedAdapter",
+    "cryptocom": "wsmux.exchanges.cryptocom:CryptocomAdapter",
     "gateio": "wsmux.exchanges.gateio:GateSpotAdapter",
     "gateio-futures": "wsmux.exchanges.gateio:GateFuturesAdapter",
     "kraken": "wsmux.exchanges.kraken:KrakenAdapter",

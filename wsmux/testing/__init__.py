@@ -24,6 +24,7 @@ from wsmux.testing.binance import MockBinance, MockBinanceCoinm, MockBinanceFutu
 from wsmux.testing.bitfinex import MockBitfinex
 from wsmux.testing.bybit import MockBybit, MockBybitLinear
 from wsmux.testing.coinbase import MockCoinbase, MockCoinbaseAdvanced
+from wsmux.testing.cryptocom import MockCryptocom
 from wsmux.testing.gateio import MockGate, MockGateFutures
 from wsmux.testing.kraken import MockKraken, MockKrakenV1
 from wsmux.testing.kucoin import MockKucoin, MockKucoinFutures
@@ -52,6 +53,7 @@ __all__ = [
     "MockCoinbaseAdvanced",
     "MockConnection",
     "MockExchange",
+    "MockCryptocom",
     "MockGate",
     "MockGateFutures",
     "MockKraken",
