@@ -20,8 +20,15 @@ from wsmux.model import BookSnapshot, BookUpdate, Error, ErrorKind, Resynced
 
 RECORDINGS = Path(__file__).parents[1] / ".." / "shared" / "recordings"
 needs_recordings = pytest.mark.skipif(not RECORDINGS.is_dir(), reason="../shared/recordings not present")
-SUPPORTED = ["BINANCE.ws.1.0", "COINBASE.ws.28.0", "KRAKEN.ws.48.0", "KRAKEN.ws.49.0", "KRAKEN.ws.50.0"]
-UNSUPPORTED = {"KUCOIN": "kucoin", "DERIBIT": "deribit", "BITMEX": "bitmex", "GEMINI": "gemini"}
+SUPPORTED = [
+    "BINANCE.ws.1.0",
+    "COINBASE.ws.28.0",
+    "KRAKEN.ws.48.0",
+    "KRAKEN.ws.49.0",
+    "KRAKEN.ws.50.0",
+    "KUCOIN.ws.1.0",
+]
+UNSUPPORTED = {"DERIBIT": "deribit", "BITMEX": "bitmex", "GEMINI": "gemini"}
 
 
 # --- detection, no recordings needed ----------------------------------------------------
@@ -96,9 +103,9 @@ def test_subscriptions_from_recorded_subscribe_frames(tmp_path: Path) -> None:
 
 
 def test_unsupported_venue_is_a_typed_error(tmp_path: Path) -> None:
-    path = tmp_path / "KUCOIN.ws.1.0"
-    path.write_text("wss://push-private.kucoin.com/endpoint?token=TOKEN <-> 1700000000.0\n1700000000.1: {}\n")
-    with pytest.raises(UnsupportedVenue, match="'kucoin' is not supported by wsmux yet"):
+    path = tmp_path / "EXAMPLEX.ws.1.0"  # a venue wsmux will never have
+    path.write_text("wss://ws.example.com/feed <-> 1700000000.0\n1700000000.1: {}\n")
+    with pytest.raises(UnsupportedVenue, match="'examplex' is not supported by wsmux yet"):
         Replay(path)
     replay = Replay(path, skip_unsupported=True)
     assert [p for p, _ in replay.skipped] == [path]
