@@ -205,6 +205,17 @@ def test_recorded_trades_quotes_and_candles() -> None:
     quotes_ = [e for e in events if isinstance(e, Quote)]
     assert len(quotes_) == 830
     assert all(q.bid_price < q.ask_price for q in quotes_)
+    # the ticker's sequence is the sequence of a book change (per-price sequences of level2)
+    changes: dict[str, set[int]] = {}
+    for _, text in ws_frames(WS):
+        msg = json.loads(text)
+        if msg.get("subject") == "trade.l2update":
+            data = msg["data"]
+            for side in ("bids", "asks"):
+                changes.setdefault(data["symbol"], set()).update(int(c[2]) for c in data["changes"][side])
+    lined_up = [q for q in quotes_ if q.symbol in changes and min(changes[q.symbol]) <= (q.seq or 0)]
+    assert len(lined_up) > 800
+    assert all(q.seq in changes[q.symbol] for q in lined_up)
     candles_ = [e for e in events if isinstance(e, Candle)]
     assert len(candles_) == 6
     dappt = [c for c in candles_ if c.symbol == "DAPPT-BTC"]
