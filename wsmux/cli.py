@@ -65,6 +65,11 @@ MOCKS: dict[str, str] = {
     "bybit-linear": "wsmux.testing.bybit:MockBybitLinear",
     "coinbase-advanced": "wsmux.testing.coinbase:MockCoinbaseAdvanced",
     "kraken-v1": "wsmux.testing.kraken:MockKrakenV1",
+    "kucoin": "wsmux.testing.kucoin:MockKucoin",
+    "kucoin-futures": "wsmux.testing.kucoin:MockKucoinFutures",
+    "gateio": "wsmux.testing.gateio:MockGate",
+    "gateio-futures": "wsmux.testing.gateio:MockGateFutures",
+    "cryptocom": "wsmux.testing.cryptocom:MockCryptocom",
 }
 DEFAULT_DEMO_VENUES = ("binance", "kraken", "coinbase", "okx", "bybit", "bitfinex")
 """The venues ``wsmux demo`` runs without ``--venues`` (one per exchange)."""
@@ -77,6 +82,8 @@ DEMO_SYMBOLS = {
     "binance-usdm": ["BTC-USDT-PERP", "ETH-USDT-PERP"],
     "binance-coinm": ["BTC-USD-PERP", "ETH-USD-PERP"],
     "bybit-linear": ["BTC-USDT-PERP", "ETH-USDT-PERP"],
+    "kucoin-futures": ["BTC-USDT-PERP", "ETH-USDT-PERP"],
+    "gateio-futures": ["BTC-USDT-PERP", "ETH-USDT-PERP"],
 }
 CHAOS_EVERY = 1.0
 """Seconds between two faults of ``wsmux demo --chaos``."""
