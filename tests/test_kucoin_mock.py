@@ -382,3 +382,20 @@ async def test_multiplexer_retries_a_failed_bullet_call() -> None:
             conn = mux.health()["connections"][0]
             assert conn["connection"]["connect_failures"] == 2
             await stream.aclose()
+
+
+@VENUES
+async def test_refused_snapshot_is_reported_and_refetched(mock_cls: Any, adapter_cls: Any, symbol: str) -> None:
+    async with mock_cls([symbol]) as mock:
+        mock.faults.snapshot_status = 429
+        async with client(mock, adapter_cls, list(book(adapter_cls.venue, symbol))) as c:
+            await mock.publish(1)
+            await c.wait(lambda: c.count(Error) == 1)
+            (error,) = [e for e in c.events if isinstance(e, Error)]
+            assert error.kind is ErrorKind.SNAPSHOT and not c.feed.syncs[symbol].valid
+            mock.faults.snapshot_status = 200
+            await synced(c, mock, symbol)  # the next buffered update asks again
+            await mock.publish(20)
+            await c.sync()
+            assert_same_book(c, mock, symbol)
+            assert mock.snapshots_served == 1
