@@ -93,8 +93,9 @@ def test_subscribe_message() -> None:
         "book_subscription_type": "SNAPSHOT_AND_UPDATE",
         "book_update_frequency": 10,
     }  # fmt: skip
-    (unsub,) = [json.loads(m) for m in adapter.unsubscribe(subs[2:3])]
-    assert unsub["params"] == {"channels": ["trade.BTC_USDT"]} and unsub["id"] != message["id"]
+    (unsub,) = [json.loads(m) for m in adapter.unsubscribe(subs[:3])]
+    assert unsub["params"] == {"channels": ["book.BTC_USDT.50", "book.ETH_USDT.10", "trade.BTC_USDT"]}
+    assert unsub["id"] != message["id"]
     assert adapter.book_rule_for(subs[1]).depth == 10
 
 

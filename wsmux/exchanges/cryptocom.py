@@ -224,7 +224,7 @@ class CryptocomAdapter(Adapter):
         out: list[Outgoing] = []
         for i in range(0, len(names), per):
             params: dict[str, Any] = {"channels": names[i : i + per]}
-            if any(name.startswith("book.") for name in params["channels"]):
+            if method == "subscribe" and any(name.startswith("book.") for name in params["channels"]):
                 params["book_subscription_type"] = "SNAPSHOT_AND_UPDATE"
                 params["book_update_frequency"] = 10
             out.append(dumps({"id": next(self._ids), "method": method, "params": params, "nonce": nonce}))
