@@ -387,6 +387,11 @@ GENERATED: dict[str, dict[str, Any]] = {
     "mexc-futures": {"levels": 200},
     "bitflyer": {"levels": 500},
     "upbit": {"levels": 50},  # messages carry the top 30
+    "kucoin": {"levels": 100},  # spot: the public level2_100 snapshot
+    "kucoin-futures": {"levels": 500},
+    "gateio": {"levels": 400},  # Order Book V2, ob.<PAIR>.400
+    "gateio-futures": {"levels": 400},
+    "cryptocom": {"levels": 50},  # book.<inst>.50
 }
 
 

@@ -327,6 +327,8 @@ SYMBOLS: dict[str, tuple[str, ...]] = {
     "mexc-futures": ("BTC-USDT-PERP", "ETH-USDT-PERP"),
     "bitflyer": ("BTC-JPY", "BTC-JPY-PERP"),
     "upbit": ("BTC-KRW", "ETH-KRW"),
+    "kucoin-futures": ("BTC-USDT-PERP", "ETH-USDT-PERP"),
+    "gateio-futures": ("BTC-USDT-PERP", "ETH-USDT-PERP"),
 }
 DEFAULT_SYMBOLS = ("BTC-USDT", "ETH-USDT")
 CHANNELS = (Channel.BOOK, Channel.TRADES, Channel.QUOTES)
@@ -496,6 +498,12 @@ async def _generate(
     mock = mock_cls(sym_list, seed=seed, levels=levels)
     adapter = exchanges.get(venue)(url=FAKE_WS + mock.ws_path, rest_url=FAKE_REST)
     adapter.reset()
+    request = adapter.connect_request()
+    if request is not None:  # a pre-connect REST call (KuCoin's bullet), answered by the mock
+        answer = mock.rest(request.method, urlsplit(request.url).path, dict(request.params))
+        if answer is None or answer[0] != 200:
+            raise RuntimeError(f"{venue}: mock refused the pre-connect request: {answer}")
+        adapter.use_connect_response(answer[1])
     url = adapter.connect_url(subs)
     messages = adapter.subscribe(subs)
     parts = urlsplit(url)

@@ -250,6 +250,24 @@ class Adapter(abc.ABC):
         """
         return self.url
 
+    def connect_request(self) -> HttpRequest | None:
+        """A REST request the I/O layer performs before *each* connection
+        attempt, or ``None`` (the default: connect straight away).
+
+        For venues that hand out the WebSocket address or a token over REST
+        (KuCoin's ``bullet-public``). The Connection calls :meth:`reset`, then
+        this, gives a 200 response's body to :meth:`use_connect_response`, and
+        only then calls :meth:`connect_url`; a failed request is a failed
+        connection attempt (reported and retried with backoff).
+        """
+        return None
+
+    def use_connect_response(self, body: bytes) -> None:  # noqa: B027 - optional hook
+        """Learn the body of the :meth:`connect_request` response (e.g. the
+        endpoint and token that :meth:`connect_url` then uses). Raises
+        :class:`~wsmux.errors.RemoteError` when the venue refused it and
+        :class:`~wsmux.errors.MalformedMessage` when it cannot be read."""
+
     def route(self, subscription: Subscription) -> str:
         """The group of connections that may carry ``subscription``.
 

@@ -91,6 +91,11 @@ MOCKS: dict[str, str] = {
     "mexc": "wsmux.testing.mexc:MockMexc",
     "mexc-futures": "wsmux.testing.mexc:MockMexcFutures",
     "upbit": "wsmux.testing.upbit:MockUpbit",
+    "kucoin": "wsmux.testing.kucoin:MockKucoin",
+    "kucoin-futures": "wsmux.testing.kucoin:MockKucoinFutures",
+    "gateio": "wsmux.testing.gateio:MockGate",
+    "gateio-futures": "wsmux.testing.gateio:MockGateFutures",
+    "cryptocom": "wsmux.testing.cryptocom:MockCryptocom",
 }
 DEFAULT_DEMO_VENUES = ("binance", "kraken", "coinbase", "okx", "bybit", "bitfinex")
 """The venues ``wsmux demo`` runs without ``--venues`` (one per exchange)."""
@@ -120,6 +125,8 @@ DEMO_SYMBOLS = {
     "mexc-futures": ["BTC-USDT-PERP", "ETH-USDT-PERP"],
     "bitflyer": ["BTC-JPY", "ETH-JPY"],
     "upbit": ["BTC-KRW", "ETH-KRW"],
+    "kucoin-futures": ["BTC-USDT-PERP", "ETH-USDT-PERP"],
+    "gateio-futures": ["BTC-USDT-PERP", "ETH-USDT-PERP"],
 }
 CHAOS_EVERY = 1.0
 """Seconds between two faults of ``wsmux demo --chaos``."""

@@ -4,11 +4,14 @@ One :class:`Connection` keeps one WebSocket to one venue open for a set of
 subscriptions, and pumps its frames through a :class:`~wsmux._pipeline.Feed`.
 It is a short loop around pure pieces (:mod:`wsmux._retry`):
 
-1. connect (``connect_timeout``), send the subscribe messages paced by the
+1. perform the adapter's pre-connect REST request where it has one
+   (:meth:`~wsmux.Adapter.connect_request`: KuCoin's token), connect
+   (``connect_timeout``), send the subscribe messages paced by the
    venue's message rate (a :class:`~wsmux._retry.TokenBucket`), report
    :class:`~wsmux.Connected`;
 2. receive frames; stamp each with ``clock.time_ns()`` once; decompress where
    the venue compresses; hand it to the feed; carry out the feed's actions
+   (among them the answers a venue expects to a frame, :class:`~wsmux.adapter.Reply`)
    (send messages, fetch REST snapshots with httpx); pause while a consumer
    with the BLOCK policy is full (backpressure);
 3. beside it a watchdog sends the venue's application pings and closes a
@@ -589,6 +592,9 @@ class Connection:
         adapter = self.adapter
         subs = sorted(self.subscriptions, key=str)
         adapter.reset()  # a new connection: forget the old one's state before building the URL
+        request = adapter.connect_request()
+        if request is not None:  # e.g. KuCoin's bullet token: fresh for every attempt
+            adapter.use_connect_response(await self._prepare_connect(request))
         self.url = url = adapter.connect_url(subs)
         adapter.check_transport(url)  # credentials never go out in clear text (ConfigError: no retry)
         self.state = "connecting"
@@ -830,6 +836,26 @@ class Connection:
         if self.feed.actions:
             with contextlib.suppress(TransportError):
                 await self._do_actions()
+
+    async def _prepare_connect(self, request: HttpRequest) -> bytes:
+        """Perform the adapter's pre-connect REST request; its body, or
+        :class:`~wsmux.errors.TransportError` (a failed connection attempt)."""
+        limiter = self.rest_limiter
+        if limiter is not None:
+            delay = limiter.acquire(self.clock.monotonic(), request.weight)
+            if delay > 0:
+                self.stats.rest_waits += 1
+                await asyncio.sleep(delay)
+        try:
+            response = await self.http.request(request.method, request.url, params=list(request.params))
+        except httpx.HTTPError as exc:
+            raise TransportError(f"pre-connect request to {request.url} failed: {type(exc).__name__}: {exc}") from exc
+        if response.status_code != 200:
+            raise TransportError(f"HTTP {response.status_code} from {request.url}: {response.text[:200]!r}")
+        body = response.content
+        if self.recorder is not None:
+            self.recorder("rest", self.conn_id, self.clock.time_ns(), body, str(response.url))
+        return body
 
     async def _send_all(self, messages: Iterable[Outgoing]) -> None:
         for message in messages:

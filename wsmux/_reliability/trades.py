@@ -135,6 +135,9 @@ DEFAULT_ID_POLICIES: Mapping[str, IdPolicy] = {
     # Kraken Futures trade "uid": a UUID (kraken-futures.md).
     "kraken-futures": IdPolicy.OPAQUE,
     "kraken-futures-inverse": IdPolicy.OPAQUE,
+    # KuCoin tradeId: hex object ids (kucoin.md), not numbers.
+    "kucoin": IdPolicy.OPAQUE,
+    "kucoin-futures": IdPolicy.OPAQUE,
 }
 """Per venue id policy. Venues not listed use ``TradeSequencer.default_policy``."""
 

@@ -78,6 +78,7 @@ _CONFIG_CHANNELS: Final = {
     "funding": Channel.FUNDING,
     "liquidations": Channel.LIQUIDATIONS,
     "open_interest": Channel.OPEN_INTEREST,
+    "candles": Channel.CANDLES,
 }
 """Channel names of the ``configuration:`` line (the recorder's) → wsmux channels."""
 

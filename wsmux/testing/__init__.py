@@ -30,13 +30,16 @@ from wsmux.testing.bitmex import MockBitmex
 from wsmux.testing.bitstamp import MockBitstamp
 from wsmux.testing.bybit import MockBybit, MockBybitLinear
 from wsmux.testing.coinbase import MockCoinbase, MockCoinbaseAdvanced
+from wsmux.testing.cryptocom import MockCryptocom
 from wsmux.testing.deribit import MockDeribit
 from wsmux.testing.dydx import MockDydx
+from wsmux.testing.gateio import MockGate, MockGateFutures
 from wsmux.testing.gemini import MockGemini, MockGeminiV2
 from wsmux.testing.htx import MockHtx, MockHtxSwap
 from wsmux.testing.hyperliquid import MockHyperliquid
 from wsmux.testing.kraken import MockKraken, MockKrakenV1
 from wsmux.testing.kraken_futures import MockKrakenFutures, MockKrakenFuturesInverse
+from wsmux.testing.kucoin import MockKucoin, MockKucoinFutures
 from wsmux.testing.mexc import MockMexc, MockMexcFutures
 from wsmux.testing.okx import MockOkx
 from wsmux.testing.phemex import MockPhemex
@@ -79,12 +82,17 @@ __all__ = [
     "MockGeminiV2",
     "MockHtx",
     "MockHtxSwap",
+    "MockCryptocom",
+    "MockGate",
+    "MockGateFutures",
     "MockKraken",
     "MockKrakenFutures",
     "MockKrakenFuturesInverse",
     "MockKrakenV1",
     "MockMexc",
     "MockMexcFutures",
+    "MockKucoin",
+    "MockKucoinFutures",
     "MockOkx",
     "MockUpbit",
     "ThreadedMock",

@@ -314,6 +314,13 @@ async def capture_frames(
     router = adapter_cls(url=endpoint.url, rest_url=endpoint.rest_url)
     for group in _by_route(router, subscriptions):
         adapter = adapter_cls(url=endpoint.url, rest_url=endpoint.rest_url)
+        request = adapter.connect_request()
+        if request is not None:  # a venue that hands out its socket address over REST (KuCoin)
+            import httpx
+
+            async with httpx.AsyncClient() as client:
+                response = await client.request(request.method, request.url, params=list(request.params))
+            adapter.use_connect_response(response.content)
         async with connect(adapter.connect_url(group), max_size=2**26, ping_interval=None) as ws:
             messages = adapter.subscribe(group)
             for message in messages:

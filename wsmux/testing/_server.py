@@ -286,6 +286,12 @@ class MockExchange(abc.ABC):
         """Answer a REST GET, or None for 404."""
         return None
 
+    def rest(self, method: str, path: str, query: dict[str, str]) -> tuple[int, bytes] | None:
+        """Answer a REST request of any method (GET goes to :meth:`http`), or
+        None for 404. Venues with POST endpoints (KuCoin's bullet) override it;
+        tools that drive a mock without a server (the benchmark) call it."""
+        return self.http(path, query) if method == "GET" else (405, b'{"error":"method not allowed"}')
+
 
 def _response(status: int, body: bytes) -> Response:
     headers = Headers([("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
