@@ -154,3 +154,25 @@ def test_live_view_columns_widen_for_long_venue_ids() -> None:
         venue, symbol = row.split()[:2]
         assert symbol == "BTC-USD", row  # the venue never runs into the symbol
         assert row.index(symbol) == header.index("symbol")
+
+
+def test_twenty_five_exchanges_each_with_a_mock_and_a_page() -> None:
+    """The venue promise: 25 distinct exchanges, every adapter id with a mock in
+    wsmux.testing (conformance, demo, benchmark), every exchange with a docs page."""
+    import inspect
+
+    from wsmux import testing
+
+    names = exchanges.names()
+    by_exchange: dict[str, list[str]] = {}
+    for venue in names:
+        by_exchange.setdefault(exchanges.exchange_of(venue), []).append(venue)
+    assert len(by_exchange) >= 25 and len(names) >= 32, sorted(by_exchange)
+    mocks = {
+        getattr(obj, "venue", None)
+        for obj in (getattr(testing, name) for name in testing.__all__)
+        if inspect.isclass(obj) and issubclass(obj, testing.MockExchange)
+    }
+    assert [v for v in names if v not in mocks] == []
+    pages = {p.stem for p in (Path(__file__).resolve().parents[1] / "docs" / "venues").glob("*.rst")}
+    assert [e for e, ids in by_exchange.items() if not ({e, *ids} & pages)] == []

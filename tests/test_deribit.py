@@ -270,7 +270,7 @@ def test_interval_options() -> None:
     with pytest.raises(ConfigError):
         DeribitAdapter(credentials="key:secret")  # type: ignore[arg-type]
     assert DeribitAdapter(credentials=CREDS, interval="100ms").interval == "100ms"
-    cls = DeribitAdapter.configured(credentials=CREDS)
+    cls = DeribitAdapter.configured(credentials=CREDS, allow_insecure_loopback=True)  # a ws:// loopback mock
     assert cls(url="ws://127.0.0.1:1/").interval == "raw"
     with pytest.raises(ConfigError):
         DeribitAdapter.configured(interval="raw")

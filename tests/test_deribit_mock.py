@@ -204,7 +204,7 @@ async def test_unlisted_instrument_is_reported() -> None:
 
 async def test_raw_channels_with_credentials() -> None:
     async with MockDeribit(["BTC-USD-PERP"], credentials=CREDS) as mock:
-        adapter = DeribitAdapter(url=mock.ws_url, credentials=CREDS)
+        adapter = DeribitAdapter(url=mock.ws_url, credentials=CREDS, allow_insecure_loopback=True)
         async with client(mock, [*book("deribit", "BTC-USD-PERP"), *trades("deribit", "BTC-USD-PERP")], adapter) as c:
             await c.wait(lambda: c.count(Resynced) == 1)
             await mock.publish(100)
@@ -219,7 +219,7 @@ async def test_raw_channels_with_credentials() -> None:
 async def test_raw_channels_with_wrong_credentials_are_refused() -> None:
     async with MockDeribit(["BTC-USD-PERP"], credentials=CREDS) as mock:
         wrong = Credentials(key="mock-key", secret="not-the-secret")
-        adapter = DeribitAdapter(url=mock.ws_url, credentials=wrong)
+        adapter = DeribitAdapter(url=mock.ws_url, credentials=wrong, allow_insecure_loopback=True)
         async with client(mock, list(book("deribit", "BTC-USD-PERP")), adapter) as c:
             await c.wait(lambda: c.count(Error) == 2)
             messages = [e.message for e in c.events if isinstance(e, Error)]

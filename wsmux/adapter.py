@@ -137,8 +137,8 @@ class Heartbeat:
             subscription of :attr:`stale_channels` that delivered no data
             event for this long while frames (heartbeats, pongs) still arrive
             is resubscribed, then reconnected if still silent. ``None``: off.
-            Chosen above the normal silence of a quiet symbol's book or quotes
-            on the venue (see ``docs/guarantees.rst``).
+            30 s unless the venue declares otherwise: above the normal silence
+            of a quiet symbol's book or quotes (see ``docs/guarantees.rst``).
         stale_channels: the channels whose subscriptions arm the default stall
             timer. Books and quotes of a listed symbol move every few seconds,
             and a resubscribe returns their snapshot; the trades of an illiquid
@@ -150,7 +150,7 @@ class Heartbeat:
     ping_interval: float = 20.0
     ws_ping_interval: float | None = 20.0
     silence_timeout: float = 60.0
-    stale_after: float | None = None
+    stale_after: float | None = 30.0
     stale_channels: frozenset[Channel] = frozenset({Channel.BOOK, Channel.QUOTES, Channel.L3})
 
 

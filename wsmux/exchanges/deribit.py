@@ -264,6 +264,9 @@ class DeribitAdapter(Adapter):
     """
 
     venue: ClassVar[str] = "deribit"
+    secret_fields: ClassVar[frozenset[str]] = frozenset({"client_id", "signature"})
+    """``public/auth`` carries the key and an HMAC signature (never the secret): the
+    message log records them redacted."""
     channels: ClassVar[frozenset[Channel]] = frozenset(
         {
             Channel.BOOK,
@@ -302,8 +305,9 @@ class DeribitAdapter(Adapter):
         credentials: Credentials | None = None,
         clock: Clock | None = None,
         interval: str | None = None,
+        allow_insecure_loopback: bool = False,
     ) -> None:
-        super().__init__(url=url, rest_url=rest_url)
+        super().__init__(url=url, rest_url=rest_url, allow_insecure_loopback=allow_insecure_loopback)
         if credentials is not None and not isinstance(credentials, Credentials):
             raise ConfigError("credentials must be a wsmux.credentials.Credentials")
         if interval is None:
@@ -313,6 +317,7 @@ class DeribitAdapter(Adapter):
         if interval == "raw" and credentials is None:
             raise ConfigError("deribit 'raw' channels need credentials; use '100ms'")
         self.credentials = credentials
+        self.check_transport()  # credentials never go out over plain ws:// (see Adapter.check_transport)
         self.clock = clock if clock is not None else SYSTEM_CLOCK
         self.interval = interval
         self._symbols: dict[str, str] = {}  # instrument_name -> unified symbol
@@ -332,7 +337,12 @@ class DeribitAdapter(Adapter):
 
     @classmethod
     def configured(
-        cls, *, credentials: Credentials | None = None, clock: Clock | None = None, interval: str | None = None
+        cls,
+        *,
+        credentials: Credentials | None = None,
+        clock: Clock | None = None,
+        interval: str | None = None,
+        allow_insecure_loopback: bool = False,
     ) -> type[DeribitAdapter]:
         """A subclass whose instances use these options, for places that take
         an adapter *class*::
@@ -340,14 +350,26 @@ class DeribitAdapter(Adapter):
             Multiplexer(adapters={"deribit": DeribitAdapter.configured(credentials=creds)})
 
         The options are checked now (ConfigError)."""
-        cls(credentials=credentials, clock=clock, interval=interval)
+        cls(credentials=credentials, clock=clock, interval=interval, allow_insecure_loopback=allow_insecure_loopback)
 
         class _Configured(cls):  # type: ignore[valid-type,misc]
             def __init__(self, *, url: str | None = None, rest_url: str | None = None) -> None:
-                super().__init__(url=url, rest_url=rest_url, credentials=credentials, clock=clock, interval=interval)
+                super().__init__(
+                    url=url,
+                    rest_url=rest_url,
+                    credentials=credentials,
+                    clock=clock,
+                    interval=interval,
+                    allow_insecure_loopback=allow_insecure_loopback,
+                )
 
         _Configured.__name__ = _Configured.__qualname__ = f"{cls.__name__}.configured"
         return _Configured
+
+    @property
+    def signs(self) -> bool:
+        """True with credentials: every connection sends a signed ``public/auth``."""
+        return self.credentials is not None
 
     def reset(self) -> None:
         self._wanted.clear()

@@ -190,6 +190,7 @@ class KrakenFuturesAdapter(Adapter):
     """
 
     venue: ClassVar[str] = "kraken-futures"
+    exchange: ClassVar[str] = "kraken-futures"  # its own platform (formerly Crypto Facilities), not Kraken spot
     linear: ClassVar[bool] = True
     """True: ``PF_``/``FF_`` products; False: ``PI_``/``FI_``."""
     channels: ClassVar[frozenset[Channel]] = frozenset(_FEEDS)
