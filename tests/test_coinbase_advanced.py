@@ -33,7 +33,7 @@ from wsmux.model import (
     Trade,
 )
 from wsmux.subscriptions import Subscription
-from wsmux.testing import MockCoinbaseAdvanced, collect_until
+from wsmux.testing import MockCoinbaseAdvanced, collect_until, parse_events
 
 R = 42
 V = "coinbase-advanced"
@@ -96,7 +96,7 @@ def test_l2_snapshot_and_update() -> None:
     update = envelope(
         "l2_data", 2, [{"type": "update", "product_id": "BTC-USD", "updates": [level("offer", "63851.00", "0")]}]
     )
-    assert adapter.parse(update, R) == [BookUpdate(V, "BTC-USD", (), ((63851.0, 0.0),), TS_NS, R, 2)]
+    assert parse_events(adapter, update, R) == [BookUpdate(V, "BTC-USD", (), ((63851.0, 0.0),), TS_NS, R, 2)]
 
 
 def test_market_trades_snapshot_is_history_and_updates_are_trades() -> None:
@@ -155,7 +155,7 @@ def test_sequence_gap_is_a_connection_wide_book_gap() -> None:
     adapter.subscribe(list(book(V, "BTC-USD")))
     assert len(adapter.parse(SNAPSHOT, R)) == 1
     update = {"type": "update", "product_id": "BTC-USD", "updates": [level("bid", "1", "1")]}
-    gap, event = adapter.parse(envelope("l2_data", 4, [update]), R)
+    gap, event = parse_events(adapter, envelope("l2_data", 4, [update]), R)
     assert gap == Gap(
         V, "", Channel.BOOK, GapReason.SEQUENCE, 2, 4, R, "connection sequence_num 4 after 1: 2 message(s) lost"
     )

@@ -74,23 +74,26 @@ _TS_PAST = Quality.TS_PAST
 _GATED: frozenset[type] = frozenset({Trade, Quote, Funding, OpenInterest, Liquidation})
 _BUFFERED = Verdict.BUFFERED
 _ESCAPE_MARK: dict[type, Any] = {str: "\\u", bytes: b"\\u", bytearray: b"\\u", memoryview: b"\\u"}
-_UNDERSCORE: dict[type, Any] = {str: "_", bytes: b"_", bytearray: b"_", memoryview: b"_"}
 _ESCAPED = re.compile(r"\\u([0-9a-fA-F]{4})")
 _UNDERSCORED_NUMBER = re.compile(r'"[-+0-9.eE]*[0-9]_[0-9][-+0-9._eE]*"')
 
 
 def _digit_underscore_digit(frame: Any) -> bool:
     """True if ``frame`` has ``_`` between two ASCII digits (``float()`` reads
-    ``"1_000"`` as 1000). One C-level ``find`` per underscore: frames of venues
-    whose keys are written with underscores (``message_id``) cost little."""
-    mark = _UNDERSCORE[type(frame)]
-    i = frame.find(mark)
-    last = len(frame) - 1
-    while i != -1:
-        if 0 < i < last and frame[i - 1 : i].isdigit() and frame[i + 1 : i + 2].isdigit():
+    ``"1_000"`` as 1000). A regex with a literal ``_`` prefix (a C-level fast
+    search) finds ``_<digit>``, then the character before is checked: keys
+    written with underscores (``sequence_num``, ``message_id``) cost ~0.2 µs."""
+    pattern = _UNDERSCORE_DIGIT[type(frame) is str]
+    match = pattern.search(frame)
+    while match is not None:
+        i = match.start()
+        if i > 0 and frame[i - 1 : i].isdigit():
             return True
-        i = frame.find(mark, i + 1)
+        match = pattern.search(frame, i + 1)
     return False
+
+
+_UNDERSCORE_DIGIT: dict[bool, Any] = {True: re.compile(r"_[0-9]"), False: re.compile(rb"_[0-9]")}
 
 
 def _texts(diff: Any) -> tuple[TextLevels, TextLevels]:

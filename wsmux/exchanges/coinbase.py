@@ -124,7 +124,6 @@ from wsmux.errors import (
 from wsmux.model import (
     BookSide,
     BookSnapshot,
-    BookUpdate,
     Channel,
     Event,
     Gap,
@@ -936,7 +935,7 @@ class CoinbaseAdvancedAdapter(Adapter):
         self._has_trades = False
         self._heartbeats_sent = False
         self._next_seq: int | None = None
-        self._handlers: dict[str, Callable[[dict[str, Any], int], list[Event]]] = {
+        self._handlers: dict[str, Callable[[dict[str, Any], int], Sequence[Event | Diff]]] = {
             "l2_data": self._l2,
             "market_trades": self._trades,
             "ticker": self._ticker,
@@ -997,7 +996,7 @@ class CoinbaseAdvancedAdapter(Adapter):
 
     # --- frames ------------------------------------------------------------------------
 
-    def parse(self, frame: bytes | str, recv_ns: int) -> list[Event]:
+    def parse(self, frame: bytes | str, recv_ns: int) -> Sequence[Event | Diff]:
         try:
             msg = loads(frame)
         except JSONDecodeError as exc:
@@ -1018,7 +1017,7 @@ class CoinbaseAdvancedAdapter(Adapter):
             if type(seq) is not int:
                 raise TypeError("sequence_num is not an integer")
             expected = self._next_seq
-            gaps: list[Event] | None = None
+            gaps: list[Event | Diff] | None = None
             if expected is not None and seq != expected:
                 if seq < expected:
                     self.stats.duplicates += 1
@@ -1047,15 +1046,15 @@ class CoinbaseAdvancedAdapter(Adapter):
             return product
         return symbol
 
-    def _l2(self, msg: dict[str, Any], recv_ns: int) -> list[Event]:
+    def _l2(self, msg: dict[str, Any], recv_ns: int) -> list[Event | Diff]:
         ts = iso_to_ns(msg["timestamp"])
         seq = msg["sequence_num"]
-        out: list[Event] = []
+        out: list[Event | Diff] = []
         for event in msg["events"]:
-            bids: list[tuple[float, float]] = []
-            asks: list[tuple[float, float]] = []
+            bids: list[Any] = []
+            asks: list[Any] = []
             for u in event["updates"]:
-                level = (float(u["price_level"]), float(u["new_quantity"]))
+                level = (u["price_level"], u["new_quantity"])  # the book sync converts and checks them
                 if _ADV_BOOK_SIDE[u["side"]]:
                     bids.append(level)
                 else:
@@ -1063,11 +1062,11 @@ class CoinbaseAdvancedAdapter(Adapter):
             symbol = self._symbol(event["product_id"])
             kind = event["type"]
             if kind == "update":
-                out.append(BookUpdate(self.venue, symbol, tuple(bids), tuple(asks), ts, recv_ns, seq))
+                out.append(Diff(symbol, bids, asks, ts, seq))
             elif kind == "snapshot":
-                bids.sort(reverse=True)
-                asks.sort()
-                out.append(BookSnapshot(self.venue, symbol, tuple(bids), tuple(asks), ts, recv_ns, seq))
+                fbids = sorted([(float(p), float(q)) for p, q in bids], reverse=True)
+                fasks = sorted([(float(p), float(q)) for p, q in asks])
+                out.append(BookSnapshot(self.venue, symbol, tuple(fbids), tuple(fasks), ts, recv_ns, seq))
             else:
                 raise ValueError(f"unknown l2_data event type {kind!r}")
         return out
