@@ -493,7 +493,7 @@ class BookSync:
         if checksum is not None or rule.check_crossed:
             bid_keys = book._bid_keys
             ask_keys = book._ask_keys
-            if checksum is not None or (bid_keys and ask_keys and bid_keys[-1] >= -ask_keys[-1]):
+            if checksum is not None or (bid_keys and ask_keys and bid_keys[-1] >= ask_keys[0]):
                 verdict = self._post_checks(checksum)
                 if verdict is not Verdict.APPLIED:
                     return verdict
