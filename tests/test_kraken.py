@@ -678,3 +678,16 @@ def test_sync_v1_update_applies_both_dicts_then_checks() -> None:
     assert sync.stats.checksums_ok == 1
     assert sync.book.best_bid() == (0.04298, 7.5)
     assert sync.book.best_ask() == (0.04299, 364630.28272081)
+
+
+def test_v2_frames_with_escaped_key_names_are_the_same_json() -> None:
+    """Hardening item 13: ``\\u`` escapes in key names (valid JSON) used to give
+    MalformedMessage (the number-text scan did not see the keys)."""
+    plain = v2_snapshot()
+    escaped = plain.replace('"price"', '"\\u0070rice"').replace('"qty"', '"\\u0071ty"').replace(
+        '"symbol"', '"\\u0073ymbol"'
+    )
+    assert escaped != plain
+    assert KrakenAdapter().parse(escaped, RECV) == KrakenAdapter().parse(plain, RECV)
+    update = v2_update('{"price":45283.5,"qty":1.0}', "", 1)
+    assert KrakenAdapter().parse(update.replace('"qty"', '"\\u0071ty"'), RECV) == KrakenAdapter().parse(update, RECV)

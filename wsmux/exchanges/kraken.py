@@ -108,6 +108,15 @@ def book_depth(depth: int | None) -> int:
     raise ConfigError(f"kraken serves at most {_FULL_DEPTH} book levels per side, not {depth}")
 
 
+_ESCAPED_ASCII = re.compile(r"\\u00([2-7][0-9a-fA-F])")
+"""A ``\\u`` escape of a printable ASCII character."""
+
+
+def _unescape_ascii(match: re.Match[str]) -> str:
+    char = chr(int(match.group(1), 16))
+    return match.group(0) if char in '"\\' else char  # quotes and backslashes stay escaped
+
+
 def kraken_book_checksum(book: OrderBook) -> int:
     """Kraken's checksum of a live book: the ``SyncRule.checksum`` of both adapters.
 
@@ -435,6 +444,8 @@ class KrakenAdapter(_KrakenBase):
         else:
             raise MalformedMessage(f"unknown message type: book type {kind!r}", frame)
         text = frame if isinstance(frame, str) else frame.decode()
+        if "\\u" in text:  # the same JSON with \u escapes (e.g. in key names): scan it unescaped
+            text = _ESCAPED_ASCII.sub(_unescape_ascii, text)
         tokens: list[tuple[str, str]] = self._NUMBER.findall(text)
         pos = 0
         out: list[Event] = []
