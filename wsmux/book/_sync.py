@@ -7,10 +7,17 @@ state machine enforces all of them. The machine has two states:
 
 ``WAITING`` (the book is invalid)
     Updates arrive before the snapshot that anchors them. For REST-snapshot
-    venues (``SnapshotSource.REST``: Binance, Gate, KuCoin) they are buffered
-    (bounded by ``SyncRule.max_buffer``; the oldest are dropped and counted)
-    because diffs newer than the snapshot must be applied after it. For
+    venues (``SnapshotSource.REST``: Binance, KuCoin, MEXC...) they are buffered
+    because diffs newer than the snapshot must be applied after it: at most
+    :data:`PRE_REQUEST_BUFFER` while the request waits for the venue's REST
+    budget (:meth:`BookSync.request_sent` marks it sent), then at most
+    ``SyncRule.max_buffer``; the oldest are dropped and counted. For
     stream-snapshot venues they are ignored until the venue's snapshot comes.
+
+Updates come as :class:`~wsmux.BookUpdate` events or, on the hot path, as
+:class:`Diff` objects carrying the venue's decoded level lists: their levels
+are converted, checked and applied in one pass (:attr:`BookSync.applied`
+holds them as floats for the event the pipeline builds).
 
 ``SYNCED`` (the book is valid)
     Every update is checked before it is applied:
