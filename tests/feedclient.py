@@ -1,10 +1,13 @@
 """A Feed fed by a plain ``websockets`` connection: the layer under the
-runtime, for end-to-end tests of one adapter against its mock.
+runtime, for end-to-end tests of one adapter against its mock. One client for
+every venue's mock tests (``feedclient_top`` and ``feedclient_gz`` only add
+their venues' helpers and ``feed_client`` spellings).
 
-The client reads frames in a background task into a
-:class:`wsmux._pipeline.Feed` and carries out the Feed's actions
-(resubscribes). :meth:`FeedClient.sync` sends the venue's own round-trip
-request (a ``ping`` or a JSON-RPC ``public/test``) and waits for its answer:
+The client reads frames in a background task, decompresses binary frames for
+compressed venues (as :class:`wsmux.connection.Connection` does), hands them
+to a :class:`wsmux._pipeline.Feed` and carries out its ``Send`` actions
+(resubscribes, answers). :meth:`FeedClient.sync` sends a round-trip request
+(the venue's application ping, or a given probe) and waits for its answer:
 the mock answers in order, after every frame it published before, so no test
 sleeps.
 """
@@ -14,13 +17,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 import websockets
 
 from wsmux._pipeline import Feed, Send
-from wsmux.adapter import Adapter
+from wsmux.adapter import Adapter, Outgoing
 from wsmux.model import Channel, Event
 from wsmux.subscriptions import Subscription
 from wsmux.testing import MockExchange
@@ -34,19 +37,30 @@ class FeedClient:
     Args:
         mock: the running mock.
         adapter: the adapter (one per connection).
-        probe: the message :meth:`sync` sends.
-        is_answer: tells the answer to ``probe`` among the frames.
+        probe: the message :meth:`sync` sends (None: the adapter's
+            application ping, ``adapter.heartbeat.ping_message``).
+        is_answer: tells the answer to ``probe`` among the (decoded) frames.
+        url_from_adapter: connect to ``adapter.connect_url(subs)`` (venues
+            that name streams in the URL) rather than ``mock.ws_url``.
     """
 
     def __init__(
-        self, mock: MockExchange, adapter: Adapter, probe: str, is_answer: Callable[[str | bytes], bool]
+        self,
+        mock: MockExchange,
+        adapter: Adapter,
+        probe: Outgoing | None,
+        is_answer: Callable[[str | bytes], bool],
+        *,
+        url_from_adapter: bool = True,
     ) -> None:
         self.mock = mock
         self.adapter = adapter
         self.probe = probe
         self.is_answer = is_answer
+        self.url_from_adapter = url_from_adapter
         self.events: list[Event] = []
         self.frames: list[str | bytes] = []
+        """Every frame received (decoded)."""
         self.feed = Feed(adapter, self.events.append)
         self.ws: Any = None
         self.answers = 0
@@ -54,12 +68,20 @@ class FeedClient:
         self._task: asyncio.Task[None] | None = None
         self._error: BaseException | None = None
 
-    async def open(self, subs: list[Subscription]) -> None:
-        self.ws = await websockets.connect(self.mock.ws_url, max_size=2**24)
+    @property
+    def pongs(self) -> int:
+        """Answers to :meth:`sync` received so far."""
+        return self.answers
+
+    async def open(self, subs: Sequence[Subscription], messages: Sequence[Outgoing] | None = None) -> None:
+        """Connect, keep books for ``subs`` and send ``messages`` (default: the
+        adapter's subscribe messages for ``subs``)."""
+        url = self.adapter.connect_url(subs) if self.url_from_adapter else self.mock.ws_url
+        self.ws = await websockets.connect(url, max_size=2**24)
         for sub in subs:
             if sub.channel is Channel.BOOK:
                 self.feed.add_book(sub)
-        for message in self.adapter.subscribe(subs):
+        for message in self.adapter.subscribe(subs) if messages is None else messages:
             await self.ws.send(message)
         self._task = asyncio.get_running_loop().create_task(self._read())
 
@@ -70,9 +92,20 @@ class FeedClient:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
 
+    async def send(self, message: str | bytes) -> None:
+        await self.ws.send(message)
+
     async def _read(self) -> None:
+        adapter = self.adapter
         try:
             async for frame in self.ws:
+                if adapter.compressed and isinstance(frame, bytes):
+                    try:
+                        frame = adapter.decompress(frame)
+                    except Exception:
+                        self.feed.stats.parse_errors += 1
+                        self._changed.set()
+                        continue
                 self.frames.append(frame)
                 if self.is_answer(frame):
                     self.answers += 1
@@ -89,9 +122,9 @@ class FeedClient:
             self._changed.set()
             raise
 
-    async def wait(self, predicate: Callable[[], bool]) -> None:
-        """Wait (at most 10 s) until ``predicate()`` holds after a frame."""
-        async with asyncio.timeout(10):
+    async def wait(self, predicate: Callable[[], bool], timeout: float = 10.0) -> None:
+        """Wait (bounded) until ``predicate()`` holds after a frame."""
+        async with asyncio.timeout(timeout):
             while not predicate():
                 if self._error is not None:
                     raise self._error
@@ -100,9 +133,15 @@ class FeedClient:
 
     async def sync(self) -> None:
         """Every frame the mock published before this call has been processed."""
+        probe = self.probe if self.probe is not None else self.adapter.heartbeat.ping_message
+        assert probe is not None, "no probe and the adapter has no application ping"
         n = self.answers
-        await self.ws.send(self.probe)
+        await self.ws.send(probe)
         await self.wait(lambda: self.answers > n)
+
+    def of(self, cls: type) -> list[Any]:
+        """The events of type ``cls`` so far."""
+        return [e for e in self.events if isinstance(e, cls)]
 
     def count(self, cls: type) -> int:
         return sum(isinstance(e, cls) for e in self.events)
@@ -112,13 +151,16 @@ class FeedClient:
 async def feed_client(
     mock: MockExchange,
     adapter: Adapter,
-    subs: list[Subscription],
-    probe: str,
+    subs: Sequence[Subscription],
+    probe: Outgoing | None,
     is_answer: Callable[[str | bytes], bool],
+    *,
+    url_from_adapter: bool = False,
+    messages: Sequence[Outgoing] | None = None,
 ) -> AsyncIterator[FeedClient]:
     """An open :class:`FeedClient`, closed on exit."""
-    c = FeedClient(mock, adapter, probe, is_answer)
-    await c.open(subs)
+    c = FeedClient(mock, adapter, probe, is_answer, url_from_adapter=url_from_adapter)
+    await c.open(subs, messages)
     try:
         yield c
     finally:
