@@ -10,23 +10,19 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import itertools
 import json
-import time
-from collections.abc import Callable
 from typing import Any
 
 import httpx
 import pytest
 import websockets
+from feedclient import FeedClient, feed_client
 
 from wsmux import (
     Backoff,
     BookUpdate,
     Candle,
-    Channel,
     Disconnected,
     Error,
     ErrorKind,
@@ -42,93 +38,31 @@ from wsmux import (
     book,
     trades,
 )
-from wsmux._pipeline import Feed, Send
 from wsmux.exchanges.cryptocom import CryptocomAdapter
 from wsmux.testing import MockCryptocom, capture_frames, check_adapter, collect_until
 
 FAST = Backoff(initial=0.01, cap=0.05)
 SYMBOLS = pytest.mark.parametrize("symbol", ["BTC-USDT", "BTC-USD-PERP"])
-_SYNC_IDS = itertools.count(10**9)
+_SYNC_ID = 10**9
+"""The id of the round-trip request :meth:`FeedClient.sync` sends (no test uses it)."""
 
 
-class Client:
-    """A Feed fed by a plain websockets connection, answering heartbeats."""
-
-    def __init__(self, mock: MockCryptocom) -> None:
-        self.mock = mock
-        self.adapter = CryptocomAdapter(url=mock.ws_url, rest_url=mock.rest_url)
-        self.events: list[Event] = []
-        self.feed = Feed(self.adapter, self.events.append)
-        self.ws: Any = None
-        self.acks: set[int] = set()
-        self._changed = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-        self._error: BaseException | None = None
-
-    async def open(self, subs: list[Subscription]) -> None:
-        self.ws = await websockets.connect(self.mock.ws_url, max_size=2**24)
-        for sub in subs:
-            if sub.channel is Channel.BOOK:
-                self.feed.add_book(sub)
-        for message in self.adapter.subscribe(subs):
-            await self.ws.send(message)
-        self._task = asyncio.get_running_loop().create_task(self._read())
-
-    async def close(self) -> None:
-        await self.ws.close()
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-
-    async def _read(self) -> None:
-        try:
-            async for frame in self.ws:
-                if '"method":"unsubscribe"' in frame:  # a sync round trip's answer
-                    self.acks.add(json.loads(frame)["id"])
-                self.feed.on_frame(frame, time.time_ns())
-                for action in self.feed.take_actions():
-                    assert isinstance(action, Send)
-                    for message in action.messages:
-                        await self.ws.send(message)
-                self._changed.set()
-        except websockets.ConnectionClosed:
-            pass
-        except BaseException as exc:  # surfaced by wait()
-            self._error = exc
-            self._changed.set()
-            raise
-
-    async def wait(self, predicate: Callable[[], bool]) -> None:
-        async with asyncio.timeout(10):
-            while not predicate():
-                if self._error is not None:
-                    raise self._error
-                self._changed.clear()
-                await self._changed.wait()
-
-    async def sync(self) -> None:
-        """Every frame the mock published before this call has been processed."""
-        n = next(_SYNC_IDS)
-        native = next(iter(self.mock.natives.values()))
-        await self.ws.send(json.dumps({"id": n, "method": "unsubscribe", "params": {"channels": [f"ticker.{native}"]}}))
-        await self.wait(lambda: n in self.acks)
-
-    def count(self, cls: type) -> int:
-        return sum(isinstance(e, cls) for e in self.events)
+def _is_sync_answer(frame: str | bytes) -> bool:
+    return isinstance(frame, str) and '"method":"unsubscribe"' in frame and json.loads(frame).get("id") == _SYNC_ID
 
 
 @contextlib.asynccontextmanager
 async def client(mock: MockCryptocom, subs: list[Subscription]) -> Any:
-    c = Client(mock)
-    await c.open(subs)
-    try:
+    """The shared Feed client (heartbeats answered through the Feed's Reply),
+    synced by an unsubscribe round trip the venue acknowledges in order."""
+    adapter = CryptocomAdapter(url=mock.ws_url, rest_url=mock.rest_url)
+    native = next(iter(mock.natives.values()))
+    probe = json.dumps({"id": _SYNC_ID, "method": "unsubscribe", "params": {"channels": [f"ticker.{native}"]}})
+    async with feed_client(mock, adapter, subs, probe, _is_sync_answer) as c:
         yield c
-    finally:
-        await c.close()
 
 
-def assert_same_book(c: Client, mock: MockCryptocom, symbol: str, depth: int = 50) -> None:
+def assert_same_book(c: FeedClient, mock: MockCryptocom, symbol: str, depth: int = 50) -> None:
     local = c.feed.book(symbol)
     assert local is not None and local.valid
     assert local.depth() == mock.book_view(symbol, depth)

@@ -10,15 +10,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import time
-from collections.abc import Callable
 from typing import Any
 
 import httpx
 import pytest
-import websockets
+from feedclient import FeedClient, feed_client
 
 from wsmux import (
     Backoff,
@@ -40,10 +38,8 @@ from wsmux import (
     book,
     trades,
 )
-from wsmux._pipeline import Feed, Send
 from wsmux.adapter import Adapter
 from wsmux.exchanges.gateio import GateFuturesAdapter, GateSpotAdapter
-from wsmux.model import Channel
 from wsmux.testing import MockGate, MockGateFutures, capture_frames, check_adapter, collect_until
 from wsmux.testing.gateio import _MockGateBase
 
@@ -53,83 +49,16 @@ FUTURES = (MockGateFutures, GateFuturesAdapter, "BTC-USDT-PERP")
 VENUES = pytest.mark.parametrize(("mock_cls", "adapter_cls", "symbol"), [SPOT, FUTURES], ids=["spot", "futures"])
 
 
-class Client:
-    """A Feed fed by a plain websockets connection."""
-
-    def __init__(self, mock: _MockGateBase, adapter_cls: type[Adapter]) -> None:
-        self.mock = mock
-        self.adapter = adapter_cls(url=mock.ws_url, rest_url=mock.rest_url)
-        self.events: list[Event] = []
-        self.feed = Feed(self.adapter, self.events.append)
-        self.ws: Any = None
-        self.pongs = 0
-        self._changed = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-        self._error: BaseException | None = None
-
-    async def open(self, subs: list[Subscription]) -> None:
-        self.ws = await websockets.connect(self.mock.ws_url, max_size=2**24)
-        for sub in subs:
-            if sub.channel is Channel.BOOK:
-                self.feed.add_book(sub)
-        for message in self.adapter.subscribe(subs):
-            await self.ws.send(message)
-        self._task = asyncio.get_running_loop().create_task(self._read())
-
-    async def close(self) -> None:
-        await self.ws.close()
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-
-    async def _read(self) -> None:
-        try:
-            async for frame in self.ws:
-                if '.pong"' in frame:
-                    self.pongs += 1
-                self.feed.on_frame(frame, time.time_ns())
-                for action in self.feed.take_actions():
-                    assert isinstance(action, Send)
-                    for message in action.messages:
-                        await self.ws.send(message)
-                self._changed.set()
-        except websockets.ConnectionClosed:
-            pass
-        except BaseException as exc:  # surfaced by wait()
-            self._error = exc
-            self._changed.set()
-            raise
-
-    async def wait(self, predicate: Callable[[], bool]) -> None:
-        async with asyncio.timeout(10):
-            while not predicate():
-                if self._error is not None:
-                    raise self._error
-                self._changed.clear()
-                await self._changed.wait()
-
-    async def sync(self) -> None:
-        """Every frame the mock published before this call has been processed."""
-        n = self.pongs
-        await self.ws.send(f'{{"time":{int(time.time())},"channel":"{self.mock.prefix}.ping"}}')
-        await self.wait(lambda: self.pongs > n)
-
-    def count(self, cls: type) -> int:
-        return sum(isinstance(e, cls) for e in self.events)
-
-
 @contextlib.asynccontextmanager
 async def client(mock: _MockGateBase, adapter_cls: type[Adapter], subs: list[Subscription]) -> Any:
-    c = Client(mock, adapter_cls)
-    await c.open(subs)
-    try:
+    """The shared Feed client, synced by Gate's application ping."""
+    adapter = adapter_cls(url=mock.ws_url, rest_url=mock.rest_url)
+    probe = f'{{"time":{int(time.time())},"channel":"{mock.prefix}.ping"}}'
+    async with feed_client(mock, adapter, subs, probe, lambda frame: '.pong"' in frame) as c:
         yield c
-    finally:
-        await c.close()
 
 
-def assert_same_book(c: Client, mock: _MockGateBase, symbol: str, depth: int = 400) -> None:
+def assert_same_book(c: FeedClient, mock: _MockGateBase, symbol: str, depth: int = 400) -> None:
     local = c.feed.book(symbol)
     assert local is not None and local.valid
     assert local.depth() == mock.book_view(symbol, depth)
