@@ -9,15 +9,12 @@ Multiplexer level: the real runtime, synchronised on the last update id.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-import websockets
+from feedclient import FeedClient
 
 from wsmux import (
     Backoff,
@@ -26,7 +23,6 @@ from wsmux import (
     Channel,
     Error,
     ErrorKind,
-    Event,
     Gap,
     GapReason,
     Integrity,
@@ -39,7 +35,6 @@ from wsmux import (
     quotes,
     trades,
 )
-from wsmux._pipeline import Feed, Send
 from wsmux.adapter import Adapter
 from wsmux.exchanges.gemini import GeminiAdapter, GeminiV2Adapter
 from wsmux.testing import MockGemini, MockGeminiV2, capture_frames, check_adapter, collect_until
@@ -47,79 +42,33 @@ from wsmux.testing import MockGemini, MockGeminiV2, capture_frames, check_adapte
 FAST = Backoff(initial=0.01, cap=0.05)
 
 
-class Client:
-    """A Feed fed by a plain websockets connection."""
+_PING = '{"id":"sync","method":"ping"}'
 
-    def __init__(self, mock: MockGemini | MockGeminiV2, adapter: Adapter) -> None:
-        self.mock = mock
-        self.adapter = adapter
-        self.events: list[Event] = []
-        self.frames: list[str] = []
-        self.feed = Feed(adapter, self.events.append)
-        self.ws: Any = None
-        self._changed = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-        self._error: BaseException | None = None
 
-    async def open(self, subs: list[Subscription]) -> None:
-        self.ws = await websockets.connect(self.adapter.connect_url(subs), max_size=2**24)
-        for sub in subs:
-            if sub.channel is Channel.BOOK:
-                self.feed.add_book(sub)
-        for message in self.adapter.subscribe(subs):
-            await self.ws.send(message)
-        self._task = asyncio.get_running_loop().create_task(self._read())
+def _is_pong(frame: str | bytes) -> bool:
+    return isinstance(frame, str) and '"id":"sync"' in frame
 
-    async def close(self) -> None:
-        await self.ws.close()
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
 
-    async def _read(self) -> None:
-        try:
-            async for frame in self.ws:
-                self.frames.append(frame)
-                self.feed.on_frame(frame, time.time_ns())
-                for action in self.feed.take_actions():
-                    assert isinstance(action, Send)
-                    for message in action.messages:
-                        await self.ws.send(message)
-                self._changed.set()
-        except websockets.ConnectionClosed:
-            pass
-        except BaseException as exc:
-            self._error = exc
-            self._changed.set()
-            raise
-
-    async def wait(self, predicate: Callable[[], bool]) -> None:
-        async with asyncio.timeout(10):
-            while not predicate():
-                if self._error is not None:
-                    raise self._error
-                self._changed.clear()
-                await self._changed.wait()
+class Client(FeedClient):
+    """The shared Feed client; the v2 mock has no ping, so :meth:`sync` waits
+    for a heartbeat the mock sends after everything it published before."""
 
     async def sync(self) -> None:
-        """Every frame the mock published before this call has been processed."""
         if isinstance(self.mock, MockGeminiV2):
             marker = f'"timestamp":{await self.mock.heartbeat()}'
+            await self.wait(lambda: any(isinstance(f, str) and marker in f for f in self.frames[-50:]))
         else:
-            n = len(self.frames)
-            marker = f'"id":"sync{n}"'
-            await self.ws.send(f'{{"id":"sync{n}","method":"ping"}}')
-        await self.wait(lambda: any(marker in f for f in self.frames[-50:]))
+            await super().sync()
 
-    def count(self, cls: type) -> int:
-        return sum(isinstance(e, cls) for e in self.events)
+
+def gemini_client(mock: MockGemini | MockGeminiV2, adapter: Adapter, *, url_from_adapter: bool = True) -> Client:
+    return Client(mock, adapter, _PING, _is_pong, url_from_adapter=url_from_adapter)
 
 
 @contextlib.asynccontextmanager
-async def client(mock: MockGemini | MockGeminiV2, subs: list[Subscription]) -> Any:
+async def client(mock: MockGemini | MockGeminiV2, subs: list[Subscription]) -> AsyncIterator[Client]:
     cls = GeminiV2Adapter if isinstance(mock, MockGeminiV2) else GeminiAdapter
-    c = Client(mock, cls(url=mock.ws_url))
+    c = gemini_client(mock, cls(url=mock.ws_url))
     await c.open(subs)
     if cls is GeminiAdapter:
         await c.sync()  # the ping is answered after the subscribe request was handled
@@ -271,12 +220,8 @@ async def test_without_the_snapshot_parameter_the_book_never_syncs() -> None:
     invalid rather than being built from diffs alone."""
     async with MockGemini(["BTC-USD"]) as mock:
         adapter = GeminiAdapter(url=mock.ws_url)
-        c = Client(mock, adapter)
-        c.ws = await websockets.connect(mock.ws_url)  # no ?snapshot=-1
-        c.feed.add_book(book("gemini", "BTC-USD")[0])
-        for message in adapter.subscribe(list(book("gemini", "BTC-USD"))):
-            await c.ws.send(message)
-        c._task = asyncio.get_running_loop().create_task(c._read())
+        c = gemini_client(mock, adapter, url_from_adapter=False)
+        await c.open(list(book("gemini", "BTC-USD")))  # mock.ws_url: no ?snapshot=-1
         try:
             await c.sync()
             await mock.publish(20)

@@ -12,15 +12,13 @@ Two layers:
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
-import websockets
+from feedclient import FeedClient, feed_client
 
 from wsmux import (
     Backoff,
@@ -49,7 +47,6 @@ from wsmux import (
     trades,
 )
 from wsmux._json import loads
-from wsmux._pipeline import Feed, Send
 from wsmux.exchanges.kraken_futures import KrakenFuturesAdapter, KrakenFuturesInverseAdapter
 from wsmux.testing import (
     MockKrakenFutures,
@@ -64,88 +61,22 @@ LIN = "kraken-futures"
 SYNC = '{"event":"subscribe","feed":"heartbeat"}'
 
 
-class Client:
-    """A Feed fed by a plain websockets connection (the layer under the runtime)."""
-
-    def __init__(self, mock: MockKrakenFutures, adapter: KrakenFuturesAdapter) -> None:
-        self.mock = mock
-        self.adapter = adapter
-        self.events: list[Event] = []
-        self.feed = Feed(self.adapter, self.events.append)
-        self.ws: Any = None
-        self.acks = 0
-        self._changed = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-        self._error: BaseException | None = None
-
-    async def open(self, subs: list[Subscription]) -> None:
-        self.ws = await websockets.connect(self.mock.ws_url, max_size=2**24)
-        for sub in subs:
-            if sub.channel is Channel.BOOK:
-                self.feed.add_book(sub)
-        for message in self.adapter.subscribe(subs):
-            await self.ws.send(message)
-        self._task = asyncio.get_running_loop().create_task(self._read())
-
-    async def close(self) -> None:
-        await self.ws.close()
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-
-    async def _read(self) -> None:
-        try:
-            async for frame in self.ws:
-                if '"heartbeat"' in frame and '"event"' in frame:
-                    self.acks += 1
-                self.feed.on_frame(frame, time.time_ns())
-                for action in self.feed.take_actions():
-                    assert isinstance(action, Send)
-                    for message in action.messages:
-                        await self.ws.send(message)
-                self._changed.set()
-        except websockets.ConnectionClosed:
-            pass
-        except BaseException as exc:  # surfaced by wait()
-            self._error = exc
-            self._changed.set()
-            raise
-
-    async def wait(self, predicate: Callable[[], bool]) -> None:
-        async with asyncio.timeout(10):
-            while not predicate():
-                if self._error is not None:
-                    raise self._error
-                self._changed.clear()
-                await self._changed.wait()
-
-    async def sync(self) -> None:
-        """Every frame the mock published before this call has been processed."""
-        n = self.acks
-        await self.ws.send(SYNC)
-        await self.wait(lambda: self.acks > n)
-
-    def count(self, cls: type) -> int:
-        return sum(isinstance(e, cls) for e in self.events)
+def _is_heartbeat_ack(frame: str | bytes) -> bool:
+    return isinstance(frame, str) and '"heartbeat"' in frame and '"event"' in frame
 
 
 @contextlib.asynccontextmanager
-async def client(mock: MockKrakenFutures, subs: list[Subscription]) -> Any:
+async def client(mock: MockKrakenFutures, subs: list[Subscription]) -> AsyncIterator[FeedClient]:
     adapter_cls = KrakenFuturesAdapter if mock.linear else KrakenFuturesInverseAdapter
-    c = Client(mock, adapter_cls(url=mock.ws_url))
-    await c.open(subs)
-    # The mock answers in order: the ack of a second heartbeat subscription
-    # comes after every subscription sent before it was handled.
-    await c.ws.send(SYNC)
-    await c.wait(lambda: c.acks >= 2)
-    try:
+    async with feed_client(mock, adapter_cls(url=mock.ws_url), subs, SYNC, _is_heartbeat_ack) as c:
+        # The mock answers in order: the ack of a second heartbeat subscription
+        # comes after every subscription sent before it was handled.
+        await c.send(SYNC)
+        await c.wait(lambda: c.answers >= 2)
         yield c
-    finally:
-        await c.close()
 
 
-def assert_same_book(c: Client, mock: MockKrakenFutures, symbol: str) -> None:
+def assert_same_book(c: FeedClient, mock: MockKrakenFutures, symbol: str) -> None:
     local = c.feed.book(symbol)
     assert local is not None and local.valid
     assert local.depth() == mock.markets[symbol].depth()
