@@ -20,9 +20,10 @@ import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
+import httpx
 import websockets
 
-from wsmux._pipeline import Feed, Send
+from wsmux._pipeline import Feed, FetchSnapshot, Send
 from wsmux.adapter import Adapter, Outgoing
 from wsmux.model import Channel, Event
 from wsmux.subscriptions import Subscription
@@ -42,6 +43,10 @@ class FeedClient:
         is_answer: tells the answer to ``probe`` among the (decoded) frames.
         url_from_adapter: connect to ``adapter.connect_url(subs)`` (venues
             that name streams in the URL) rather than ``mock.ws_url``.
+
+    The client also performs what the adapter asks of REST, as the runtime
+    does: its ``connect_request()`` before connecting (a token, then
+    ``use_connect_response``) and the Feed's ``FetchSnapshot`` actions.
     """
 
     def __init__(
@@ -66,6 +71,8 @@ class FeedClient:
         self.answers = 0
         self._changed = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._fetches: set[asyncio.Task[None]] = set()
+        self._http: httpx.AsyncClient | None = None
         self._error: BaseException | None = None
 
     @property
@@ -76,6 +83,11 @@ class FeedClient:
     async def open(self, subs: Sequence[Subscription], messages: Sequence[Outgoing] | None = None) -> None:
         """Connect, keep books for ``subs`` and send ``messages`` (default: the
         adapter's subscribe messages for ``subs``)."""
+        request = self.adapter.connect_request()
+        if request is not None:
+            response = await self._client().request(request.method, request.url, content=request.body)
+            response.raise_for_status()
+            self.adapter.use_connect_response(response.content)
         url = self.adapter.connect_url(subs) if self.url_from_adapter else self.mock.ws_url
         self.ws = await websockets.connect(url, max_size=2**24)
         for sub in subs:
@@ -87,10 +99,18 @@ class FeedClient:
 
     async def close(self) -> None:
         await self.ws.close()
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        for task in [self._task, *self._fetches]:
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        if self._http is not None:
+            await self._http.aclose()
+
+    def _client(self) -> httpx.AsyncClient:
+        if self._http is None:
+            self._http = httpx.AsyncClient()
+        return self._http
 
     async def send(self, message: str | bytes) -> None:
         await self.ws.send(message)
@@ -110,10 +130,7 @@ class FeedClient:
                 if self.is_answer(frame):
                     self.answers += 1
                 self.feed.on_frame(frame, time.time_ns())
-                for action in self.feed.take_actions():
-                    assert isinstance(action, Send)
-                    for message in action.messages:
-                        await self.ws.send(message)
+                await self._act()
                 self._changed.set()
         except websockets.ConnectionClosed:
             pass
@@ -121,6 +138,33 @@ class FeedClient:
             self._error = exc
             self._changed.set()
             raise
+
+    async def _act(self) -> None:
+        for action in self.feed.take_actions():
+            if isinstance(action, Send):
+                for message in action.messages:
+                    await self.ws.send(message)
+            else:
+                assert isinstance(action, FetchSnapshot), action
+                task = asyncio.get_running_loop().create_task(self._fetch(action))
+                self._fetches.add(task)
+                task.add_done_callback(self._fetches.discard)
+
+    async def _fetch(self, action: FetchSnapshot) -> None:
+        request = action.request
+        try:
+            response = await self._client().request(request.method, request.url, params=list(request.params))
+            if response.status_code == 200:
+                self.feed.on_snapshot_body(action.symbol, response.content, time.time_ns(), action.channel)
+            else:
+                error = RuntimeError(f"HTTP {response.status_code}")
+                self.feed.on_snapshot_error(action.symbol, error, time.time_ns(), action.channel)
+            await self._act()
+        except BaseException as exc:  # surfaced by wait()
+            self._error = exc
+            raise
+        finally:
+            self._changed.set()
 
     async def wait(self, predicate: Callable[[], bool], timeout: float = 10.0) -> None:
         """Wait (bounded) until ``predicate()`` holds after a frame."""

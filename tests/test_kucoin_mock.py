@@ -17,19 +17,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
 import websockets
+from feedclient import FeedClient, feed_client
 
 from wsmux import (
     Backoff,
     BookUpdate,
     Candle,
-    Channel,
     Error,
     ErrorKind,
     Event,
@@ -45,7 +44,6 @@ from wsmux import (
     book,
     trades,
 )
-from wsmux._pipeline import Feed, FetchSnapshot, Send
 from wsmux.adapter import Adapter
 from wsmux.exchanges.kucoin import KucoinAdapter, KucoinFuturesAdapter
 from wsmux.testing import MockKucoin, MockKucoinFutures, capture_frames, check_adapter, collect_until
@@ -57,112 +55,23 @@ FUTURES = (MockKucoinFutures, KucoinFuturesAdapter, "BTC-USDT-PERP")
 VENUES = pytest.mark.parametrize(("mock_cls", "adapter_cls", "symbol"), [SPOT, FUTURES], ids=["spot", "futures"])
 
 
-class Client:
-    """A Feed fed by a plain websockets connection opened with a bullet token."""
-
-    def __init__(self, mock: _MockKucoinBase, adapter_cls: type[Adapter]) -> None:
-        self.mock = mock
-        self.adapter = adapter_cls(url=mock.ws_url, rest_url=mock.rest_url)
-        self.events: list[Event] = []
-        self.feed = Feed(self.adapter, self.events.append)
-        self.http = httpx.AsyncClient()
-        self.ws: Any = None
-        self.pongs = 0
-        self._changed = asyncio.Event()
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._error: BaseException | None = None
-
-    async def open(self, subs: list[Subscription]) -> None:
-        request = self.adapter.connect_request()
-        assert request is not None and request.method == "POST"
-        response = await self.http.request(request.method, request.url)
-        self.adapter.use_connect_response(response.content)
-        url = self.adapter.connect_url(subs)
-        assert url.startswith(self.mock.ws_url + "?token=mock-token-")
-        self.ws = await websockets.connect(url, max_size=2**24)
-        for sub in subs:
-            if sub.channel is Channel.BOOK:
-                self.feed.add_book(sub)
-        for message in self.adapter.subscribe(subs):
-            await self.ws.send(message)
-        self._spawn(self._read())
-
-    def _spawn(self, coro: Any) -> None:
-        task = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def close(self) -> None:
-        await self.ws.close()
-        for task in list(self._tasks):
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        await self.http.aclose()
-
-    async def _read(self) -> None:
-        try:
-            async for frame in self.ws:
-                if '"type":"pong"' in frame:
-                    self.pongs += 1
-                self.feed.on_frame(frame, time.time_ns())
-                await self._act()
-                self._changed.set()
-        except websockets.ConnectionClosed:
-            pass
-        except BaseException as exc:  # surfaced by wait()
-            self._error = exc
-            self._changed.set()
-            raise
-
-    async def _act(self) -> None:
-        for action in self.feed.take_actions():
-            if isinstance(action, Send):
-                for message in action.messages:
-                    await self.ws.send(message)
-            else:
-                assert isinstance(action, FetchSnapshot)
-                self._spawn(self._fetch(action))
-
-    async def _fetch(self, action: FetchSnapshot) -> None:
-        request = action.request
-        response = await self.http.request(request.method, request.url, params=list(request.params))
-        if response.status_code == 200:
-            self.feed.on_snapshot_body(action.symbol, response.content, time.time_ns())
-        else:
-            self.feed.on_snapshot_error(action.symbol, RuntimeError(f"HTTP {response.status_code}"), time.time_ns())
-        await self._act()
-        self._changed.set()
-
-    async def wait(self, predicate: Callable[[], bool]) -> None:
-        async with asyncio.timeout(10):
-            while not predicate():
-                if self._error is not None:
-                    raise self._error
-                self._changed.clear()
-                await self._changed.wait()
-
-    async def sync(self) -> None:
-        """Every frame the mock published before this call has been processed."""
-        n = self.pongs
-        await self.ws.send('{"id":"sync","type":"ping"}')
-        await self.wait(lambda: self.pongs > n)
-
-    def count(self, cls: type) -> int:
-        return sum(isinstance(e, cls) for e in self.events)
+def _is_pong(frame: str | bytes) -> bool:
+    return isinstance(frame, str) and '"type":"pong"' in frame
 
 
 @contextlib.asynccontextmanager
-async def client(mock: _MockKucoinBase, adapter_cls: type[Adapter], subs: list[Subscription]) -> Any:
-    c = Client(mock, adapter_cls)
-    await c.open(subs)
-    try:
+async def client(
+    mock: _MockKucoinBase, adapter_cls: type[Adapter], subs: list[Subscription]
+) -> AsyncIterator[FeedClient]:
+    """A Feed client connected with a bullet token (the client makes the
+    adapter's ``connect_request`` first, as the runtime does)."""
+    adapter = adapter_cls(url=mock.ws_url, rest_url=mock.rest_url)
+    async with feed_client(mock, adapter, subs, '{"id":"sync","type":"ping"}', _is_pong, url_from_adapter=True) as c:
+        assert adapter.connect_url(subs).startswith(mock.ws_url + "?token=mock-token-")
         yield c
-    finally:
-        await c.close()
 
 
-def assert_same_book(c: Client, mock: _MockKucoinBase, symbol: str) -> None:
+def assert_same_book(c: FeedClient, mock: _MockKucoinBase, symbol: str) -> None:
     local = c.feed.book(symbol)
     assert local is not None and local.valid
     assert local.depth() == mock.markets[symbol].depth()
@@ -170,7 +79,7 @@ def assert_same_book(c: Client, mock: _MockKucoinBase, symbol: str) -> None:
     local._check()
 
 
-async def synced(c: Client, mock: _MockKucoinBase, symbol: str) -> None:
+async def synced(c: FeedClient, mock: _MockKucoinBase, symbol: str) -> None:
     """Publish until the book is synced (the first diff triggers the REST snapshot)."""
     async with asyncio.timeout(10):
         while not any(isinstance(e, Resynced) for e in c.events):
