@@ -675,7 +675,11 @@ class Instrument:
         tick_size: the price increment, where the venue says.
         lot_size: the size increment (in the venue's size unit), where it says.
         contract_size: base units per contract for venues that count
-            contracts (``None``: sizes are already in base units).
+            contracts (``None``: sizes are already in base units); for an
+            ``inverse`` contract, its face value in the quote currency.
+        inverse: the contract is inverse (a fixed quote-currency amount per
+            contract, Binance COIN-M ``contractSize`` USD, OKX inverse swaps):
+            its size in base units is ``contracts * contract_size / price``.
     """
 
     venue: str
@@ -685,3 +689,4 @@ class Instrument:
     tick_size: float | None = None
     lot_size: float | None = None
     contract_size: float | None = None
+    inverse: bool = False
