@@ -208,6 +208,10 @@ class ErrorKind(_Enum):
     CIRCUIT = "circuit"
     """A venue's circuit breaker changed state (open: its market data is
     withheld until it recovers)."""
+    UNKNOWN_SYMBOL = "unknown_symbol"
+    """A subscribed symbol is not in the venue's instrument list: it was not
+    subscribed (``exception`` is the :class:`~wsmux.errors.UnknownSymbol`,
+    with close symbols in ``suggestions``)."""
 
 
 class Event:
