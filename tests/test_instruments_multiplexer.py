@@ -181,3 +181,30 @@ def test_sync_subscribe_raises_unknown_symbol_with_did_you_mean() -> None:
                 mux.subscribe(trades("binance", "ETH-USTD"))
             stream = mux.subscribe(trades("binance", "ETH-USDT"))
             stream.close()
+
+
+# --- the CLI -----------------------------------------------------------------------------------
+
+
+def test_cli_watch_misspelt_symbol_exits_with_did_you_mean() -> None:
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from wsmux.testing import run_mock_in_thread
+
+    with run_mock_in_thread(MockBinance(["BTC-USDT", "ETH-USDT"])) as mt:
+        ep = mt.endpoint
+        env = dict(os.environ, WSMUX_ENDPOINTS=json.dumps({"binance": {"url": ep.url, "rest_url": ep.rest_url}}))
+        done = subprocess.run(
+            [sys.executable, "-m", "wsmux", "watch", "binance:BTC-USTD", "--duration", "5"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert done.returncode != 0
+    assert "binance does not list 'BTC-USTD': did you mean 'BTC-USDT'?" in done.stderr
+    assert "Traceback" not in done.stderr

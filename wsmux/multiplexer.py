@@ -33,6 +33,7 @@ import attrs
 import httpx
 
 from wsmux import exchanges
+from wsmux._display import plain
 from wsmux._instruments import InstrumentCache, VenueInstruments, fetch_instruments
 from wsmux._pipeline import Feed
 from wsmux._reliability.breaker import BreakerState, CircuitBreaker
@@ -216,10 +217,13 @@ class BookView:
     :meth:`copy` to keep a snapshot or to hand the book to another thread.
     """
 
-    __slots__ = ("_book",)
+    __slots__ = ("_book", "instrument")
 
-    def __init__(self, book: OrderBook) -> None:
+    def __init__(self, book: OrderBook, instrument: Instrument | None = None) -> None:
         self._book = book
+        self.instrument = instrument
+        """The venue's instrument metadata (tick, lot, contract size) when its
+        list is loaded (see :meth:`Multiplexer.instrument`), else ``None``."""
 
     @property
     def venue(self) -> str:
@@ -284,7 +288,14 @@ class BookView:
         return len(self._book)
 
     def __repr__(self) -> str:
-        return f"<BookView of {self._book!r}>"
+        """Best bid and ask by the instrument's tick and lot size where known
+        (``29999.99 x 0.5``), else with 15 significant digits."""
+        book = self._book
+        state = "valid" if book.valid else "INVALID"
+        price, size = (self.instrument.format_price, self.instrument.format_size) if self.instrument else (plain, plain)
+        bid, ask = book.best_bid(), book.best_ask()
+        sides = [f"{side} {price(lv[0])} x {size(lv[1])}" for side, lv in (("bid", bid), ("ask", ask)) if lv]
+        return f"<BookView {book.venue}:{book.symbol} {state} seq={book.seq} {' / '.join(sides) or 'empty'}>"
 
 
 class L3BookView:
@@ -1417,7 +1428,7 @@ class Multiplexer:
         book = shard.book(symbol)
         if book is None:
             raise NotSubscribed(f"the book of {venue}:{symbol} has no connection yet; retry after the loop ran")
-        return BookView(book)
+        return BookView(book, self.instrument(venue, symbol))
 
     def l3_book(self, venue: str, symbol: str) -> L3BookView:
         """The live order-by-order book of ``symbol`` on ``venue`` (read-only view).
@@ -1522,7 +1533,7 @@ class Multiplexer:
     def _valid_view(self, venue: str, symbol: str) -> BookView | None:
         shard = self._sub_conn.get(Subscription(venue, Channel.BOOK, symbol))
         book = shard.book(symbol) if shard is not None else None
-        return BookView(book) if book is not None and book.valid else None
+        return BookView(book, self.instrument(venue, symbol)) if book is not None and book.valid else None
 
     def _why(self, venue: str) -> str:
         """The state and last error of ``venue``'s connections, for error messages."""
@@ -1543,7 +1554,7 @@ class Multiplexer:
             if sub.channel is Channel.BOOK:
                 book = shard.book(sub.symbol)
                 if book is not None:
-                    out[sub.venue, sub.symbol] = BookView(book)
+                    out[sub.venue, sub.symbol] = BookView(book, self.instrument(sub.venue, sub.symbol))
         return out
 
     def connections(self) -> list[Connection]:
