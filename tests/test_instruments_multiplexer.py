@@ -208,3 +208,36 @@ def test_cli_watch_misspelt_symbol_exits_with_did_you_mean() -> None:
     assert done.returncode != 0
     assert "binance does not list 'BTC-USTD': did you mean 'BTC-USDT'?" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+# --- record and replay -------------------------------------------------------------------------
+
+
+async def test_replay_of_a_recording_converts_sizes_as_the_live_run_did(tmp_path: object) -> None:
+    """The instruments answers the connections used are in the message log, so
+    a replay reports the same base-unit sizes as the live multiplexer."""
+    from pathlib import Path
+
+    from wsmux.log import Replay
+
+    directory = Path(str(tmp_path))
+    async with MockOkx(["BTC-USDT-PERP"], contract_value="0.01") as mock:
+        async with Multiplexer(endpoints={"okx": mock.endpoint}, backoff=FAST, record=str(directory)) as mux:
+            stream = await mux.asubscribe(trades("okx", "BTC-USDT-PERP"), book("okx", "BTC-USDT-PERP"))
+            await collect_until(stream, lambda e: isinstance(e, Resynced))  # subscribed: trades flow now
+            await mock.publish(100)
+            n = mock.markets["BTC-USDT-PERP"].next_trade_id - 1
+            live = [e for e in await collect_until(stream, lambda e: isinstance(e, Trade) and e.trade_id == str(n))]
+            await stream.aclose()
+    live_trades = [e for e in live if isinstance(e, Trade)]
+    replayed = [e for e in Replay(sorted(directory.glob("*.wslog"))).events() if isinstance(e, Trade)]
+    assert live_trades and replayed[: len(live_trades)] == live_trades
+    import json
+
+    from wsmux.log import Direction, read_log
+
+    frames = [r.data for r in read_log(sorted(directory.glob("*.wslog"))) if r.kind is Direction.IN]
+    messages = [json.loads(f) for f in frames if f not in ("pong", b"pong")]
+    first = next(m for m in messages if m.get("arg", {}).get("channel") == "trades" and "data" in m)
+    contracts = float(first["data"][0]["sz"])
+    assert live_trades[0].size == contracts / 100  # really converted: contracts of 0.01 BTC

@@ -126,12 +126,15 @@ async def fetch_instruments(
     clock: Clock,
     limiter: RestLimiter | None = None,
     attempts: int = 2,
+    bodies: list[tuple[str, bytes]] | None = None,
 ) -> list[Instrument]:
     """Every instrument ``adapter``'s endpoint lists (all its requests).
 
     Each request is bounded by the venue's ``rest_deadline`` and
     ``max_rest_body`` and waits for the venue's REST budget; a request that
     fails is tried again after :data:`RETRY_PAUSE` s, ``attempts`` times in all.
+    ``bodies``, when given, receives each answer's ``(url, body)`` (for the
+    message log, so a replay converts sizes as the live run did).
 
     Raises:
         SnapshotFailed: a request failed every attempt (HTTP status, network,
@@ -167,5 +170,7 @@ async def fetch_instruments(
                 await asyncio.sleep(RETRY_PAUSE)
                 continue
             out.extend(adapter.parse_instruments(response.body))
+            if bodies is not None:
+                bodies.append((response.url, response.body))
             break
     return out

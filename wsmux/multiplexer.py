@@ -763,8 +763,9 @@ class Multiplexer:
         if rest is None:
             rest = self._rest_limiters[venue] = RestLimiter.for_limits(adapter.limits)
         assert self._http is not None
+        bodies: list[tuple[str, bytes]] = []
         try:
-            instruments = await fetch_instruments(self._http, adapter, clock=self.clock, limiter=rest)
+            instruments = await fetch_instruments(self._http, adapter, clock=self.clock, limiter=rest, bodies=bodies)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # never a crash: any failure means "unvalidated"
@@ -773,6 +774,10 @@ class Multiplexer:
         if not instruments:
             self._instruments_unavailable(venue, "the venue listed no instrument wsmux can name")
             return None
+        if self._record_dir and venue not in self._units:  # the list the connections will use: logged for replay
+            record = self._recorder(venue)
+            for url, body in bodies:
+                record("rest", 0, self.clock.time_ns(), body, url)
         return self._instrument_cache.put(venue, instruments, self.clock.monotonic())
 
     def _instruments_unavailable(self, venue: str, reason: str) -> None:
