@@ -241,3 +241,29 @@ async def test_replay_of_a_recording_converts_sizes_as_the_live_run_did(tmp_path
     first = next(m for m in messages if m.get("arg", {}).get("channel") == "trades" and "data" in m)
     contracts = float(first["data"][0]["sz"])
     assert live_trades[0].size == contracts / 100  # really converted: contracts of 0.01 BTC
+
+
+async def test_a_hanging_instruments_endpoint_delays_data_at_most_instruments_timeout(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import asyncio
+
+    import httpx
+
+    never = asyncio.Event()
+
+    async def hang(request: httpx.Request) -> httpx.Response:
+        await never.wait()  # the instruments endpoint never answers
+        return httpx.Response(500)
+
+    caplog.set_level(logging.WARNING, logger="wsmux")
+    async with MockOkx(["BTC-USDT"]) as mock, httpx.AsyncClient(transport=httpx.MockTransport(hang)) as http:
+        async with Multiplexer(
+            endpoints={"okx": mock.endpoint}, backoff=FAST, http=http, instruments_timeout=0.2
+        ) as mux:
+            stream = await mux.asubscribe(book("okx", "BTC-USDT"))
+            await collect_until(stream, lambda e: isinstance(e, Resynced))
+            assert mux.book("okx", "BTC-USDT").valid
+            assert mux.counters["instruments_failures"] == 1
+            assert any("no answer within 0.2 s" in r.getMessage() for r in caplog.records)
+            await stream.aclose()
