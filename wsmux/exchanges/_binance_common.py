@@ -58,6 +58,7 @@ from wsmux.errors import (
     WsmuxError,
     unknown_message,
 )
+from wsmux.exchanges._contracts import ContractSizes
 from wsmux.exchanges._reference import BODY_ERRORS, json_body, step, unified_or_none
 from wsmux.model import (
     BookSnapshot,
@@ -165,6 +166,8 @@ class BinanceAdapterBase(Adapter):
             raise ConfigError("url_stream_limit must be >= 0")
         self.trade_stream: TradeStream = trade_stream
         self.url_stream_limit = url_stream_limit
+        self._contracts = ContractSizes(self.venue)
+        """Contract face values learnt from the instruments (COIN-M converts with them)."""
         self._symbols: dict[str, str] = {}
         """Native symbol (upper case, as in payloads) -> unified symbol."""
         self._next_id = 1

@@ -29,7 +29,6 @@ from wsmux.adapter import Heartbeat, Limits
 from wsmux.book import Diff
 from wsmux.errors import UnknownSymbol
 from wsmux.exchanges._binance_common import FUTURES_RULE, SPOT_RULE, BinanceAdapterBase, TradeStream
-from wsmux.exchanges._contracts import ContractSizes
 from wsmux.model import BookSnapshot, Channel, Event, Instrument
 from wsmux.subscriptions import Subscription
 
@@ -330,17 +329,6 @@ class BinanceCoinmAdapter(BinanceAdapterBase):
     snapshot_limits: ClassVar[tuple[int, ...] | None] = _FUTURES_LIMITS
     book_rule_value = FUTURES_RULE
     inverse_contracts: ClassVar[bool] = True
-
-    def __init__(
-        self,
-        *,
-        url: str | None = None,
-        rest_url: str | None = None,
-        trade_stream: TradeStream = "aggTrade",
-        url_stream_limit: int = 200,
-    ) -> None:
-        super().__init__(url=url, rest_url=rest_url, trade_stream=trade_stream, url_stream_limit=url_stream_limit)
-        self._contracts = ContractSizes(self.venue)
 
     def use_instruments(self, instruments: Sequence[Instrument]) -> None:
         """Learn each contract's USD face value: sizes are then in coins."""
