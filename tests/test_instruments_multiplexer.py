@@ -181,6 +181,9 @@ def test_sync_subscribe_raises_unknown_symbol_with_did_you_mean() -> None:
                 mux.subscribe(trades("binance", "ETH-USTD"))
             stream = mux.subscribe(trades("binance", "ETH-USDT"))
             stream.close()
+            inst = mux.instrument("binance", "ETH-USDT")
+            assert inst is not None and inst.tick_size == 0.01 and inst.native == "ETHUSDT"
+            assert sorted(mux.load_instruments("binance")["binance"]) == ["BTC-USDT", "ETH-USDT"]
 
 
 # --- the CLI -----------------------------------------------------------------------------------

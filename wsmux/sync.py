@@ -55,7 +55,7 @@ from wsmux.clock import SYSTEM_CLOCK, Clock
 from wsmux.connection import Transport
 from wsmux.errors import ClosedError, LoopThreadDied
 from wsmux.health import Health
-from wsmux.model import BookSide, Channel, Event
+from wsmux.model import BookSide, Channel, Event, Instrument
 from wsmux.multiplexer import Multiplexer as AsyncMultiplexer
 from wsmux.reliability import QualityGate
 from wsmux.stream import Overflow, Stream, StreamStats
@@ -529,6 +529,15 @@ class Multiplexer:
             return (await mux.watch_order_book(venue, symbol, timeout)).copy()
 
         return runner.call(wait, None)
+
+    def load_instruments(self, *venues: str) -> dict[str, dict[str, Instrument]]:
+        """See :meth:`wsmux.Multiplexer.load_instruments` (blocks while fetching)."""
+        runner, mux = self._parts()
+        return runner.call(lambda: mux.load_instruments(*venues), None)
+
+    def instrument(self, venue: str, symbol: str) -> Instrument | None:
+        """See :meth:`wsmux.Multiplexer.instrument`."""
+        return self._call(lambda mux: mux.instrument(venue, symbol))
 
     def health(self) -> Health:
         """See :meth:`wsmux.Multiplexer.health`."""
