@@ -144,6 +144,9 @@ def test_live_view_columns_widen_for_long_venue_ids() -> None:
     class NoBooks:
         books: dict[tuple[str, str], object] = {}
 
+        def instrument(self, venue: str, symbol: str) -> None:
+            return None  # no instrument list loaded
+
     view = LiveView(NoBooks(), io.StringIO())  # type: ignore[arg-type]
     for venue in ("coinbase-advanced", "a-venue-with-a-much-longer-id", "okx"):
         view.on_event(Trade(venue, "BTC-USD", 1.0, 1.0, None, "1", None, 1))

@@ -112,6 +112,7 @@ async def test_hostile_snapshot_is_reported_and_retried_with_backoff(mode: str, 
             adapters={"binance": TightRestBinance},
             endpoints={"binance": Endpoint(url=mock.ws_url, rest_url=srv.http_url)},
             backoff=FAST,
+            validate_symbols=False,  # only the snapshot/backfill requests go to the hostile peer
         )
         async with mux:
             stream = mux.subscribe(book("binance", "BTC-USDT"), trades("binance", "BTC-USDT"))
@@ -138,6 +139,7 @@ async def test_hostile_trade_backfill_is_bounded_and_reported() -> None:
             adapters={"binance": TightRestBinance},
             endpoints={"binance": Endpoint(url=mock.ws_url, rest_url=srv.http_url)},
             backoff=FAST,
+            validate_symbols=False,  # only the snapshot/backfill requests go to the hostile peer
             backfill_trades=True,
         )
         async with mux:

@@ -374,6 +374,14 @@ class Adapter(abc.ABC):
         the venue has no such endpoint (the default)."""
         return None
 
+    def instruments_requests(self) -> list[HttpRequest]:
+        """Every request that lists the venue's instruments: the multiplexer
+        performs each and gives every body to :meth:`parse_instruments`. The
+        default is :meth:`instruments_request` alone; venues that list each
+        instrument type separately (OKX ``instType``) return one per type."""
+        request = self.instruments_request()
+        return [] if request is None else [request]
+
     def parse_instruments(self, body: bytes) -> list[Instrument]:
         """Translate an :meth:`instruments_request` response body. Instruments
         wsmux cannot name with a unified symbol are left out."""

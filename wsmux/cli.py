@@ -27,6 +27,7 @@ from typing import Any, TextIO
 import orjson
 
 from wsmux import exchanges
+from wsmux._display import by_step, difference
 from wsmux.adapter import Endpoint
 from wsmux.errors import ConfigError, LocalError, LogError, WsmuxError
 from wsmux.model import (
@@ -239,8 +240,12 @@ class LiveView:
             else:
                 bp = ap = math.nan
                 state = "-"
+            # by the instrument's tick where its list is loaded: 29999.99, never 29999.989999999998
+            inst = self.mux.instrument(venue, symbol)
+            tick = inst.tick_size if inst is not None else None
             lines.append(
-                f"{venue:<{vw}}{symbol:<{sw}}{bp:>14.10g}{ap:>14.10g}{ap - bp:>10.4g}"
+                f"{venue:<{vw}}{symbol:<{sw}}{by_step(bp, tick):>14}{by_step(ap, tick):>14}"
+                f"{difference(ap, bp, tick):>10}"
                 f"{state:>18}{row.rate:>9.0f}{row.gaps:>6}{row.resyncs:>9}"
             )
         lines.append("")
@@ -290,7 +295,7 @@ async def _run_view(
     record: str | None = None,
 ) -> LiveView:
     async with Multiplexer(endpoints=endpoints, record=record) as mux:
-        stream = mux.subscribe(*subs, name="cli")
+        stream = await mux.asubscribe(*subs, name="cli")  # an unlisted symbol: UnknownSymbol, did you mean
         view = LiveView(mux, out)
         stream.on(Event, view.on_event)
         if on_start is not None:

@@ -85,7 +85,23 @@ class UnknownChannel(LocalError, ValueError):
 
 
 class UnknownSymbol(LocalError, ValueError):
-    """The symbol is malformed or cannot be mapped to the venue."""
+    """The symbol is malformed, cannot be mapped to the venue, or is not in
+    the venue's instrument list.
+
+    Attributes:
+        venue: the venue, where known.
+        symbol: the symbol asked for, where known.
+        suggestions: listed symbols close to it (did you mean), best first;
+            empty when the symbol was not checked against a list.
+    """
+
+    def __init__(
+        self, message: str, *, venue: str | None = None, symbol: str | None = None, suggestions: tuple[str, ...] = ()
+    ) -> None:
+        super().__init__(message)
+        self.venue = venue
+        self.symbol = symbol
+        self.suggestions = suggestions
 
 
 class ClosedError(LocalError, RuntimeError):

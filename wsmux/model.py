@@ -45,6 +45,8 @@ from typing import Any, TypeAlias, TypeVar, dataclass_transform
 import attrs
 from attrs.exceptions import FrozenInstanceError
 
+from wsmux._display import by_step, plain
+
 __all__ = [
     "event",
     "evolve",
@@ -208,6 +210,10 @@ class ErrorKind(_Enum):
     CIRCUIT = "circuit"
     """A venue's circuit breaker changed state (open: its market data is
     withheld until it recovers)."""
+    UNKNOWN_SYMBOL = "unknown_symbol"
+    """A subscribed symbol is not in the venue's instrument list: it was not
+    subscribed (``exception`` is the :class:`~wsmux.errors.UnknownSymbol`,
+    with close symbols in ``suggestions``)."""
 
 
 class Event:
@@ -233,6 +239,22 @@ _T = TypeVar("_T")
 
 def _frozen_setattr(self: object, name: str, value: object = None) -> None:
     raise FrozenInstanceError()
+
+
+def _shown(value: object) -> str:
+    """A field's value in an event repr: floats (also inside level tuples) as
+    a person reads them (``29999.99``, ``0.00005``; see :mod:`wsmux._display`)."""
+    if value.__class__ is float:
+        return plain(value)
+    if value.__class__ is tuple:
+        items = [_shown(item) for item in value]
+        return f"({items[0]},)" if len(items) == 1 else f"({', '.join(items)})"
+    return repr(value)
+
+
+def _event_repr(self: Any) -> str:
+    fields = ", ".join(f"{a.name}={_shown(getattr(self, a.name))}" for a in attrs.fields(type(self)) if a.repr)
+    return f"{type(self).__name__}({fields})"
 
 
 @dataclass_transform(frozen_default=True, field_specifiers=(attrs.field,))
@@ -269,6 +291,7 @@ def event(cls: type[_T]) -> type[_T]:
             "__setattr__": _frozen_setattr,
             "__delattr__": _frozen_setattr,
             "__reduce__": __reduce__,
+            "__repr__": _event_repr,
         },
     )
     _LAYOUTS[public] = layout
@@ -675,7 +698,11 @@ class Instrument:
         tick_size: the price increment, where the venue says.
         lot_size: the size increment (in the venue's size unit), where it says.
         contract_size: base units per contract for venues that count
-            contracts (``None``: sizes are already in base units).
+            contracts (``None``: sizes are already in base units); for an
+            ``inverse`` contract, its face value in the quote currency.
+        inverse: the contract is inverse (a fixed quote-currency amount per
+            contract, Binance COIN-M ``contractSize`` USD, OKX inverse swaps):
+            its size in base units is ``contracts * contract_size / price``.
     """
 
     venue: str
@@ -685,3 +712,18 @@ class Instrument:
     tick_size: float | None = None
     lot_size: float | None = None
     contract_size: float | None = None
+    inverse: bool = False
+
+    def format_price(self, price: float) -> str:
+        """``price`` with the decimals of the tick size (``29999.99`` for a
+        tick of 0.01), or 15 significant digits when the tick is unknown."""
+        return by_step(price, self.tick_size)
+
+    def format_size(self, size: float) -> str:
+        """A size in base units with the decimals of the lot size in base units
+        (a linear contract's lot times its contract size), or 15 significant
+        digits when that is unknown (inverse contracts, no lot size)."""
+        lot = self.lot_size
+        if lot is not None and self.contract_size is not None:
+            lot = None if self.inverse else lot * self.contract_size
+        return by_step(size, lot)

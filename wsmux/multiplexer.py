@@ -33,6 +33,8 @@ import attrs
 import httpx
 
 from wsmux import exchanges
+from wsmux._display import plain
+from wsmux._instruments import InstrumentCache, VenueInstruments, fetch_instruments
 from wsmux._pipeline import Feed
 from wsmux._reliability.breaker import BreakerState, CircuitBreaker
 from wsmux._reliability.limits import ConnectLimiter, RestLimiter
@@ -52,6 +54,7 @@ from wsmux.errors import (
     NotSubscribed,
     SnapshotFailed,
     SyncTimeout,
+    UnknownSymbol,
     UnknownVenue,
     WsmuxError,
 )
@@ -74,6 +77,7 @@ from wsmux.model import (
     Funding,
     Gap,
     GapReason,
+    Instrument,
     Integrity,
     L3Snapshot,
     Level,
@@ -113,6 +117,11 @@ ENDPOINTS_ENV = "WSMUX_ENDPOINTS"
 """Environment variable read when ``Multiplexer(endpoints=...)`` is not given:
 a JSON object of venue id -> WebSocket URL or ``{"url": ..., "rest_url": ...}``
 (point unchanged programs at mock exchanges or a testnet)."""
+
+
+INSTRUMENTS_RETRY_AFTER = 60.0
+"""Seconds after a venue's instrument list failed (or did not answer in
+time) before a new subscription fetches it again."""
 
 
 def _endpoints_from_env() -> dict[str, Endpoint | str]:
@@ -208,10 +217,13 @@ class BookView:
     :meth:`copy` to keep a snapshot or to hand the book to another thread.
     """
 
-    __slots__ = ("_book",)
+    __slots__ = ("_book", "instrument")
 
-    def __init__(self, book: OrderBook) -> None:
+    def __init__(self, book: OrderBook, instrument: Instrument | None = None) -> None:
         self._book = book
+        self.instrument = instrument
+        """The venue's instrument metadata (tick, lot, contract size) when its
+        list is loaded (see :meth:`Multiplexer.instrument`), else ``None``."""
 
     @property
     def venue(self) -> str:
@@ -276,7 +288,14 @@ class BookView:
         return len(self._book)
 
     def __repr__(self) -> str:
-        return f"<BookView of {self._book!r}>"
+        """Best bid and ask by the instrument's tick and lot size where known
+        (``29999.99 x 0.5``), else with 15 significant digits."""
+        book = self._book
+        state = "valid" if book.valid else "INVALID"
+        price, size = (self.instrument.format_price, self.instrument.format_size) if self.instrument else (plain, plain)
+        bid, ask = book.best_bid(), book.best_ask()
+        sides = [f"{side} {price(lv[0])} x {size(lv[1])}" for side, lv in (("bid", bid), ("ask", ask)) if lv]
+        return f"<BookView {book.venue}:{book.symbol} {state} seq={book.seq} {' / '.join(sides) or 'empty'}>"
 
 
 class L3BookView:
@@ -369,6 +388,21 @@ class Multiplexer:
             ``{Channel.BOOK: 30}``). Venue heartbeats keep a *connection*
             alive; they do not make a silent book fresh. Reported once per
             silence, again after data resumed and stopped again.
+        validate_symbols: fetch each venue's instrument list (its REST
+            instruments endpoint, once per multiplexer, cached for
+            ``instruments_ttl`` s) and refuse symbols it does not list, with
+            close matches (see :meth:`asubscribe`). The list also gives
+            contract sizes, so sizes of contract venues are in base units.
+            ``False``: no instruments request at all (offline use, replays of
+            your own mocks without an instruments endpoint); sizes then stay
+            in each venue's own unit. A list that cannot be fetched never
+            blocks data: it is logged once per venue (WARNING), counted
+            (``counters["instruments_failures"]``) and the symbols go ahead
+            unvalidated.
+        instruments_ttl: seconds an instrument list stays fresh.
+        instruments_timeout: seconds placing a subscription waits for its
+            venue's list before going ahead unvalidated (the fetch goes on
+            and validates later subscriptions).
     """
 
     def __init__(
@@ -391,6 +425,9 @@ class Multiplexer:
         rollover_margin: float = 300.0,
         stale_channels: Mapping[Channel, float] | None = None,
         backfill_trades: bool = False,
+        validate_symbols: bool = True,
+        instruments_ttl: float = 3600.0,
+        instruments_timeout: float = 10.0,
     ) -> None:
         if not isinstance(redundancy, int) or redundancy < 1:
             raise ConfigError(f"redundancy must be a positive int, not {redundancy!r}")
@@ -399,6 +436,17 @@ class Multiplexer:
             raise ConfigError(f"stale_after must be seconds > 0, None (venue default) or False, not {stale_after!r}")
         _check_seconds("stable_after", stable_after)
         _check_seconds("rollover_margin", rollover_margin)
+        _check_seconds("instruments_ttl", instruments_ttl, positive=True)
+        _check_seconds("instruments_timeout", instruments_timeout, positive=True)
+        self.validate_symbols = bool(validate_symbols)
+        self.instruments_timeout = instruments_timeout
+        self._instrument_cache = InstrumentCache(instruments_ttl)
+        self._instrument_loads: dict[str, asyncio.Task[VenueInstruments | None]] = {}
+        self._instruments_warned: set[str] = set()
+        self._instruments_failed_at: dict[str, float] = {}
+        self._units: dict[str, tuple[Instrument, ...]] = {}
+        """Per venue, the instruments its connections were given (fixed at
+        its first connection: a live book never changes units)."""
         self._adapters = dict(adapters or {})
         if endpoints is None:
             endpoints = _endpoints_from_env()
@@ -431,6 +479,8 @@ class Multiplexer:
             "odd_timestamps": 0,
             "breaker_withheld": 0,
             "duplicate_trades": 0,
+            "instruments_failures": 0,
+            "unknown_symbols": 0,
         }
         """Multiplexer-level counters (also in :meth:`health`)."""
         self.backfill_trades = backfill_trades
@@ -562,29 +612,15 @@ class Multiplexer:
         overflow = _to_overflow(overflow)
         if isinstance(maxsize, bool) or not isinstance(maxsize, int) or maxsize <= 0:
             raise ConfigError(f"maxsize must be a positive int, not {maxsize!r}")
-        subs: list[Subscription] = []
-        for item in subscriptions:
-            if isinstance(item, Subscription):
-                subs.append(item)
-            elif isinstance(item, str):
-                subs.extend(Subscription.parse(item))
-            elif isinstance(item, Iterable):
-                subs.extend(item)
-            else:
-                raise ConfigError(
-                    f"not a subscription: {item!r}; pass wsmux.trades(...)/wsmux.book(...) results, "
-                    "Subscription objects or 'VENUE:CHANNEL:SYMBOL' strings"
-                )
-        if not subs:
-            raise ConfigError("subscribe() needs at least one subscription")
+        subs = self._collect(subscriptions)
         checkers: dict[str, Adapter] = {}
         for sub in subs:
-            if not isinstance(sub, Subscription):
-                raise ConfigError(f"not a subscription: {sub!r}")
-            self._check_venue(sub.venue, "subscribe()")
             checker = checkers.get(sub.venue) or self._new_adapter(sub.venue)
             checkers[sub.venue] = checker
             checker.check(sub)
+            listed = self._instrument_cache.get(sub.venue) if self.validate_symbols else None
+            if listed is not None:
+                listed.check(sub.symbol)  # UnknownSymbol with close matches
         unique = tuple(dict.fromkeys(subs))
         stream = Stream(
             unique,
@@ -615,6 +651,182 @@ class Multiplexer:
                     stream._put(book.resynced_event(now))
         return stream
 
+    def _collect(self, subscriptions: Iterable[Subscription | str | Iterable[Subscription]]) -> list[Subscription]:
+        """The subscriptions of :meth:`subscribe`'s arguments, flattened, with
+        their venues checked (typed errors for anything else)."""
+        subs: list[Subscription] = []
+        for item in subscriptions:
+            if isinstance(item, Subscription):
+                subs.append(item)
+            elif isinstance(item, str):
+                subs.extend(Subscription.parse(item))
+            elif isinstance(item, Iterable):
+                subs.extend(item)
+            else:
+                raise ConfigError(
+                    f"not a subscription: {item!r}; pass wsmux.trades(...)/wsmux.book(...) results, "
+                    "Subscription objects or 'VENUE:CHANNEL:SYMBOL' strings"
+                )
+        if not subs:
+            raise ConfigError("subscribe() needs at least one subscription")
+        for sub in subs:
+            if not isinstance(sub, Subscription):
+                raise ConfigError(f"not a subscription: {sub!r}")
+            self._check_venue(sub.venue, "subscribe()")
+        return subs
+
+    async def asubscribe(
+        self,
+        *subscriptions: Subscription | str | Iterable[Subscription],
+        maxsize: int = 100_000,
+        overflow: Overflow | str = Overflow.BLOCK,
+        name: str = "",
+    ) -> Stream:
+        """:meth:`subscribe`, after loading the instrument list of every venue
+        named (from the cache when fresh): an unknown symbol raises
+        :class:`~wsmux.errors.UnknownSymbol` here, with close matches in its
+        message and ``suggestions``, and nothing is subscribed.
+
+        ``subscribe()`` itself is synchronous: it validates against lists
+        already loaded (by an earlier ``asubscribe``/:meth:`load_instruments`
+        or an earlier subscription of the venue). A symbol of a venue whose
+        list is not loaded yet is checked when its connection is placed: if
+        unlisted it is not subscribed, and the stream gets an
+        :class:`~wsmux.Error` (kind ``UNKNOWN_SYMBOL``) carrying the same
+        ``UnknownSymbol``. With ``validate_symbols=False`` this is ``subscribe()``.
+        A venue whose list cannot be fetched within ``instruments_timeout``
+        goes ahead unvalidated (logged once, counted).
+        """
+        self._check_usable()
+        subs = self._collect(subscriptions)
+        if self.validate_symbols:
+            await self._instrument_lists({sub.venue for sub in subs}, self.instruments_timeout)
+        return self.subscribe(*subs, maxsize=maxsize, overflow=overflow, name=name)
+
+    async def load_instruments(self, *venues: str) -> dict[str, dict[str, Instrument]]:
+        """The instrument lists of ``venues`` by unified symbol, fetched (once,
+        then from the cache until ``instruments_ttl`` passes) from each venue's
+        REST instruments endpoint. Works with ``validate_symbols=False`` too.
+
+        Venues without an instruments endpoint, or whose list could not be
+        fetched (logged once, counted in ``counters["instruments_failures"]``),
+        are missing from the result.
+
+        Raises:
+            UnknownVenue, NotStarted, ClosedError.
+        """
+        self._check_usable()
+        for venue in venues:
+            self._check_venue(venue, "load_instruments()")
+        lists = await self._instrument_lists(set(venues), None)
+        return {venue: dict(listed.by_symbol) for venue, listed in lists.items()}
+
+    def instrument(self, venue: str, symbol: str) -> Instrument | None:
+        """The loaded instrument of ``symbol`` on ``venue`` (tick, lot and
+        contract sizes), or ``None`` when its list is not loaded or lacks it."""
+        listed = self._instrument_cache.get(venue)
+        return None if listed is None else listed.by_symbol.get(symbol)
+
+    async def _instrument_lists(self, venues: set[str], timeout: float | None) -> dict[str, VenueInstruments]:
+        """The lists of ``venues`` with an instruments endpoint: fresh ones from
+        the cache, the others fetched (one fetch per venue in flight, shared),
+        waiting at most ``timeout`` s (the fetches go on after it)."""
+        now = self.clock.monotonic()
+        waiting: list[asyncio.Task[VenueInstruments | None]] = []
+        for venue in venues:
+            if self._instrument_cache.fresh(venue, now):
+                continue
+            failed_at = self._instruments_failed_at.get(venue)
+            if failed_at is not None and now - failed_at < INSTRUMENTS_RETRY_AFTER:
+                continue  # failed a moment ago: do not make every subscription wait for it again
+            task = self._instrument_loads.get(venue)
+            if task is None or task.done():
+                adapter = self._new_adapter(venue)
+                if not adapter.instruments_requests():
+                    continue
+                task = asyncio.get_running_loop().create_task(self._fetch_instruments(venue, adapter))
+                self._instrument_loads[venue] = task
+                self._pending.add(task)
+                task.add_done_callback(self._pending.discard)
+            waiting.append(task)
+        if waiting:
+            _done, late = await asyncio.wait(waiting, timeout=timeout)
+            for task in late:
+                venue = next(v for v, t in self._instrument_loads.items() if t is task)
+                self._instruments_unavailable(venue, f"no answer within {timeout} s (still fetching)")
+        lists = {venue: self._instrument_cache.get(venue) for venue in venues}
+        return {venue: listed for venue, listed in lists.items() if listed is not None}
+
+    async def _fetch_instruments(self, venue: str, adapter: Adapter) -> VenueInstruments | None:
+        """Fetch and cache ``venue``'s list; ``None`` (logged, counted) on failure."""
+        rest = self._rest_limiters.get(venue)
+        if rest is None:
+            rest = self._rest_limiters[venue] = RestLimiter.for_limits(adapter.limits)
+        assert self._http is not None
+        bodies: list[tuple[str, bytes]] = []
+        try:
+            instruments = await fetch_instruments(self._http, adapter, clock=self.clock, limiter=rest, bodies=bodies)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # never a crash: any failure means "unvalidated"
+            self._instruments_unavailable(venue, f"{type(exc).__name__}: {exc}")
+            return None
+        if not instruments:
+            self._instruments_unavailable(venue, "the venue listed no instrument wsmux can name")
+            return None
+        if self._record_dir and venue not in self._units:  # the list the connections will use: logged for replay
+            record = self._recorder(venue)
+            for url, body in bodies:
+                record("rest", 0, self.clock.time_ns(), body, url)
+        return self._instrument_cache.put(venue, instruments, self.clock.monotonic())
+
+    def _instruments_unavailable(self, venue: str, reason: str) -> None:
+        self.counters["instruments_failures"] += 1
+        self._instruments_failed_at[venue] = self.clock.monotonic()
+        if venue not in self._instruments_warned:  # once per venue: no log storm
+            self._instruments_warned.add(venue)
+            _log.warning(
+                "%s: instrument list unavailable (%s); subscribing without symbol validation, "
+                "sizes in the venue's own unit",
+                venue,
+                reason,
+            )
+
+    async def _validated(self, fresh: list[Subscription]) -> list[Subscription]:
+        """``fresh`` without the symbols their venue's list does not have; each
+        of those is unsubscribed from its streams and reported to them."""
+        if not self.validate_symbols:
+            return fresh
+        lists = await self._instrument_lists({sub.venue for sub in fresh}, self.instruments_timeout)
+        keep: list[Subscription] = []
+        for sub in fresh:
+            listed = lists.get(sub.venue)
+            try:
+                if listed is not None:
+                    listed.check(sub.symbol)
+            except UnknownSymbol as exc:
+                self._refuse(sub, exc)
+            else:
+                keep.append(sub)
+        return keep
+
+    def _refuse(self, sub: Subscription, exc: UnknownSymbol) -> None:
+        """Drop ``sub`` (an unlisted symbol) and tell the streams that asked for it."""
+        self.counters["unknown_symbols"] += 1
+        streams = self._sub_refs.pop(sub, set())
+        key = (sub.venue, sub.channel, sub.symbol)
+        routed = self._routes.get(key, [])
+        for stream in streams:
+            with contextlib.suppress(ValueError):
+                routed.remove(stream)
+        if not routed:
+            self._routes.pop(key, None)
+        self._puts.clear()
+        _log.warning("%s:%s:%s not subscribed: %s", sub.venue, sub.channel.value, sub.symbol, exc)
+        error = Error(sub.venue, sub.symbol, ErrorKind.UNKNOWN_SYMBOL, str(exc), self.clock.time_ns(), exc)
+        for stream in streams:
+            stream._put(error)
+
     async def _reconcile(self) -> None:
         """Make the placed subscriptions equal the referenced ones.
 
@@ -629,6 +841,8 @@ class Multiplexer:
             if orphaned:
                 await self._unplace(orphaned)
             fresh = [sub for sub in self._sub_refs if sub not in self._sub_conn]
+            if fresh and not self._closed:
+                fresh = await self._validated(fresh)
             if fresh and not self._closed:
                 await self._place(fresh)
 
@@ -698,6 +912,12 @@ class Multiplexer:
     def _new_connection(self, venue: str, sink: Callable[[Event], object]) -> Connection:
         conn_id = next(_ids)
         adapter = self._new_adapter(venue)
+        units = self._units.get(venue)
+        if units is None:  # the venue's first connection fixes its units
+            listed = self._instrument_cache.get(venue) if self.validate_symbols else None
+            units = self._units[venue] = tuple(listed.by_symbol.values()) if listed is not None else ()
+        if units:
+            adapter.use_instruments(units)
         gate = self._connect_gates.get(venue)
         if gate is None:
             gate = self._connect_gates[venue] = ConnectGate(ConnectLimiter.for_limits(adapter.limits), self.clock)
@@ -1213,7 +1433,7 @@ class Multiplexer:
         book = shard.book(symbol)
         if book is None:
             raise NotSubscribed(f"the book of {venue}:{symbol} has no connection yet; retry after the loop ran")
-        return BookView(book)
+        return BookView(book, self.instrument(venue, symbol))
 
     def l3_book(self, venue: str, symbol: str) -> L3BookView:
         """The live order-by-order book of ``symbol`` on ``venue`` (read-only view).
@@ -1318,7 +1538,7 @@ class Multiplexer:
     def _valid_view(self, venue: str, symbol: str) -> BookView | None:
         shard = self._sub_conn.get(Subscription(venue, Channel.BOOK, symbol))
         book = shard.book(symbol) if shard is not None else None
-        return BookView(book) if book is not None and book.valid else None
+        return BookView(book, self.instrument(venue, symbol)) if book is not None and book.valid else None
 
     def _why(self, venue: str) -> str:
         """The state and last error of ``venue``'s connections, for error messages."""
@@ -1339,7 +1559,7 @@ class Multiplexer:
             if sub.channel is Channel.BOOK:
                 book = shard.book(sub.symbol)
                 if book is not None:
-                    out[sub.venue, sub.symbol] = BookView(book)
+                    out[sub.venue, sub.symbol] = BookView(book, self.instrument(sub.venue, sub.symbol))
         return out
 
     def connections(self) -> list[Connection]:

@@ -55,7 +55,7 @@ from wsmux.clock import SYSTEM_CLOCK, Clock
 from wsmux.connection import Transport
 from wsmux.errors import ClosedError, LoopThreadDied
 from wsmux.health import Health
-from wsmux.model import BookSide, Channel, Event
+from wsmux.model import BookSide, Channel, Event, Instrument
 from wsmux.multiplexer import Multiplexer as AsyncMultiplexer
 from wsmux.reliability import QualityGate
 from wsmux.stream import Overflow, Stream, StreamStats
@@ -314,6 +314,9 @@ class Multiplexer:
         rollover_margin: float = 300.0,
         stale_channels: Mapping[Channel, float] | None = None,
         backfill_trades: bool = False,
+        validate_symbols: bool = True,
+        instruments_ttl: float = 3600.0,
+        instruments_timeout: float = 10.0,
     ) -> None:
         kwargs: dict[str, Any] = {
             "endpoints": endpoints,
@@ -333,6 +336,9 @@ class Multiplexer:
             "rollover_margin": rollover_margin,
             "stale_channels": stale_channels,
             "backfill_trades": backfill_trades,
+            "validate_symbols": validate_symbols,
+            "instruments_ttl": instruments_ttl,
+            "instruments_timeout": instruments_timeout,
         }
         AsyncMultiplexer(**kwargs)  # validate now, in the caller's thread (typed errors at once)
         self._kwargs = kwargs
@@ -442,9 +448,18 @@ class Multiplexer:
         overflow: Overflow | str = Overflow.BLOCK,
         name: str = "",
     ) -> SyncStream:
-        """Like :meth:`wsmux.Multiplexer.subscribe`; returns a :class:`SyncStream`."""
-        runner, _ = self._parts()
-        stream = self._call(lambda mux: mux.subscribe(*subscriptions, maxsize=maxsize, overflow=overflow, name=name))
+        """Like :meth:`wsmux.Multiplexer.asubscribe` (an unknown symbol raises
+        :class:`~wsmux.errors.UnknownSymbol` here, once the venue's instrument
+        list is loaded); returns a :class:`SyncStream`. From a callback (the
+        loop thread) it is :meth:`wsmux.Multiplexer.subscribe`."""
+        runner, mux = self._parts()
+        if runner.in_loop():
+            stream = mux.subscribe(*subscriptions, maxsize=maxsize, overflow=overflow, name=name)
+        else:
+            stream = runner.call(
+                lambda: mux.asubscribe(*subscriptions, maxsize=maxsize, overflow=overflow, name=name),
+                mux.instruments_timeout + 30,
+            )
         return SyncStream(stream, runner)
 
     def subscribe_consolidated(
@@ -514,6 +529,15 @@ class Multiplexer:
             return (await mux.watch_order_book(venue, symbol, timeout)).copy()
 
         return runner.call(wait, None)
+
+    def load_instruments(self, *venues: str) -> dict[str, dict[str, Instrument]]:
+        """See :meth:`wsmux.Multiplexer.load_instruments` (blocks while fetching)."""
+        runner, mux = self._parts()
+        return runner.call(lambda: mux.load_instruments(*venues), None)
+
+    def instrument(self, venue: str, symbol: str) -> Instrument | None:
+        """See :meth:`wsmux.Multiplexer.instrument`."""
+        return self._call(lambda mux: mux.instrument(venue, symbol))
 
     def health(self) -> Health:
         """See :meth:`wsmux.Multiplexer.health`."""

@@ -45,6 +45,7 @@ from bisect import bisect_left, insort
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
+from wsmux._display import plain
 from wsmux.model import BookSide, BookSnapshot, Channel, Integrity, Level, Levels, Resynced, TextLevels
 
 __all__ = ["MAX_VALUE", "OrderBook"]
@@ -499,9 +500,10 @@ class OrderBook:
 
     def __repr__(self) -> str:
         state = "valid" if self.valid else "INVALID"
+        bbo = ", ".join(plain(v) for v in self.bbo())  # 29999.99, not 29999.989999999998
         return (
             f"<OrderBook {self.venue}:{self.symbol} {state} seq={self.seq} "
-            f"bids={len(self._bids)} asks={len(self._asks)} bbo={self.bbo()}>"
+            f"bids={len(self._bids)} asks={len(self._asks)} bbo=({bbo})>"
         )
 
     def _check(self) -> None:

@@ -43,18 +43,29 @@ Everything here is sans-I/O: no sockets, no sleeping, no clock.
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Sequence
 from typing import Any, ClassVar, Literal
 
 from wsmux._json import JSONDecodeError, dumps, loads
 from wsmux.adapter import Adapter, HttpRequest, Outgoing
 from wsmux.book import Continuity, Diff, SnapshotSource, SyncRule
-from wsmux.errors import ConfigError, MalformedMessage, RemoteError, SubscriptionRejected, unknown_message
+from wsmux.errors import (
+    ConfigError,
+    MalformedMessage,
+    RemoteError,
+    SubscriptionRejected,
+    WsmuxError,
+    unknown_message,
+)
+from wsmux.exchanges._contracts import ContractSizes
+from wsmux.exchanges._reference import BODY_ERRORS, json_body, step, unified_or_none
 from wsmux.model import (
     BookSnapshot,
     Channel,
     Event,
     Funding,
+    Instrument,
     Levels,
     Liquidation,
     Quote,
@@ -85,6 +96,7 @@ _QUOTE = layout_of(Quote)
 _BUY = Side.BUY
 _SELL = Side.SELL
 _SIDES = {"BUY": Side.BUY, "SELL": Side.SELL}
+_LISTED = frozenset({"TRADING", "PENDING_TRADING", "PRE_TRADING"})
 
 _STREAM_SUFFIX = {
     Channel.QUOTES: "@bookTicker",
@@ -130,6 +142,10 @@ class BinanceAdapterBase(Adapter):
     """Allowed ``limit`` values of the depth request (None: any up to ``max_snapshot_limit``)."""
     max_snapshot_limit: ClassVar[int] = 1000
     book_rule_value: ClassVar[SyncRule] = SPOT_RULE
+    exchange_info_weight: ClassVar[int] = 1
+    """REST weight of ``exchangeInfo`` (spot: 20; venue REST docs, not the sheets)."""
+    inverse_contracts: ClassVar[bool] = False
+    """True where ``contractSize`` is a quote-currency face value (COIN-M)."""
 
     def __init__(
         self,
@@ -150,6 +166,8 @@ class BinanceAdapterBase(Adapter):
             raise ConfigError("url_stream_limit must be >= 0")
         self.trade_stream: TradeStream = trade_stream
         self.url_stream_limit = url_stream_limit
+        self._contracts = ContractSizes(self.venue)
+        """Contract face values learnt from the instruments (COIN-M converts with them)."""
         self._symbols: dict[str, str] = {}
         """Native symbol (upper case, as in payloads) -> unified symbol."""
         self._next_id = 1
@@ -525,6 +543,82 @@ class BinanceAdapterBase(Adapter):
         except (KeyError, TypeError, ValueError) as exc:
             raise MalformedMessage(f"{self.venue}: bad aggTrades row: {exc!r}", body) from exc
         return out
+
+    # --- reference data ----------------------------------------------------------------
+
+    def instruments_request(self) -> HttpRequest | None:
+        """``GET <rest>/<exchangeInfo path>`` (the sheets' "Instruments" lines:
+        ``/api/v3/exchangeInfo``, ``/fapi/v1/exchangeInfo``, ``/dapi/v1/exchangeInfo``)."""
+        return HttpRequest(
+            self.rest_url + self.depth_path.replace("depth", "exchangeInfo"), weight=self.exchange_info_weight
+        )
+
+    def parse_instruments(self, body: bytes) -> list[Instrument]:
+        """``{"symbols": [{"symbol", "baseAsset", "quoteAsset", "status" (COIN-M:
+        ``contractStatus``), "contractType", "deliveryDate", "contractSize",
+        "filters": [{"filterType": "PRICE_FILTER", "tickSize"}, {"filterType":
+        "LOT_SIZE", "stepSize"}]}]}`` → instruments that trade or are about to
+        (``TRADING``, ``PENDING_TRADING``, ``PRE_TRADING``) and whose symbol
+        maps back to the same native symbol (see :meth:`instrument_symbol`).
+
+        Raises:
+            RemoteError: the body is a Binance error (``{"code": .., "msg": ..}``).
+            MalformedMessage: anything else that is not an exchange info.
+        """
+        msg = json_body(self.venue, body)
+        if type(msg) is dict and "symbols" not in msg and "code" in msg:
+            raise RemoteError(f"{self.venue} exchangeInfo error {msg.get('code')}: {msg.get('msg')}")
+        out: list[Instrument] = []
+        try:
+            for row in msg["symbols"]:
+                status = row.get("status", row.get("contractStatus"))
+                if status not in _LISTED:
+                    continue
+                named = self.instrument_symbol(row)
+                if named is None:
+                    continue
+                symbol, kind = named
+                filters = {f.get("filterType"): f for f in row.get("filters") or ()}
+                size = row.get("contractSize") if self.inverse_contracts else None
+                out.append(
+                    Instrument(
+                        self.venue,
+                        symbol,
+                        row["symbol"],
+                        kind,
+                        step(filters.get("PRICE_FILTER", {}).get("tickSize")),
+                        step(filters.get("LOT_SIZE", {}).get("stepSize")),
+                        None if size is None else float(size),
+                        inverse=self.inverse_contracts,
+                    )
+                )
+        except BODY_ERRORS as exc:
+            raise MalformedMessage(f"{self.venue}: bad exchangeInfo: {exc!r}", body) from exc
+        return out
+
+    def instrument_symbol(self, row: dict[str, Any]) -> tuple[str, str] | None:
+        """The unified symbol and kind of one ``exchangeInfo`` row, or ``None``
+        when wsmux cannot name it: spot ``BASE-QUOTE``; futures ``PERPETUAL``
+        → ``-PERP``, a delivery contract → ``-YYYYMMDD`` of ``deliveryDate``
+        (UTC). Kept only if :meth:`native_symbol` gives the row's own symbol
+        back (so ``to_native`` and the list agree)."""
+        base, quote = row["baseAsset"], row["quoteAsset"]
+        if not self.futures:
+            symbol, kind = f"{base}-{quote}", "spot"
+        elif row.get("contractType") == "PERPETUAL":
+            symbol, kind = f"{base}-{quote}-PERP", "perp"
+        elif row.get("contractType") and type(row.get("deliveryDate")) is int:
+            day = datetime.datetime.fromtimestamp(row["deliveryDate"] / 1000, datetime.UTC)
+            symbol, kind = f"{base}-{quote}-{day:%Y%m%d}", "future"
+        else:
+            return None
+        if unified_or_none(symbol) is None:
+            return None
+        try:
+            native = self.native_symbol(*parse_symbol(symbol))
+        except WsmuxError:
+            return None
+        return (symbol, kind) if native == row["symbol"] else None
 
 
 def _strip_path(url: str) -> str:

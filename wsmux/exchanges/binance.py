@@ -11,17 +11,25 @@ spelling, channels and the order-book rule.
 * ``"binance-usdm"`` (:class:`BinanceUsdmAdapter`): ``BTC-USDT-PERP`` ↔
   ``BTCUSDT``; REST snapshot + ``pu`` chain; ``/public`` vs ``/market`` URLs.
 * ``"binance-coinm"`` (:class:`BinanceCoinmAdapter`): ``BTC-USD-PERP`` ↔
-  ``BTCUSD_PERP``; as USD-M; sizes in contracts.
+  ``BTCUSD_PERP``; as USD-M; sizes in contracts, or in base units (coins)
+  once the instruments list is known.
+
+Every adapter lists its instruments from ``exchangeInfo`` (symbol validation,
+tick and lot sizes; COIN-M contract sizes).
 """
 
 from __future__ import annotations
 
-from typing import ClassVar
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import attrs
 
 from wsmux.adapter import Heartbeat, Limits
+from wsmux.book import Diff
 from wsmux.errors import UnknownSymbol
 from wsmux.exchanges._binance_common import FUTURES_RULE, SPOT_RULE, BinanceAdapterBase, TradeStream
-from wsmux.model import Channel
+from wsmux.model import BookSnapshot, Channel, Event, Instrument
 from wsmux.subscriptions import Subscription
 
 __all__ = [
@@ -117,6 +125,7 @@ class BinanceSpotAdapter(BinanceAdapterBase):
     heartbeat: ClassVar[Heartbeat] = _HEARTBEAT
     depth_path: ClassVar[str] = "/api/v3/depth"
     max_snapshot_limit: ClassVar[int] = 5000
+    exchange_info_weight: ClassVar[int] = 20
     book_rule_value = SPOT_RULE
 
     def native_symbol(self, base: str, quote: str, kind: str | None) -> str:
@@ -278,12 +287,18 @@ class BinanceCoinmAdapter(BinanceAdapterBase):
       ``/public``/``/market`` split for COIN-M), REST ``https://dapi.binance.com``.
     * Symbols: ``BTC-USD-PERP`` → ``BTCUSD_PERP``; dated ``BTC-USD-20261225``
       → ``BTCUSD_261225``. Only USD-quoted contracts exist.
-    * **Sizes are contracts, not base units.** Book levels, trade sizes and
-      liquidation sizes are the venue's contract counts, unconverted: the
-      sheet gives no contract size (one contract is a fixed USD face value,
-      listed per symbol by the venue's exchange info), and converting to
-      coins would need that value divided by each level's price. Multiply by
-      the contract's USD value to get a USD notional.
+    * **Sizes: base units (coins) once the instruments are known, else
+      contracts.** The venue counts whole contracts of a fixed USD face value
+      (``contractSize`` of ``/dapi/v1/exchangeInfo``: 100 USD for BTC, 10 USD
+      for the others; sheet, "Endpoints"). After
+      :meth:`~wsmux.Adapter.use_instruments` (the multiplexer passes the list
+      it fetched; replay passes a recorded one) book levels, trade, quote and
+      liquidation sizes are ``contracts * contractSize / price`` — the coins
+      the contracts are worth at that level's (or trade's) price, so a
+      book's ``cost_to_fill`` and a trade's ``price * size`` are USD notionals.
+      A float division: the coin amount is exact to float precision, not to
+      the venue's integer contract count. Without the list, sizes stay in
+      contracts (multiply by the face value for a USD notional).
     * Channels and book rule as :class:`BinanceUsdmAdapter` (``pu`` chain,
       ``bridge_offset=0``; snapshot ``/dapi/v1/depth?limit=1000``). Dated
       contracts' ``markPriceUpdate`` has an empty funding rate: no
@@ -313,6 +328,65 @@ class BinanceCoinmAdapter(BinanceAdapterBase):
     futures: ClassVar[bool] = True
     snapshot_limits: ClassVar[tuple[int, ...] | None] = _FUTURES_LIMITS
     book_rule_value = FUTURES_RULE
+    inverse_contracts: ClassVar[bool] = True
+
+    def use_instruments(self, instruments: Sequence[Instrument]) -> None:
+        """Learn each contract's USD face value: sizes are then in coins."""
+        self._contracts.learn(instruments)
+
+    # Size conversion (see the class docstring): each override lets the shared
+    # handler decode the message, then converts only symbols with a known face
+    # value, so the unconverted path is the shared one, unchanged.
+
+    def _on_depth(self, d: dict[str, Any], recv_ns: int) -> list[Any]:
+        out = super()._on_depth(d, recv_ns)
+        diff: Diff = out[0]
+        if self._contracts.face(diff.symbol) is not None:
+            diff.bids = self._coins(diff.symbol, diff.bids)
+            diff.asks = self._coins(diff.symbol, diff.asks)
+        return out
+
+    def _coins(self, symbol: str, levels: Sequence[Sequence[Any]]) -> tuple[tuple[Any, float], ...]:
+        """Levels as ``(price, coins)``; the price keeps its form (the venue's
+        text or a float). A price not above zero gives a NaN size, which the
+        book refuses (see :meth:`ContractSizes.inverse_to_base`)."""
+        to_base = self._contracts.inverse_to_base
+        return tuple([(level[0], to_base(symbol, level[1], level[0])) for level in levels])
+
+    def _trade(self, d: dict[str, Any], trade_id: Any, recv_ns: int) -> list[Event]:
+        return [self._converted(event, "size") for event in super()._trade(d, trade_id, recv_ns)]
+
+    def _on_force_order(self, d: dict[str, Any], recv_ns: int) -> list[Event]:
+        return [self._converted(event, "size") for event in super()._on_force_order(d, recv_ns)]
+
+    def _on_book_ticker(self, d: dict[str, Any], recv_ns: int) -> list[Event]:
+        out = super()._on_book_ticker(d, recv_ns)
+        quote: Any = out[0]
+        if self._contracts.face(quote.symbol) is None:
+            return out
+        to_base = self._contracts.inverse_to_base
+        return [
+            attrs.evolve(
+                quote,
+                bid_size=to_base(quote.symbol, quote.bid_size, quote.bid_price),
+                ask_size=to_base(quote.symbol, quote.ask_size, quote.ask_price),
+            )
+        ]
+
+    def _converted(self, event: Any, field: str) -> Event:
+        if self._contracts.face(event.symbol) is None:
+            return event  # type: ignore[no-any-return]
+        size = self._contracts.inverse_to_base(event.symbol, getattr(event, field), event.price)
+        return attrs.evolve(event, **{field: size})  # type: ignore[no-any-return]
+
+    def parse_snapshot(self, symbol: str, body: bytes, recv_ns: int) -> BookSnapshot:
+        """As the base, sizes in coins when the face value is known."""
+        snapshot = super().parse_snapshot(symbol, body, recv_ns)
+        if self._contracts.face(symbol) is None:
+            return snapshot
+        return attrs.evolve(  # type: ignore[misc]
+            snapshot, bids=self._coins(symbol, snapshot.bids), asks=self._coins(symbol, snapshot.asks)
+        )
 
     def native_symbol(self, base: str, quote: str, kind: str | None) -> str:
         """``BTC-USD-PERP`` → ``BTCUSD_PERP``; ``BTC-USD-20261225`` → ``BTCUSD_261225``."""
@@ -325,3 +399,4 @@ class BinanceCoinmAdapter(BinanceAdapterBase):
 
     def snapshot_weight(self, limit: int) -> int:
         return _futures_weight(limit)
+

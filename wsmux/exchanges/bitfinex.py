@@ -109,11 +109,12 @@ from typing import Any, ClassVar
 import attrs
 
 from wsmux._json import JSONDecodeError, dumps, loads
-from wsmux.adapter import Adapter, Heartbeat, Limits, Outgoing
+from wsmux.adapter import Adapter, Heartbeat, HttpRequest, Limits, Outgoing
 from wsmux.book import Continuity, OrderBook, SnapshotSource, SyncRule
 from wsmux.book.checksum import INTERLEAVED_DEPTH, bitfinex_checksum, bitfinex_format
 from wsmux.book.l3 import L3Book
 from wsmux.errors import MalformedMessage, RemoteError, SubscriptionRejected, UnknownSymbol
+from wsmux.exchanges._reference import BODY_ERRORS, json_body
 from wsmux.model import (
     BookSide,
     BookSnapshot,
@@ -122,6 +123,7 @@ from wsmux.model import (
     Event,
     Gap,
     GapReason,
+    Instrument,
     Integrity,
     L3Snapshot,
     OrderAction,
@@ -463,6 +465,38 @@ class BitfinexAdapter(Adapter):
     def to_native(self, symbol: str, channel: Channel = Channel.TRADES) -> str:
         """Bitfinex's symbol (``tBTCUSD``); see :func:`to_native`."""
         return to_native(symbol)
+
+    # --- reference data ---------------------------------------------------------------
+
+    def instruments_request(self, kind: str = "exchange") -> HttpRequest | None:
+        """``GET <rest>/v2/conf/pub:list:pair:exchange`` (bitfinex.md, "Symbols";
+        ``kind="futures"`` lists the perpetuals)."""
+        return HttpRequest(f"{self.rest_url}/v2/conf/pub:list:pair:{kind}")
+
+    def instruments_requests(self) -> list[HttpRequest]:
+        """The spot pairs and the perpetuals (``pub:list:pair:futures``)."""
+        return [r for r in (self.instruments_request("exchange"), self.instruments_request("futures")) if r]
+
+    def parse_instruments(self, body: bytes) -> list[Instrument]:
+        """``[["BTCUSD", "TESTBTC:TESTUSD", "BTCF0:USTF0", ...]]`` → instruments
+        named by :func:`from_native` (unmappable names are left out). The
+        lists carry no tick or lot sizes: Bitfinex prices have five
+        significant digits, not a fixed tick."""
+        msg = json_body(self.venue, body)
+        out: list[Instrument] = []
+        try:
+            if msg.__class__ is not list or len(msg) != 1 or msg[0].__class__ is not list:
+                raise TypeError("expected [[pair, ...]]")
+            for name in msg[0]:
+                native = "t" + name
+                try:
+                    symbol = from_native(native)
+                except UnknownSymbol:
+                    continue
+                out.append(Instrument(self.venue, symbol, native, "perp" if symbol.endswith("-PERP") else "spot"))
+        except BODY_ERRORS as exc:
+            raise MalformedMessage(f"bitfinex: bad pair list: {exc!r}", body) from exc
+        return out
 
     def book_rule(self, symbol: str) -> SyncRule:
         """Stream snapshots, connection sequence as a monotonic id, checksum on

@@ -49,6 +49,12 @@ where it is enforced:
   liquidated — cryptofeed issue #985 found Bybit's side inverted against other
   venues), so :attr:`Liquidation.side` — the side of the liquidation order —
   is the opposite of ``S``.
+* **Units.** Sizes are in the base coin on both endpoints (spot quantities,
+  and linear contracts are quoted in the base coin: the sheet's examples,
+  ``bid1Size`` 84.489 for ``BTCUSDT``), so nothing is converted.
+* **Instruments.** ``GET /v5/market/instruments-info?category=spot|linear``
+  (Bybit's v5 REST docs; not in the sheet): ``priceFilter.tickSize``,
+  ``lotSizeFilter.qtyStep`` (spot: ``basePrecision``).
 """
 
 from __future__ import annotations
@@ -58,7 +64,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
 from wsmux._json import JSONDecodeError, dumps, loads
-from wsmux.adapter import Adapter, Heartbeat, Limits, Outgoing
+from wsmux.adapter import Adapter, Heartbeat, HttpRequest, Limits, Outgoing
 from wsmux.book import Continuity, Diff, SnapshotSource, SyncRule
 from wsmux.errors import (
     ConfigError,
@@ -69,11 +75,13 @@ from wsmux.errors import (
     WsmuxError,
     unknown_message,
 )
+from wsmux.exchanges._reference import BODY_ERRORS, json_body, step, unified_or_none
 from wsmux.model import (
     BookSnapshot,
     Channel,
     Event,
     Funding,
+    Instrument,
     Liquidation,
     OpenInterest,
     Quote,
@@ -166,6 +174,62 @@ class _BybitAdapter(Adapter):
         if symbol is None:
             raise MalformedMessage(f"{self.venue}: data for a symbol never subscribed: {native!r}")
         return symbol
+
+    # --- reference data ----------------------------------------------------------------
+
+    category: ClassVar[str]
+    """The v5 ``category`` of this endpoint (``spot``, ``linear``)."""
+
+    def instruments_request(self) -> HttpRequest | None:
+        """``GET <rest>/v5/market/instruments-info?category=<category>&limit=1000``."""
+        return HttpRequest(
+            self.rest_url + "/v5/market/instruments-info", (("category", self.category), ("limit", "1000"))
+        )
+
+    def parse_instruments(self, body: bytes) -> list[Instrument]:
+        """``{"retCode": 0, "result": {"list": [{"symbol", "baseCoin",
+        "quoteCoin", "status", "contractType", "priceFilter": {"tickSize"},
+        "lotSizeFilter": {"qtyStep" | "basePrecision"}}]}}`` → the instruments
+        this adapter maps (:meth:`to_native` gives the row's symbol back).
+
+        Raises:
+            RemoteError: a non-zero ``retCode``.
+            MalformedMessage: the body is not an instruments list.
+        """
+        msg = json_body(self.venue, body)
+        out: list[Instrument] = []
+        try:
+            if msg.get("retCode") != 0:
+                raise RemoteError(f"{self.venue} instruments error {msg.get('retCode')}: {msg.get('retMsg')}")
+            for row in msg["result"]["list"]:
+                if row.get("status", "Trading") not in ("Trading", "PreLaunch"):
+                    continue
+                kind = "spot" if self.category == "spot" else "perp"
+                suffix = "" if kind == "spot" else "-PERP"
+                symbol = unified_or_none(f"{row['baseCoin']}-{row['quoteCoin']}{suffix}")
+                if symbol is None:
+                    continue
+                try:
+                    if self.to_native(symbol) != row["symbol"]:
+                        continue
+                except UnknownSymbol:
+                    continue
+                lots = row.get("lotSizeFilter") or {}
+                out.append(
+                    Instrument(
+                        self.venue,
+                        symbol,
+                        row["symbol"],
+                        kind,
+                        step((row.get("priceFilter") or {}).get("tickSize")),
+                        step(lots.get("qtyStep") or lots.get("basePrecision")),
+                    )
+                )
+        except RemoteError:
+            raise
+        except BODY_ERRORS as exc:
+            raise MalformedMessage(f"{self.venue}: bad instruments body: {exc!r}", body) from exc
+        return out
 
     # --- books ---------------------------------------------------------------------
 
@@ -421,6 +485,7 @@ class BybitSpotAdapter(_BybitAdapter):
     """
 
     venue: ClassVar[str] = "bybit"
+    category: ClassVar[str] = "spot"
     channels: ClassVar[frozenset[Channel]] = frozenset({Channel.BOOK, Channel.QUOTES, Channel.TRADES})
     default_url: ClassVar[str] = "wss://stream.bybit.com/v5/public/spot"
     # bybit-v5.md, "Subscribing" (UNCONFIRMED): spot <= 10 args per subscribe
@@ -453,6 +518,7 @@ class BybitLinearAdapter(_BybitAdapter):
     """
 
     venue: ClassVar[str] = "bybit-linear"
+    category: ClassVar[str] = "linear"
     channels: ClassVar[frozenset[Channel]] = frozenset(
         {
             Channel.BOOK,

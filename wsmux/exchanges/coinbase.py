@@ -121,6 +121,7 @@ from wsmux.errors import (
     WsmuxError,
     unknown_message,
 )
+from wsmux.exchanges._reference import BODY_ERRORS, json_body, step, unified_or_none
 from wsmux.model import (
     BookSide,
     BookSnapshot,
@@ -128,6 +129,7 @@ from wsmux.model import (
     Event,
     Gap,
     GapReason,
+    Instrument,
     Integrity,
     L3Snapshot,
     OrderAction,
@@ -290,6 +292,25 @@ def _spot_native(venue: str, symbol: str) -> str:
 
 def _wrap(frame: bytes | str, exc: BaseException, what: str) -> MalformedMessage:
     return MalformedMessage(f"bad {what} message ({type(exc).__name__}: {exc})", frame)
+
+
+def _products(venue: str, rows: Any, keys: tuple[str, str, str, str, str], body: bytes) -> list[Instrument]:
+    """Spot instruments of a Coinbase product list. ``keys`` name the id,
+    base, quote, price-increment and size-increment fields; products that are
+    not ``online`` or whose id is not ``BASE-QUOTE`` are left out."""
+    id_key, base_key, quote_key, tick_key, lot_key = keys
+    out: list[Instrument] = []
+    try:
+        for row in rows:
+            if row.get("status", "online") != "online" or row.get("trading_disabled") or row.get("is_disabled"):
+                continue
+            native = row[id_key]
+            if unified_or_none(native) is None or native != f"{row[base_key]}-{row[quote_key]}":
+                continue
+            out.append(Instrument(venue, native, native, "spot", step(row.get(tick_key)), step(row.get(lot_key))))
+    except BODY_ERRORS as exc:
+        raise MalformedMessage(f"{venue}: bad products list: {exc!r}", body) from exc
+    return out
 
 
 class CoinbaseStats:
@@ -549,6 +570,25 @@ class CoinbaseAdapter(Adapter):
         self._ticker_seq.clear()
         self._l3_last.clear()
         self._l3_run.clear()
+
+    # --- reference data ---------------------------------------------------------------------
+
+    def instruments_request(self) -> HttpRequest | None:
+        """``GET <rest>/products`` (coinbase-exchange.md: product ids ``BTC-USD``;
+        the list's schema is Coinbase Exchange's REST docs, not the sheet)."""
+        return HttpRequest(self.rest_url + "/products")
+
+    def parse_instruments(self, body: bytes) -> list[Instrument]:
+        """``[{"id", "base_currency", "quote_currency", "quote_increment",
+        "base_increment", "status", "trading_disabled"}]`` → online products."""
+        rows = json_body(self.venue, body)
+        if rows.__class__ is dict and "message" in rows:
+            raise RemoteError(f"coinbase products error: {rows['message']}")
+        if rows.__class__ is not list:
+            raise MalformedMessage("coinbase: products body is not a list", body)
+        return _products(
+            self.venue, rows, ("id", "base_currency", "quote_currency", "quote_increment", "base_increment"), body
+        )
 
     # --- books ---------------------------------------------------------------------------
 
@@ -948,6 +988,26 @@ class CoinbaseAdvancedAdapter(Adapter):
 
     def to_native(self, symbol: str, channel: Channel = Channel.TRADES) -> str:
         return _spot_native(self.venue, symbol)
+
+    def instruments_request(self) -> HttpRequest | None:
+        """``GET <rest>/api/v3/brokerage/market/products`` (the public product
+        list of Coinbase's Advanced Trade REST docs; not in the sheet)."""
+        return HttpRequest(self.rest_url + "/api/v3/brokerage/market/products")
+
+    def parse_instruments(self, body: bytes) -> list[Instrument]:
+        """``{"products": [{"product_id", "base_currency_id",
+        "quote_currency_id", "price_increment", "base_increment", "status",
+        "is_disabled"}]}`` → online spot products."""
+        msg = json_body(self.venue, body)
+        if msg.__class__ is not dict or msg.get("products").__class__ is not list:
+            raise MalformedMessage("coinbase-advanced: products body has no product list", body)
+        rows = [r for r in msg["products"] if r.__class__ is not dict or r.get("product_type", "SPOT") == "SPOT"]
+        return _products(
+            self.venue,
+            rows,
+            ("product_id", "base_currency_id", "quote_currency_id", "price_increment", "base_increment"),
+            body,
+        )
 
     def _topics(self, subscriptions: Sequence[Subscription], *, register: bool) -> dict[str, list[str]]:
         topics: dict[str, list[str]] = {}

@@ -44,7 +44,7 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from wsmux._json import JSONDecodeError, dumps, loads
-from wsmux.adapter import Adapter, Heartbeat, Limits, Outgoing
+from wsmux.adapter import Adapter, Heartbeat, HttpRequest, Limits, Outgoing
 from wsmux.book import Continuity, Diff, OrderBook, SnapshotSource, SyncRule
 from wsmux.book.checksum import KRAKEN_DEPTH, kraken_strip
 from wsmux.errors import (
@@ -57,12 +57,14 @@ from wsmux.errors import (
     WsmuxError,
     unknown_message,
 )
+from wsmux.exchanges._reference import BODY_ERRORS, json_body, step, step_of_decimals, unified_or_none
 from wsmux.model import (
     BookSide,
     BookSnapshot,
     BookUpdate,
     Channel,
     Event,
+    Instrument,
     Quote,
     Side,
     TextLevels,
@@ -284,6 +286,47 @@ class _KrakenBase(Adapter):
         super().check(subscription)
         if subscription.channel is Channel.BOOK:
             book_depth(subscription.depth)
+
+    # --- reference data -----------------------------------------------------------
+
+    def instruments_request(self) -> HttpRequest | None:
+        """``GET <rest>/0/public/AssetPairs`` (kraken-spot.md: the v1 names
+        are its ``wsname``)."""
+        return HttpRequest(self.rest_url + "/0/public/AssetPairs")
+
+    def parse_instruments(self, body: bytes) -> list[Instrument]:
+        """``{"error": [], "result": {"XXBTZUSD": {"wsname": "XBT/USD",
+        "tick_size", "pair_decimals", "lot_decimals", "status"}}}`` → online
+        pairs, named from ``wsname`` (``XBT`` → ``BTC``, ``XDG`` → ``DOGE``);
+        ``native`` is this adapter's spelling (v2 ``BTC/USD``, v1 ``XBT/USD``).
+        The tick is ``tick_size``, else ``10^-pair_decimals``; the lot
+        ``10^-lot_decimals``. Dark-pool pairs (``.d``) have no ``wsname``.
+
+        Raises:
+            RemoteError: Kraken's ``error`` list is not empty.
+            MalformedMessage: the body is not an asset-pair list.
+        """
+        msg = json_body(self.venue, body)
+        out: list[Instrument] = []
+        try:
+            if msg["error"]:
+                raise RemoteError(f"kraken AssetPairs error: {', '.join(map(str, msg['error']))}")
+            for row in msg["result"].values():
+                wsname = row.get("wsname")
+                if not wsname or row.get("status", "online") not in ("online", "post_only", "limit_only"):
+                    continue
+                base, _, quote = wsname.partition("/")
+                symbol = unified_or_none(f"{_V1_UNIFIED.get(base, base)}-{_V1_UNIFIED.get(quote, quote)}")
+                if symbol is None:
+                    continue
+                tick = step(row.get("tick_size")) or step_of_decimals(row.get("pair_decimals"))
+                lot = step_of_decimals(row.get("lot_decimals"))
+                out.append(Instrument(self.venue, symbol, self.to_native(symbol), "spot", tick, lot))
+        except RemoteError:
+            raise
+        except BODY_ERRORS as exc:
+            raise MalformedMessage(f"kraken: bad AssetPairs body: {exc!r}", body) from exc
+        return out
 
     # --- subscriptions ------------------------------------------------------------
 

@@ -39,12 +39,19 @@ Each rule is restated where it is enforced:
   ``checksum=None`` and only a non-zero value is verified.
 
 **Units.** Prices are in the quote currency. Sizes of spot instruments are in
-the base currency. **Sizes of SWAP and FUTURES instruments (book levels,
-trades, liquidations) are in contracts**, as OKX sends them: the sheet gives no
-contract values (``ctVal`` comes from the instruments REST endpoint), so wsmux
-does not convert them; multiply by the instrument's ``ctVal`` for base units
-(OKX lists e.g. ``BTC-USDT-SWAP`` with a contract value in BTC). Open interest
-uses ``oiCcy`` (base currency) when present, else ``oi`` (contracts).
+the base currency. OKX sends sizes of SWAP and FUTURES instruments (book
+levels, quotes, trades, liquidations) in **contracts** (okx-v5.md, "Book
+sync": "see instrument ``ctVal``"). Once the instruments list is known
+(``GET /api/v5/public/instruments?instType=SPOT|SWAP|FUTURES``, passed to
+:meth:`OkxAdapter.use_instruments` by the multiplexer or a replay), they are
+reported in **base units**: ``contracts * ctVal * ctMult`` for linear
+contracts (``ctType: "linear"``, ``ctValCcy`` the base currency), and
+``contracts * ctVal / price`` for inverse ones (``ctValCcy: "USD"``: the
+coins the contracts are worth at that price). Book levels keep the venue's
+*text* (contracts) beside the converted float, so the checksum is still
+computed from what OKX sent. Without the list, sizes stay in contracts.
+Open interest uses ``oiCcy`` (base currency) when present, else ``oi``
+(converted like a size).
 """
 
 from __future__ import annotations
@@ -54,16 +61,27 @@ from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
 from wsmux._json import JSONDecodeError, dumps, loads
-from wsmux.adapter import Adapter, Heartbeat, Limits, Outgoing
+from wsmux.adapter import Adapter, Heartbeat, HttpRequest, Limits, Outgoing
 from wsmux.book import Continuity, Diff, OrderBook, SnapshotSource, SyncRule
 from wsmux.book.checksum import INTERLEAVED_DEPTH, okx_checksum
-from wsmux.errors import MalformedMessage, SubscriptionRejected, UnknownSymbol, WsmuxError, unknown_message
+from wsmux.errors import (
+    MalformedMessage,
+    RemoteError,
+    SubscriptionRejected,
+    UnknownSymbol,
+    WsmuxError,
+    unknown_message,
+)
+from wsmux.exchanges._contracts import ContractSizes
+from wsmux.exchanges._reference import BODY_ERRORS, json_body, step
 from wsmux.model import (
     BookSide,
     BookSnapshot,
+    BookUpdate,
     Channel,
     Event,
     Funding,
+    Instrument,
     Integrity,
     Levels,
     Liquidation,
@@ -99,6 +117,8 @@ _CHANNELS = {
     Channel.LIQUIDATIONS: "liquidation-orders",
 }
 # Events that carry no market data, and those that report a refusal.
+_INST_KINDS = {"SPOT": "spot", "SWAP": "perp", "FUTURES": "future"}
+"""OKX ``instType`` → :attr:`~wsmux.Instrument.kind` (options are not mapped)."""
 _QUIET_EVENTS = frozenset({"subscribe", "unsubscribe", "notice", "channel-conn-count", "login"})
 _ERROR_EVENTS = frozenset({"error", "channel-conn-count-error"})
 
@@ -201,8 +221,9 @@ class OkxAdapter(Adapter):
       (``side`` = the liquidation order's side, ``price = bkPx``, ``size = sz``
       in contracts). The message shape is UNCONFIRMED in the sheet.
 
-    **Sizes of swaps and futures are in contracts** (not converted: the sheet
-    gives no contract values).
+    **Sizes of swaps and futures are in base units** once
+    :meth:`use_instruments` gave their contract values, in contracts before
+    (see the module docstring, "Units").
     """
 
     venue: ClassVar[str] = "okx"
@@ -229,6 +250,7 @@ class OkxAdapter(Adapter):
     def __init__(self, *, url: str | None = None, rest_url: str | None = None) -> None:
         super().__init__(url=url, rest_url=rest_url)
         self._symbols: dict[str, str] = {}  # instId -> unified symbol
+        self._contracts = ContractSizes(self.venue)
         # instType -> instIds whose liquidations were asked for on this connection
         self._liquidations: dict[str, set[str]] = {}
         self._handlers: dict[str, _Handler] = {
@@ -277,6 +299,72 @@ class OkxAdapter(Adapter):
             integrity=Integrity.SEQUENCE,
             keep_text=True,
         )
+
+    # --- reference data --------------------------------------------------------------
+
+    def instruments_request(self, inst_type: str = "SWAP") -> HttpRequest | None:
+        """``GET <rest>/api/v5/public/instruments?instType=SWAP`` (one type per
+        request: :meth:`instruments_requests` lists all three)."""
+        return HttpRequest(self.rest_url + "/api/v5/public/instruments", (("instType", inst_type),))
+
+    def instruments_requests(self) -> list[HttpRequest]:
+        """The instruments of each type wsmux maps: ``SPOT``, ``SWAP``, ``FUTURES``."""
+        return [r for r in (self.instruments_request(t) for t in _INST_KINDS) if r is not None]
+
+    def parse_instruments(self, body: bytes) -> list[Instrument]:
+        """``{"code": "0", "data": [{"instType", "instId", "tickSz", "lotSz",
+        "ctVal", "ctMult", "ctValCcy", "ctType", "state"}]}`` → instruments
+        (options and ids without a unified symbol are left out). ``lot_size``
+        is ``lotSz`` in OKX's size unit (contracts for swaps and futures).
+        ``contract_size``: linear ``ctVal * ctMult`` when ``ctValCcy`` is the
+        base currency; inverse (``ctType: "inverse"``) ``ctVal`` in
+        ``ctValCcy`` (USD), with ``inverse=True``.
+
+        Raises:
+            RemoteError: OKX answered with an error code.
+            MalformedMessage: the body is not an instruments list.
+        """
+        msg = json_body(self.venue, body)
+        out: list[Instrument] = []
+        try:
+            if msg.get("code") not in ("0", 0):
+                raise RemoteError(f"okx instruments error {msg.get('code')}: {msg.get('msg')}")
+            for row in msg["data"]:
+                kind = _INST_KINDS.get(row["instType"])
+                symbol = okx_unified(row["instId"])
+                if kind is None or symbol is None:
+                    continue
+                contract_size, inverse = None, False
+                if kind != "spot" and row.get("ctVal"):
+                    base = symbol.partition("-")[0]
+                    inverse = row.get("ctType") == "inverse"
+                    if inverse or row.get("ctValCcy") == base:
+                        contract_size = float(row["ctVal"]) * (1.0 if inverse else float(row.get("ctMult") or 1))
+                out.append(
+                    Instrument(
+                        self.venue,
+                        symbol,
+                        row["instId"],
+                        kind,
+                        step(row.get("tickSz")),
+                        step(row.get("lotSz")),
+                        contract_size,
+                        inverse,
+                    )
+                )
+        except RemoteError:
+            raise
+        except BODY_ERRORS as exc:
+            raise MalformedMessage(f"okx: bad instruments body: {exc!r}", body) from exc
+        return out
+
+    def use_instruments(self, instruments: Sequence[Instrument]) -> None:
+        """Learn contract values: sizes of swaps and futures are then in base units."""
+        self._contracts.learn(instruments)
+
+    def _base_levels(self, symbol: str, levels: Levels) -> Levels:
+        size = self._contracts.size
+        return tuple([(price, size(symbol, contracts, price)) for price, contracts in levels])
 
     # --- subscriptions ----------------------------------------------------------------
 
@@ -379,7 +467,31 @@ class OkxAdapter(Adapter):
             if snapshot:
                 bids, bids_text = _levels(entry["bids"])
                 asks, asks_text = _levels(entry["asks"])
+                if self._contracts.converts(symbol):
+                    bids, asks = self._base_levels(symbol, bids), self._base_levels(symbol, asks)
                 out.append(BookSnapshot(venue, symbol, bids, asks, ts, recv_ns, seq, checksum, bids_text, asks_text))
+            elif self._contracts.converts(symbol):
+                # sizes in base units, the venue's text (contracts) kept beside
+                # them for the checksum: a ready-made update, off the Diff path
+                bids, bids_text = _levels(entry["bids"])
+                asks, asks_text = _levels(entry["asks"])
+                prev = _int_or_none(entry.get("prevSeqId"), "prevSeqId")
+                out.append(
+                    BookUpdate(
+                        venue,
+                        symbol,
+                        self._base_levels(symbol, bids),
+                        self._base_levels(symbol, asks),
+                        ts,
+                        recv_ns,
+                        seq,
+                        None,
+                        prev,
+                        checksum,
+                        bids_text,
+                        asks_text,
+                    )
+                )
             else:
                 prev = _int_or_none(entry.get("prevSeqId"), "prevSeqId")
                 raw_bids = entry["bids"]
@@ -399,6 +511,8 @@ class OkxAdapter(Adapter):
             asks = entry["asks"]
             bp, bs = (float(bids[0][0]), float(bids[0][1])) if bids else (_NAN, _NAN)
             ap, az = (float(asks[0][0]), float(asks[0][1])) if asks else (_NAN, _NAN)
+            if self._contracts.converts(symbol):
+                bs, az = self._contracts.size(symbol, bs, bp), self._contracts.size(symbol, az, ap)
             seq = _int_or_none(entry.get("seqId"), "seqId")
             out.append(Quote(self.venue, symbol, bp, bs, ap, az, int(entry["ts"]) * _MS, recv_ns, seq))
         return out
@@ -406,19 +520,25 @@ class OkxAdapter(Adapter):
     def _trades(self, msg: Any, arg: Any, data: Any, recv_ns: int) -> list[Event]:
         venue = self.venue
         unified = self._unified
-        return [
-            Trade(
-                venue,
-                unified(entry["instId"]),
-                float(entry["px"]),
-                float(entry["sz"]),
-                _SIDES[entry["side"]],
-                str(entry["tradeId"]),
-                int(entry["ts"]) * _MS,
-                recv_ns,
+        out: list[Event] = []
+        for entry in data:
+            symbol = unified(entry["instId"])
+            size = entry["sz"]
+            if self._contracts.converts(symbol):
+                size = self._contracts.size(symbol, size, entry["px"])
+            out.append(
+                Trade(
+                    venue,
+                    symbol,
+                    float(entry["px"]),
+                    float(size),
+                    _SIDES[entry["side"]],
+                    str(entry["tradeId"]),
+                    int(entry["ts"]) * _MS,
+                    recv_ns,
+                )
             )
-            for entry in data
-        ]
+        return out
 
     def _funding(self, msg: Any, arg: Any, data: Any, recv_ns: int) -> list[Event]:
         out: list[Event] = []
@@ -443,9 +563,12 @@ class OkxAdapter(Adapter):
         out: list[Event] = []
         for entry in data:
             symbol = self._unified(entry.get("instId") or arg["instId"])
-            oi = entry.get("oiCcy") or entry["oi"]
+            oi_ccy = entry.get("oiCcy")
+            # oiCcy is in base units already; oi is contracts (converted for
+            # linear contracts; an inverse contract's oi needs a price: left as is)
+            oi = float(oi_ccy) if oi_ccy else self._contracts.to_base(symbol, entry["oi"])
             ts = entry.get("ts")
-            out.append(OpenInterest(self.venue, symbol, float(oi), int(ts) * _MS if ts else None, recv_ns))
+            out.append(OpenInterest(self.venue, symbol, oi, int(ts) * _MS if ts else None, recv_ns))
         return out
 
     def _liquidation(self, msg: Any, arg: Any, data: Any, recv_ns: int) -> list[Event]:
@@ -465,7 +588,7 @@ class OkxAdapter(Adapter):
                         symbol,
                         _SIDES[item["side"]],
                         float(item["bkPx"]),
-                        float(item["sz"]),
+                        self._contracts.size(symbol, item["sz"], item["bkPx"]),
                         int(item["ts"]) * _MS,
                         recv_ns,
                     )

@@ -417,8 +417,8 @@ class Replay:
         of the venue (and every later one) learns it, as a live adapter does
         from :meth:`~wsmux.adapter.Adapter.use_instruments`."""
         adapter = (self._adapters.get(venue) or exchanges.get(venue))()
-        request = adapter.instruments_request()
-        if request is None or urlsplit(url).path != urlsplit(request.url).path:
+        paths = {urlsplit(request.url).path for request in adapter.instruments_requests()}
+        if urlsplit(url).path not in paths:
             return
         try:
             instruments = adapter.parse_instruments(body)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import abc
 import asyncio
 import contextlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from decimal import Decimal
 from typing import Any, ClassVar
 from urllib.parse import parse_qsl, urlsplit
@@ -29,6 +29,7 @@ from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
+from wsmux._json import dumps
 from wsmux.adapter import Endpoint
 from wsmux.testing._market import Change, Market
 
@@ -54,6 +55,8 @@ class Faults:
         reject_subscriptions: answer subscribe requests with an error.
         drop_trades: do not send this many next trades (they still happen and
             are in the venue's REST trade history, where it has one).
+        instruments_status: HTTP status for the venue's instruments list
+            (200 = fine; e.g. 503 to test that data flows unvalidated).
     """
 
     skip_seq: int = 0
@@ -68,6 +71,7 @@ class Faults:
     snapshot_delay: float = 0.0
     reject_subscriptions: bool = False
     drop_trades: int = 0
+    instruments_status: int = 200
 
     def take(self, name: str) -> bool:
         """Consume one unit of counter ``name``; True if it fired."""
@@ -141,6 +145,8 @@ class MockExchange(abc.ABC):
         self.received: list[str | bytes] = []
         """Every message clients sent (for assertions)."""
         self.sent_frames = 0
+        self.instruments_served = 0
+        """How many times the instruments list was answered (200)."""
         self._server: Server | None = None
         self._ticker: asyncio.Task[None] | None = None
         self._conn_seq = 0
@@ -285,6 +291,15 @@ class MockExchange(abc.ABC):
     def http(self, path: str, query: dict[str, str]) -> tuple[int, bytes] | None:
         """Answer a REST GET, or None for 404."""
         return None
+
+    def instruments_answer(self, body: Callable[[], Any]) -> tuple[int, bytes]:
+        """The answer of the venue's instruments endpoint: ``body()`` as JSON,
+        or the :attr:`Faults.instruments_status` error. Counted in
+        :attr:`instruments_served`."""
+        if self.faults.instruments_status != 200:
+            return self.faults.instruments_status, b'{"error":"mock fault: instruments refused"}'
+        self.instruments_served += 1
+        return 200, dumps(body()).encode()
 
     def rest(self, method: str, path: str, query: dict[str, str]) -> tuple[int, bytes] | None:
         """Answer a REST request of any method (GET goes to :meth:`http`), or

@@ -50,6 +50,7 @@ and, a mock convention, streams named in the URL with one such error with
 
 from __future__ import annotations
 
+import datetime
 import time
 from collections import deque
 from collections.abc import Iterable
@@ -456,11 +457,40 @@ class MockBinanceBase(MockExchange):
 
     # --- REST ------------------------------------------------------------------------
 
+    def _exchange_info(self) -> dict[str, Any]:
+        """``exchangeInfo`` of the listed symbols (binance-*.md, "Instruments"):
+        the mock's tick and lot as ``PRICE_FILTER``/``LOT_SIZE``; COIN-M
+        ``contractSize`` 100 (USD) for BTC, 10 for the others, as the venue."""
+        rows = []
+        for symbol, native in self.natives.items():
+            base, quote, kind = parse_symbol(symbol)
+            row: dict[str, Any] = {
+                "symbol": native,
+                "baseAsset": base,
+                "quoteAsset": quote,
+                "filters": [
+                    {"filterType": "PRICE_FILTER", "tickSize": self.tick},
+                    {"filterType": "LOT_SIZE", "stepSize": self.lot},
+                ],
+            }
+            if self.futures:
+                row["contractType"] = "PERPETUAL" if kind == "PERP" else "CURRENT_QUARTER"
+                row["deliveryDate"] = _delivery_ms(kind)
+            if self.coinm:
+                row["contractStatus"] = "TRADING"
+                row["contractSize"] = 100 if base == "BTC" else 10
+            else:
+                row["status"] = "TRADING"
+            rows.append(row)
+        return {"timezone": "UTC", "serverTime": _now_ms(), "symbols": rows}
+
     snapshot_limits: ClassVar[tuple[int, ...] | None] = None
 
     def http(self, path: str, query: dict[str, str]) -> tuple[int, bytes] | None:
         if path == self.depth_path.replace("depth", "aggTrades"):
             return self._agg_trades(query)
+        if path == self.depth_path.replace("depth", "exchangeInfo"):
+            return self.instruments_answer(self._exchange_info)
         if path != self.depth_path:
             return None
         symbol = self.by_native.get(query.get("symbol", ""))
@@ -515,6 +545,13 @@ class MockBinanceBase(MockExchange):
         data["bids"] = [[m.price_text(p), m.size_text(q)] for p, q in bids]
         data["asks"] = [[m.price_text(p), m.size_text(q)] for p, q in asks]
         return dumps(data)
+
+
+def _delivery_ms(kind: str | None) -> int:
+    """A contract's ``deliveryDate``: 08:00 UTC of its day (perpetuals: 2100-12-25)."""
+    day = kind if kind and kind.isdigit() else "21001225"
+    moment = datetime.datetime.strptime(day, "%Y%m%d").replace(hour=8, tzinfo=datetime.UTC)
+    return int(moment.timestamp()) * 1000
 
 
 def _now_ms() -> int:

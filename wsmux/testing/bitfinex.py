@@ -149,6 +149,17 @@ class MockBitfinex(MockExchange):
             async with self._lock(conn):
                 await conn.send(text)
 
+    # --- REST ---------------------------------------------------------------------------
+
+    def http(self, path: str, query: dict[str, str]) -> tuple[int, bytes] | None:
+        """``GET /v2/conf/pub:list:pair:exchange`` and ``...:pair:futures``
+        (bitfinex.md, "Symbols"): ``[[names without the "t"]]``."""
+        perps = {"/v2/conf/pub:list:pair:exchange": False, "/v2/conf/pub:list:pair:futures": True}.get(path)
+        if perps is None:
+            return None
+        names = [native[1:] for native, s in self._natives.items() if s.endswith("-PERP") is perps]
+        return self.instruments_answer(lambda: [names])
+
     # --- per-connection state ---------------------------------------------------------
 
     @staticmethod

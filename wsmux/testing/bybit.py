@@ -339,7 +339,10 @@ class MockBybit(MockExchange):
     # --- REST ----------------------------------------------------------------------------
 
     def http(self, path: str, query: dict[str, str]) -> tuple[int, bytes] | None:
-        """``GET /v5/market/orderbook?category=..&symbol=..&limit=..`` (bybit-v5.md, "Endpoints")."""
+        """``GET /v5/market/orderbook?category=..&symbol=..&limit=..`` (bybit-v5.md,
+        "Endpoints") and ``GET /v5/market/instruments-info?category=..``."""
+        if path == "/v5/market/instruments-info":
+            return self.instruments_answer(lambda: self._instruments(query.get("category", "")))
         if path != "/v5/market/orderbook":
             return None
         if self.faults.snapshot_status != 200:
@@ -360,6 +363,21 @@ class MockBybit(MockExchange):
             "u": 1,
         }
         return 200, dumps({"retCode": 0, "retMsg": "OK", "result": result, "time": self._ms}).encode()
+
+
+    def _instruments(self, category: str) -> dict[str, Any]:
+        """The listed symbols of this endpoint's ``category`` (none for another)."""
+        rows = []
+        for symbol, native in self.native.items() if category == self.category else ():
+            base, quote, _kind = parse_symbol(symbol)
+            lots = {"basePrecision": self.lot} if category == "spot" else {"qtyStep": self.lot}
+            row: dict[str, Any] = {"symbol": native, "baseCoin": base, "quoteCoin": quote, "status": "Trading"}
+            row.update(priceFilter={"tickSize": self.tick}, lotSizeFilter=lots)
+            if category == "linear":
+                row["contractType"] = "LinearPerpetual"
+            rows.append(row)
+        result = {"category": category, "list": rows, "nextPageCursor": ""}
+        return {"retCode": 0, "retMsg": "OK", "result": result, "time": self._ms}
 
 
 class MockBybitLinear(MockBybit):

@@ -507,6 +507,9 @@ class MockCoinbase(MockExchange):
     # --- REST -------------------------------------------------------------------------
 
     def http(self, path: str, query: dict[str, str]) -> tuple[int, bytes] | None:
+        if path == "/products":
+            rows = [_product_row(self, p, "id", "quote_increment") for p in self.products]
+            return self.instruments_answer(lambda: rows)
         parts = path.strip("/").split("/")
         if len(parts) != 3 or parts[0] != "products" or parts[2] != "book":
             return None
@@ -561,6 +564,20 @@ def _split(lots: int) -> list[int]:
 _ADV_CHANNELS = frozenset({"level2", "market_trades", "ticker", "heartbeats"})
 
 
+def _product_row(mock: MockExchange, symbol: str, id_key: str, tick_key: str) -> dict[str, Any]:
+    """One online spot product of a Coinbase product list (Exchange and
+    Advanced Trade spell the id and tick fields differently)."""
+    base, _, quote = symbol.partition("-")
+    currency = "_currency" if id_key == "id" else "_currency_id"
+    row: dict[str, Any] = {id_key: symbol, "base" + currency: base, "quote" + currency: quote}
+    row.update({tick_key: mock.tick, "base_increment": mock.lot, "status": "online"})
+    if id_key == "id":
+        row["trading_disabled"] = False
+    else:
+        row.update(product_type="SPOT", is_disabled=False)
+    return row
+
+
 class MockCoinbaseAdvanced(MockExchange):
     """A mock Coinbase Advanced Trade market-data feed (see the module docstring)."""
 
@@ -576,6 +593,17 @@ class MockCoinbaseAdvanced(MockExchange):
     def _time(self) -> str:
         self._now_ns += 1_000_000
         return iso(self._now_ns, 9)
+
+    def http(self, path: str, query: dict[str, str]) -> tuple[int, bytes] | None:
+        """``GET /api/v3/brokerage/market/products`` (the public product list)."""
+        if path != "/api/v3/brokerage/market/products":
+            return None
+        return self.instruments_answer(
+            lambda: {
+                "products": [_product_row(self, s, "product_id", "price_increment") for s in self.symbols],
+                "num_products": len(self.symbols),
+            }
+        )
 
     def _envelope(self, conn: MockConnection, channel: str, events: list[dict[str, Any]]) -> str | None:
         """Stamp the connection's next ``sequence_num`` (None: skipped by a fault)."""

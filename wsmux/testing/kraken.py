@@ -40,6 +40,7 @@ from typing import Any, ClassVar
 import attrs
 
 from wsmux.book.checksum import kraken_checksum
+from wsmux.exchanges.kraken import KrakenV1Adapter
 from wsmux.model import Side
 from wsmux.subscriptions import parse_symbol
 from wsmux.testing._market import Change, Market
@@ -138,6 +139,30 @@ class _KrakenMockBase(MockExchange):
         if self.faults.silent:
             return
         await self.broadcast(self._heartbeat_message())
+
+    # --- REST ----------------------------------------------------------------------
+
+    def http(self, path: str, query: dict[str, str]) -> tuple[int, bytes] | None:
+        """``GET /0/public/AssetPairs``: the listed pairs, ``wsname`` in the v1
+        spelling (``XBT/USD``) as the venue writes it, whatever the protocol."""
+        if path != "/0/public/AssetPairs":
+            return None
+        return self.instruments_answer(self._asset_pairs)
+
+    def _asset_pairs(self) -> dict[str, Any]:
+        decimals = len(self.tick.partition(".")[2])
+        result = {}
+        for symbol in self.symbols:
+            wsname = KrakenV1Adapter().to_native(symbol)
+            result[wsname.replace("/", "")] = {
+                "altname": wsname.replace("/", ""),
+                "wsname": wsname,
+                "pair_decimals": decimals,
+                "lot_decimals": len(self.lot.partition(".")[2]),
+                "tick_size": self.tick,
+                "status": "online",
+            }
+        return {"error": [], "result": result}
 
     # --- subscriptions --------------------------------------------------------------
 

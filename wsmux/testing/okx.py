@@ -86,6 +86,11 @@ class MockOkx(MockExchange):
         checksums: send real checksums (True) or ``0`` like OKX since 2026.
         keepalive_every: send an empty ``seqId == prevSeqId`` update every this
             many steps per book (0: never).
+        contract_value: the ``ctVal`` (base units per contract) the
+            instruments list gives swaps and futures. The mock's sizes are
+            contracts: with the default ``"1"`` they equal base units; with
+            e.g. ``"0.01"`` a client that loaded the instruments reports
+            ``contracts * 0.01``.
         seed, rate, host, levels: see :class:`~wsmux.testing.MockExchange`.
     """
 
@@ -102,9 +107,11 @@ class MockOkx(MockExchange):
         levels: int = 50,
         checksums: bool = True,
         keepalive_every: int = 10,
+        contract_value: str = "1",
     ) -> None:
         super().__init__(symbols, seed=seed, rate=rate, host=host, levels=levels)
         self.checksums = checksums
+        self.contract_value = contract_value
         self.keepalive_every = keepalive_every
         self.native = {s: okx_symbol(s) for s in self.symbols}
         self.unified = {v: k for k, v in self.native.items()}
@@ -367,8 +374,28 @@ class MockOkx(MockExchange):
 
     # --- REST -------------------------------------------------------------------------
 
+    def _instruments(self, inst_type: str) -> dict[str, Any]:
+        """The listed instruments of ``inst_type``: linear contracts of
+        :attr:`contract_value` base units (okx-v5.md: "see instrument ``ctVal``")."""
+        rows = []
+        for inst_id in self.native.values():
+            kind = "SPOT" if inst_id.count("-") == 1 else "SWAP" if inst_id.endswith("-SWAP") else "FUTURES"
+            if kind != inst_type:
+                continue
+            base, quote = inst_id.split("-")[:2]
+            row = {"instType": kind, "instId": inst_id, "tickSz": self.tick, "lotSz": self.lot, "state": "live"}
+            if kind == "SPOT":
+                row.update(baseCcy=base, quoteCcy=quote, ctVal="", ctType="")
+            else:
+                row.update(ctVal=self.contract_value, ctMult="1", ctValCcy=base, ctType="linear", settleCcy=quote)
+            rows.append(row)
+        return {"code": "0", "msg": "", "data": rows}
+
     def http(self, path: str, query: dict[str, str]) -> tuple[int, bytes] | None:
-        """``GET /api/v5/market/books?instId=..&sz=..`` (okx-v5.md, "Endpoints")."""
+        """``GET /api/v5/market/books?instId=..&sz=..`` (okx-v5.md, "Endpoints")
+        and ``GET /api/v5/public/instruments?instType=..``."""
+        if path == "/api/v5/public/instruments":
+            return self.instruments_answer(lambda: self._instruments(query.get("instType", "")))
         if path != "/api/v5/market/books":
             return None
         if self.faults.snapshot_status != 200:
