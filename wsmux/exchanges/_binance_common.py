@@ -10,7 +10,7 @@ Protocol, as implemented here
 -----------------------------
 * **Streams.** A stream is ``<native symbol in lower case>@<name>``:
   ``@aggTrade`` (or ``@trade`` on spot), ``@bookTicker``, ``@depth@100ms``,
-  ``@markPrice@1s`` and ``@forceOrder`` (futures).
+  ``@markPrice@1s`` and ``@forceOrder`` (futures), ``@kline_1m`` (candles).
 * **Connecting.** Frames are always asked for in the *combined* format
   (``{"stream": name, "data": {...}}``) by opening ``<base>/stream``. The
   streams of the connection being opened go into the URL
@@ -28,10 +28,18 @@ Protocol, as implemented here
   request ``N``.
 * **Events.** Dispatch is on the payload's ``e`` key (``depthUpdate``,
   ``aggTrade``, ``trade``, ``bookTicker``, ``markPriceUpdate``,
-  ``forceOrder``); spot's ``bookTicker`` has no ``e`` and is recognised by its
+  ``forceOrder``, ``kline``); spot's ``bookTicker`` has no ``e`` and is recognised by its
   keys (``u``, ``b``, ``B``, ``a``, ``A``). ``m`` (buyer is maker) true means
   the taker sold: :attr:`~wsmux.Side.SELL`. Venue times are epoch
   milliseconds, converted to integer nanoseconds exactly.
+* **Candles.** ``kline`` carries the candle in ``k``: start ``t``, interval
+  ``i``, ``o``/``h``/``l``/``c``, ``x`` true once the candle is final (the
+  forming candle is pushed every ~2 s with ``x`` false). The base-unit volume
+  is ``v`` on spot and USD-M; on COIN-M ``v`` counts contracts and ``q`` is
+  the base-asset volume (Binance COIN-M stream docs; the sheets list the
+  stream but not its fields), so COIN-M reads ``q``
+  (:attr:`BinanceAdapterBase.kline_volume`). ``Candle.ts`` is the event time
+  ``E``.
 * **Books.** ``depthUpdate`` gives :class:`~wsmux.BookUpdate` with
   ``first_seq=U``, ``seq=u`` and, on futures, ``prev_seq=pu``; quantities are
   absolute, ``0`` deletes. The anchor is a REST snapshot (``lastUpdateId`` →
@@ -50,8 +58,10 @@ from wsmux._json import JSONDecodeError, dumps, loads
 from wsmux.adapter import Adapter, HttpRequest, Outgoing
 from wsmux.book import Continuity, Diff, SnapshotSource, SyncRule
 from wsmux.errors import ConfigError, MalformedMessage, RemoteError, SubscriptionRejected, unknown_message
+from wsmux.exchanges._candles import CANDLE_INTERVAL, check_candle
 from wsmux.model import (
     BookSnapshot,
+    Candle,
     Channel,
     Event,
     Funding,
@@ -91,6 +101,7 @@ _STREAM_SUFFIX = {
     Channel.BOOK: "@depth@100ms",
     Channel.FUNDING: "@markPrice@1s",
     Channel.LIQUIDATIONS: "@forceOrder",
+    Channel.CANDLES: "@kline_1m",
 }
 
 
@@ -130,6 +141,8 @@ class BinanceAdapterBase(Adapter):
     """Allowed ``limit`` values of the depth request (None: any up to ``max_snapshot_limit``)."""
     max_snapshot_limit: ClassVar[int] = 1000
     book_rule_value: ClassVar[SyncRule] = SPOT_RULE
+    kline_volume: ClassVar[str] = "v"
+    """The ``kline`` field holding the volume in base units (``q`` on COIN-M)."""
 
     def __init__(
         self,
@@ -166,6 +179,7 @@ class BinanceAdapterBase(Adapter):
             "bookTicker": self._on_book_ticker,
             "markPriceUpdate": self._on_mark_price,
             "forceOrder": self._on_force_order,
+            "kline": self._on_kline,
         }
 
     # --- symbols -------------------------------------------------------------------
@@ -402,6 +416,33 @@ class BinanceAdapterBase(Adapter):
                 avg if avg > 0 else float(o["p"]),
                 filled if filled > 0 else float(o["q"]),
                 _int(o["T"]) * _MS,
+                recv_ns,
+            )
+        ]
+
+    def _on_kline(self, d: dict[str, Any], recv_ns: int) -> list[Event]:
+        k = d["k"]
+        if k["i"] != "1m":  # another interval (a capture's kline_5m): well formed, not handled
+            raise unknown_message("kline interval", k["i"])
+        closed = k["x"]
+        if type(closed) is not bool:
+            raise TypeError(f"'x' must be true or false, not {closed!r}")
+        open_, high, low, close = float(k["o"]), float(k["h"]), float(k["l"]), float(k["c"])
+        volume = float(k[self.kline_volume])
+        check_candle(self.venue, open_, high, low, close, volume)
+        return [
+            Candle(
+                self.venue,
+                (self._symbols.get(k["s"]) or self._unknown(k["s"])),
+                CANDLE_INTERVAL,
+                _int(k["t"]) * _MS,
+                open_,
+                high,
+                low,
+                close,
+                volume,
+                closed,
+                _int(d["E"]) * _MS,
                 recv_ns,
             )
         ]

@@ -1,0 +1,68 @@
+"""One-minute candles that mock exchanges build from their own trades.
+
+A mock serving :attr:`~wsmux.Channel.CANDLES` keeps a :class:`MinuteCandles`
+and feeds it every trade of its market with the mock's time; it renders what
+:meth:`MinuteCandles.on_trade` returns in the venue's format: the candle a
+new minute closed (if any, final), then the forming candle. Prices and sizes
+stay integer ticks and lots, so a test can compare the client's
+:class:`~wsmux.Candle` with the mock's candle exactly.
+"""
+
+from __future__ import annotations
+
+import attrs
+
+from wsmux.exchanges._candles import MINUTE_MS
+
+__all__ = ["MinuteCandles", "MockCandle"]
+
+
+@attrs.define(slots=True)
+class MockCandle:
+    """A mock's candle (integer ticks and lots; times in ms)."""
+
+    start_ms: int
+    open: int
+    high: int
+    low: int
+    close: int
+    volume: int
+    trades: int = 1
+    last_ms: int = 0
+    """Time of the candle's last trade."""
+
+    @property
+    def end_ms(self) -> int:
+        """The last millisecond of the candle (Binance's ``T``, Bybit's ``end``)."""
+        return self.start_ms + MINUTE_MS - 1
+
+
+class MinuteCandles:
+    """The forming one-minute candle of each symbol, built from trades."""
+
+    def __init__(self) -> None:
+        self.forming: dict[str, MockCandle] = {}
+        """Symbol -> its candle of the current minute."""
+        self.closed: dict[str, list[MockCandle]] = {}
+        """Symbol -> its final candles, oldest first."""
+
+    def on_trade(self, symbol: str, t_ms: int, price: int, size: int) -> tuple[MockCandle | None, MockCandle]:
+        """Add a trade at ``t_ms``; return the candle the trade's minute
+        closed (``None`` if the minute did not change) and the forming one."""
+        start = t_ms - t_ms % MINUTE_MS
+        candle = self.forming.get(symbol)
+        finished = None
+        if candle is not None and candle.start_ms != start:
+            finished = candle
+            self.closed.setdefault(symbol, []).append(candle)
+            candle = None
+        if candle is None:
+            candle = self.forming[symbol] = MockCandle(start, price, price, price, price, size, 1, t_ms)
+        else:
+            candle.high = max(candle.high, price)
+            candle.low = min(candle.low, price)
+            candle.close = price
+            candle.volume += size
+            candle.trades += 1
+            candle.last_ms = t_ms
+        return finished, candle
