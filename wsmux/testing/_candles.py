@@ -45,6 +45,20 @@ class MinuteCandles:
         """Symbol -> its candle of the current minute."""
         self.closed: dict[str, list[MockCandle]] = {}
         """Symbol -> its final candles, oldest first."""
+        self._counted: dict[str, tuple[int, tuple[MockCandle | None, MockCandle]]] = {}
+
+    def on_trade_once(
+        self, symbol: str, trade_id: int, t_ms: int, price: int, size: int
+    ) -> tuple[MockCandle | None, MockCandle]:
+        """:meth:`on_trade` for mocks that render each step once per
+        connection: the trade ``trade_id`` is counted the first time only,
+        later calls for it return the same answer."""
+        seen = self._counted.get(symbol)
+        if seen is not None and seen[0] == trade_id:
+            return seen[1]
+        answer = self.on_trade(symbol, t_ms, price, size)
+        self._counted[symbol] = (trade_id, answer)
+        return answer
 
     def on_trade(self, symbol: str, t_ms: int, price: int, size: int) -> tuple[MockCandle | None, MockCandle]:
         """Add a trade at ``t_ms``; return the candle the trade's minute
