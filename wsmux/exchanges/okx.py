@@ -6,10 +6,16 @@ endpoint notice and third-party 2026 live checks; the OKX v5 docs themselves
 were not available, so rules the sheet marks UNCONFIRMED are flagged here too).
 Each rule is restated where it is enforced:
 
-* **Endpoint.** ``wss://ws.okx.com:8443/ws/v5/public`` carries every channel
-  used here (``books``, ``bbo-tbt``, ``trades``, ``funding-rate``,
-  ``open-interest``, ``liquidation-orders``); ``wsaws.okx.com`` is the AWS
-  mirror.
+* **Endpoints.** ``wss://ws.okx.com:8443/ws/v5/public`` carries ``books``,
+  ``bbo-tbt``, ``trades``, ``funding-rate``, ``open-interest`` and
+  ``liquidation-orders``; candles moved to the *business* endpoint
+  ``wss://ws.okx.com:8443/ws/v5/business`` in June 2023 (the sheet,
+  "Endpoints"; OKX answers a candle subscription on ``/public`` with error
+  60018 "Wrong URL or channel"). One connection has one URL, so
+  :meth:`OkxAdapter.route` puts candles on route ``"business"`` and the
+  multiplexer keeps them on connections of their own, opened at the adapter's
+  URL with its last path part ``public`` replaced by ``business``.
+  ``wsaws.okx.com`` is the AWS mirror.
 * **Symbols.** Spot ``BTC-USDT`` is ``BTC-USDT``; the perpetual swap
   ``BTC-USDT-PERP`` is ``BTC-USDT-SWAP``; the dated future
   ``BTC-USD-20220527`` is ``BTC-USD-220527``.
@@ -45,6 +51,10 @@ contract values (``ctVal`` comes from the instruments REST endpoint), so wsmux
 does not convert them; multiply by the instrument's ``ctVal`` for base units
 (OKX lists e.g. ``BTC-USDT-SWAP`` with a contract value in BTC). Open interest
 uses ``oiCcy`` (base currency) when present, else ``oi`` (contracts).
+Candle volumes are always in the base currency: a candle row is ``[ts, o, h,
+l, c, vol, volCcy, volCcyQuote, confirm]`` where ``vol`` is base currency on
+spot but contracts on swaps and futures, whose base-currency volume is
+``volCcy`` (OKX v5 docs, "Candlesticks channel"; not in the sheet).
 """
 
 from __future__ import annotations
@@ -57,10 +67,19 @@ from wsmux._json import JSONDecodeError, dumps, loads
 from wsmux.adapter import Adapter, Heartbeat, Limits, Outgoing
 from wsmux.book import Continuity, Diff, OrderBook, SnapshotSource, SyncRule
 from wsmux.book.checksum import INTERLEAVED_DEPTH, okx_checksum
-from wsmux.errors import MalformedMessage, SubscriptionRejected, UnknownSymbol, WsmuxError, unknown_message
+from wsmux.errors import (
+    ConfigError,
+    MalformedMessage,
+    SubscriptionRejected,
+    UnknownSymbol,
+    WsmuxError,
+    unknown_message,
+)
+from wsmux.exchanges._candles import CANDLE_INTERVAL, check_candle
 from wsmux.model import (
     BookSide,
     BookSnapshot,
+    Candle,
     Channel,
     Event,
     Funding,
@@ -77,6 +96,7 @@ from wsmux.subscriptions import Subscription, parse_symbol
 
 __all__ = [
     "BOOK_DEPTH",
+    "BUSINESS",
     "OkxAdapter",
     "okx_book_checksum",
     "okx_symbol",
@@ -97,7 +117,10 @@ _CHANNELS = {
     Channel.FUNDING: "funding-rate",
     Channel.OPEN_INTEREST: "open-interest",
     Channel.LIQUIDATIONS: "liquidation-orders",
+    Channel.CANDLES: "candle1m",
 }
+BUSINESS = "business"
+"""The route of subscriptions served on the business endpoint (candles)."""
 # Events that carry no market data, and those that report a refusal.
 _QUIET_EVENTS = frozenset({"subscribe", "unsubscribe", "notice", "channel-conn-count", "login"})
 _ERROR_EVENTS = frozenset({"error", "channel-conn-count-error"})
@@ -200,6 +223,10 @@ class OkxAdapter(Adapter):
     * ``liquidation-orders`` → :class:`Liquidation` per ``details`` entry
       (``side`` = the liquidation order's side, ``price = bkPx``, ``size = sz``
       in contracts). The message shape is UNCONFIRMED in the sheet.
+    * ``candle1m`` (business endpoint, route ``"business"``) →
+      :class:`~wsmux.Candle` per row, ``closed`` from ``confirm``, volume in
+      the base currency (``vol`` on spot, ``volCcy`` on swaps and futures),
+      ``ts`` None (a row carries only its start time).
 
     **Sizes of swaps and futures are in contracts** (not converted: the sheet
     gives no contract values).
@@ -238,6 +265,7 @@ class OkxAdapter(Adapter):
             "funding-rate": self._funding,
             "open-interest": self._open_interest,
             "liquidation-orders": self._liquidation,
+            "candle1m": self._candles,
         }
 
     def reset(self) -> None:
@@ -277,6 +305,33 @@ class OkxAdapter(Adapter):
             integrity=Integrity.SEQUENCE,
             keep_text=True,
         )
+
+    # --- connections --------------------------------------------------------------------
+
+    def route(self, subscription: Subscription) -> str:
+        """``"business"`` for candles (the business endpoint), ``""`` for the rest."""
+        return BUSINESS if subscription.channel is Channel.CANDLES else ""
+
+    def business_url(self) -> str:
+        """The business endpoint: :attr:`url` with a last path part ``public``
+        replaced by ``business`` (``.../ws/v5/business``); :attr:`url` itself
+        if it does not end in ``/public``."""
+        url = self.url.rstrip("/")
+        return url[: -len("public")] + BUSINESS if url.endswith("/public") else url
+
+    def connect_url(self, subscriptions: Sequence[Subscription]) -> str:
+        """:meth:`business_url` for a connection of candles, :attr:`url` otherwise.
+
+        Raises:
+            ConfigError: ``subscriptions`` mix candles with other channels.
+        """
+        routes = {self.route(s) for s in subscriptions}
+        if len(routes) > 1:
+            raise ConfigError(
+                "okx: candles (business endpoint) and other channels (public endpoint) cannot share one "
+                "connection (shard them by Adapter.route())"
+            )
+        return self.business_url() if routes == {BUSINESS} else self.url
 
     # --- subscriptions ----------------------------------------------------------------
 
@@ -446,6 +501,41 @@ class OkxAdapter(Adapter):
             oi = entry.get("oiCcy") or entry["oi"]
             ts = entry.get("ts")
             out.append(OpenInterest(self.venue, symbol, float(oi), int(ts) * _MS if ts else None, recv_ns))
+        return out
+
+    def _candles(self, msg: Any, arg: Any, data: Any, recv_ns: int) -> list[Event]:
+        inst_id = arg["instId"]
+        symbol = self._unified(inst_id)
+        # vol is contracts on swaps and futures; volCcy is their base-currency volume
+        volume_at = 5 if inst_id.count("-") == 1 else 6
+        out: list[Event] = []
+        for row in data:
+            confirm = row[8]
+            if confirm == "1":
+                closed = True
+            elif confirm == "0":
+                closed = False
+            else:
+                raise ValueError(f"confirm must be '0' or '1', not {confirm!r}")
+            open_, high, low, close = float(row[1]), float(row[2]), float(row[3]), float(row[4])
+            volume = float(row[volume_at])
+            check_candle(self.venue, open_, high, low, close, volume)
+            out.append(
+                Candle(
+                    self.venue,
+                    symbol,
+                    CANDLE_INTERVAL,
+                    int(row[0]) * _MS,
+                    open_,
+                    high,
+                    low,
+                    close,
+                    volume,
+                    closed,
+                    None,
+                    recv_ns,
+                )
+            )
         return out
 
     def _liquidation(self, msg: Any, arg: Any, data: Any, recv_ns: int) -> list[Event]:
