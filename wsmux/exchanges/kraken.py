@@ -57,10 +57,12 @@ from wsmux.errors import (
     WsmuxError,
     unknown_message,
 )
+from wsmux.exchanges._candles import CANDLE_INTERVAL, check_candle
 from wsmux.model import (
     BookSide,
     BookSnapshot,
     BookUpdate,
+    Candle,
     Channel,
     Event,
     Quote,
@@ -596,6 +598,14 @@ class KrakenV1Adapter(_KrakenBase):
     * ``spread`` ``[bid, ask, time, bidVolume, askVolume]`` → :class:`Quote`
       (what :attr:`Channel.QUOTES` subscribes); ``ticker`` (``b``/``a`` =
       ``[price, wholeLotVolume, lotVolume]``) → :class:`Quote` without a time.
+    * ``ohlc-1`` (subscribed as ``{"name":"ohlc","interval":1}``; the sheet
+      names the channel, the layout is Kraken's v1 "ohlc" page) ``[time,
+      etime, open, high, low, close, vwap, volume, count]`` →
+      :class:`~wsmux.Candle`. ``time`` is the candle's last update
+      (``Candle.ts``), ``etime`` its end, so its start is the minute before
+      ``etime``'s minute boundary. v1 never says a candle is final:
+      ``closed`` is always False (a later start means the earlier candle
+      ended). Other intervals (``ohlc-5``) are not handled.
     * ``heartbeat``, ``pong``, ``systemStatus`` and ``subscriptionStatus``
       (subscribed/unsubscribed) → nothing; ``subscriptionStatus`` with
       ``status: "error"`` → :class:`~wsmux.errors.SubscriptionRejected`;
@@ -617,10 +627,12 @@ class KrakenV1Adapter(_KrakenBase):
         stale_after=30.0,
     )
 
+    channels: ClassVar[frozenset[Channel]] = frozenset({Channel.TRADES, Channel.QUOTES, Channel.BOOK, Channel.CANDLES})
     _NAMES: ClassVar[dict[Channel, str]] = {
         Channel.BOOK: "book",
         Channel.TRADES: "trade",
         Channel.QUOTES: "spread",
+        Channel.CANDLES: "ohlc",
     }
 
     def to_native(self, symbol: str, channel: Channel = Channel.TRADES) -> str:
@@ -641,6 +653,8 @@ class KrakenV1Adapter(_KrakenBase):
         subscription: dict[str, object] = {"name": self._NAMES[channel]}
         if depth is not None:
             subscription["depth"] = depth
+        if channel is Channel.CANDLES:
+            subscription["interval"] = 1  # minutes
         return dumps({"event": verb, "pair": pairs, "subscription": subscription})
 
     # --- parsing ------------------------------------------------------------------
@@ -664,6 +678,8 @@ class KrakenV1Adapter(_KrakenBase):
                     return self._spread(msg, recv_ns)
                 if name == "ticker":
                     return self._ticker(msg, recv_ns)
+                if name == "ohlc-1":
+                    return self._ohlc(msg, recv_ns)
                 raise unknown_message("channel", name, frame)
             if cls is dict:
                 return self._event(msg, frame)
@@ -779,6 +795,31 @@ class KrakenV1Adapter(_KrakenBase):
                 float(ask[0]),
                 float(ask[2]),
                 None,
+                recv_ns,
+            )
+        ]
+
+    def _ohlc(self, msg: list[Any], recv_ns: int) -> list[Event]:
+        time_text, end_text, open_text, high_text, low_text, close_text, _vwap, volume_text, _count = msg[1][:9]
+        minute = 60 * _NS
+        start_ns = _secs_ns(end_text) // minute * minute - minute
+        open_, high, low, close = float(open_text), float(high_text), float(low_text), float(close_text)
+        volume = float(volume_text)
+        check_candle(self.venue, open_, high, low, close, volume)
+        symbol = self._unified(msg[-1])
+        return [
+            Candle(
+                self.venue,
+                symbol,
+                CANDLE_INTERVAL,
+                start_ns,
+                open_,
+                high,
+                low,
+                close,
+                volume,
+                False,
+                _secs_ns(time_text),
                 recv_ns,
             )
         ]
