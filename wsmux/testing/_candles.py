@@ -1,9 +1,10 @@
-"""One-minute candles that mock exchanges build from their own trades.
+"""Candles that mock exchanges build from their own trades.
 
 A mock serving :attr:`~wsmux.Channel.CANDLES` keeps a :class:`MinuteCandles`
-and feeds it every trade of its market with the mock's time; it renders what
-:meth:`MinuteCandles.on_trade` returns in the venue's format: the candle a
-new minute closed (if any, final), then the forming candle. Prices and sizes
+(one-minute buckets unless told otherwise: Coinbase Advanced Trade's are five
+minutes) and feeds it every trade of its market with the mock's time; it
+renders what :meth:`MinuteCandles.on_trade` returns in the venue's format:
+the candle a new bucket closed (if any, final), then the forming candle. Prices and sizes
 stay integer ticks and lots, so a test can compare the client's
 :class:`~wsmux.Candle` with the mock's candle exactly.
 """
@@ -30,17 +31,23 @@ class MockCandle:
     trades: int = 1
     last_ms: int = 0
     """Time of the candle's last trade."""
+    period_ms: int = MINUTE_MS
 
     @property
     def end_ms(self) -> int:
         """The last millisecond of the candle (Binance's ``T``, Bybit's ``end``)."""
-        return self.start_ms + MINUTE_MS - 1
+        return self.start_ms + self.period_ms - 1
 
 
 class MinuteCandles:
-    """The forming one-minute candle of each symbol, built from trades."""
+    """The forming candle of each symbol, built from trades.
 
-    def __init__(self) -> None:
+    Args:
+        period_ms: the candles' length (one minute by default).
+    """
+
+    def __init__(self, period_ms: int = MINUTE_MS) -> None:
+        self.period_ms = period_ms
         self.forming: dict[str, MockCandle] = {}
         """Symbol -> its candle of the current minute."""
         self.closed: dict[str, list[MockCandle]] = {}
@@ -61,9 +68,9 @@ class MinuteCandles:
         return answer
 
     def on_trade(self, symbol: str, t_ms: int, price: int, size: int) -> tuple[MockCandle | None, MockCandle]:
-        """Add a trade at ``t_ms``; return the candle the trade's minute
-        closed (``None`` if the minute did not change) and the forming one."""
-        start = t_ms - t_ms % MINUTE_MS
+        """Add a trade at ``t_ms``; return the candle the trade's bucket
+        closed (``None`` if the bucket did not change) and the forming one."""
+        start = t_ms - t_ms % self.period_ms
         candle = self.forming.get(symbol)
         finished = None
         if candle is not None and candle.start_ms != start:
@@ -71,7 +78,7 @@ class MinuteCandles:
             self.closed.setdefault(symbol, []).append(candle)
             candle = None
         if candle is None:
-            candle = self.forming[symbol] = MockCandle(start, price, price, price, price, size, 1, t_ms)
+            candle = self.forming[symbol] = MockCandle(start, price, price, price, price, size, 1, t_ms, self.period_ms)
         else:
             candle.high = max(candle.high, price)
             candle.low = min(candle.low, price)
