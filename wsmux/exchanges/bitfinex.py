@@ -87,9 +87,9 @@ Trades (sheet, "Message shapes")
     means the taker sold. ``MTS`` (ms) becomes ``ts`` in ns. ``Trade.seq`` is
     ``None``: the connection sequence is not a per-symbol sequence.
 
-Candles (channel ``candles``, key ``trade:1m:tBTCUSD``; the channel and key
-form are Bitfinex's "Candles" page, the sheet does not list them)
-    The subscribed ack names the ``key``, not a ``symbol``. Rows are ``[MTS,
+Candles (Bitfinex's "Candles" page; the sheet does not list the channel)
+    Channel ``candles`` with key ``trade:1m:tBTCUSD``; the subscribed ack names
+    the ``key``, not a ``symbol``. Rows are ``[MTS,
     OPEN, CLOSE, HIGH, LOW, VOLUME]`` (note the order: close before high).
     The snapshot on subscribing is the recent history (newest first): it
     becomes one :class:`~wsmux.Candle` per row, oldest first, ``closed`` for
