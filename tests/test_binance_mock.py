@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 
 import httpx
 import pytest
+from candlekit import mock_prices, prices
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
@@ -449,7 +450,7 @@ async def test_coinm_book_in_contracts() -> None:
 
 
 def candle_fields(c: Event) -> tuple[object, ...]:
-    return (c.symbol, c.interval, c.start_ts, c.open, c.high, c.low, c.close, c.closed)  # type: ignore[attr-defined]
+    return (c.symbol, c.interval, *prices(c), c.closed)  # type: ignore[attr-defined]
 
 
 async def test_candles_equal_the_mock_candles() -> None:
@@ -468,11 +469,7 @@ async def test_candles_equal_the_mock_candles() -> None:
                 assert candle_fields(last) == (
                     symbol,
                     "1m",
-                    want.start_ms * 1_000_000,
-                    m.price(want.open),
-                    m.price(want.high),
-                    m.price(want.low),
-                    m.price(want.close),
+                    *mock_prices(m, want),
                     False,
                 )
                 assert last.volume == m.size(want.volume)  # type: ignore[attr-defined]

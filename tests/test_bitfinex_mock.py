@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from candlekit import mock_prices, prices
 from websockets.asyncio.client import ClientConnection, connect
 
 from wsmux import Backoff, Multiplexer
@@ -147,23 +148,17 @@ async def test_candles_follow_the_mock_and_the_snapshot_resumes_them() -> None:
             assert len(bars) == market.next_trade_id - 1 > 0 and client.feed.stats.parse_errors == 0
             want = mock.candles.forming["BTC-USD"]
             expected = (
-                want.start_ms * 1_000_000,
-                market.price(want.open),
-                market.price(want.high),
-                market.price(want.low),
-                market.price(want.close),
+                *mock_prices(market, want),
                 market.size(want.volume),
                 False,
             )
             last = bars[-1]
-            assert (last.start_ts, last.open, last.high, last.low, last.close, last.volume, last.closed) == expected
+            assert (*prices(last), last.volume, last.closed) == expected
         # a later subscriber gets the forming candle in the snapshot
         async with Client(mock, list(candles("bitfinex", "BTC-USD"))) as late:
             await late.pump_until(lambda: bool(late.of(Candle)))
             (first,) = late.of(Candle)
-            assert (first.start_ts, first.open, first.high, first.low, first.close, first.volume, first.closed) == (
-                expected
-            )
+            assert (*prices(first), first.volume, first.closed) == (expected)
 
 
 async def test_short_window_len_25() -> None:

@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 import pytest
 import websockets
+from candlekit import mock_prices, prices
 
 from wsmux import (
     Backoff,
@@ -332,12 +333,8 @@ async def test_candles_equal_the_mock_candle_on_two_connections(mock_cls: Any, a
                 bars = [e for e in c.events if isinstance(e, Candle)]
                 assert len(bars) == n_trades and c.count(Error) == 0
                 last = bars[-1]
-                assert (last.start_ts, last.open, last.high, last.low, last.close, last.volume, last.closed) == (
-                    want.start_ms * 1_000_000,
-                    market.price(want.open),
-                    market.price(want.high),
-                    market.price(want.low),
-                    market.price(want.close),
+                assert (*prices(last), last.volume, last.closed) == (
+                    *mock_prices(market, want),
                     market.size(want.volume),
                     False,
                 )

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 import websockets
+from candlekit import mock_prices, prices
 
 from wsmux import Multiplexer, book, candles, quotes, trades
 from wsmux._pipeline import Feed, Send
@@ -365,13 +366,9 @@ async def test_feed_candles_equal_the_mock_bucket() -> None:
         assert not [e for e in client.events if isinstance(e, Gap | Error)]
         want = mock.candles.forming["BTC-USD"]
         last = bars[-1]
-        assert (last.interval, last.start_ts, last.open, last.high, last.low, last.close, last.volume) == (
+        assert (last.interval, *prices(last), last.volume) == (
             "5m",
-            want.start_ms * 1_000_000,
-            market.price(want.open),
-            market.price(want.high),
-            market.price(want.low),
-            market.price(want.close),
+            *mock_prices(market, want),
             market.size(want.volume),
         )
         await client.ws.close()

@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 import websockets
+from candlekit import mock_prices, prices
 
 from wsmux import (
     Backoff,
@@ -311,13 +312,9 @@ async def test_v1_candles_equal_the_mock_candle() -> None:
         assert not [e for e in client.events if isinstance(e, Error)]
         want = mock.candles.forming["BTC-USD"]
         last = bars[-1]
-        assert (last.symbol, last.start_ts, last.open, last.high, last.low, last.close, last.volume, last.closed) == (
+        assert (last.symbol, *prices(last), last.volume, last.closed) == (
             "BTC-USD",
-            want.start_ms * 1_000_000,
-            market.price(want.open),
-            market.price(want.high),
-            market.price(want.low),
-            market.price(want.close),
+            *mock_prices(market, want),
             market.size(want.volume),
             False,
         )

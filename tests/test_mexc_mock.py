@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
+from candlekit import mock_prices, prices
 from mockclient import MockFeedClient
 
 from wsmux import (
@@ -271,12 +272,8 @@ async def test_futures_quotes_open_interest_and_candles_equal_the_mock() -> None
                 want = mock.candles.forming[symbol]
                 assert len(bars) >= m.next_trade_id - 1 > 0
                 last = bars[-1]
-                assert (last.start_ts, last.open, last.high, last.low, last.close, last.volume) == (  # type: ignore[attr-defined]
-                    want.start_ms * 1_000_000,
-                    m.price(want.open),
-                    m.price(want.high),
-                    m.price(want.low),
-                    m.price(want.close),
+                assert (*prices(last), last.volume) == (  # type: ignore[attr-defined]
+                    *mock_prices(m, want),
                     float(want.volume),
                 )
 

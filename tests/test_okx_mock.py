@@ -22,6 +22,7 @@ from typing import Any
 import httpx
 import pytest
 import websockets
+from candlekit import mock_prices, prices
 
 from wsmux import (
     Backoff,
@@ -279,12 +280,8 @@ async def test_candles_on_the_business_endpoint_equal_the_mock() -> None:
                 assert len(bars) == market.next_trade_id - 1 > 0  # one push per trade, no minute rolled
                 want = mock.candles.forming[inst]
                 last = bars[-1]
-                assert (last.start_ts, last.open, last.high, last.low, last.close, last.closed) == (
-                    want.start_ms * 1_000_000,
-                    market.price(want.open),
-                    market.price(want.high),
-                    market.price(want.low),
-                    market.price(want.close),
+                assert (*prices(last), last.closed) == (
+                    *mock_prices(market, want),
                     False,
                 )
                 # spot: vol; swap: volCcy = contracts x contract value (base units)

@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
+from candlekit import mock_prices, prices
 from feedclient import FeedClient, feed_client
 
 from wsmux import (
@@ -222,12 +223,8 @@ async def test_candles_of_every_kind_equal_the_mock() -> None:
                 assert len(bars) == market.next_trade_id - 1 > 0
                 want = mock.candles.forming[symbol]
                 last = bars[-1]
-                assert (last.start_ts, last.open, last.high, last.low, last.close, last.closed) == (
-                    want.start_ms * 1_000_000,
-                    market.price(want.open),
-                    market.price(want.high),
-                    market.price(want.low),
-                    market.price(want.close),
+                assert (*prices(last), last.closed) == (
+                    *mock_prices(market, want),
                     False,
                 )
                 if mock.is_inverse(symbol):  # contracts of 1 USD, reported in BTC

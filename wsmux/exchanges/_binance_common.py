@@ -58,10 +58,9 @@ from wsmux._json import JSONDecodeError, dumps, loads
 from wsmux.adapter import Adapter, HttpRequest, Outgoing
 from wsmux.book import Continuity, Diff, SnapshotSource, SyncRule
 from wsmux.errors import ConfigError, MalformedMessage, RemoteError, SubscriptionRejected, unknown_message
-from wsmux.exchanges._candles import CANDLE_INTERVAL, check_candle
+from wsmux.exchanges._candles import build_candle
 from wsmux.model import (
     BookSnapshot,
-    Candle,
     Channel,
     Event,
     Funding,
@@ -427,23 +426,12 @@ class BinanceAdapterBase(Adapter):
         closed = k["x"]
         if type(closed) is not bool:
             raise TypeError(f"'x' must be true or false, not {closed!r}")
-        open_, high, low, close = float(k["o"]), float(k["h"]), float(k["l"]), float(k["c"])
-        volume = float(k[self.kline_volume])
-        check_candle(self.venue, open_, high, low, close, volume)
+        symbol = self._symbols.get(k["s"]) or self._unknown(k["s"])
+        start = _int(k["t"]) * _MS
+        volume = k[self.kline_volume]
         return [
-            Candle(
-                self.venue,
-                (self._symbols.get(k["s"]) or self._unknown(k["s"])),
-                CANDLE_INTERVAL,
-                _int(k["t"]) * _MS,
-                open_,
-                high,
-                low,
-                close,
-                volume,
-                closed,
-                _int(d["E"]) * _MS,
-                recv_ns,
+            build_candle(
+                self.venue, symbol, start, k["o"], k["h"], k["l"], k["c"], volume, closed, _int(d["E"]) * _MS, recv_ns
             )
         ]
 

@@ -19,8 +19,9 @@ candle.
 from __future__ import annotations
 
 from wsmux.errors import MalformedMessage
+from wsmux.model import Candle
 
-__all__ = ["CANDLE_INTERVAL", "FIVE_MINUTES", "MINUTE_MS", "check_candle"]
+__all__ = ["CANDLE_INTERVAL", "FIVE_MINUTES", "MINUTE_MS", "build_candle", "check_candle"]
 
 CANDLE_INTERVAL = "1m"
 """The interval of :attr:`~wsmux.Channel.CANDLES` in :attr:`wsmux.Candle.interval`."""
@@ -43,3 +44,29 @@ def check_candle(venue: str, open_: float, high: float, low: float, close: float
         raise MalformedMessage(
             f"{venue}: impossible candle open={open_} high={high} low={low} close={close} volume={volume}"
         )
+
+
+def build_candle(
+    venue: str,
+    symbol: str,
+    start_ns: int,
+    open_: str | float,
+    high: str | float,
+    low: str | float,
+    close: str | float,
+    volume: str | float,
+    closed: bool,
+    ts: int | None,
+    recv_ns: int,
+    interval: str = CANDLE_INTERVAL,
+) -> Candle:
+    """A :class:`~wsmux.Candle` from the venue's numbers (decimal text or JSON
+    numbers, already in base units), checked with :func:`check_candle`.
+
+    Raises:
+        ValueError, TypeError: a number that is not one (the adapter wraps them).
+        MalformedMessage: an impossible candle.
+    """
+    o, h, lo, c, v = float(open_), float(high), float(low), float(close), float(volume)
+    check_candle(venue, o, h, lo, c, v)
+    return Candle(venue, symbol, interval, start_ns, o, h, lo, c, v, closed, ts, recv_ns)

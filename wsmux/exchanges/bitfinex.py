@@ -126,7 +126,7 @@ from wsmux.book import Continuity, OrderBook, SnapshotSource, SyncRule
 from wsmux.book.checksum import INTERLEAVED_DEPTH, bitfinex_checksum, bitfinex_format
 from wsmux.book.l3 import L3Book
 from wsmux.errors import MalformedMessage, RemoteError, SubscriptionRejected, UnknownSymbol
-from wsmux.exchanges._candles import CANDLE_INTERVAL, check_candle
+from wsmux.exchanges._candles import build_candle
 from wsmux.model import (
     BookSide,
     BookSnapshot,
@@ -752,10 +752,7 @@ class BitfinexAdapter(Adapter):
         if type(mts) is not int:
             raise TypeError("MTS is not an integer")
         open_, close, high, low, volume = (_number(v) for v in row[1:6])
-        check_candle(self.venue, open_, high, low, close, volume)
-        return Candle(
-            self.venue, symbol, CANDLE_INTERVAL, mts * 1_000_000, open_, high, low, close, volume, closed, None, recv_ns
-        )
+        return build_candle(self.venue, symbol, mts * 1_000_000, open_, high, low, close, volume, closed, None, recv_ns)
 
     # --- events ---------------------------------------------------------------------
 

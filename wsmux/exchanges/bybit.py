@@ -74,10 +74,9 @@ from wsmux.errors import (
     WsmuxError,
     unknown_message,
 )
-from wsmux.exchanges._candles import CANDLE_INTERVAL, check_candle
+from wsmux.exchanges._candles import build_candle
 from wsmux.model import (
     BookSnapshot,
-    Candle,
     Channel,
     Event,
     Funding,
@@ -416,25 +415,9 @@ class _BybitAdapter(Adapter):
             closed = bar["confirm"]
             if closed.__class__ is not bool:
                 raise TypeError(f"confirm must be true or false, not {closed!r}")
-            open_, high, low, close = float(bar["open"]), float(bar["high"]), float(bar["low"]), float(bar["close"])
-            volume = float(bar["volume"])
-            check_candle(self.venue, open_, high, low, close, volume)
-            out.append(
-                Candle(
-                    self.venue,
-                    symbol,
-                    CANDLE_INTERVAL,
-                    _ms(bar["start"]),
-                    open_,
-                    high,
-                    low,
-                    close,
-                    volume,
-                    closed,
-                    _ms(bar["timestamp"]),
-                    recv_ns,
-                )
-            )
+            prices = bar["open"], bar["high"], bar["low"], bar["close"]
+            start, ts = _ms(bar["start"]), _ms(bar["timestamp"])
+            out.append(build_candle(self.venue, symbol, start, *prices, bar["volume"], closed, ts, recv_ns))
         return out
 
     def _liquidation(self, msg: Any, kind: str, rest: str, recv_ns: int) -> list[Event]:

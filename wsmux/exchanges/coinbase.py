@@ -129,11 +129,10 @@ from wsmux.errors import (
     WsmuxError,
     unknown_message,
 )
-from wsmux.exchanges._candles import FIVE_MINUTES, check_candle
+from wsmux.exchanges._candles import FIVE_MINUTES, build_candle
 from wsmux.model import (
     BookSide,
     BookSnapshot,
-    Candle,
     Channel,
     Event,
     Gap,
@@ -1144,23 +1143,13 @@ class CoinbaseAdvancedAdapter(Adapter):
             newest = int(rows[-1]["start"]) if rows else 0
             for row in rows:
                 start = int(row["start"])
-                open_, high, low = float(row["open"]), float(row["high"]), float(row["low"])
-                close, volume = float(row["close"]), float(row["volume"])
-                check_candle(self.venue, open_, high, low, close, volume)
+                prices = row["open"], row["high"], row["low"], row["close"]
+                symbol = self._symbol(row["product_id"])
+                final = start < newest  # a later bucket of the same event exists
                 out.append(
-                    Candle(
-                        self.venue,
-                        self._symbol(row["product_id"]),
+                    build_candle(
+                        self.venue, symbol, start * 1_000_000_000, *prices, row["volume"], final, ts, recv_ns,
                         FIVE_MINUTES,
-                        start * 1_000_000_000,
-                        open_,
-                        high,
-                        low,
-                        close,
-                        volume,
-                        start < newest,
-                        ts,
-                        recv_ns,
                     )
-                )
+                )  # fmt: skip
         return out

@@ -57,12 +57,11 @@ from wsmux.errors import (
     WsmuxError,
     unknown_message,
 )
-from wsmux.exchanges._candles import CANDLE_INTERVAL, check_candle
+from wsmux.exchanges._candles import build_candle
 from wsmux.model import (
     BookSide,
     BookSnapshot,
     BookUpdate,
-    Candle,
     Channel,
     Event,
     Quote,
@@ -803,26 +802,9 @@ class KrakenV1Adapter(_KrakenBase):
         time_text, end_text, open_text, high_text, low_text, close_text, _vwap, volume_text, _count = msg[1][:9]
         minute = 60 * _NS
         start_ns = _secs_ns(end_text) // minute * minute - minute
-        open_, high, low, close = float(open_text), float(high_text), float(low_text), float(close_text)
-        volume = float(volume_text)
-        check_candle(self.venue, open_, high, low, close, volume)
+        prices = open_text, high_text, low_text, close_text
         symbol = self._unified(msg[-1])
-        return [
-            Candle(
-                self.venue,
-                symbol,
-                CANDLE_INTERVAL,
-                start_ns,
-                open_,
-                high,
-                low,
-                close,
-                volume,
-                False,
-                _secs_ns(time_text),
-                recv_ns,
-            )
-        ]
+        return [build_candle(self.venue, symbol, start_ns, *prices, volume_text, False, _secs_ns(time_text), recv_ns)]
 
 
 def _v1_levels(

@@ -104,7 +104,7 @@ from wsmux.errors import (
     unknown_message,
 )
 from wsmux.exchanges import _mexc_proto as proto
-from wsmux.exchanges._candles import CANDLE_INTERVAL, check_candle
+from wsmux.exchanges._candles import build_candle
 from wsmux.model import (
     BookSnapshot,
     Candle,
@@ -723,15 +723,9 @@ class MexcFuturesAdapter(Adapter):
         start = data["t"]
         if type(start) is not int:
             raise TypeError("t must be an integer (seconds)")
-        open_, high, low, close = float(data["o"]), float(data["h"]), float(data["l"]), float(data["c"])
         volume = float(data["q"]) * self._scale(self.to_native(symbol))
-        check_candle(self.venue, open_, high, low, close, volume)
-        return [
-            Candle(
-                self.venue, symbol, CANDLE_INTERVAL, start * 1_000_000_000, open_, high, low, close, volume, False,
-                _ms_ns(ts), recv_ns,
-            )
-        ]  # fmt: skip
+        prices = data["o"], data["h"], data["l"], data["c"]
+        return [build_candle(self.venue, symbol, start * 1_000_000_000, *prices, volume, False, _ms_ns(ts), recv_ns)]
 
     # --- books ---------------------------------------------------------------------------------------
 

@@ -75,11 +75,10 @@ from wsmux.errors import (
     WsmuxError,
     unknown_message,
 )
-from wsmux.exchanges._candles import CANDLE_INTERVAL, check_candle
+from wsmux.exchanges._candles import build_candle
 from wsmux.model import (
     BookSide,
     BookSnapshot,
-    Candle,
     Channel,
     Event,
     Funding,
@@ -517,25 +516,9 @@ class OkxAdapter(Adapter):
                 closed = False
             else:
                 raise ValueError(f"confirm must be '0' or '1', not {confirm!r}")
-            open_, high, low, close = float(row[1]), float(row[2]), float(row[3]), float(row[4])
-            volume = float(row[volume_at])
-            check_candle(self.venue, open_, high, low, close, volume)
-            out.append(
-                Candle(
-                    self.venue,
-                    symbol,
-                    CANDLE_INTERVAL,
-                    int(row[0]) * _MS,
-                    open_,
-                    high,
-                    low,
-                    close,
-                    volume,
-                    closed,
-                    None,
-                    recv_ns,
-                )
-            )
+            start = int(row[0]) * _MS
+            prices = row[1], row[2], row[3], row[4]
+            out.append(build_candle(self.venue, symbol, start, *prices, row[volume_at], closed, None, recv_ns))
         return out
 
     def _liquidation(self, msg: Any, arg: Any, data: Any, recv_ns: int) -> list[Event]:

@@ -72,8 +72,8 @@ from wsmux._json import JSONDecodeError, dumps, loads
 from wsmux.adapter import Adapter, Heartbeat, HttpRequest, Limits, Outgoing
 from wsmux.book import Continuity, Diff, SnapshotSource, SyncRule
 from wsmux.errors import MalformedMessage, SubscriptionRejected, UnknownSymbol, WsmuxError, unknown_message
-from wsmux.exchanges._candles import CANDLE_INTERVAL, check_candle
-from wsmux.model import BookSnapshot, Candle, Channel, Event, Funding, Instrument, OpenInterest, Side, Trade
+from wsmux.exchanges._candles import build_candle
+from wsmux.model import BookSnapshot, Channel, Event, Funding, Instrument, OpenInterest, Side, Trade
 from wsmux.subscriptions import Subscription, parse_symbol
 
 __all__ = ["BOOK_DEPTH", "PhemexAdapter", "phemex_symbol", "phemex_unified"]
@@ -526,15 +526,8 @@ class PhemexAdapter(Adapter):
             start = _scaled(row[0])
             if _scaled(row[1]) != _KLINE_SECONDS:  # another resolution: well formed, not handled
                 raise unknown_message("kline interval", str(row[1]))
-            open_, high, low, close, volume = convert(row)
-            check_candle(self.venue, open_, high, low, close, volume)
             closed = kind == "snapshot" and i < last  # a later candle of the history exists
-            out.append(
-                Candle(
-                    self.venue, symbol, CANDLE_INTERVAL, start * 1_000_000_000, open_, high, low, close, volume,
-                    closed, None, recv_ns,
-                )
-            )  # fmt: skip
+            out.append(build_candle(self.venue, symbol, start * 1_000_000_000, *convert(row), closed, None, recv_ns))
         return out
 
     def _kline_scaled(self, msg: Any, recv_ns: int) -> list[Event]:
