@@ -289,6 +289,27 @@ async def test_candles_on_the_business_endpoint_equal_the_mock() -> None:
                 assert last.volume == pytest.approx(market.size(want.volume) * per_unit)
 
 
+async def test_a_late_candle_subscriber_sees_the_trades_made_before_it() -> None:
+    """The venue's candle counts every trade of its minute, watched or not."""
+    async with MockOkx(["BTC-USDT"], seed=2) as mock:
+        async with client(mock, list(trades("okx", "BTC-USDT"))) as tape:
+            await tape.sync()
+            await mock.publish(60)
+            async with client(mock, list(candles("okx", "BTC-USDT"))) as late:
+                await late.sync()
+                await mock.publish(60)
+                await late.sync()
+                await tape.sync()
+                last = [e for e in late.events if isinstance(e, Candle)][-1]
+                minute = [
+                    e.size
+                    for e in tape.events
+                    if isinstance(e, Trade) and e.ts // 60_000_000_000 * 60_000_000_000 == last.start_ts
+                ]
+                assert len(minute) > len([e for e in late.events if isinstance(e, Candle)])  # trades before it too
+                assert last.volume == pytest.approx(sum(minute))
+
+
 async def test_public_endpoint_refuses_candles_and_business_refuses_books() -> None:
     async with MockOkx(["BTC-USDT"]) as mock:
         async with websockets.connect(mock.ws_url) as ws:  # /ws/v5/public

@@ -314,9 +314,9 @@ class MockBybit(MockExchange):
         }
         return dumps({"topic": f"publicTrade.{native}", "type": "snapshot", "ts": now + 1, "data": [entry]})
 
-    def _klines(self, native: str, market: Market, trade: MarketTrade) -> list[str | bytes]:
+    def _klines(self, native: str, market: Market, candles: tuple[MockCandle | None, MockCandle]) -> list[str | bytes]:
+        finished, forming = candles
         now = self._ms
-        finished, forming = self.candles.on_trade_once(native, trade.trade_id, now, trade.price, trade.size)
         return [self._kline(native, market, c, c is not forming, now) for c in (finished, forming) if c is not None]
 
     @staticmethod
@@ -361,8 +361,10 @@ class MockBybit(MockExchange):
         if trade is not None:
             if f"publicTrade.{native}" in topics:
                 out.append(self._trade(native, market, trade))
+            # the venue's candle counts every trade, watched or not (once, whatever the connections)
+            candles = self.candles.on_trade_once(native, trade.trade_id, self._ms, trade.price, trade.size)
             if f"kline.1.{native}" in topics:
-                out.extend(self._klines(native, market, trade))
+                out.extend(self._klines(native, market, candles))
             if trade.trade_id % 3 == 0 and f"allLiquidation.{native}" in topics:
                 out.append(self._liquidation(native, market, trade))
         if f"tickers.{native}" in topics:

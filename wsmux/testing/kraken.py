@@ -46,7 +46,7 @@ import attrs
 from wsmux.book.checksum import kraken_checksum
 from wsmux.model import Side
 from wsmux.subscriptions import parse_symbol
-from wsmux.testing._candles import MinuteCandles
+from wsmux.testing._candles import MinuteCandles, MockCandle
 from wsmux.testing._market import Change, Market
 from wsmux.testing._server import MockConnection, MockExchange
 
@@ -182,8 +182,12 @@ class _KrakenMockBase(MockExchange):
             out.extend(self._render_book(conn, symbol, view))
         if change.trade is not None and ("trades", symbol) in conn.topics:
             out.append(self._trade_message(conn, symbol, change))
-        if change.trade is not None and ("candles", symbol) in conn.topics:
-            out.append(self._candle_message(conn, symbol, change))
+        trade = change.trade
+        if trade is not None:  # the venue's candle counts every trade, watched or not (once)
+            t_ms = self._now_ns // 1_000_000
+            _, candle = self.candles.on_trade_once(symbol, trade.trade_id, t_ms, trade.price, trade.size)
+            if ("candles", symbol) in conn.topics:
+                out.append(self._candle_message(conn, symbol, candle))
         if ("quotes", symbol) in conn.topics:
             bbo = self._bbo(symbol)
             last = conn.state.setdefault("bbo", {})
@@ -243,7 +247,7 @@ class _KrakenMockBase(MockExchange):
     def _trade_message(self, conn: MockConnection, symbol: str, change: Change) -> str:
         raise NotImplementedError
 
-    def _candle_message(self, conn: MockConnection, symbol: str, change: Change) -> str:
+    def _candle_message(self, conn: MockConnection, symbol: str, candle: MockCandle) -> str:
         raise NotImplementedError  # only v1 serves candles (ohlc)
 
     def _quote_snapshot(self, conn: MockConnection, symbol: str) -> str | None:
@@ -579,12 +583,8 @@ class MockKrakenV1(_KrakenMockBase):
         ]
         return _compact([self._channel_id(conn, "trade", symbol), [entry], "trade", self.native[symbol]])
 
-    def _candle_message(self, conn: MockConnection, symbol: str, change: Change) -> str:
-        trade = change.trade
-        assert trade is not None
+    def _candle_message(self, conn: MockConnection, symbol: str, candle: MockCandle) -> str:
         market = self.markets[symbol]
-        t_ns = self._now_ns
-        _, candle = self.candles.on_trade_once(symbol, trade.trade_id, t_ns // 1_000_000, trade.price, trade.size)
         payload = [
             _epoch_text(candle.last_ms * 1_000_000),
             _epoch_text((candle.start_ms + 60_000) * 1_000_000),

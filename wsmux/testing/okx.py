@@ -393,12 +393,12 @@ class MockOkx(MockExchange):
                 "ts": self._now(),
             }
             out.append(dumps({"arg": {"channel": "trades", "instId": inst}, "data": [entry]}))
-        if trade is not None and ("candle1m", inst) in topics:
-            t_ms = self._ms
-            finished, forming = self.candles.on_trade_once(inst, trade.trade_id, t_ms, trade.price, trade.size)
-            for candle in (finished, forming):
-                if candle is not None:
-                    out.append(self._candle(inst, market, candle, candle is not forming))
+        if trade is not None:  # the venue's candle counts every trade, watched or not
+            finished, forming = self.candles.on_trade_once(inst, trade.trade_id, self._ms, trade.price, trade.size)
+            if ("candle1m", inst) in topics:
+                for candle in (finished, forming):
+                    if candle is not None:
+                        out.append(self._candle(inst, market, candle, candle is not forming))
         inst_type = "SWAP" if inst.endswith("-SWAP") else "FUTURES" if inst.count("-") == 2 else "SPOT"
         if trade is not None and trade.trade_id % 3 == 0 and ("liquidation-orders", inst_type) in topics:
             out.append(self._liquidation(symbol, inst, inst_type, trade))
