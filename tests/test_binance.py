@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from wsmux import book, funding, liquidations, open_interest, quotes, trades
+from wsmux import book, candles, funding, liquidations, open_interest, quotes, trades
 from wsmux.book import BookSync, Continuity, SnapshotSource, SyncState, Verdict
 from wsmux.errors import (
     ConfigError,
@@ -17,6 +17,7 @@ from wsmux.errors import (
     RemoteError,
     SubscriptionRejected,
     UnknownChannel,
+    UnknownMessage,
     UnknownSymbol,
 )
 from wsmux.exchanges import get
@@ -26,7 +27,7 @@ from wsmux.exchanges.binance import (
     BinanceUSAdapter,
     BinanceUsdmAdapter,
 )
-from wsmux.model import BookSnapshot, BookUpdate, Channel, Funding, Liquidation, Quote, Side, Trade
+from wsmux.model import BookSnapshot, BookUpdate, Candle, Channel, Funding, Liquidation, Quote, Side, Trade
 from wsmux.testing import parse_events
 
 NS = 1_000_000  # ns per ms
@@ -184,6 +185,7 @@ def test_usdm_routes() -> None:
         *trades("binance-usdm", "BTC-USDT-PERP"),
         *funding("binance-usdm", "BTC-USDT-PERP"),
         *liquidations("binance-usdm", "BTC-USDT-PERP"),
+        *candles("binance-usdm", "BTC-USDT-PERP"),
     ]
     assert {adapter.route(s) for s in public} == {"public"}
     assert {adapter.route(s) for s in market} == {"market"}
@@ -192,7 +194,8 @@ def test_usdm_routes() -> None:
         == "wss://fstream.binance.com/public/stream?streams=btcusdt@depth@100ms/btcusdt@bookTicker"
     )
     assert adapter.connect_url(market) == (
-        "wss://fstream.binance.com/market/stream?streams=btcusdt@aggTrade/btcusdt@markPrice@1s/btcusdt@forceOrder"
+        "wss://fstream.binance.com/market/stream?streams="
+        "btcusdt@aggTrade/btcusdt@markPrice@1s/btcusdt@forceOrder/btcusdt@kline_1m"
     )
     with pytest.raises(ConfigError, match="cannot share one connection"):
         adapter.connect_url([*public, *market])
@@ -397,7 +400,8 @@ def test_coinm_frames_are_in_contracts() -> None:
         ("[1,2]", "expected a JSON object"),
         ('"text"', "expected a JSON object"),
         ('{"stream":"x","data":[1]}', "'data' is not an object"),
-        ('{"stream":"x","data":{"e":"kline","E":1,"s":"BTCUSDT","k":{}}}', "unknown message type 'kline'"),
+        ('{"stream":"x","data":{"e":"kline","E":1,"s":"BTCUSDT","k":{}}}', "bad kline"),
+        ('{"stream":"x","data":{"e":"continuous_kline","E":1,"ps":"BTCUSDT","k":{}}}', "unknown message type"),
         ('{"stream":"x","data":{"e":"somethingNew"}}', "unknown message type 'somethingNew'"),
         ('{"foo":1}', "unknown message type None"),
         ('{"data":{"e":["depthUpdate"]}}', "bad"),
@@ -601,6 +605,7 @@ def test_event_types_for_channels() -> None:
         Channel.BOOK: "btcusdt@depth@100ms",
         Channel.FUNDING: "btcusdt@markPrice@1s",
         Channel.LIQUIDATIONS: "btcusdt@forceOrder",
+        Channel.CANDLES: "btcusdt@kline_1m",
     }
 
 
@@ -611,4 +616,112 @@ def _all_subs() -> list[object]:
         *book("binance-usdm", "BTC-USDT-PERP"),
         *funding("binance-usdm", "BTC-USDT-PERP"),
         *liquidations("binance-usdm", "BTC-USDT-PERP"),
+        *candles("binance-usdm", "BTC-USDT-PERP"),
     ]
+
+
+# --- candles (@kline_1m) --------------------------------------------------------------------
+
+
+def kline(symbol: str, closed: bool, **fields: object) -> str:
+    """A ``kline`` frame in the Binance stream docs' layout (values illustrative)."""
+    k: dict[str, object] = {
+        "t": 1700000040000,
+        "T": 1700000099999,
+        "s": symbol,
+        "i": "1m",
+        "f": 100,
+        "L": 200,
+        "o": "0.0016",
+        "c": "0.0020",
+        "h": "0.0025",
+        "l": "0.0015",
+        "v": "1000",
+        "n": 100,
+        "x": closed,
+        "q": "1.0000",
+        "V": "500",
+        "Q": "0.500",
+        "B": "123456",
+    }
+    k.update(fields)
+    return json.dumps(
+        {"stream": f"{symbol.lower()}@kline_1m", "data": {"e": "kline", "E": 1700000061234, "s": symbol, "k": k}}
+    )
+
+
+def test_kline_stream_names_and_routes() -> None:
+    assert BinanceSpotAdapter().stream_name(candles("binance", "BTC-USDT")[0]) == "btcusdt@kline_1m"
+    assert BinanceUSAdapter().stream_name(candles("binance-us", "BTC-USD")[0]) == "btcusd@kline_1m"
+    assert BinanceCoinmAdapter().stream_name(candles("binance-coinm", "BTC-USD-PERP")[0]) == "btcusd_perp@kline_1m"
+    # binance-usdm-futures.md, "Endpoints": @kline_* is served under /market
+    usdm = BinanceUsdmAdapter(url="ws://127.0.0.1:1")
+    sub = candles("binance-usdm", "BTC-USDT-PERP")[0]
+    assert usdm.route(sub) == "market"
+    assert usdm.connect_url([sub]) == "ws://127.0.0.1:1/market/stream?streams=btcusdt@kline_1m"
+
+
+def test_kline_forming_and_final_candles() -> None:
+    adapter = spot("BTC-USDT")
+    forming = adapter.parse(kline("BTCUSDT", False), 7)
+    assert forming == [
+        Candle(
+            "binance",
+            "BTC-USDT",
+            "1m",
+            1700000040000 * NS,
+            0.0016,
+            0.0025,
+            0.0015,
+            0.002,
+            1000.0,
+            False,
+            1700000061234 * NS,
+            7,
+        )
+    ]
+    final = adapter.parse(kline("BTCUSDT", True), 8)
+    assert len(final) == 1 and final[0].closed is True  # type: ignore[attr-defined]
+
+
+def test_kline_volume_is_base_units_on_every_venue() -> None:
+    # spot and USD-M: v is the base-asset volume
+    usdm = BinanceUsdmAdapter()
+    usdm.to_native("BTC-USDT-PERP")
+    (candle,) = usdm.parse(kline("BTCUSDT", False), 1)
+    assert candle.volume == 1000.0  # type: ignore[attr-defined]
+    # COIN-M: v counts contracts, q is the base-asset volume
+    coinm = BinanceCoinmAdapter()
+    coinm.to_native("BTC-USD-PERP")
+    (candle,) = coinm.parse(kline("BTCUSD_PERP", False), 1)
+    assert candle.volume == 1.0 and candle.symbol == "BTC-USD-PERP"  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("fields", "match"),
+    [
+        ({"i": "5m"}, "unknown message type: kline interval '5m'"),
+        ({"i": None}, "unknown message type: kline interval None"),
+        ({"x": "false"}, "bad kline"),
+        ({"h": "0.0012"}, "impossible candle"),  # high below the close
+        ({"l": "0.0030"}, "impossible candle"),
+        ({"v": "-1"}, "impossible candle"),
+        ({"o": "nan"}, "impossible candle"),
+        ({"t": "1700000040000"}, "bad kline"),
+        ({"s": "ETHUSDT"}, "unsubscribed symbol"),
+    ],
+)
+def test_malformed_klines(fields: dict[str, object], match: str) -> None:
+    with pytest.raises(MalformedMessage, match=match):
+        spot("BTC-USDT").parse(kline("BTCUSDT", False, **fields), 1)
+
+
+def test_kline_of_another_interval_is_unknown_not_malformed() -> None:
+    with pytest.raises(UnknownMessage):
+        spot("BTC-USDT").parse(kline("BTCUSDT", False, i="5m"), 1)
+
+
+def test_kline_without_candle_body_is_malformed() -> None:
+    frame = json.dumps({"stream": "btcusdt@kline_1m", "data": {"e": "kline", "E": 1, "s": "BTCUSDT"}})
+    with pytest.raises(MalformedMessage, match="bad kline"):
+        spot("BTC-USDT").parse(frame, 1)

@@ -14,10 +14,11 @@ from collections.abc import Callable, Sequence
 
 import httpx
 import pytest
+from candlekit import mock_prices, prices
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from wsmux import book, funding, liquidations, quotes, trades
+from wsmux import book, candles, funding, liquidations, quotes, trades
 from wsmux._json import dumps, loads
 from wsmux._pipeline import Feed, FetchSnapshot, Send
 from wsmux.adapter import Adapter
@@ -30,6 +31,7 @@ from wsmux.exchanges.binance import (
 )
 from wsmux.model import (
     BookUpdate,
+    Candle,
     Channel,
     Error,
     ErrorKind,
@@ -44,7 +46,7 @@ from wsmux.model import (
     Trade,
 )
 from wsmux.subscriptions import Subscription
-from wsmux.testing import MockBinance, MockBinanceCoinm, MockBinanceFutures, MockBinanceUS
+from wsmux.testing import MarketTrade, MockBinance, MockBinanceCoinm, MockBinanceFutures, MockBinanceUS
 from wsmux.testing.binance import MockBinanceBase
 
 
@@ -442,3 +444,80 @@ async def test_coinm_book_in_contracts() -> None:
             bids, _ = client.feed.syncs["BTC-USD-PERP"].book.depth()
             assert all(size == int(size) for _, size in bids)  # whole contracts
             assert client.of(Trade) and client.of(Error) == []
+
+
+# --- candles --------------------------------------------------------------------------------------------
+
+
+def candle_fields(c: Event) -> tuple[object, ...]:
+    return (c.symbol, c.interval, *prices(c), c.closed)  # type: ignore[attr-defined]
+
+
+async def test_candles_equal_the_mock_candles() -> None:
+    async with MockBinance(SYMBOLS, seed=5) as mock:
+        subs = [*candles("binance", *SYMBOLS), *trades("binance", *SYMBOLS)]
+        async with FeedClient(mock, adapter_for(mock), subs) as client:
+            await mock.publish(100)
+            n_trades = sum(m.next_trade_id - 1 for m in mock.markets.values())
+            n_klines = n_trades + sum(len(c) for c in mock.candles.closed.values())
+            await client.pump_until(lambda: len(client.of(Candle)) == n_klines)
+            assert client.of(Error) == [] and len(client.of(Trade)) == n_trades
+            for symbol in SYMBOLS:
+                m = mock.markets[symbol]
+                want = mock.candles.forming[symbol]
+                last = [c for c in client.of(Candle) if c.symbol == symbol][-1]  # type: ignore[attr-defined]
+                assert candle_fields(last) == (
+                    symbol,
+                    "1m",
+                    *mock_prices(m, want),
+                    False,
+                )
+                assert last.volume == m.size(want.volume)  # type: ignore[attr-defined]
+                # the forming candle's volume is the sum of the minute's trades
+                minute = [
+                    t.size  # type: ignore[attr-defined]
+                    for t in client.of(Trade)
+                    if t.symbol == symbol and t.ts // 60_000_000_000 * 60_000 == want.start_ms  # type: ignore[attr-defined]
+                ]
+                assert last.volume == pytest.approx(sum(minute))  # type: ignore[attr-defined]
+
+
+async def test_usdm_and_coinm_candles_on_their_routes() -> None:
+    async with MockBinanceFutures(["BTC-USDT-PERP"]) as mock:
+        subs = list(candles("binance-usdm", "BTC-USDT-PERP"))
+        async with FeedClient(mock, adapter_for(mock, BinanceUsdmAdapter), subs) as client:  # type: ignore[arg-type]
+            await mock.publish(60)
+            await client.pump_until(lambda: len(client.of(Candle)) >= mock.markets["BTC-USDT-PERP"].next_trade_id - 1)
+            assert mock.misrouted == [] and client.of(Error) == []
+    async with MockBinanceCoinm(["BTC-USD-PERP"]) as coinm:
+        subs = list(candles("binance-coinm", "BTC-USD-PERP"))
+        async with FeedClient(coinm, adapter_for(coinm, BinanceCoinmAdapter), subs) as client:  # type: ignore[arg-type]
+            await coinm.publish(60)
+            await client.pump_until(lambda: len(client.of(Candle)) >= coinm.markets["BTC-USD-PERP"].next_trade_id - 1)
+            m = coinm.markets["BTC-USD-PERP"]
+            want = coinm.candles.forming["BTC-USD-PERP"]
+            last = client.of(Candle)[-1]
+            # COIN-M: contracts (100 USD each) converted to BTC at the close, not the contract count
+            assert last.volume == float(f"{m.size(want.volume) * 100 / m.price(want.close):.8f}")  # type: ignore[attr-defined]
+            assert last.volume != m.size(want.volume)  # type: ignore[attr-defined]
+
+
+def test_mock_closes_the_candle_when_a_trade_opens_a_new_minute() -> None:
+    mock = MockBinance(["BTC-USDT"])
+    adapter = BinanceSpotAdapter()
+    adapter.to_native("BTC-USDT")
+    minute = 1_700_000_040_000
+    frames = [
+        *mock._trade_frames("BTC-USDT", MarketTrade(1, 100, 5, Side.BUY), minute + 1_000),
+        *mock._trade_frames("BTC-USDT", MarketTrade(2, 90, 3, Side.SELL), minute + 2_000),
+        *mock._trade_frames("BTC-USDT", MarketTrade(3, 95, 1, Side.BUY), minute + 61_000),
+    ]
+    got = [e for _, payload in frames for e in adapter.parse(payload, 0) if isinstance(e, Candle)]
+    m = mock.markets["BTC-USDT"]
+    assert [(c.start_ts // 1_000_000, c.closed, c.close, c.volume) for c in got] == [
+        (minute, False, m.price(100), m.size(5)),
+        (minute, False, m.price(90), m.size(8)),
+        (minute, True, m.price(90), m.size(8)),  # the final candle of the first minute
+        (minute + 60_000, False, m.price(95), m.size(1)),
+    ]
+    assert (got[2].high, got[2].low) == (m.price(100), m.price(90))

@@ -35,6 +35,7 @@ from wsmux.model import (
     BookSide,
     BookSnapshot,
     BookUpdate,
+    Candle,
     Channel,
     Error,
     ErrorKind,
@@ -48,7 +49,7 @@ from wsmux.model import (
     Side,
     Trade,
 )
-from wsmux.subscriptions import Subscription, book, l3, trades
+from wsmux.subscriptions import Subscription, book, candles, l3, trades
 
 R = 1_000  # recv_ns used throughout
 BOOK_CHAN = 232957
@@ -642,3 +643,62 @@ def test_adapter_module_is_sans_io() -> None:
         elif isinstance(node, ast.ImportFrom) and node.module:
             imported.add(node.module.split(".")[0])
     assert not imported & {"asyncio", "websockets", "httpx", "time", "socket", "threading"}
+
+
+# --- candles ------------------------------------------------------------------------------
+
+CANDLE_CHAN = 343351
+
+
+def candle_adapter() -> BitfinexAdapter:
+    a = BitfinexAdapter()
+    out = a.subscribe(list(candles("bitfinex", "BTC-USD")))
+    assert json.loads(out[1]) == {"event": "subscribe", "channel": "candles", "key": "trade:1m:tBTCUSD"}
+    ack = {"event": "subscribed", "channel": "candles", "chanId": CANDLE_CHAN, "key": "trade:1m:tBTCUSD"}
+    assert a.parse(json.dumps(ack), R) == []  # the ack names the key, not a symbol
+    return a
+
+
+def test_candle_history_snapshot_is_final_but_the_newest() -> None:
+    a = candle_adapter()
+    # [MTS, OPEN, CLOSE, HIGH, LOW, VOLUME], newest first (values illustrative)
+    frame = (
+        f"[{CANDLE_CHAN},[[1574698260000,7379.785503,7383.8,7388.3,7379.785503,1.68829482],"
+        "[1574698200000,7399.9,7379.7,7399.9,7371.8,41.63633658]],1]"
+    )
+    assert a.parse(frame, R) == [
+        Candle("bitfinex", "BTC-USD", "1m", 1574698200000 * 10**6, 7399.9, 7399.9, 7371.8, 7379.7, 41.63633658, True,
+               None, R),
+        Candle("bitfinex", "BTC-USD", "1m", 1574698260000 * 10**6, 7379.785503, 7388.3, 7379.785503, 7383.8,
+               1.68829482, False, None, R),
+    ]  # fmt: skip
+
+
+def test_candle_update_is_forming() -> None:
+    a = candle_adapter()
+    (bar,) = a.parse(f"[{CANDLE_CHAN},[1574698260000,7379.785503,7383.8,7388.3,7379.785503,1.68829482],1]", R)
+    assert isinstance(bar, Candle) and bar.closed is False and bar.close == 7383.8 and bar.high == 7388.3
+    assert a.parse(f"[{CANDLE_CHAN},[],2]", R) == []  # an empty history
+    assert a.parse(f'[{CANDLE_CHAN},"hb",3]', R) == []
+
+
+def test_candles_of_another_interval_are_ignored_and_unsubscribe_names_the_chan() -> None:
+    a = candle_adapter()
+    a.parse(json.dumps({"event": "subscribed", "channel": "candles", "chanId": 9, "key": "trade:5m:tBTCUSD"}), R)
+    assert a.parse("[9,[1574698200000,1,1,1,1,1],1]", R) == []
+    assert a.unsubscribe(list(candles("bitfinex", "BTC-USD"))) == [f'{{"event":"unsubscribe","chanId":{CANDLE_CHAN}}}']
+
+
+@pytest.mark.parametrize(
+    "row",
+    [
+        "[1574698260000,7379.7,7383.8,7370.0,7379.7,1.6]",  # high below the open
+        "[1574698260000,7379.7,7383.8,7388.3,7379.7,-1]",  # negative volume
+        '["1574698260000",7379.7,7383.8,7388.3,7379.7,1.6]',  # MTS as text
+        "[1574698260000,7379.7,7383.8,7388.3,7379.7]",  # no volume
+        '[1574698260000,7379.7,7383.8,"x",7379.7,1.6]',
+    ],
+)
+def test_malformed_candles(row: str) -> None:
+    with pytest.raises(MalformedMessage):
+        candle_adapter().parse(f"[{CANDLE_CHAN},{row},1]", R)

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from candlekit import mock_prices, prices
 from websockets.asyncio.client import ClientConnection, connect
 
 from wsmux import Backoff, Multiplexer
@@ -21,6 +22,7 @@ from wsmux.model import (
     BookSide,
     BookSnapshot,
     BookUpdate,
+    Candle,
     Channel,
     Error,
     ErrorKind,
@@ -31,7 +33,7 @@ from wsmux.model import (
     Side,
     Trade,
 )
-from wsmux.subscriptions import Subscription, book, l3, trades
+from wsmux.subscriptions import Subscription, book, candles, l3, trades
 from wsmux.testing import MockBitfinex, collect_until
 
 STEPS = 300
@@ -132,6 +134,31 @@ async def test_book_and_trades_follow_the_mock() -> None:
                     trade.recv_ns,
                 )
             assert client.adapter.stats.history_dropped == 1  # the subscribe-time trade snapshot
+
+
+async def test_candles_follow_the_mock_and_the_snapshot_resumes_them() -> None:
+    async with MockBitfinex(["BTC-USD"], seed=9) as mock:
+        subs = [*candles("bitfinex", "BTC-USD"), *trades("bitfinex", "BTC-USD")]
+        async with Client(mock, subs) as client:
+            await client.settle()
+            await mock.publish(120)
+            await client.settle()
+            market = mock.markets["BTC-USD"]
+            bars = client.of(Candle)
+            assert len(bars) == market.next_trade_id - 1 > 0 and client.feed.stats.parse_errors == 0
+            want = mock.candles.forming["BTC-USD"]
+            expected = (
+                *mock_prices(market, want),
+                market.size(want.volume),
+                False,
+            )
+            last = bars[-1]
+            assert (*prices(last), last.volume, last.closed) == expected
+        # a later subscriber gets the forming candle in the snapshot
+        async with Client(mock, list(candles("bitfinex", "BTC-USD"))) as late:
+            await late.pump_until(lambda: bool(late.of(Candle)))
+            (first,) = late.of(Candle)
+            assert (*prices(first), first.volume, first.closed) == (expected)
 
 
 async def test_short_window_len_25() -> None:

@@ -11,6 +11,7 @@ import pytest
 from wsmux import (
     BookSnapshot,
     BookUpdate,
+    Candle,
     Channel,
     ConfigError,
     Funding,
@@ -27,6 +28,7 @@ from wsmux import (
     UnknownChannel,
     UnknownSymbol,
     book,
+    candles,
     funding,
     liquidations,
     open_interest,
@@ -207,7 +209,7 @@ def test_refusals() -> None:
         "[]",
         "{}",
         '{"op":"auth","success":true}',
-        '{"topic":"kline.1.BTCUSDT","type":"snapshot","ts":1,"data":[]}',
+        '{"topic":"insurance.USDT","type":"snapshot","ts":1,"data":[]}',
         '{"topic":7,"data":{}}',
         '{"topic":"orderbook.200.BTCUSDT","type":"partial","ts":1,"data":{"s":"BTCUSDT","b":[],"a":[],"u":5}}',
         '{"topic":"orderbook.200.BTCUSDT","type":"delta","ts":1,"data":{"s":"BTCUSDT","b":[],"a":[],"u":"5"}}',
@@ -245,7 +247,7 @@ def test_malformed_linear_frames(frame: str) -> None:
 
 
 def test_unknown_message_types_say_so() -> None:
-    for frame in ('{"op":"auth"}', '{"topic":"kline.1.BTCUSDT","data":[]}'):
+    for frame in ('{"op":"auth"}', '{"topic":"insurance.USDT","data":[]}', KLINE.replace("kline.1.", "kline.5.")):
         with pytest.raises(MalformedMessage, match="unknown message type"):
             parse_events(spot(), frame, RECV)
 
@@ -496,3 +498,50 @@ def test_feed_gap_resubscribes_the_book() -> None:
     assert all(json.loads(m)["args"] == ["orderbook.50.BTCUSDT"] for m in action.messages)
     gap = events[-1]
     assert isinstance(gap, Gap) and gap.symbol == "BTC-USDT-PERP" and (gap.expected, gap.received) == (11, 12)
+
+
+# --- candles (kline.1) --------------------------------------------------------------------------
+
+KLINE = (
+    '{"topic":"kline.1.BTCUSDT","data":[{"start":1672324800000,"end":1672324859999,"interval":"1",'
+    '"open":"16649.5","close":"16677","high":"16677","low":"16608","volume":"2.081","turnover":"34666.4005",'
+    '"confirm":false,"timestamp":1672324848882}],"ts":1672324848882,"type":"snapshot"}'
+)
+"""The v5 docs' kline push (as shaped there; the interval changed to 1)."""
+
+
+def test_kline_topic_on_both_endpoints() -> None:
+    assert json.loads(BybitSpotAdapter().subscribe(candles("bybit", "BTC-USDT"))[0])["args"] == ["kline.1.BTCUSDT"]
+    sub = candles("bybit-linear", "BTC-USDT-PERP")
+    assert json.loads(BybitLinearAdapter().subscribe(sub)[0])["args"] == ["kline.1.BTCUSDT"]
+    assert json.loads(BybitLinearAdapter().unsubscribe(sub)[0])["op"] == "unsubscribe"
+
+
+def test_kline_forming_and_confirmed() -> None:
+    a = spot(*candles("bybit", "BTC-USDT"))
+    assert parse_events(a, KLINE, RECV) == [
+        Candle(
+            "bybit", "BTC-USDT", "1m", 1672324800000 * MS, 16649.5, 16677.0, 16608.0, 16677.0, 2.081, False,
+            1672324848882 * MS, RECV,
+        )
+    ]  # fmt: skip
+    (final,) = parse_events(a, KLINE.replace('"confirm":false', '"confirm":true'), RECV)
+    assert final.closed is True  # type: ignore[attr-defined]
+    (bar,) = parse_events(linear(*candles("bybit-linear", "BTC-USDT-PERP")), KLINE, RECV)
+    assert bar.symbol == "BTC-USDT-PERP" and bar.volume == 2.081  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        ('"confirm":false', '"confirm":0'),
+        ('"high":"16677"', '"high":"16600"'),  # below the open
+        ('"volume":"2.081"', '"volume":"-2"'),
+        ('"start":1672324800000', '"start":null'),
+        ('"open":"16649.5",', ""),
+        ("kline.1.BTCUSDT", "kline.1.ETHUSDT"),  # never subscribed
+    ],
+)
+def test_malformed_klines(old: str, new: str) -> None:
+    with pytest.raises(MalformedMessage):
+        parse_events(spot(*candles("bybit", "BTC-USDT")), KLINE.replace(old, new), RECV)

@@ -21,11 +21,13 @@ from typing import Any
 import httpx
 import pytest
 import websockets
+from candlekit import mock_prices, prices
 
 from wsmux import (
     Backoff,
     BookSnapshot,
     BookUpdate,
+    Candle,
     Channel,
     Error,
     ErrorKind,
@@ -41,6 +43,7 @@ from wsmux import (
     Subscription,
     Trade,
     book,
+    candles,
     funding,
     liquidations,
     open_interest,
@@ -305,6 +308,39 @@ async def test_linear_tickers_and_liquidations() -> None:
             for liq, trade in zip(liqs, expected, strict=True):
                 # S is the position side; the liquidation order is the taker of the trade
                 assert (liq.side, liq.price, liq.size) == (trade.side, trade.price, trade.size)
+
+
+@pytest.mark.parametrize(
+    ("mock_cls", "adapter_cls", "symbol"),
+    [(MockBybit, BybitSpotAdapter, "BTC-USDT"), (MockBybitLinear, BybitLinearAdapter, "BTC-USDT-PERP")],
+)
+async def test_candles_equal_the_mock_candle_on_two_connections(mock_cls: Any, adapter_cls: Any, symbol: str) -> None:
+    async with mock_cls([symbol], seed=4) as mock:
+        subs = [*candles(adapter_cls.venue, symbol), *trades(adapter_cls.venue, symbol)]
+        async with (
+            client(adapter_cls(url=mock.ws_url), mock, subs) as one,
+            client(adapter_cls(url=mock.ws_url), mock, subs) as two,
+        ):
+            await one.sync()
+            await two.sync()
+            await mock.publish(120)
+            await one.sync()
+            await two.sync()
+            market = mock.markets[symbol]
+            want = mock.candles.forming["BTCUSDT"]
+            n_trades = market.next_trade_id - 1
+            for c in (one, two):
+                bars = [e for e in c.events if isinstance(e, Candle)]
+                assert len(bars) == n_trades and c.count(Error) == 0
+                last = bars[-1]
+                assert (*prices(last), last.volume, last.closed) == (
+                    *mock_prices(market, want),
+                    market.size(want.volume),
+                    False,
+                )
+                # each trade counted once, though two connections rendered it
+                sizes = [e.size for e in c.events if isinstance(e, Trade)]
+                assert last.volume == pytest.approx(sum(sizes))
 
 
 async def test_rest_book() -> None:

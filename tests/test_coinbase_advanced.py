@@ -13,8 +13,9 @@ from typing import Any
 
 import pytest
 import websockets
+from candlekit import mock_prices, prices
 
-from wsmux import Multiplexer, book, quotes, trades
+from wsmux import Multiplexer, book, candles, quotes, trades
 from wsmux._pipeline import Feed, Send
 from wsmux.errors import MalformedMessage, RemoteError, SubscriptionRejected, UnknownSymbol
 from wsmux.exchanges import get
@@ -22,6 +23,7 @@ from wsmux.exchanges.coinbase import CoinbaseAdvancedAdapter
 from wsmux.model import (
     BookSnapshot,
     BookUpdate,
+    Candle,
     Channel,
     Error,
     Event,
@@ -148,6 +150,46 @@ def test_heartbeats_and_subscriptions_are_silent() -> None:
     )
     assert adapter.parse(heartbeat, R) == []
     assert adapter.parse(envelope("subscriptions", 10, [{"subscriptions": {"level2": ["BTC-USD"]}}]), R) == []
+
+
+def candle_row(start: str, open_: str, high: str, low: str, close: str, volume: str) -> dict[str, str]:
+    return {"start": start, "high": high, "low": low, "open": open_, "close": close, "volume": volume,
+            "product_id": "ETH-USD"}  # fmt: skip
+
+
+def test_candles_are_five_minute_buckets() -> None:
+    adapter = CoinbaseAdvancedAdapter()
+    assert json.loads(adapter.subscribe(candles(V, "ETH-USD"))[0]) == {
+        "type": "subscribe",
+        "product_ids": ["ETH-USD"],
+        "channel": "candles",
+    }
+    # the docs' example (values as there): one bucket starting at 1688998200 s
+    row = candle_row("1688998200", "1867.38", "1867.72", "1865.63", "1866.81", "0.20269406")
+    frame = envelope("candles", 0, [{"type": "snapshot", "candles": [row]}])
+    assert parse_events(adapter, frame, R) == [
+        Candle(V, "ETH-USD", "5m", 1688998200 * 10**9, 1867.38, 1867.72, 1865.63, 1866.81, 0.20269406, False, TS_NS, R)
+    ]
+
+
+def test_older_candles_of_one_event_are_final() -> None:
+    rows = [
+        candle_row("1688998500", "1866.81", "1870", "1866", "1869", "1.5"),
+        candle_row("1688998200", "1867.38", "1867.72", "1865.63", "1866.81", "0.2"),
+    ]
+    bars = parse_events(CoinbaseAdvancedAdapter(), envelope("candles", 0, [{"type": "update", "candles": rows}]), R)
+    assert [(b.start_ts // 10**9, b.closed) for b in bars] == [(1688998200, True), (1688998500, False)]  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("high", "1800"), ("volume", "-1"), ("start", "soon"), ("open", None)],
+)
+def test_malformed_candles(field: str, value: str | None) -> None:
+    row: dict[str, Any] = candle_row("1688998200", "1867.38", "1867.72", "1865.63", "1866.81", "0.2")
+    row[field] = value
+    with pytest.raises(MalformedMessage):
+        parse_events(CoinbaseAdvancedAdapter(), envelope("candles", 0, [{"type": "update", "candles": [row]}]), R)
 
 
 def test_sequence_gap_is_a_connection_wide_book_gap() -> None:
@@ -309,6 +351,29 @@ async def test_feed_book_matches_the_mock_and_heals_a_lost_message() -> None:
         await client.ws.close()
 
 
+async def test_feed_candles_equal_the_mock_bucket() -> None:
+    async with MockCoinbaseAdvanced(["BTC-USD"], seed=3) as mock:
+        client = Client(mock)
+        await client.open([*candles(V, "BTC-USD"), *trades(V, "BTC-USD")])
+        await mock.heartbeat()
+        await client.until_seq(mock.last_sequence_num())
+        await mock.publish(150)
+        await mock.heartbeat()
+        await client.until_seq(mock.last_sequence_num())
+        market = mock.markets["BTC-USD"]
+        bars = [e for e in client.events if isinstance(e, Candle)]
+        assert len(bars) == market.next_trade_id - 1 > 0
+        assert not [e for e in client.events if isinstance(e, Gap | Error)]
+        want = mock.candles.forming["BTC-USD"]
+        last = bars[-1]
+        assert (last.interval, *prices(last), last.volume) == (
+            "5m",
+            *mock_prices(market, want),
+            market.size(want.volume),
+        )
+        await client.ws.close()
+
+
 async def test_multiplexer_advanced_book() -> None:
     async with MockCoinbaseAdvanced(["BTC-USD"], seed=8) as mock:
         async with Multiplexer(endpoints={V: mock.endpoint}) as mux:
@@ -333,6 +398,6 @@ async def test_conformance_suite() -> None:
         await mock.publish(10)
         frames = await capture_frames(mock, CoinbaseAdvancedAdapter, subs, steps=60)
     channels = {json.loads(f)["channel"] for f in frames}
-    assert channels == {"subscriptions", "l2_data", "market_trades", "ticker"}
+    assert channels == {"subscriptions", "l2_data", "market_trades", "ticker", "candles"}
     report = check_adapter(CoinbaseAdvancedAdapter, symbol="BTC-USD", frames=frames, subscriptions=subs, mutations=500)
     assert report.events > 60 and report.mutations == 500

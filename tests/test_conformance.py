@@ -48,3 +48,24 @@ async def test_adapter_conformance(venue: str) -> None:
     report = check_adapter(cls, symbol=symbol, frames=frames, subscriptions=subs, mutations=300)
     assert report.events > 0
     assert report.mutations == 300
+
+
+CANDLE_VENUES = sorted(v for v in MOCKS if Channel.CANDLES in exchanges.get(v).channels)
+
+
+def test_the_original_venues_offer_candles() -> None:
+    assert {
+        "binance", "binance-us", "binance-usdm", "binance-coinm", "bybit", "bybit-linear", "okx", "kraken-v1",
+        "bitfinex", "coinbase-advanced",
+    } <= set(CANDLE_VENUES)  # fmt: skip
+
+
+@pytest.mark.parametrize("venue", CANDLE_VENUES)
+async def test_every_mock_serves_the_candles_its_adapter_offers(venue: str) -> None:
+    cls = exchanges.get(venue)
+    symbol = pick_symbol(venue)
+    subs = [Subscription(venue, c, symbol) for c in (Channel.CANDLES, Channel.TRADES) if c in cls.channels]
+    async with MOCKS[venue]([symbol], seed=3) as mock:
+        frames = await capture_frames(mock, cls, subs, steps=80)
+    report = check_adapter(cls, symbol=symbol, frames=frames, subscriptions=subs, mutations=100)
+    assert report.kinds.get("Candle", 0) > 0, f"{venue}: no candle from {report.kinds}"

@@ -320,9 +320,12 @@ def test_candles() -> None:
         "id": "x",
     }
     [candle] = a.parse(frame("channel_data", 2, "v4_candles", topic="BTC-USD/1MIN", contents=bar), RECV)
-    assert candle == Candle(
-        "dydx", BTC, "1MIN", 1714564800000000000, 65000.0, 65100.0, 64900.0, 65050.0, 3.5, False, None, RECV
+    assert candle == Candle(  # interval in the spelling all venues share, not dYdX's "1MIN"
+        "dydx", BTC, "1m", 1714564800000000000, 65000.0, 65100.0, 64900.0, 65050.0, 3.5, False, None, RECV
     )
+    other = {**bar, "resolution": "5MINS"}
+    with pytest.raises(UnknownMessage):
+        a.parse(frame("channel_data", 3, "v4_candles", topic="BTC-USD/5MINS", contents=other), RECV)
 
 
 def test_batched_data_is_one_update_per_item() -> None:

@@ -211,7 +211,7 @@ async def test_liquidations_funding_open_interest_candles() -> None:
             ois = c.of(OpenInterest)
             assert len(ois) == 2 * 11 and {e.symbol for e in ois} == {BTC, ETH}
             bars = c.of(Candle)
-            assert len(bars) == mock.markets[BTC].next_trade_id - 1 and {b.interval for b in bars} == {"1MIN"}
+            assert len(bars) == mock.markets[BTC].next_trade_id - 1 and {b.interval for b in bars} == {"1m"}
             t, o, h, low, close, volume, _ = mock.candles[BTC]
             market = mock.markets[BTC]
             last = bars[-1]

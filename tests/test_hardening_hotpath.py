@@ -171,9 +171,9 @@ def test_an_exception_while_applying_is_contained_to_its_book() -> None:
 
 def test_unknown_messages_are_reported_as_unknown_and_never_poison_the_connection() -> None:
     feed, events = synced_binance()
-    kline = '{"stream":"btcusdt@kline_1m","data":{"e":"kline","E":1,"s":"BTCUSDT","k":{}}}'
+    unknown = '{"stream":"btcusdt@continuousKline_1m","data":{"e":"continuous_kline","E":1,"ps":"BTCUSDT","k":{}}}'
     for _ in range(feed.max_consecutive_errors * 2):
-        feed.on_frame(kline, 1)
+        feed.on_frame(unknown, 1)
     assert not feed.poisoned
     assert feed.syncs["BTC-USDT"].valid
     kinds = {e.kind for e in events if isinstance(e, Error)}

@@ -29,8 +29,8 @@ from wsmux.exchanges.kraken import (
     book_depth,
     kraken_book_checksum,
 )
-from wsmux.model import BookSnapshot, BookUpdate, Channel, Quote, Side, Trade
-from wsmux.subscriptions import Subscription, book, l3, quotes, trades
+from wsmux.model import BookSnapshot, BookUpdate, Candle, Channel, Quote, Side, Trade
+from wsmux.subscriptions import Subscription, book, candles, l3, quotes, trades
 from wsmux.testing import parse_events
 
 RECV = 1_700_000_000_123_456_789
@@ -691,3 +691,50 @@ def test_v2_frames_with_escaped_key_names_are_the_same_json() -> None:
     assert KrakenAdapter().parse(escaped, RECV) == KrakenAdapter().parse(plain, RECV)
     update = v2_update('{"price":45283.5,"qty":1.0}', "", 1)
     assert KrakenAdapter().parse(update.replace('"qty"', '"\\u0071ty"'), RECV) == KrakenAdapter().parse(update, RECV)
+
+
+# --- v1 candles (ohlc) ----------------------------------------------------------------------
+
+OHLC = (
+    '[42,["1542057314.748456","1542057360.435743","3586.70000","3586.70000","3586.60000","3586.60000",'
+    '"3586.68894","0.03373000",2],"ohlc-1","XBT/USD"]'
+)
+"""Kraken's v1 "ohlc" example (its channel name changed to the one-minute ``ohlc-1``)."""
+
+
+def test_v1_ohlc_subscription_and_v2_has_no_candles() -> None:
+    assert json.loads(KrakenV1Adapter().subscribe(candles("kraken-v1", "BTC-USD"))[0]) == {
+        "event": "subscribe",
+        "pair": ["XBT/USD"],
+        "subscription": {"name": "ohlc", "interval": 1},
+    }
+    with pytest.raises(UnknownChannel):
+        KrakenAdapter().check(candles("kraken", "BTC-USD")[0])
+
+
+def test_v1_ohlc_is_a_forming_candle() -> None:
+    assert parse_events(KrakenV1Adapter(), OHLC, RECV) == [
+        Candle(
+            "kraken-v1", "BTC-USD", "1m", 1542057300 * 10**9, 3586.7, 3586.7, 3586.6, 3586.6, 0.03373, False,
+            1542057314_748456000, RECV,
+        )
+    ]  # fmt: skip
+    # an etime on the minute boundary ends the candle that started a minute before
+    on_boundary = OHLC.replace("1542057360.435743", "1542057360.000000")
+    (bar,) = parse_events(KrakenV1Adapter(), on_boundary, RECV)
+    assert bar.start_ts == 1542057300 * 10**9  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        ('"3586.70000","3586.70000"', '"3586.70000","3586.00000"'),  # high below the open
+        ('"0.03373000"', '"-1"'),
+        ('"1542057360.435743"', '"later"'),
+        ('"1542057314.748456",', ""),  # a column missing
+        ('"XBT/USD"', '"XBTUSD"'),
+    ],
+)
+def test_v1_malformed_ohlc(old: str, new: str) -> None:
+    with pytest.raises(MalformedMessage):
+        parse_events(KrakenV1Adapter(), OHLC.replace(old, new), RECV)

@@ -22,11 +22,13 @@ from typing import Any
 
 import pytest
 import websockets
+from candlekit import mock_prices, prices
 
 from wsmux import (
     Backoff,
     BookSnapshot,
     BookUpdate,
+    Candle,
     Channel,
     Error,
     ErrorKind,
@@ -40,6 +42,7 @@ from wsmux import (
     Subscription,
     Trade,
     book,
+    candles,
     quotes,
     trades,
 )
@@ -292,6 +295,42 @@ async def test_feed_heartbeats_and_pongs_are_silent(
         assert sum("pong" in str(f) for f in client.frames) == 3
         assert client.events == []
         assert client.feed.stats.parse_errors == 0
+        await client.close()
+
+
+async def test_v1_candles_equal_the_mock_candle() -> None:
+    async with MockKrakenV1(["BTC-USD"], seed=8) as mock:
+        client = await open_client(
+            KrakenV1Adapter, mock, [*candles("kraken-v1", "BTC-USD"), *trades("kraken-v1", "BTC-USD")]
+        )
+        await client.sync()  # the subscriptions are in
+        await mock.publish(150)
+        await client.sync()
+        market = mock.markets["BTC-USD"]
+        bars = [e for e in client.events if isinstance(e, Candle)]
+        assert len(bars) == market.next_trade_id - 1 > 0
+        assert not [e for e in client.events if isinstance(e, Error)]
+        want = mock.candles.forming["BTC-USD"]
+        last = bars[-1]
+        assert (last.symbol, *prices(last), last.volume, last.closed) == (
+            "BTC-USD",
+            *mock_prices(market, want),
+            market.size(want.volume),
+            False,
+        )
+        assert last.ts == want.last_ms * 1_000_000
+        await client.close()
+
+
+async def test_v1_mock_refuses_other_ohlc_intervals() -> None:
+    async with MockKrakenV1(["BTC-USD"]) as mock:
+        client = await open_client(KrakenV1Adapter, mock, [])
+        await client.ws.send(
+            json.dumps({"event": "subscribe", "pair": ["XBT/USD"], "subscription": {"name": "ohlc", "interval": 5}})
+        )
+        await client.pump_until(lambda f: '"status":"error"' in str(f))
+        (error,) = [e for e in client.events if isinstance(e, Error)]
+        assert "ohlc interval" in error.message
         await client.close()
 
 

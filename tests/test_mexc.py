@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import math
 
 import pytest
 
@@ -34,6 +35,7 @@ from wsmux import (
     book,
     candles,
     funding,
+    open_interest,
     quotes,
     trades,
 )
@@ -42,7 +44,7 @@ from wsmux.book import BookSync, Diff, Verdict
 from wsmux.errors import ConfigError, UnknownMessage, WsmuxError
 from wsmux.exchanges import _mexc_push_pb2, get, mexc
 from wsmux.exchanges.mexc import FUTURES_RULE, SPOT_RULE, MexcAdapter, MexcFuturesAdapter
-from wsmux.model import Instrument
+from wsmux.model import Instrument, OpenInterest
 from wsmux.testing import parse_events
 
 pb = _mexc_push_pb2
@@ -85,7 +87,14 @@ def depth_push(bids: list[tuple[str, str]], asks: list[tuple[str, str]], first: 
 def test_registry_and_declarations() -> None:
     assert get("mexc") is MexcAdapter and get("mexc-futures") is MexcFuturesAdapter
     assert MexcAdapter.channels == {Channel.BOOK, Channel.TRADES, Channel.QUOTES, Channel.CANDLES}
-    assert MexcFuturesAdapter.channels == {Channel.BOOK, Channel.TRADES, Channel.FUNDING}
+    assert MexcFuturesAdapter.channels == {
+        Channel.BOOK,
+        Channel.TRADES,
+        Channel.FUNDING,
+        Channel.QUOTES,
+        Channel.OPEN_INTEREST,
+        Channel.CANDLES,
+    }
     assert MexcAdapter.limits.streams_per_connection == 30
     assert MexcAdapter.limits.max_connection_age == 24 * 3600
     assert MexcAdapter.heartbeat.ping_message == '{"method":"PING"}'
@@ -106,7 +115,7 @@ def test_symbols() -> None:
     with pytest.raises(UnknownChannel):
         MexcAdapter().check(Subscription("mexc", Channel.FUNDING, "BTC-USDT"))
     with pytest.raises(UnknownChannel):
-        MexcFuturesAdapter().check(Subscription("mexc-futures", Channel.QUOTES, "BTC-USDT-PERP"))
+        MexcFuturesAdapter().check(Subscription("mexc-futures", Channel.LIQUIDATIONS, "BTC-USDT-PERP"))
 
 
 def test_decoder_option(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -147,10 +156,15 @@ def test_futures_subscribe_messages() -> None:
     adapter = MexcFuturesAdapter()
     subs = [*book("mexc-futures", "BTC-USDT-PERP"), *trades("mexc-futures", "BTC-USDT-PERP")]
     subs += funding("mexc-futures", "BTC-USDT-PERP")
+    subs += [*quotes("mexc-futures", "BTC-USDT-PERP"), *open_interest("mexc-futures", "BTC-USDT-PERP")]
+    subs += candles("mexc-futures", "BTC-USDT-PERP")
     assert [json.loads(m) for m in adapter.subscribe(subs)] == [
         {"method": "sub.depth", "param": {"symbol": "BTC_USDT", "compress": False}, "gzip": False},
         {"method": "sub.deal", "param": {"symbol": "BTC_USDT"}, "gzip": False},
         {"method": "sub.funding.rate", "param": {"symbol": "BTC_USDT"}, "gzip": False},
+        {"method": "sub.depth.full", "param": {"symbol": "BTC_USDT", "limit": 5}, "gzip": False},
+        {"method": "sub.ticker", "param": {"symbol": "BTC_USDT"}, "gzip": False},
+        {"method": "sub.kline", "param": {"symbol": "BTC_USDT", "interval": "Min1"}, "gzip": False},
     ]
     assert json.loads(adapter.unsubscribe(subs[1:2])[0])["method"] == "unsub.deal"
 
@@ -531,7 +545,7 @@ def test_futures_acks_pong_and_errors() -> None:
     with pytest.raises(SubscriptionRejected):
         adapter.parse('{"channel":"rs.sub.deal","data":"failed","ts":1}', RECV)
     with pytest.raises(UnknownMessage):
-        adapter.parse('{"channel":"push.ticker","data":{},"symbol":"BTC_USDT"}', RECV)
+        adapter.parse('{"channel":"push.index.price","data":{},"symbol":"BTC_USDT"}', RECV)
     for bad in (
         "{",
         "[]",
@@ -579,3 +593,66 @@ def test_futures_rule_and_snapshot() -> None:
         adapter.parse_snapshot("BTC-USDT-PERP", b'{"success":false,"code":1001,"message":"contract not exist"}', RECV)
     with pytest.raises(MalformedMessage):
         adapter.parse_snapshot("BTC-USDT-PERP", b'{"success":true,"data":{"asks":[],"bids":[]}}', RECV)
+
+
+# --- futures quotes, open interest and candles ------------------------------------------------------
+
+FUTURES_TOP = (
+    '{"channel":"push.depth.full","data":{"asks":[[6859.5,3251,1],[6860.0,10,1]],"bids":[[6859.0,12,2]],'
+    '"version":96801930},"symbol":"BTC_USDT","ts":1587442022010}'
+)
+FUTURES_TICKER = (
+    '{"channel":"push.ticker","data":{"symbol":"BTC_USDT","lastPrice":6859.5,"bid1":6859.0,"ask1":6859.5,'
+    '"holdVol":2284742,"fundingRate":0.0001,"timestamp":1587442022003},"symbol":"BTC_USDT","ts":1587442022004}'
+)
+FUTURES_KLINE = (
+    '{"channel":"push.kline","data":{"a":233.74,"c":6885,"h":6910.5,"interval":"Min1","l":6885,"o":6894.5,'
+    '"q":1611754,"symbol":"BTC_USDT","t":1587448800},"symbol":"BTC_USDT","ts":1587448801000}'
+)
+"""Field names as MEXC's contract API docs give them (values illustrative)."""
+
+
+def test_futures_quote_is_the_top_of_depth_full() -> None:
+    assert parse_events(futures(), FUTURES_TOP, RECV) == [
+        Quote("mexc-futures", "BTC-USDT-PERP", 6859.0, 12.0, 6859.5, 3251.0, 1587442022010 * MS, RECV, 96801930)
+    ]
+    empty = FUTURES_TOP.replace('"bids":[[6859.0,12,2]]', '"bids":[]')
+    (quote,) = parse_events(futures(), empty, RECV)
+    assert math.isnan(quote.bid_price) and quote.ask_price == 6859.5  # type: ignore[attr-defined]
+
+
+def test_futures_open_interest_is_hold_vol() -> None:
+    adapter = futures()
+    assert parse_events(adapter, FUTURES_TICKER, RECV) == [
+        OpenInterest("mexc-futures", "BTC-USDT-PERP", 2284742.0, 1587442022003 * MS, RECV)
+    ]  # contracts until the contract size is known
+    adapter.use_instruments([Instrument("mexc-futures", "BTC-USDT-PERP", "BTC_USDT", "perp", 0.1, 1.0, 0.0001)])
+    (oi,) = parse_events(adapter, FUTURES_TICKER, RECV)
+    assert oi.open_interest == pytest.approx(228.4742)  # type: ignore[attr-defined]
+
+
+def test_futures_kline_is_a_forming_candle_in_base_units_once_known() -> None:
+    adapter = futures()
+    adapter.use_instruments([Instrument("mexc-futures", "BTC-USDT-PERP", "BTC_USDT", "perp", 0.1, 1.0, 0.0001)])
+    (bar,) = parse_events(adapter, FUTURES_KLINE, RECV)
+    assert bar == Candle(
+        "mexc-futures", "BTC-USDT-PERP", "1m", 1587448800 * 10**9, 6894.5, 6910.5, 6885.0, 6885.0,
+        pytest.approx(161.1754), False, 1587448801000 * MS, RECV,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("frame", "error"),
+    [
+        (FUTURES_KLINE.replace('"Min1"', '"Min5"'), UnknownMessage),
+        (FUTURES_KLINE.replace('"h":6910.5', '"h":6000'), MalformedMessage),
+        (FUTURES_KLINE.replace('"t":1587448800', '"t":"1587448800"'), MalformedMessage),
+        (FUTURES_TICKER.replace('"holdVol":2284742', '"holdVol":"many"'), MalformedMessage),
+        (FUTURES_TICKER.replace('"holdVol":2284742', '"holdVol":-5'), MalformedMessage),
+        (FUTURES_TOP.replace('"version":96801930', '"version":"96801930"'), MalformedMessage),
+        (FUTURES_TOP.replace("[[6859.5,3251,1]", '[["x",3251,1]'), MalformedMessage),
+    ],
+)
+def test_malformed_futures_quotes_tickers_and_klines(frame: str, error: type[Exception]) -> None:
+    with pytest.raises(error):
+        parse_events(futures(), frame, RECV)

@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 from baseunits import assert_same_depth, in_base_units
+from candlekit import mock_prices, prices
 from mockclient import MockFeedClient
 
 from wsmux import (
@@ -31,6 +32,7 @@ from wsmux import (
     Gap,
     GapReason,
     Multiplexer,
+    OpenInterest,
     Quote,
     Resynced,
     Side,
@@ -39,6 +41,7 @@ from wsmux import (
     book,
     candles,
     funding,
+    open_interest,
     quotes,
     trades,
 )
@@ -72,7 +75,14 @@ def spot_client(mock: MockMexc, *channels: Channel, decoder: str = "auto") -> Fe
 
 
 def futures_client(mock: MockMexcFutures, *channels: Channel) -> FeedClient:
-    makers = {Channel.BOOK: book, Channel.TRADES: trades, Channel.FUNDING: funding}
+    makers = {
+        Channel.BOOK: book,
+        Channel.TRADES: trades,
+        Channel.FUNDING: funding,
+        Channel.QUOTES: quotes,
+        Channel.OPEN_INTEREST: open_interest,
+        Channel.CANDLES: candles,
+    }
     subs = [s for c in channels for s in makers[c]("mexc-futures", *PERPS)]
     return FeedClient(mock, MexcFuturesAdapter(url=mock.ws_url, rest_url=mock.rest_url), subs)
 
@@ -236,6 +246,37 @@ async def test_futures_books_equal_mock_after_hundreds_of_steps() -> None:
                 assert len([t for t in client.of(Trade) if t.symbol == symbol]) == n
                 await client.pump_until(lambda s=symbol: len([f for f in client.of(Funding) if f.symbol == s]) == 18)
             assert {f.rate for f in client.of(Funding)} == {0.0001}
+
+
+async def test_futures_quotes_open_interest_and_candles_equal_the_mock() -> None:
+    async with MockMexcFutures(PERPS, seed=5, ticker_every=5) as mock:
+        channels = (Channel.BOOK, Channel.TRADES, Channel.QUOTES, Channel.OPEN_INTEREST, Channel.CANDLES)
+        async with futures_client(mock, *channels) as client:
+            await client.sync()
+            await mock.publish(100)
+            await client.sync()
+            assert client.of(Error) == [] and client.of(Gap) == []
+            for symbol in PERPS:
+                m = mock.markets[symbol]
+                await client.pump_until(
+                    lambda s=symbol: len([e for e in client.of(OpenInterest) if e.symbol == s]) == 20
+                )
+                oi = [e for e in client.of(OpenInterest) if e.symbol == symbol][-1]
+                assert oi.open_interest == mock.hold_volume(symbol)  # type: ignore[attr-defined]
+                # the last quote is the mock's best bid and ask (contracts: no contract sizes given)
+                quote = [e for e in client.of(Quote) if e.symbol == symbol][-1]
+                bb, ba = m.best_bid(), m.best_ask()
+                assert (quote.bid_price, quote.bid_size, quote.ask_price, quote.ask_size) == (  # type: ignore[attr-defined]
+                    m.price(bb), m.bids[bb], m.price(ba), m.asks[ba]
+                )  # fmt: skip
+                bars = [e for e in client.of(Candle) if e.symbol == symbol]
+                want = mock.candles.forming[symbol]
+                assert len(bars) >= m.next_trade_id - 1 > 0
+                last = bars[-1]
+                assert (*prices(last), last.volume) == (  # type: ignore[attr-defined]
+                    *mock_prices(m, want),
+                    float(want.volume),
+                )
 
 
 async def test_futures_gzip_frames_and_base_units() -> None:

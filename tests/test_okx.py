@@ -12,7 +12,9 @@ import pytest
 from wsmux import (
     BookSnapshot,
     BookUpdate,
+    Candle,
     Channel,
+    ConfigError,
     Funding,
     Liquidation,
     MalformedMessage,
@@ -25,6 +27,7 @@ from wsmux import (
     UnknownChannel,
     UnknownSymbol,
     book,
+    candles,
     funding,
     liquidations,
     open_interest,
@@ -568,3 +571,62 @@ def test_feed_gap_resubscribes_the_book() -> None:
     ]
     gap = events[-1]
     assert type(gap).__name__ == "Gap" and gap.symbol == "BTC-USDT-PERP"  # type: ignore[attr-defined]
+
+
+# --- candles (candle1m, business endpoint) -------------------------------------------------------
+
+SPOT_CANDLE = (
+    '{"arg":{"channel":"candle1m","instId":"BTC-USDT"},"data":[["1597026360000","8533.02","8553.74","8527.17",'
+    '"8548.26","45.247","386700.5858061","386700.5858061","0"]]}'
+)
+SWAP_CANDLE = (
+    '{"arg":{"channel":"candle1m","instId":"BTC-USDT-SWAP"},"data":[["1597026360000","8533.02","8553.74",'
+    '"8527.17","8548.26","45247","452.47","3867005.8","1"]]}'
+)
+"""Rows ``[ts, o, h, l, c, vol, volCcy, volCcyQuote, confirm]`` (OKX v5 docs' layout, values illustrative):
+spot ``vol`` is base currency; swap ``vol`` counts contracts and ``volCcy`` is base currency."""
+
+
+def test_candles_route_to_the_business_endpoint() -> None:
+    a = OkxAdapter()
+    sub = candles("okx", "BTC-USDT")[0]
+    assert a.route(sub) == "business" and a.route(book("okx", "BTC-USDT")[0]) == ""
+    assert a.connect_url([sub]) == "wss://ws.okx.com:8443/ws/v5/business"
+    assert a.connect_url(book("okx", "BTC-USDT")) == "wss://ws.okx.com:8443/ws/v5/public"
+    assert OkxAdapter(url="ws://127.0.0.1:9/ws/v5/public").connect_url([sub]) == "ws://127.0.0.1:9/ws/v5/business"
+    assert OkxAdapter(url="ws://127.0.0.1:9/x").connect_url([sub]) == "ws://127.0.0.1:9/x"
+    with pytest.raises(ConfigError, match="cannot share one connection"):
+        a.connect_url([sub, *book("okx", "BTC-USDT")])
+    assert json.loads(a.subscribe([sub])[0]) == {
+        "op": "subscribe",
+        "args": [{"channel": "candle1m", "instId": "BTC-USDT"}],
+    }
+
+
+def test_spot_candle_volume_is_vol_and_forming() -> None:
+    assert parse_events(OkxAdapter(), SPOT_CANDLE, RECV) == [
+        Candle("okx", "BTC-USDT", "1m", 1597026360000 * MS, 8533.02, 8553.74, 8527.17, 8548.26, 45.247, False, None,
+               RECV)
+    ]  # fmt: skip
+
+
+def test_swap_candle_volume_is_the_base_currency_not_contracts() -> None:
+    (bar,) = parse_events(OkxAdapter(), SWAP_CANDLE, RECV)
+    assert bar.symbol == "BTC-USDT-PERP" and bar.volume == 452.47 and bar.closed is True  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        ('"0"]]', '"2"]]'),  # confirm is "0" or "1"
+        ('"0"]]', "0]]"),
+        ('"8553.74"', '"8500"'),  # high below the open
+        ('"45.247"', '"-1"'),
+        ('"1597026360000"', '"soon"'),
+        (',"0"]]', "]]"),  # a row without confirm
+        ('"BTC-USDT"', '"NOT AN INST"'),
+    ],
+)
+def test_malformed_candles(old: str, new: str) -> None:
+    with pytest.raises(MalformedMessage):
+        parse_events(OkxAdapter(), SPOT_CANDLE.replace(old, new), RECV)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import time
 from collections.abc import Callable
 from typing import Any
@@ -21,11 +22,13 @@ from typing import Any
 import httpx
 import pytest
 import websockets
+from candlekit import mock_prices, prices
 
 from wsmux import (
     Backoff,
     BookSnapshot,
     BookUpdate,
+    Candle,
     Channel,
     Error,
     ErrorKind,
@@ -42,6 +45,7 @@ from wsmux import (
     Subscription,
     Trade,
     book,
+    candles,
     funding,
     liquidations,
     open_interest,
@@ -70,7 +74,7 @@ class Client:
         self._error: BaseException | None = None
 
     async def open(self, subs: list[Subscription]) -> None:
-        self.ws = await websockets.connect(self.mock.ws_url, max_size=2**24)
+        self.ws = await websockets.connect(self.adapter.connect_url(subs), max_size=2**24)
         for sub in subs:
             if sub.channel is Channel.BOOK:
                 self.feed.add_book(sub)
@@ -260,6 +264,75 @@ async def test_derivative_channels() -> None:
             for liq, trade in zip(liqs, expected, strict=True):
                 assert (liq.side, liq.price, liq.size) == (trade.side, trade.price, trade.size)
             assert {e.side for e in liqs} <= {Side.BUY, Side.SELL}
+
+
+async def test_candles_on_the_business_endpoint_equal_the_mock() -> None:
+    async with MockOkx(["BTC-USDT", "BTC-USDT-PERP"], seed=6, contract_value="0.01") as mock:
+        async with client(mock, list(candles("okx", "BTC-USDT", "BTC-USDT-PERP"))) as c:
+            assert c.adapter.connect_url(list(candles("okx", "BTC-USDT"))).endswith("/ws/v5/business")
+            await c.sync()
+            await mock.publish(150)
+            await c.sync()
+            assert c.count(Error) == 0
+            for symbol, inst in (("BTC-USDT", "BTC-USDT"), ("BTC-USDT-PERP", "BTC-USDT-SWAP")):
+                market = mock.markets[symbol]
+                bars = [e for e in c.events if isinstance(e, Candle) and e.symbol == symbol]
+                assert len(bars) == market.next_trade_id - 1 > 0  # one push per trade, no minute rolled
+                want = mock.candles.forming[inst]
+                last = bars[-1]
+                assert (*prices(last), last.closed) == (
+                    *mock_prices(market, want),
+                    False,
+                )
+                # spot: vol; swap: volCcy = contracts x contract value (base units)
+                per_unit = 1.0 if symbol == "BTC-USDT" else float(mock.contract_value)
+                assert last.volume == pytest.approx(market.size(want.volume) * per_unit)
+
+
+async def test_a_late_candle_subscriber_sees_the_trades_made_before_it() -> None:
+    """The venue's candle counts every trade of its minute, watched or not."""
+    async with MockOkx(["BTC-USDT"], seed=2) as mock:
+        async with client(mock, list(trades("okx", "BTC-USDT"))) as tape:
+            await tape.sync()
+            await mock.publish(60)
+            async with client(mock, list(candles("okx", "BTC-USDT"))) as late:
+                await late.sync()
+                await mock.publish(60)
+                await late.sync()
+                await tape.sync()
+                last = [e for e in late.events if isinstance(e, Candle)][-1]
+                minute = [
+                    e.size
+                    for e in tape.events
+                    if isinstance(e, Trade) and e.ts // 60_000_000_000 * 60_000_000_000 == last.start_ts
+                ]
+                assert len(minute) > len([e for e in late.events if isinstance(e, Candle)])  # trades before it too
+                assert last.volume == pytest.approx(sum(minute))
+
+
+async def test_public_endpoint_refuses_candles_and_business_refuses_books() -> None:
+    async with MockOkx(["BTC-USDT"]) as mock:
+        async with websockets.connect(mock.ws_url) as ws:  # /ws/v5/public
+            await ws.send(OkxAdapter().subscribe(list(candles("okx", "BTC-USDT")))[0])
+            reply = json.loads(await ws.recv())
+            assert reply["event"] == "error" and reply["code"] == "60018"
+        business = OkxAdapter(url=mock.ws_url).business_url()
+        async with websockets.connect(business) as ws:
+            await ws.send(OkxAdapter().subscribe(list(book("okx", "BTC-USDT")))[0])
+            reply = json.loads(await ws.recv())
+            assert reply["event"] == "error" and reply["code"] == "60018"
+
+
+async def test_multiplexer_keeps_candles_on_their_own_connection() -> None:
+    async with MockOkx(["BTC-USDT"]) as mock:
+        async with Multiplexer(endpoints={"okx": mock.endpoint}, backoff=FAST) as mux:
+            stream = mux.subscribe(book("okx", "BTC-USDT"), candles("okx", "BTC-USDT"))
+            await collect_until(stream, lambda e: isinstance(e, Resynced))
+            await mock.publish(100)
+            seen = await collect_until(stream, lambda e: isinstance(e, Candle))
+            assert not any(isinstance(e, Error) for e in seen)
+            assert sorted(c.state.get("business", False) for c in mock.connections.values()) == [False, True]
+            await stream.aclose()
 
 
 async def test_rest_book() -> None:

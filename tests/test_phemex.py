@@ -13,6 +13,7 @@ import pytest
 from wsmux import (
     BookSnapshot,
     BookUpdate,
+    Candle,
     Channel,
     Funding,
     Integrity,
@@ -24,13 +25,16 @@ from wsmux import (
     UnknownChannel,
     UnknownSymbol,
     book,
+    candles,
     funding,
+    open_interest,
     trades,
 )
 from wsmux.book import BookSync, Continuity, SnapshotSource, Verdict
 from wsmux.errors import UnknownMessage, WsmuxError
 from wsmux.exchanges import get
 from wsmux.exchanges.phemex import BOOK_DEPTH, PhemexAdapter, phemex_symbol, phemex_unified
+from wsmux.model import OpenInterest
 from wsmux.testing import parse_events
 
 RECV = 123_456_789
@@ -305,3 +309,97 @@ def test_funding_from_the_pack_of_the_docs() -> None:
     adapter.subscribe(funding("phemex", "BTC-USDT-PERP"))
     with pytest.raises(MalformedMessage, match="field list"):
         adapter.parse(json.dumps(update), RECV)
+
+
+# --- open interest (the pack's openInterestRv) ----------------------------------------------
+
+
+def test_open_interest_and_funding_share_one_pack_subscription() -> None:
+    adapter = PhemexAdapter()
+    (first,) = adapter.subscribe(open_interest("phemex", "BTC-USDT-PERP"))
+    assert json.loads(first)["method"] == "perp_market24h_pack_p.subscribe"
+    assert adapter.subscribe(funding("phemex", "BTC-USDT-PERP")) == []
+    assert adapter.unsubscribe(open_interest("phemex", "BTC-USDT-PERP")) == []  # funding still wants it
+    (last,) = adapter.unsubscribe(funding("phemex", "BTC-USDT-PERP"))
+    assert json.loads(last)["method"] == "perp_market24h_pack_p.unsubscribe"
+    with pytest.raises(UnknownSymbol):
+        adapter.check(Subscription("phemex", Channel.OPEN_INTEREST, "BTC-USD-PERP"))
+
+
+def test_open_interest_from_the_pack_in_base_units() -> None:
+    adapter = PhemexAdapter()
+    adapter.subscribe(open_interest("phemex", "BTC-USDT-PERP"))
+    snapshot = json.loads(json.dumps(PACK_SNAPSHOT))
+    at_oi = PACK_FIELDS.index("openInterestRv")
+    btc = next(row for row in snapshot["data"] if row[0] == "BTCUSDT")
+    btc[at_oi] = "1323.596"  # ccxt's recorded BTCUSDT value
+    (oi,) = adapter.parse(json.dumps(snapshot), RECV)  # funding not wanted: no Funding
+    assert oi == OpenInterest("phemex", "BTC-USDT-PERP", 1323.596, 1666862556850547000, RECV)
+    btc[at_oi] = "-1"
+    with pytest.raises(MalformedMessage):
+        adapter.parse(json.dumps(snapshot), RECV)
+
+
+# --- candles (kline / kline_p) -------------------------------------------------------------------
+
+
+def test_kline_subscriptions_name_the_resolution() -> None:
+    adapter = PhemexAdapter()
+    (spot,) = adapter.subscribe(candles("phemex", "BTC-USDT"))
+    (perp,) = adapter.subscribe(candles("phemex", "BTC-USDT-PERP"))
+    (inverse,) = adapter.subscribe(candles("phemex", "BTC-USD-PERP"))
+    assert json.loads(spot)["method"] == "kline.subscribe" and json.loads(spot)["params"] == ["sBTCUSDT", 60]
+    assert json.loads(perp)["method"] == "kline_p.subscribe" and json.loads(perp)["params"] == ["BTCUSDT", 60]
+    assert json.loads(inverse)["method"] == "kline.subscribe"
+
+
+def kline(key: str, symbol: str, kind: str, rows: list[list[Any]]) -> str:
+    return json.dumps({key: rows, "sequence": 1, "symbol": symbol, "type": kind})
+
+
+def test_usdt_perp_klines_are_text_and_the_history_is_final_but_the_newest() -> None:
+    rows = [
+        [1666857360, 60, "20692.7", "20692.7", "20700.0", "20690.0", "20695.5", "0.649", "13431.4"],
+        [1666857300, 60, "20690.0", "20690.0", "20692.7", "20688.0", "20692.7", "0.004", "82.7708"],
+    ]
+    bars = PhemexAdapter().parse(kline("kline_p", "BTCUSDT", "snapshot", rows), RECV)
+    assert bars == [
+        Candle("phemex", "BTC-USDT-PERP", "1m", 1666857300 * 10**9, 20690.0, 20692.7, 20688.0, 20692.7, 0.004, True,
+               None, RECV),
+        Candle("phemex", "BTC-USDT-PERP", "1m", 1666857360 * 10**9, 20692.7, 20700.0, 20690.0, 20695.5, 0.649, False,
+               None, RECV),
+    ]  # fmt: skip
+    (forming,) = PhemexAdapter().parse(kline("kline_p", "BTCUSDT", "incremental", rows[:1]), RECV)
+    assert isinstance(forming, Candle) and forming.closed is False
+
+
+def test_spot_and_inverse_klines_are_scaled() -> None:
+    spot_row = [1666857300, 60, 2069270000000, 2069270000000, 2070000000000, 2068800000000, 2069500000000, 64900000,
+                1343140000000]  # fmt: skip
+    (bar,) = PhemexAdapter().parse(kline("kline", "sBTCUSDT", "incremental", [spot_row]), RECV)
+    assert (bar.open, bar.high, bar.low, bar.close, bar.volume) == (20692.7, 20700.0, 20688.0, 20695.0, 0.649)  # type: ignore[attr-defined]
+    # inverse: 1000 contracts of 1 USD at ~20000 = 0.05 BTC, the turnoverEv (x 10^8)
+    inverse_row = [1666857300, 60, 206927000, 206927000, 207000000, 206880000, 206950000, 1000, 5000000]
+    (bar,) = PhemexAdapter().parse(kline("kline", "BTCUSD", "incremental", [inverse_row]), RECV)
+    assert (bar.symbol, bar.close, bar.volume) == ("BTC-USD-PERP", 20695.0, 0.05)  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        kline("kline_p", "BTCUSDT", "incremental", [[1666857300, 60, "1", "1", "0.5", "0.9", "1", "1", "1"]]),
+        kline("kline_p", "BTCUSDT", "incremental", [[1666857300, 60, 1, 1, 1, 1, 1, 1, 1]]),
+        kline("kline", "sBTCUSDT", "incremental", [[1666857300, 60, "1", "1", "1", "1", "1", "1", "1"]]),
+        kline("kline_p", "BTCUSDT", "partial", []),
+        kline("kline_p", "BTCUSDT", "incremental", [["1666857300", 60, "1", "1", "1", "1", "1", "1", "1"]]),
+    ],
+)
+def test_malformed_klines(frame: str) -> None:
+    with pytest.raises(MalformedMessage):
+        PhemexAdapter().parse(frame, RECV)
+
+
+def test_klines_of_another_resolution_are_unknown() -> None:
+    row = [1666857300, 300, "1", "1", "1", "1", "1", "1", "1"]
+    with pytest.raises(UnknownMessage):
+        PhemexAdapter().parse(kline("kline_p", "BTCUSDT", "incremental", [row]), RECV)

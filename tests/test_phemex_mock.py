@@ -10,10 +10,12 @@ from typing import Any
 
 import httpx
 import pytest
+from candlekit import mock_prices, prices
 from feedclient import FeedClient, feed_client
 
 from wsmux import (
     Backoff,
+    Candle,
     Error,
     ErrorKind,
     Funding,
@@ -21,12 +23,15 @@ from wsmux import (
     GapReason,
     Integrity,
     Multiplexer,
+    OpenInterest,
     Resynced,
     Side,
     Subscription,
     Trade,
     book,
+    candles,
     funding,
+    open_interest,
     trades,
 )
 from wsmux.exchanges.phemex import PhemexAdapter
@@ -189,6 +194,49 @@ async def test_funding_of_usdt_perpetuals() -> None:
             assert len(fundings) == 1 + 5 and {f.symbol for f in fundings} == {"BTC-USDT-PERP"}
             assert fundings[-1].rate == float(mock.funding_rate("BTC-USDT-PERP"))
             assert not any(isinstance(e, Error) for e in c.events)
+
+
+async def test_open_interest_of_usdt_perpetuals() -> None:
+    async with MockPhemex(["BTC-USDT-PERP", "ETH-USDT-PERP"]) as mock:
+        subs = [*open_interest("phemex", "BTC-USDT-PERP"), *funding("phemex", "ETH-USDT-PERP")]
+        async with client(mock, subs) as c:
+            await c.wait(lambda: c.count(OpenInterest) == 1 and c.count(Funding) == 1)
+            await mock.publish(30)
+            await c.sync()
+            ois = [e for e in c.events if isinstance(e, OpenInterest)]
+            assert len(ois) == 1 + 3 and {e.symbol for e in ois} == {"BTC-USDT-PERP"}
+            assert ois[-1].open_interest == float(mock.open_interest("BTC-USDT-PERP"))
+            assert {e.symbol for e in c.events if isinstance(e, Funding)} == {"ETH-USDT-PERP"}
+            assert not any(isinstance(e, Error) for e in c.events)
+
+
+async def test_candles_of_every_kind_equal_the_mock() -> None:
+    async with MockPhemex(SYMBOLS, seed=4) as mock:
+        async with client(mock, [*candles("phemex", *SYMBOLS), *trades("phemex", *SYMBOLS)]) as c:
+            await c.sync()
+            await mock.publish(120)
+            await c.sync()
+            assert not any(isinstance(e, Error) for e in c.events)
+            for symbol in SYMBOLS:
+                market = mock.markets[symbol]
+                bars = [e for e in c.events if isinstance(e, Candle) and e.symbol == symbol]
+                assert len(bars) == market.next_trade_id - 1 > 0
+                want = mock.candles.forming[symbol]
+                last = bars[-1]
+                assert (*prices(last), last.closed) == (
+                    *mock_prices(market, want),
+                    False,
+                )
+                if mock.is_inverse(symbol):  # contracts of 1 USD, reported in BTC
+                    assert last.volume == round(want.volume / market.price(want.close) * 10**8) / 10**8
+                else:
+                    assert last.volume == market.size(want.volume)
+        # a later subscriber gets the forming candle in the snapshot, final flag off
+        async with client(mock, list(candles("phemex", "ETH-USDT-PERP"))) as late:
+            await late.wait(lambda: late.count(Candle) == 1)
+            (first,) = [e for e in late.events if isinstance(e, Candle)]
+            assert first.close == mock.markets["ETH-USDT-PERP"].price(mock.candles.forming["ETH-USDT-PERP"].close)
+            assert first.closed is False
 
 
 async def test_conformance_on_every_channel() -> None:

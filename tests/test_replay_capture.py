@@ -16,7 +16,7 @@ from wsmux.errors import UnknownSymbol, UnknownVenue, UnsupportedVenue
 from wsmux.exchanges.kraken import KrakenV1Adapter
 from wsmux.log import Direction, LogHeader, LogWriter, Replay
 from wsmux.log._detect import detect_capture
-from wsmux.model import BookSnapshot, BookUpdate, Error, ErrorKind, Resynced
+from wsmux.model import BookSnapshot, BookUpdate, Candle, Error, ErrorKind, Resynced
 
 RECORDINGS = Path(__file__).parents[1] / ".." / "shared" / "recordings"
 needs_recordings = pytest.mark.skipif(not RECORDINGS.is_dir(), reason="../shared/recordings not present")
@@ -88,9 +88,24 @@ def test_binance_subscriptions_from_the_url_and_rest_from_the_neighbour(tmp_path
     rest.write_text('https://api.binance.com/api/v3/depth?symbol=NKNUSDT -> 1700000000.2: {"lastUpdateId":1}\n')
     (tmp_path / "OTHER.ws.1.0").write_text("1700000000.1: {}\n")
     capture = detect_capture(ws)
-    assert {str(s) for s in capture.subscriptions} == {"binance:book:NKN-USDT", "binance:quotes:LRC-BTC"}
+    assert {str(s) for s in capture.subscriptions} == {
+        "binance:book:NKN-USDT",
+        "binance:quotes:LRC-BTC",
+        "binance:candles:NKN-USDT",
+    }
     assert capture.rest_files == (rest,)
-    assert capture.unsupported_channels == ("kline_1m",)
+    assert capture.unsupported_channels == ()
+
+
+def test_binance_klines_of_other_intervals_stay_unsupported(tmp_path: Path) -> None:
+    ws = tmp_path / "BINANCE.ws.1.0"
+    ws.write_text(
+        "wss://stream.binance.com:9443/stream?streams=nknusdt@kline_5m/nknusdt@kline_1m <-> 1700000000.0\n"
+        "1700000000.1: {}\n"
+    )
+    capture = detect_capture(ws)
+    assert {str(s) for s in capture.subscriptions} == {"binance:candles:NKN-USDT"}
+    assert capture.unsupported_channels == ("kline_5m",)
 
 
 def test_subscriptions_from_recorded_subscribe_frames(tmp_path: Path) -> None:
@@ -263,9 +278,10 @@ def test_every_supported_capture_replays_with_no_flags_and_no_errors(name: str) 
         assert sum(replay.summary.checksums_ok.values()) > 4000
         assert sum(replay.summary.checksum_mismatches.values()) == 0
         assert all(e.checksum is not None for e in events if isinstance(e, BookSnapshot))
-    if name == "BINANCE.ws.1.0":
-        assert replay.summary.unsupported_channels == {"binance": {"kline_1m"}}
-        assert replay.summary.not_supported["binance"] > 0
+    if name == "BINANCE.ws.1.0":  # every recorded stream, kline_1m included, is understood
+        assert replay.summary.unsupported_channels == {}
+        assert replay.summary.not_supported.get("binance", 0) == 0
+        assert sum(isinstance(e, Candle) for e in events) == 2
         assert replay.summary.rest_bodies == 4
     if name == "BITMEX.ws.1.0":
         # XRPU21's expiry day is not in its name: the recorded instruments list says it
@@ -285,7 +301,7 @@ def test_cli_replays_the_whole_recordings_folder() -> None:
         "binance", "coinbase", "kraken-v1", "deribit", "bitmex", "gemini-v2", "kraken-futures-inverse", "kucoin"
     ):
         assert f"{venue}: errors 0" in proc.stdout
-    assert "binance: channel not supported: kline_1m" in proc.stdout
+    assert "binance: channel not supported" not in proc.stdout  # kline_1m became candles
     assert "malformed" not in proc.stdout.lower()
 
 

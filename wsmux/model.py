@@ -132,7 +132,9 @@ class Channel(_Enum):
     OPEN_INTEREST = "open_interest"
     LIQUIDATIONS = "liquidations"
     CANDLES = "candles"
-    """One-minute OHLCV candles as the venue computes them."""
+    """One-minute OHLCV candles as the venue computes them (``Candle.interval``
+    ``"1m"``; Coinbase Advanced Trade, whose only WebSocket candles are
+    five-minute buckets, gives ``"5m"``)."""
 
 
 class OrderAction(_Enum):

@@ -9,7 +9,8 @@ frames in order to :class:`wsmux._pipeline.Feed` and answers each
 reaches the recorded response time (or at once, if the request comes later),
 so buffered diffs older than the snapshot are dropped exactly as they were
 live. Every recorded book must sync, no gap may be reported, and no book may
-ever cross.
+ever cross. Every recorded ``kline`` frame must become one
+:class:`~wsmux.Candle` equal to what this test reads from the frame itself.
 
 The recordings live outside the repository (``../shared/recordings``); the
 test skips when they are absent.
@@ -19,16 +20,17 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 
-from wsmux import book, quotes, trades
+from wsmux import book, candles, quotes, trades
 from wsmux._pipeline import Feed, FetchSnapshot, Send
 from wsmux.exchanges.binance import BinanceSpotAdapter
-from wsmux.model import BookUpdate, Error, Event, Gap, Quote, Resynced, Trade
+from wsmux.model import BookUpdate, Candle, Error, Event, Gap, Quote, Resynced, Trade
 
 RECORDINGS = Path(__file__).resolve().parents[2].parent / "shared" / "recordings"
 WS = RECORDINGS / "BINANCE.ws.1.0"
@@ -85,6 +87,7 @@ def replay() -> tuple[Feed, list[Event], list[str], dict[str, int]]:
         *book("binance", *SYMBOLS.values()),
         *quotes("binance", *SYMBOLS.values()),
         *trades("binance", *SYMBOLS.values()),
+        *candles("binance", *SYMBOLS.values()),
     ]
     for sub in subs:
         if sub.channel.value == "book":
@@ -169,7 +172,7 @@ def test_recorded_sync_details() -> None:
     assert rune.book.seq == 15602513
 
 
-def test_recorded_trades_quotes_and_unknown_streams() -> None:
+def test_recorded_trades_and_quotes() -> None:
     _, events, _, _ = replay()
     trades_ = list(iter_types(events, Trade))
     assert len(trades_) == 2
@@ -178,7 +181,44 @@ def test_recorded_trades_quotes_and_unknown_streams() -> None:
     assert len(quotes_) == 84
     for q in quotes_:
         assert q.bid_price < q.ask_price  # type: ignore[attr-defined]
-    # kline_1m was recorded but wsmux has no candle channel: reported, not crashed on.
-    errors = list(iter_types(events, Error))
-    assert len(errors) == 2
-    assert all("unknown message type 'kline'" in e.message for e in errors)  # type: ignore[attr-defined]
+    assert list(iter_types(events, Error)) == []  # every recorded frame is understood
+
+
+def expected_candles() -> list[tuple[object, ...]]:
+    """The candles of the recorded ``kline`` frames, read here from the raw
+    JSON by the Binance stream docs' field names (independent of the adapter):
+    ``(symbol, interval, start ns, o, h, l, c, base volume, final, event ns)``."""
+    out: list[tuple[object, ...]] = []
+    for _, text in ws_frames(WS)[1]:
+        data = json.loads(text)["data"]
+        if data.get("e") != "kline":
+            continue
+        k = data["k"]
+        out.append(
+            (
+                SYMBOLS[k["s"]],
+                k["i"],
+                k["t"] * 1_000_000,
+                float(k["o"]),
+                float(k["h"]),
+                float(k["l"]),
+                float(k["c"]),
+                float(k["v"]),
+                k["x"],
+                data["E"] * 1_000_000,
+            )
+        )
+    return out
+
+
+def test_recorded_klines_become_candles() -> None:
+    _, events, _, _ = replay()
+    got = [
+        (c.symbol, c.interval, c.start_ts, c.open, c.high, c.low, c.close, c.volume, c.closed, c.ts)
+        for c in iter_types(events, Candle)  # type: ignore[attr-defined]
+    ]
+    want = expected_candles()
+    assert len(want) == 2  # NKNUSDT and LRCBTC, both the forming 16:28 candle
+    assert got == want
+    nkn = got[0]
+    assert nkn[0] == "NKN-USDT" and nkn[2] == 1633998480_000_000_000 and nkn[8] is False

@@ -10,7 +10,7 @@ Protocol, as implemented here
 -----------------------------
 * **Streams.** A stream is ``<native symbol in lower case>@<name>``:
   ``@aggTrade`` (or ``@trade`` on spot), ``@bookTicker``, ``@depth@100ms``,
-  ``@markPrice@1s`` and ``@forceOrder`` (futures).
+  ``@markPrice@1s`` and ``@forceOrder`` (futures), ``@kline_1m`` (candles).
 * **Connecting.** Frames are always asked for in the *combined* format
   (``{"stream": name, "data": {...}}``) by opening ``<base>/stream``. The
   streams of the connection being opened go into the URL
@@ -28,10 +28,18 @@ Protocol, as implemented here
   request ``N``.
 * **Events.** Dispatch is on the payload's ``e`` key (``depthUpdate``,
   ``aggTrade``, ``trade``, ``bookTicker``, ``markPriceUpdate``,
-  ``forceOrder``); spot's ``bookTicker`` has no ``e`` and is recognised by its
+  ``forceOrder``, ``kline``); spot's ``bookTicker`` has no ``e`` and is recognised by its
   keys (``u``, ``b``, ``B``, ``a``, ``A``). ``m`` (buyer is maker) true means
   the taker sold: :attr:`~wsmux.Side.SELL`. Venue times are epoch
   milliseconds, converted to integer nanoseconds exactly.
+* **Candles.** ``kline`` carries the candle in ``k``: start ``t``, interval
+  ``i``, ``o``/``h``/``l``/``c``, ``x`` true once the candle is final (the
+  forming candle is pushed every ~2 s with ``x`` false). The base-unit volume
+  is ``v`` on spot and USD-M; on COIN-M ``v`` counts contracts and ``q`` is
+  the base-asset volume (Binance COIN-M stream docs; the sheets list the
+  stream but not its fields), so COIN-M reads ``q``
+  (:attr:`BinanceAdapterBase.kline_volume`). ``Candle.ts`` is the event time
+  ``E``.
 * **Books.** ``depthUpdate`` gives :class:`~wsmux.BookUpdate` with
   ``first_seq=U``, ``seq=u`` and, on futures, ``prev_seq=pu``; quantities are
   absolute, ``0`` deletes. The anchor is a REST snapshot (``lastUpdateId`` →
@@ -58,6 +66,7 @@ from wsmux.errors import (
     WsmuxError,
     unknown_message,
 )
+from wsmux.exchanges._candles import build_candle
 from wsmux.exchanges._contracts import ContractSizes
 from wsmux.exchanges._reference import BODY_ERRORS, json_body, step, unified_or_none
 from wsmux.model import (
@@ -103,6 +112,7 @@ _STREAM_SUFFIX = {
     Channel.BOOK: "@depth@100ms",
     Channel.FUNDING: "@markPrice@1s",
     Channel.LIQUIDATIONS: "@forceOrder",
+    Channel.CANDLES: "@kline_1m",
 }
 
 
@@ -146,6 +156,8 @@ class BinanceAdapterBase(Adapter):
     """REST weight of ``exchangeInfo`` (spot: 20; venue REST docs, not the sheets)."""
     inverse_contracts: ClassVar[bool] = False
     """True where ``contractSize`` is a quote-currency face value (COIN-M)."""
+    kline_volume: ClassVar[str] = "v"
+    """The ``kline`` field holding the volume in base units (``q`` on COIN-M)."""
 
     def __init__(
         self,
@@ -184,6 +196,7 @@ class BinanceAdapterBase(Adapter):
             "bookTicker": self._on_book_ticker,
             "markPriceUpdate": self._on_mark_price,
             "forceOrder": self._on_force_order,
+            "kline": self._on_kline,
         }
 
     # --- symbols -------------------------------------------------------------------
@@ -421,6 +434,22 @@ class BinanceAdapterBase(Adapter):
                 filled if filled > 0 else float(o["q"]),
                 _int(o["T"]) * _MS,
                 recv_ns,
+            )
+        ]
+
+    def _on_kline(self, d: dict[str, Any], recv_ns: int) -> list[Event]:
+        k = d["k"]
+        if k["i"] != "1m":  # another interval (a capture's kline_5m): well formed, not handled
+            raise unknown_message("kline interval", k["i"])
+        closed = k["x"]
+        if type(closed) is not bool:
+            raise TypeError(f"'x' must be true or false, not {closed!r}")
+        symbol = self._symbols.get(k["s"]) or self._unknown(k["s"])
+        start = _int(k["t"]) * _MS
+        volume = k[self.kline_volume]
+        return [
+            build_candle(
+                self.venue, symbol, start, k["o"], k["h"], k["l"], k["c"], volume, closed, _int(d["E"]) * _MS, recv_ns
             )
         ]
 

@@ -89,7 +89,9 @@ class BinanceSpotAdapter(BinanceAdapterBase):
     * Channels: trades (``@aggTrade``, or ``@trade`` with
       ``trade_stream="trade"``), quotes (``@bookTicker``, which has no ``e``
       field nor timestamp: ``Quote.ts`` is None and ``seq`` is the book update
-      id ``u``), book (``@depth@100ms``).
+      id ``u``), book (``@depth@100ms``), candles (``@kline_1m`` →
+      :class:`~wsmux.Candle`; stream listed in binance-us.md, fields from the
+      Binance stream docs and the 2021 recording).
     * Limits (sheet, "Limits and keep-alive"): at most 1024 streams per
       connection; at most 5 incoming messages per second, where pings, pongs
       and (un)subscribe messages all count and exceeding closes the socket
@@ -109,7 +111,7 @@ class BinanceSpotAdapter(BinanceAdapterBase):
     """
 
     venue: ClassVar[str] = "binance"
-    channels: ClassVar[frozenset[Channel]] = frozenset({Channel.TRADES, Channel.QUOTES, Channel.BOOK})
+    channels: ClassVar[frozenset[Channel]] = frozenset({Channel.TRADES, Channel.QUOTES, Channel.BOOK, Channel.CANDLES})
     default_url: ClassVar[str] = "wss://stream.binance.com:9443"
     default_rest_url: ClassVar[str] = "https://api.binance.com"
     backup_urls: ClassVar[tuple[str, ...]] = ("wss://stream.binance.com:443", "wss://data-stream.binance.vision")
@@ -202,7 +204,8 @@ class BinanceUsdmAdapter(BinanceAdapterBase):
       :class:`~wsmux.Funding` with rate ``r``, next funding ``T``, mark
       ``p``), liquidations (``@forceOrder`` → :class:`~wsmux.Liquidation`
       at the average fill price ``ap`` and filled size ``z``, falling back to
-      ``p``/``q`` while nothing is filled). Open interest is **not** offered:
+      ``p``/``q`` while nothing is filled), candles (``@kline_1m``, on
+      ``/market`` per the sheet's endpoint table). Open interest is **not** offered:
       it is not on the public WebSocket feed (REST ``/fapi/v1/openInterest``
       only), so wsmux does not poll it.
     * Limits (sheet): 1024 streams per connection; 10 incoming messages/s
@@ -222,7 +225,7 @@ class BinanceUsdmAdapter(BinanceAdapterBase):
 
     venue: ClassVar[str] = "binance-usdm"
     channels: ClassVar[frozenset[Channel]] = frozenset(
-        {Channel.TRADES, Channel.QUOTES, Channel.BOOK, Channel.FUNDING, Channel.LIQUIDATIONS}
+        {Channel.TRADES, Channel.QUOTES, Channel.BOOK, Channel.FUNDING, Channel.LIQUIDATIONS, Channel.CANDLES}
     )
     default_url: ClassVar[str] = "wss://fstream.binance.com"
     default_rest_url: ClassVar[str] = "https://fapi.binance.com"
@@ -303,14 +306,18 @@ class BinanceCoinmAdapter(BinanceAdapterBase):
       ``bridge_offset=0``; snapshot ``/dapi/v1/depth?limit=1000``). Dated
       contracts' ``markPriceUpdate`` has an empty funding rate: no
       :class:`~wsmux.Funding` is emitted for them.
+    * Candles (``@kline_1m``): the kline's ``v`` counts contracts, so
+      :attr:`Candle.volume <wsmux.Candle.volume>` is its ``q``, the volume in
+      the base coin (Binance COIN-M stream docs; not in the sheet).
     * Limits (sheet): 24 h connection age; 10 incoming messages/s (declared
       4/s, as for USDⓈ-M); 1024 streams per connection per the current docs but 200 in
       older ones — the sheet says to treat 200 as the safe value, so 200.
     """
 
     venue: ClassVar[str] = "binance-coinm"
+    kline_volume: ClassVar[str] = "q"
     channels: ClassVar[frozenset[Channel]] = frozenset(
-        {Channel.TRADES, Channel.QUOTES, Channel.BOOK, Channel.FUNDING, Channel.LIQUIDATIONS}
+        {Channel.TRADES, Channel.QUOTES, Channel.BOOK, Channel.FUNDING, Channel.LIQUIDATIONS, Channel.CANDLES}
     )
     default_url: ClassVar[str] = "wss://dstream.binance.com"
     default_rest_url: ClassVar[str] = "https://dapi.binance.com"

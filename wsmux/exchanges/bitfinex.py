@@ -87,6 +87,18 @@ Trades (sheet, "Message shapes")
     means the taker sold. ``MTS`` (ms) becomes ``ts`` in ns. ``Trade.seq`` is
     ``None``: the connection sequence is not a per-symbol sequence.
 
+Candles (Bitfinex's "Candles" page; the sheet does not list the channel)
+    Channel ``candles`` with key ``trade:1m:tBTCUSD``; the subscribed ack names
+    the ``key``, not a ``symbol``. Rows are ``[MTS,
+    OPEN, CLOSE, HIGH, LOW, VOLUME]`` (note the order: close before high).
+    The snapshot on subscribing is the recent history (newest first): it
+    becomes one :class:`~wsmux.Candle` per row, oldest first, ``closed`` for
+    all but the newest (a later candle exists, so they are final). An update
+    row is the forming (or a just-corrected) candle: ``closed`` False, as
+    Bitfinex never says a candle is final. ``ts`` is None (``MTS`` is the
+    candle's start). Candles carry no sequence of their own; the connection
+    sequence is checked as for every message.
+
 Symbols (sheet, "Endpoints")
     ``BTC-USD`` is ``tBTCUSD``; when a side is longer than 3 characters the
     colon form is used (``tTESTBTC:TESTUSD``); perpetuals are ``tBTCF0:USTF0``
@@ -114,11 +126,13 @@ from wsmux.book import Continuity, OrderBook, SnapshotSource, SyncRule
 from wsmux.book.checksum import INTERLEAVED_DEPTH, bitfinex_checksum, bitfinex_format
 from wsmux.book.l3 import L3Book
 from wsmux.errors import MalformedMessage, RemoteError, SubscriptionRejected, UnknownSymbol
+from wsmux.exchanges._candles import build_candle
 from wsmux.exchanges._reference import BODY_ERRORS, json_body
 from wsmux.model import (
     BookSide,
     BookSnapshot,
     BookUpdate,
+    Candle,
     Channel,
     Event,
     Gap,
@@ -156,7 +170,10 @@ _MAX_SAFE = 2**53
 _BOOK = 0
 _RAW = 1
 _TRADES = 2
-_OTHER = 3
+_CANDLES = 3
+_OTHER = 4
+_CANDLE_KEY = "trade:1m:"
+"""Prefix of the ``candles`` key of one-minute trade candles (``trade:1m:tBTCUSD``)."""
 
 #: Unified asset code -> Bitfinex code, where they differ.
 _ALIASES = {"USDT": "UST"}
@@ -362,7 +379,7 @@ _RULES_BY_LENGTH: dict[int, SyncRule] = {}
 
 
 class BitfinexAdapter(Adapter):
-    """Bitfinex WS v2 public channels: P0 books (L2), R0 raw books (L3), trades.
+    """Bitfinex WS v2 public channels: P0 books (L2), R0 raw books (L3), trades, candles.
 
     See the module docstring for every venue rule and its source. One instance
     per connection; :meth:`reset` forgets the connection's channel ids,
@@ -373,7 +390,7 @@ class BitfinexAdapter(Adapter):
     """
 
     venue: ClassVar[str] = "bitfinex"
-    channels: ClassVar[frozenset[Channel]] = frozenset({Channel.BOOK, Channel.L3, Channel.TRADES})
+    channels: ClassVar[frozenset[Channel]] = frozenset({Channel.BOOK, Channel.L3, Channel.TRADES, Channel.CANDLES})
     default_url: ClassVar[str] = "wss://api-pub.bitfinex.com/ws/2"
     default_rest_url: ClassVar[str] = "https://api-pub.bitfinex.com"
     # Sheet "Limits": 25 channels per connection, 20 connections per minute per
@@ -446,6 +463,8 @@ class BitfinexAdapter(Adapter):
                     "prec": "R0",
                     "len": _length(sub.depth, self.raw_length),
                 }
+            elif sub.channel is Channel.CANDLES:
+                msg = {"event": "subscribe", "channel": "candles", "key": _CANDLE_KEY + native}
             else:
                 msg = {"event": "subscribe", "channel": "trades", "symbol": native}
             out.append(dumps(msg))
@@ -606,6 +625,12 @@ class BitfinexAdapter(Adapter):
                 events.append(L3Snapshot(self.venue, chan.symbol, (), None, recv_ns, seq))
         elif kind == _TRADES:
             self.stats.history_dropped += 1
+        elif kind == _CANDLES:
+            if body and type(body[0]) is list:  # the history snapshot, newest first
+                rows = sorted(body, key=lambda row: _number(row[0]))
+                events.extend(self._candle(chan.symbol, row, recv_ns, i < len(rows) - 1) for i, row in enumerate(rows))
+            elif body:
+                events.append(self._candle(chan.symbol, body, recv_ns, False))
         return events
 
     def _gaps(self, expected: int | None, received: int | None, recv_ns: int, detail: str) -> list[Event]:
@@ -754,6 +779,15 @@ class BitfinexAdapter(Adapter):
             side = None
         return Trade(self.venue, symbol, _number(price), famount, side, str(trade_id), mts * 1_000_000, recv_ns)
 
+    # --- candles --------------------------------------------------------------------
+
+    def _candle(self, symbol: str, row: list[Any], recv_ns: int, closed: bool) -> Candle:
+        mts = row[0]
+        if type(mts) is not int:
+            raise TypeError("MTS is not an integer")
+        open_, close, high, low, volume = (_number(v) for v in row[1:6])
+        return build_candle(self.venue, symbol, mts * 1_000_000, open_, high, low, close, volume, closed, None, recv_ns)
+
     # --- events ---------------------------------------------------------------------
 
     def _event(self, msg: dict[str, Any], frame: bytes | str, recv_ns: int) -> list[Event]:
@@ -763,15 +797,20 @@ class BitfinexAdapter(Adapter):
             if type(chan_id) is not int:
                 raise TypeError("chanId is not an integer")
             channel = msg["channel"]
-            native = msg["symbol"]
-            symbol = self._native.get(native)
-            if symbol is None:
-                symbol = from_native(native)
+            if channel == "candles":
+                key = msg["key"]
+                # one-minute trade candles; another key (interval) is kept as _OTHER
+                native = key[len(_CANDLE_KEY) :] if key.startswith(_CANDLE_KEY) else None
+            else:
+                native = msg["symbol"]
+            symbol = "" if native is None else self._native.get(native) or from_native(native)
             if channel == "book":
                 prec = msg.get("prec", "P0")
                 kind = _RAW if prec == "R0" else _BOOK if prec == "P0" else _OTHER
             elif channel == "trades":
                 kind = _TRADES
+            elif channel == "candles" and native is not None:
+                kind = _CANDLES
             else:
                 kind = _OTHER
             self._chans[chan_id] = _Chan(kind, symbol)
@@ -802,4 +841,4 @@ class BitfinexAdapter(Adapter):
         raise MalformedMessage("unknown message type", frame)
 
 
-_KIND_OF_CHANNEL = {Channel.BOOK: _BOOK, Channel.L3: _RAW, Channel.TRADES: _TRADES}
+_KIND_OF_CHANNEL = {Channel.BOOK: _BOOK, Channel.L3: _RAW, Channel.TRADES: _TRADES, Channel.CANDLES: _CANDLES}

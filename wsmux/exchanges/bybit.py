@@ -55,6 +55,11 @@ where it is enforced:
 * **Instruments.** ``GET /v5/market/instruments-info?category=spot|linear``
   (Bybit's v5 REST docs; not in the sheet): ``priceFilter.tickSize``,
   ``lotSizeFilter.qtyStep`` (spot: ``basePrecision``).
+* **Candles.** ``kline.1.{symbol}`` (topic in the sheet; fields from the v5
+  "kline" page): each ``data`` entry is a candle with ``start``/``end`` (ms),
+  ``open``/``high``/``low``/``close``, ``volume`` (base coin on spot and
+  linear), ``confirm`` (true on the candle's last push: ``Candle.closed``) and
+  ``timestamp`` (``Candle.ts``). Pushed every 1-60 s while forming.
 """
 
 from __future__ import annotations
@@ -75,6 +80,7 @@ from wsmux.errors import (
     WsmuxError,
     unknown_message,
 )
+from wsmux.exchanges._candles import build_candle
 from wsmux.exchanges._reference import BODY_ERRORS, json_body, step, unified_or_none
 from wsmux.model import (
     BookSnapshot,
@@ -159,6 +165,7 @@ class _BybitAdapter(Adapter):
             "publicTrade": self._trades,
             "tickers": self._ticker,
             "allLiquidation": self._liquidation,
+            "kline": self._kline,
         }
 
     def reset(self) -> None:
@@ -275,6 +282,8 @@ class _BybitAdapter(Adapter):
             return f"publicTrade.{native}"
         if channel is Channel.LIQUIDATIONS:
             return f"allLiquidation.{native}"
+        if channel is Channel.CANDLES:
+            return f"kline.1.{native}"
         # FUNDING and OPEN_INTEREST share the tickers topic: subscribe it once.
         wanted = self._ticker_channels.setdefault(native, set())
         if op == "subscribe":
@@ -460,6 +469,21 @@ class _BybitAdapter(Adapter):
                 out.append(OpenInterest(self.venue, symbol, float(oi), ts, recv_ns))
         return out
 
+    def _kline(self, msg: Any, kind: str, rest: str, recv_ns: int) -> list[Event]:
+        interval, _, native = rest.partition(".")
+        if interval != "1":  # another interval: well formed, not handled
+            raise unknown_message("kline interval", interval)
+        symbol = self._unified(native)
+        out: list[Event] = []
+        for bar in msg["data"]:
+            closed = bar["confirm"]
+            if closed.__class__ is not bool:
+                raise TypeError(f"confirm must be true or false, not {closed!r}")
+            prices = bar["open"], bar["high"], bar["low"], bar["close"]
+            start, ts = _ms(bar["start"]), _ms(bar["timestamp"])
+            out.append(build_candle(self.venue, symbol, start, *prices, bar["volume"], closed, ts, recv_ns))
+        return out
+
     def _liquidation(self, msg: Any, kind: str, rest: str, recv_ns: int) -> list[Event]:
         venue = self.venue
         return [
@@ -480,13 +504,13 @@ class BybitSpotAdapter(_BybitAdapter):
     """Bybit v5 spot (``wss://stream.bybit.com/v5/public/spot``), venue id ``"bybit"``.
 
     Channels: books (``orderbook.{50|200|1000}``), quotes (``orderbook.1``),
-    trades (``publicTrade``). Sizes are in the base currency. See the module
+    trades (``publicTrade``), candles (``kline.1``). Sizes are in the base currency. See the module
     docstring for the rules (sheet: ``shared/exchanges/bybit-v5.md``).
     """
 
     venue: ClassVar[str] = "bybit"
     category: ClassVar[str] = "spot"
-    channels: ClassVar[frozenset[Channel]] = frozenset({Channel.BOOK, Channel.QUOTES, Channel.TRADES})
+    channels: ClassVar[frozenset[Channel]] = frozenset({Channel.BOOK, Channel.QUOTES, Channel.TRADES, Channel.CANDLES})
     default_url: ClassVar[str] = "wss://stream.bybit.com/v5/public/spot"
     # bybit-v5.md, "Subscribing" (UNCONFIRMED): spot <= 10 args per subscribe
     # message. Topics per connection is wsmux's choice.
@@ -511,7 +535,8 @@ class BybitLinearAdapter(_BybitAdapter):
     venue id ``"bybit-linear"``.
 
     Channels: books, quotes, trades as on spot, plus funding and open interest
-    (``tickers``) and liquidations (``allLiquidation``). Only USDT perpetuals
+    (``tickers``), liquidations (``allLiquidation``) and candles (``kline.1``;
+    ``volume`` is in the base coin on linear contracts). Only USDT perpetuals
     (``BTC-USDT-PERP`` ↔ ``BTCUSDT``) are mapped. Sizes are in the base coin
     (Bybit quotes linear contracts in the base coin). See the module docstring
     for the rules (sheet: ``shared/exchanges/bybit-v5.md``).
@@ -527,6 +552,7 @@ class BybitLinearAdapter(_BybitAdapter):
             Channel.FUNDING,
             Channel.OPEN_INTEREST,
             Channel.LIQUIDATIONS,
+            Channel.CANDLES,
         }
     )
     default_url: ClassVar[str] = "wss://stream.bybit.com/v5/public/linear"

@@ -89,6 +89,14 @@ Coinbase Advanced Trade (``wss://advanced-trade-ws.coinbase.com``)
       marks this UNCONFIRMED).
     * **Ticker** ``ticker``: ``best_bid``/``best_bid_quantity``/``best_ask``/
       ``best_ask_quantity`` become a :class:`~wsmux.Quote`.
+    * **Candles** ``candles``: Coinbase groups them into **five-minute**
+      buckets, its only WebSocket candle (docs.cdp.coinbase.com, Advanced
+      Trade "Candles" channel; the sheet only lists the channel). Each entry
+      ``{start (epoch seconds), open, high, low, close, volume, product_id}``
+      becomes a :class:`~wsmux.Candle` with ``interval="5m"`` (not the
+      one-minute candles of the other venues), ``ts`` the envelope time.
+      Coinbase never says a candle is final: ``closed`` is False, except for
+      the older candles of an event that lists several (a later bucket exists).
     * **ts** of book and ticker events is the envelope ``timestamp`` (one
       parse per message); trades use their own ``time``.
 
@@ -121,6 +129,7 @@ from wsmux.errors import (
     WsmuxError,
     unknown_message,
 )
+from wsmux.exchanges._candles import FIVE_MINUTES, build_candle
 from wsmux.exchanges._reference import BODY_ERRORS, json_body, step, unified_or_none
 from wsmux.model import (
     BookSide,
@@ -938,7 +947,12 @@ def _ignore(msg: dict[str, Any], recv_ns: int) -> list[Event]:
 # Coinbase Advanced Trade
 # =============================================================================================
 
-_ADV_CHANNELS = {Channel.BOOK: "level2", Channel.TRADES: "market_trades", Channel.QUOTES: "ticker"}
+_ADV_CHANNELS = {
+    Channel.BOOK: "level2",
+    Channel.TRADES: "market_trades",
+    Channel.QUOTES: "ticker",
+    Channel.CANDLES: "candles",
+}
 _ADV_BOOK_SIDE = {"bid": True, "offer": False, "ask": False}
 _ADV_TAKER = {"BUY": _BUY, "SELL": _SELL, "buy": _BUY, "sell": _SELL}
 
@@ -947,12 +961,13 @@ class CoinbaseAdvancedAdapter(Adapter):
     """Coinbase Advanced Trade market data (sheet:
     ``shared/exchanges/coinbase-advanced-trade.md``). See the module docstring.
 
-    No credentials are needed for ``level2``, ``market_trades`` and ``ticker``
-    (the docs recommend a CDP JWT for reliability; not supported here).
+    No credentials are needed for ``level2``, ``market_trades``, ``ticker``
+    and ``candles`` (the docs recommend a CDP JWT for reliability; not
+    supported here). ``Channel.CANDLES`` gives five-minute candles here.
     """
 
     venue: ClassVar[str] = "coinbase-advanced"
-    channels: ClassVar[frozenset[Channel]] = frozenset({Channel.TRADES, Channel.QUOTES, Channel.BOOK})
+    channels: ClassVar[frozenset[Channel]] = frozenset({Channel.TRADES, Channel.QUOTES, Channel.BOOK, Channel.CANDLES})
     default_url: ClassVar[str] = "wss://advanced-trade-ws.coinbase.com"
     default_rest_url: ClassVar[str] = "https://api.coinbase.com"
     # Sheet "Limits": 8 new connections/s per IP; 8 unauthenticated messages/s per IP.
@@ -983,7 +998,7 @@ class CoinbaseAdvancedAdapter(Adapter):
             "heartbeats": _ignore,
             "subscriptions": _ignore,
             "status": _ignore,
-            "candles": _ignore,
+            "candles": self._candles,
         }
 
     def to_native(self, symbol: str, channel: Channel = Channel.TRADES) -> str:
@@ -1178,4 +1193,23 @@ class CoinbaseAdvancedAdapter(Adapter):
                         seq,
                     )
                 )
+        return out
+
+    def _candles(self, msg: dict[str, Any], recv_ns: int) -> list[Event]:
+        ts = iso_to_ns(msg["timestamp"])
+        out: list[Event] = []
+        for event in msg["events"]:
+            rows = sorted(event["candles"], key=lambda row: int(row["start"]))
+            newest = int(rows[-1]["start"]) if rows else 0
+            for row in rows:
+                start = int(row["start"])
+                prices = row["open"], row["high"], row["low"], row["close"]
+                symbol = self._symbol(row["product_id"])
+                final = start < newest  # a later bucket of the same event exists
+                out.append(
+                    build_candle(
+                        self.venue, symbol, start * 1_000_000_000, *prices, row["volume"], final, ts, recv_ns,
+                        FIVE_MINUTES,
+                    )
+                )  # fmt: skip
         return out

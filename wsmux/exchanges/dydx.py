@@ -64,8 +64,10 @@ where it is enforced:
   units) → :class:`~wsmux.OpenInterest`; no timestamps.
 * **Candles (``v4_candles``, id ``BTC-USD/1MIN``).** ``channel_data`` is the
   forming candle (``startedAt``, ``open``/``high``/``low``/``close``,
-  ``baseTokenVolume``) → :class:`~wsmux.Candle` with ``closed=False``; the
-  history in ``subscribed`` is dropped.
+  ``baseTokenVolume``) → :class:`~wsmux.Candle` with ``closed=False`` and
+  ``interval="1m"`` (the spelling every venue's candles share); a bar of
+  another resolution is an unknown message. The history in ``subscribed``
+  is dropped.
 """
 
 from __future__ import annotations
@@ -85,6 +87,7 @@ from wsmux.errors import (
     WsmuxError,
     unknown_message,
 )
+from wsmux.exchanges._candles import CANDLE_INTERVAL
 from wsmux.exchanges.coinbase import iso_to_ns
 from wsmux.model import (
     BookSnapshot,
@@ -358,8 +361,8 @@ class DydxAdapter(Adapter):
                 return []
             raise unknown_message("type", kind, frame)
         except MalformedMessage as exc:
-            if exc.frame is None:
-                raise MalformedMessage(exc.reason, frame) from exc
+            if exc.frame is None:  # the same kind of error (unknown stays unknown), with the frame
+                raise type(exc)(exc.reason, frame) from exc
             raise
         except WsmuxError:
             raise
@@ -507,11 +510,13 @@ class DydxAdapter(Adapter):
             self.history_dropped += 1
             return []
         bar = msg["contents"]
+        if bar["resolution"] != CANDLE_RESOLUTION:
+            raise unknown_message("candle resolution", bar["resolution"])
         return [
             Candle(
                 self.venue,
                 self._unified(bar["ticker"]),
-                bar["resolution"],
+                CANDLE_INTERVAL,
                 iso_to_ns(bar["startedAt"]),
                 float(bar["open"]),
                 float(bar["high"]),

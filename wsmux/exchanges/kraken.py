@@ -57,6 +57,7 @@ from wsmux.errors import (
     WsmuxError,
     unknown_message,
 )
+from wsmux.exchanges._candles import build_candle
 from wsmux.exchanges._reference import BODY_ERRORS, json_body, step, step_of_decimals, unified_or_none
 from wsmux.model import (
     BookSide,
@@ -639,6 +640,14 @@ class KrakenV1Adapter(_KrakenBase):
     * ``spread`` ``[bid, ask, time, bidVolume, askVolume]`` → :class:`Quote`
       (what :attr:`Channel.QUOTES` subscribes); ``ticker`` (``b``/``a`` =
       ``[price, wholeLotVolume, lotVolume]``) → :class:`Quote` without a time.
+    * ``ohlc-1`` (subscribed as ``{"name":"ohlc","interval":1}``; the sheet
+      names the channel, the layout is Kraken's v1 "ohlc" page) ``[time,
+      etime, open, high, low, close, vwap, volume, count]`` →
+      :class:`~wsmux.Candle`. ``time`` is the candle's last update
+      (``Candle.ts``), ``etime`` its end, so its start is the minute before
+      ``etime``'s minute boundary. v1 never says a candle is final:
+      ``closed`` is always False (a later start means the earlier candle
+      ended). Other intervals (``ohlc-5``) are not handled.
     * ``heartbeat``, ``pong``, ``systemStatus`` and ``subscriptionStatus``
       (subscribed/unsubscribed) → nothing; ``subscriptionStatus`` with
       ``status: "error"`` → :class:`~wsmux.errors.SubscriptionRejected`;
@@ -660,10 +669,12 @@ class KrakenV1Adapter(_KrakenBase):
         stale_after=30.0,
     )
 
+    channels: ClassVar[frozenset[Channel]] = frozenset({Channel.TRADES, Channel.QUOTES, Channel.BOOK, Channel.CANDLES})
     _NAMES: ClassVar[dict[Channel, str]] = {
         Channel.BOOK: "book",
         Channel.TRADES: "trade",
         Channel.QUOTES: "spread",
+        Channel.CANDLES: "ohlc",
     }
 
     def to_native(self, symbol: str, channel: Channel = Channel.TRADES) -> str:
@@ -684,6 +695,8 @@ class KrakenV1Adapter(_KrakenBase):
         subscription: dict[str, object] = {"name": self._NAMES[channel]}
         if depth is not None:
             subscription["depth"] = depth
+        if channel is Channel.CANDLES:
+            subscription["interval"] = 1  # minutes
         return dumps({"event": verb, "pair": pairs, "subscription": subscription})
 
     # --- parsing ------------------------------------------------------------------
@@ -707,6 +720,8 @@ class KrakenV1Adapter(_KrakenBase):
                     return self._spread(msg, recv_ns)
                 if name == "ticker":
                     return self._ticker(msg, recv_ns)
+                if name == "ohlc-1":
+                    return self._ohlc(msg, recv_ns)
                 raise unknown_message("channel", name, frame)
             if cls is dict:
                 return self._event(msg, frame)
@@ -825,6 +840,14 @@ class KrakenV1Adapter(_KrakenBase):
                 recv_ns,
             )
         ]
+
+    def _ohlc(self, msg: list[Any], recv_ns: int) -> list[Event]:
+        time_text, end_text, open_text, high_text, low_text, close_text, _vwap, volume_text, _count = msg[1][:9]
+        minute = 60 * _NS
+        start_ns = _secs_ns(end_text) // minute * minute - minute
+        prices = open_text, high_text, low_text, close_text
+        symbol = self._unified(msg[-1])
+        return [build_candle(self.venue, symbol, start_ns, *prices, volume_text, False, _secs_ns(time_text), recv_ns)]
 
 
 def _v1_levels(

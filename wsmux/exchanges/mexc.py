@@ -64,10 +64,24 @@ Futures (``wss://contract.mexc.com/edge``)
 * **Trades** (``push.deal``): ``T`` 1 = buy, 2 = sell (taker); no trade id.
 * **Funding** (``push.funding.rate``): ``rate`` (or ``fundingRate``),
   ``nextSettleTime``.
+* **Quotes** (``sub.depth.full`` with ``limit`` 5, named by the sheet):
+  ``push.depth.full`` carries the top five levels per side as a snapshot
+  (``[price, contracts, orders]``, ``version``); the best of each side is a
+  :class:`~wsmux.Quote` (``seq = version``). ``push.ticker`` has no sizes,
+  so it is not used for quotes.
+* **Open interest** (``sub.ticker``): ``push.ticker``'s ``holdVol`` (contracts
+  held, per MEXC's contract API docs — the sheet names the channel, not its
+  fields) → :class:`~wsmux.OpenInterest` with the ticker's ``timestamp``.
+* **Candles** (``sub.kline`` with ``interval`` ``Min1``): ``push.kline``
+  ``{t (start, s), o, h, l, c, q (contracts), a, interval}`` (field names
+  from MEXC's contract API docs; not in the sheet) → :class:`~wsmux.Candle`,
+  volume ``q`` in contracts converted like sizes; MEXC never marks a candle
+  final (``closed`` False).
 * **Units.** Sizes are in contracts on the wire; once the instruments endpoint
   (``GET /api/v1/contract/detail``, ``contractSize``) was handed to
-  :meth:`~MexcFuturesAdapter.use_instruments`, book and trade sizes are
-  reported in base units; before that, in contracts.
+  :meth:`~MexcFuturesAdapter.use_instruments`, book, trade, quote, open
+  interest and candle volumes are reported in base units; before that, in
+  contracts.
 """
 
 from __future__ import annotations
@@ -90,7 +104,20 @@ from wsmux.errors import (
     unknown_message,
 )
 from wsmux.exchanges import _mexc_proto as proto
-from wsmux.model import BookSnapshot, Candle, Channel, Event, Funding, Instrument, Levels, Quote, Side, Trade
+from wsmux.exchanges._candles import build_candle
+from wsmux.model import (
+    BookSnapshot,
+    Candle,
+    Channel,
+    Event,
+    Funding,
+    Instrument,
+    Levels,
+    OpenInterest,
+    Quote,
+    Side,
+    Trade,
+)
 from wsmux.subscriptions import Subscription, parse_symbol
 
 _pb2: Any
@@ -122,6 +149,8 @@ previous + 1``."""
 Decoder = Literal["auto", "protobuf", "python"]
 
 _MS = 1_000_000
+_NAN = float("nan")
+_INF = float("inf")
 _S = 1_000_000_000
 _ERRORS = (KeyError, TypeError, ValueError, IndexError, AttributeError)
 _TAKER = {1: Side.BUY, 2: Side.SELL}
@@ -509,6 +538,14 @@ _FUTURES_METHODS = {
     Channel.BOOK: "depth",
     Channel.TRADES: "deal",
     Channel.FUNDING: "funding.rate",
+    Channel.QUOTES: "depth.full",
+    Channel.OPEN_INTEREST: "ticker",
+    Channel.CANDLES: "kline",
+}
+_FUTURES_PARAMS: dict[Channel, dict[str, Any]] = {
+    Channel.BOOK: {"compress": False},  # mexc.md: unmerged updates keep version + 1
+    Channel.QUOTES: {"limit": 5},  # mexc.md: depth.full snapshots of 5/10/20 levels
+    Channel.CANDLES: {"interval": "Min1"},
 }
 
 
@@ -518,7 +555,9 @@ class MexcFuturesAdapter(Adapter):
 
     Channels → events: ``BOOK`` (``push.depth`` diffs over a REST snapshot,
     ``seq = version``), ``TRADES`` (``push.deal``, taker side, no trade id),
-    ``FUNDING`` (``push.funding.rate``).
+    ``FUNDING`` (``push.funding.rate``), ``QUOTES`` (``push.depth.full``, top
+    of a 5-level snapshot), ``OPEN_INTEREST`` (``push.ticker`` ``holdVol``),
+    ``CANDLES`` (``push.kline`` ``Min1``).
     """
 
     venue: ClassVar[str] = "mexc-futures"
@@ -542,6 +581,9 @@ class MexcFuturesAdapter(Adapter):
             "push.depth": self._on_depth,
             "push.deal": self._on_deal,
             "push.funding.rate": self._on_funding,
+            "push.depth.full": self._on_top,
+            "push.ticker": self._on_ticker,
+            "push.kline": self._on_kline,
         }
 
     def to_native(self, symbol: str, channel: Channel = Channel.TRADES) -> str:
@@ -564,8 +606,7 @@ class MexcFuturesAdapter(Adapter):
         for sub in subscriptions:
             self.check(sub)
             param: dict[str, Any] = {"symbol": self.to_native(sub.symbol, sub.channel)}
-            if sub.channel is Channel.BOOK:
-                param["compress"] = False  # mexc.md: unmerged updates keep version + 1
+            param.update(_FUTURES_PARAMS.get(sub.channel, ()))
             out.append(dumps({"method": f"{op}.{_FUTURES_METHODS[sub.channel]}", "param": param, "gzip": False}))
         return out
 
@@ -654,6 +695,37 @@ class MexcFuturesAdapter(Adapter):
         if (next_ms is not None and type(next_ms) is not int) or (ts is not None and type(ts) is not int):
             raise TypeError("nextSettleTime and ts must be integers")
         return [Funding(self.venue, symbol, float(rate), _ms_ns(next_ms), None, _ms_ns(ts), recv_ns)]
+
+    def _on_top(self, symbol: str, data: Any, ts: Any, recv_ns: int) -> list[Any]:
+        version = data["version"]
+        if type(version) is not int or (ts is not None and type(ts) is not int):
+            raise TypeError("version and ts must be integers")
+        scale = self._scale(self.to_native(symbol))
+        bids = data["bids"]
+        asks = data["asks"]
+        bid_price, bid_size = (float(bids[0][0]), float(bids[0][1]) * scale) if bids else (_NAN, _NAN)
+        ask_price, ask_size = (float(asks[0][0]), float(asks[0][1]) * scale) if asks else (_NAN, _NAN)
+        return [Quote(self.venue, symbol, bid_price, bid_size, ask_price, ask_size, _ms_ns(ts), recv_ns, version)]
+
+    def _on_ticker(self, symbol: str, data: Any, ts: Any, recv_ns: int) -> list[Any]:
+        held = data["holdVol"]
+        ms = data.get("timestamp", ts)
+        if type(held) not in (int, float) or (ms is not None and type(ms) is not int):
+            raise TypeError("holdVol must be a number and timestamp an integer")
+        value = held * self._scale(self.to_native(symbol))
+        if not 0.0 <= value < _INF:
+            raise ValueError(f"holdVol {held!r}")
+        return [OpenInterest(self.venue, symbol, float(value), _ms_ns(ms), recv_ns)]
+
+    def _on_kline(self, symbol: str, data: Any, ts: Any, recv_ns: int) -> list[Any]:
+        if data["interval"] != "Min1":  # another interval: well formed, not handled
+            raise unknown_message("kline interval", data["interval"])
+        start = data["t"]
+        if type(start) is not int:
+            raise TypeError("t must be an integer (seconds)")
+        volume = float(data["q"]) * self._scale(self.to_native(symbol))
+        prices = data["o"], data["h"], data["l"], data["c"]
+        return [build_candle(self.venue, symbol, start * 1_000_000_000, *prices, volume, False, _ms_ns(ts), recv_ns)]
 
     # --- books ---------------------------------------------------------------------------------------
 

@@ -6,10 +6,16 @@ endpoint notice and third-party 2026 live checks; the OKX v5 docs themselves
 were not available, so rules the sheet marks UNCONFIRMED are flagged here too).
 Each rule is restated where it is enforced:
 
-* **Endpoint.** ``wss://ws.okx.com:8443/ws/v5/public`` carries every channel
-  used here (``books``, ``bbo-tbt``, ``trades``, ``funding-rate``,
-  ``open-interest``, ``liquidation-orders``); ``wsaws.okx.com`` is the AWS
-  mirror.
+* **Endpoints.** ``wss://ws.okx.com:8443/ws/v5/public`` carries ``books``,
+  ``bbo-tbt``, ``trades``, ``funding-rate``, ``open-interest`` and
+  ``liquidation-orders``; candles moved to the *business* endpoint
+  ``wss://ws.okx.com:8443/ws/v5/business`` in June 2023 (the sheet,
+  "Endpoints"; OKX answers a candle subscription on ``/public`` with error
+  60018 "Wrong URL or channel"). One connection has one URL, so
+  :meth:`OkxAdapter.route` puts candles on route ``"business"`` and the
+  multiplexer keeps them on connections of their own, opened at the adapter's
+  URL with its last path part ``public`` replaced by ``business``.
+  ``wsaws.okx.com`` is the AWS mirror.
 * **Symbols.** Spot ``BTC-USDT`` is ``BTC-USDT``; the perpetual swap
   ``BTC-USDT-PERP`` is ``BTC-USDT-SWAP``; the dated future
   ``BTC-USD-20220527`` is ``BTC-USD-220527``.
@@ -52,6 +58,10 @@ coins the contracts are worth at that price). Book levels keep the venue's
 computed from what OKX sent. Without the list, sizes stay in contracts.
 Open interest uses ``oiCcy`` (base currency) when present, else ``oi``
 (converted like a size).
+Candle volumes are always in the base currency: a candle row is ``[ts, o, h,
+l, c, vol, volCcy, volCcyQuote, confirm]`` where ``vol`` is base currency on
+spot but contracts on swaps and futures, whose base-currency volume is
+``volCcy`` (OKX v5 docs, "Candlesticks channel"; not in the sheet).
 """
 
 from __future__ import annotations
@@ -65,6 +75,7 @@ from wsmux.adapter import Adapter, Heartbeat, HttpRequest, Limits, Outgoing
 from wsmux.book import Continuity, Diff, OrderBook, SnapshotSource, SyncRule
 from wsmux.book.checksum import INTERLEAVED_DEPTH, okx_checksum
 from wsmux.errors import (
+    ConfigError,
     MalformedMessage,
     RemoteError,
     SubscriptionRejected,
@@ -72,6 +83,7 @@ from wsmux.errors import (
     WsmuxError,
     unknown_message,
 )
+from wsmux.exchanges._candles import build_candle
 from wsmux.exchanges._contracts import ContractSizes
 from wsmux.exchanges._reference import BODY_ERRORS, json_body, step
 from wsmux.model import (
@@ -95,6 +107,7 @@ from wsmux.subscriptions import Subscription, parse_symbol
 
 __all__ = [
     "BOOK_DEPTH",
+    "BUSINESS",
     "OkxAdapter",
     "okx_book_checksum",
     "okx_symbol",
@@ -115,7 +128,10 @@ _CHANNELS = {
     Channel.FUNDING: "funding-rate",
     Channel.OPEN_INTEREST: "open-interest",
     Channel.LIQUIDATIONS: "liquidation-orders",
+    Channel.CANDLES: "candle1m",
 }
+BUSINESS = "business"
+"""The route of subscriptions served on the business endpoint (candles)."""
 # Events that carry no market data, and those that report a refusal.
 _INST_KINDS = {"SPOT": "spot", "SWAP": "perp", "FUTURES": "future"}
 """OKX ``instType`` → :attr:`~wsmux.Instrument.kind` (options are not mapped)."""
@@ -220,6 +236,10 @@ class OkxAdapter(Adapter):
     * ``liquidation-orders`` → :class:`Liquidation` per ``details`` entry
       (``side`` = the liquidation order's side, ``price = bkPx``, ``size = sz``
       in contracts). The message shape is UNCONFIRMED in the sheet.
+    * ``candle1m`` (business endpoint, route ``"business"``) →
+      :class:`~wsmux.Candle` per row, ``closed`` from ``confirm``, volume in
+      the base currency (``vol`` on spot, ``volCcy`` on swaps and futures),
+      ``ts`` None (a row carries only its start time).
 
     **Sizes of swaps and futures are in base units** once
     :meth:`use_instruments` gave their contract values, in contracts before
@@ -260,6 +280,7 @@ class OkxAdapter(Adapter):
             "funding-rate": self._funding,
             "open-interest": self._open_interest,
             "liquidation-orders": self._liquidation,
+            "candle1m": self._candles,
         }
 
     def reset(self) -> None:
@@ -365,6 +386,32 @@ class OkxAdapter(Adapter):
     def _base_levels(self, symbol: str, levels: Levels) -> Levels:
         size = self._contracts.size
         return tuple([(price, size(symbol, contracts, price)) for price, contracts in levels])
+    # --- connections --------------------------------------------------------------------
+
+    def route(self, subscription: Subscription) -> str:
+        """``"business"`` for candles (the business endpoint), ``""`` for the rest."""
+        return BUSINESS if subscription.channel is Channel.CANDLES else ""
+
+    def business_url(self) -> str:
+        """The business endpoint: :attr:`url` with a last path part ``public``
+        replaced by ``business`` (``.../ws/v5/business``); :attr:`url` itself
+        if it does not end in ``/public``."""
+        url = self.url.rstrip("/")
+        return url[: -len("public")] + BUSINESS if url.endswith("/public") else url
+
+    def connect_url(self, subscriptions: Sequence[Subscription]) -> str:
+        """:meth:`business_url` for a connection of candles, :attr:`url` otherwise.
+
+        Raises:
+            ConfigError: ``subscriptions`` mix candles with other channels.
+        """
+        routes = {self.route(s) for s in subscriptions}
+        if len(routes) > 1:
+            raise ConfigError(
+                "okx: candles (business endpoint) and other channels (public endpoint) cannot share one "
+                "connection (shard them by Adapter.route())"
+            )
+        return self.business_url() if routes == {BUSINESS} else self.url
 
     # --- subscriptions ----------------------------------------------------------------
 
@@ -569,6 +616,25 @@ class OkxAdapter(Adapter):
             oi = float(oi_ccy) if oi_ccy else self._contracts.to_base(symbol, entry["oi"])
             ts = entry.get("ts")
             out.append(OpenInterest(self.venue, symbol, oi, int(ts) * _MS if ts else None, recv_ns))
+        return out
+
+    def _candles(self, msg: Any, arg: Any, data: Any, recv_ns: int) -> list[Event]:
+        inst_id = arg["instId"]
+        symbol = self._unified(inst_id)
+        # vol is contracts on swaps and futures; volCcy is their base-currency volume
+        volume_at = 5 if inst_id.count("-") == 1 else 6
+        out: list[Event] = []
+        for row in data:
+            confirm = row[8]
+            if confirm == "1":
+                closed = True
+            elif confirm == "0":
+                closed = False
+            else:
+                raise ValueError(f"confirm must be '0' or '1', not {confirm!r}")
+            start = int(row[0]) * _MS
+            prices = row[1], row[2], row[3], row[4]
+            out.append(build_candle(self.venue, symbol, start, *prices, row[volume_at], closed, None, recv_ns))
         return out
 
     def _liquidation(self, msg: Any, arg: Any, data: Any, recv_ns: int) -> list[Event]:

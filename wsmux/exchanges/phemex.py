@@ -36,6 +36,23 @@ is restated where it is enforced:
   (``snapshot``) message carries; wsmux keeps that list per connection and
   reports ``fundingRateRr`` (with ``markRp``) of the subscribed symbols.
   Inverse contracts' funding (``market24h``, scaled) is not wired.
+* **Open interest (USDT perpetuals).** From the same pack: ``openInterestRv``
+  → :class:`~wsmux.OpenInterest`. The unit is not documented; it is read as
+  base units (BTC for ``BTCUSDT``): ccxt's recorded ``BTCUSDT`` ticker shows
+  ``openInterestRv`` 1323.596 beside a 24 h ``volumeRq`` of 7406.95 BTC and a
+  ``turnoverRv`` of 124.8 M USDT, which only a coin count fits. The pack is
+  subscribed while funding or open interest of any symbol is wanted.
+* **Candles.** ``kline.subscribe`` (spot, inverse) / ``kline_p.subscribe``
+  (USDT perpetuals) with ``params: [symbol, 60]`` (resolution in seconds; the
+  sheet names the channels, the row layout is Phemex's API docs and is
+  UNCONFIRMED here): rows ``[timestamp (s), interval, lastClose, open, high,
+  low, close, volume, turnover]``, scaled like the book on spot (``Ep``/``Ev``
+  by 10^8) and inverse contracts (prices by 10^``priceScale``; ``volume``
+  counts contracts, so the base volume is ``turnoverEv`` / 10^8, the BTC
+  value of the contracts — ``valueScale`` 8 assumed), decimal text on USDT
+  perpetuals (``volumeRq`` is base units). A ``snapshot`` lists recent candles
+  (final but the newest), an ``incremental`` the forming one (``closed``
+  False). Messages carry no time: ``Candle.ts`` is None.
 * **Trades.** Items ``[timestamp_ns, side, price, qty]``; ``side`` is the
   taker's. The first message (``snapshot``, ~200 recent trades) is history
   and is skipped. Phemex gives no trade id.
@@ -55,7 +72,8 @@ from wsmux._json import JSONDecodeError, dumps, loads
 from wsmux.adapter import Adapter, Heartbeat, HttpRequest, Limits, Outgoing
 from wsmux.book import Continuity, Diff, SnapshotSource, SyncRule
 from wsmux.errors import MalformedMessage, SubscriptionRejected, UnknownSymbol, WsmuxError, unknown_message
-from wsmux.model import BookSnapshot, Channel, Event, Funding, Instrument, Side, Trade
+from wsmux.exchanges._candles import build_candle
+from wsmux.model import BookSnapshot, Channel, Event, Funding, Instrument, OpenInterest, Side, Trade
 from wsmux.subscriptions import Subscription, parse_symbol
 
 __all__ = ["BOOK_DEPTH", "PhemexAdapter", "phemex_symbol", "phemex_unified"]
@@ -70,6 +88,10 @@ DEFAULT_PRICE_SCALE = 4
 _SIDES = {"Buy": Side.BUY, "Sell": Side.SELL}
 _ERRORS = (KeyError, TypeError, ValueError, IndexError, AttributeError, ZeroDivisionError, OverflowError)
 _STABLES = ("USDT", "USDC", "USD")
+_PACK_CHANNELS = frozenset({Channel.FUNDING, Channel.OPEN_INTEREST})
+_KLINE_SECONDS = 60
+_VALUE_SCALE = 10**8
+"""``valueScale`` of inverse contracts' ``Ev`` values (8 for ``BTCUSD``)."""
 
 _Handler = Callable[[Any, int], Sequence[Event | Diff]]
 
@@ -142,11 +164,15 @@ class PhemexAdapter(Adapter):
     Channels → events: ``orderbook`` / ``orderbook_p`` → book (30 levels,
     integrity UNVERIFIABLE, re-anchored by every snapshot); ``trade`` /
     ``trade_p`` → :class:`~wsmux.Trade` (taker side, no id);
-    ``perp_market24h_pack_p`` → :class:`~wsmux.Funding` (USDT perpetuals).
+    ``perp_market24h_pack_p`` → :class:`~wsmux.Funding` and
+    :class:`~wsmux.OpenInterest` (USDT perpetuals); ``kline`` / ``kline_p`` →
+    one-minute :class:`~wsmux.Candle`.
     """
 
     venue: ClassVar[str] = "phemex"
-    channels: ClassVar[frozenset[Channel]] = frozenset({Channel.BOOK, Channel.TRADES, Channel.FUNDING})
+    channels: ClassVar[frozenset[Channel]] = frozenset(
+        {Channel.BOOK, Channel.TRADES, Channel.FUNDING, Channel.OPEN_INTEREST, Channel.CANDLES}
+    )
     default_url: ClassVar[str] = "wss://phemex.com/ws"
     default_rest_url: ClassVar[str] = "https://api.phemex.com"
     # phemex.md corrects the host to phemex.com; a 2026 third-party client says
@@ -175,28 +201,32 @@ class PhemexAdapter(Adapter):
         self._scales: dict[str, _Scale] = {}  # spot / inverse native -> scale
         self._price_scales: dict[str, int] = {}  # from the products list
         self._next_id = 1
-        # per connection: USDT perpetuals whose funding is wanted, and the
-        # field names of the perp_market24h_pack_p rows (sent once)
-        self._funding: set[str] = set()
+        # per connection: USDT perpetual -> the pack channels (funding, open
+        # interest) wanted of it, and the field names of the
+        # perp_market24h_pack_p rows (sent once)
+        self._pack_wanted: dict[str, set[Channel]] = {}
         self._pack_fields: list[str] | None = None
         self._handlers: dict[str, _Handler] = {
             "book": self._book_scaled,
             "orderbook_p": self._book_real,
             "trades": self._trades_scaled,
             "trades_p": self._trades_real,
+            "kline": self._kline_scaled,
+            "kline_p": self._kline_real,
         }
 
     def reset(self) -> None:
-        self._funding.clear()
+        self._pack_wanted.clear()
         self._pack_fields = None
 
     # --- symbols ----------------------------------------------------------------------
 
     def to_native(self, symbol: str, channel: Channel = Channel.TRADES) -> str:
-        """See :func:`phemex_symbol`; funding is wired for USDT perpetuals only."""
+        """See :func:`phemex_symbol`; funding and open interest are wired for
+        USDT perpetuals only."""
         native = phemex_symbol(symbol, channel)
-        if channel is Channel.FUNDING and (native.startswith("s") or native.endswith("USD")):
-            raise UnknownSymbol(f"phemex funding is wired for USDT perpetuals only, not {symbol!r}")
+        if channel in _PACK_CHANNELS and (native.startswith("s") or native.endswith("USD")):
+            raise UnknownSymbol(f"phemex {channel.value} is wired for USDT perpetuals only, not {symbol!r}")
         return native
 
     def _unified(self, native: Any) -> str:
@@ -286,30 +316,40 @@ class PhemexAdapter(Adapter):
             self.check(sub)
             native = phemex_symbol(sub.symbol, sub.channel)
             self._symbols[native] = sub.symbol
-            if sub.channel is Channel.FUNDING:
-                out.extend(self._funding_request(verb, native))
+            if sub.channel in _PACK_CHANNELS:
+                out.extend(self._pack_request(verb, native, sub.channel))
                 continue
             perp = not native.startswith("s") and not native.endswith("USD")
-            channel = "orderbook" if sub.channel is Channel.BOOK else "trade"
+            params: list[object] = [native]
+            if sub.channel is Channel.BOOK:
+                channel = "orderbook"
+            elif sub.channel is Channel.CANDLES:
+                channel = "kline"
+                params.append(_KLINE_SECONDS)
+            else:
+                channel = "trade"
             method = f"{channel}{'_p' if perp else ''}.{verb}"
-            out.append(dumps({"id": self._next_id, "method": method, "params": [native]}))
+            out.append(dumps({"id": self._next_id, "method": method, "params": params}))
             self._next_id += 1
         return out
 
-    def _funding_request(self, verb: str, native: str) -> list[Outgoing]:
-        """The all-symbols pack is subscribed with the first funding
-        subscription of a connection and unsubscribed with the last."""
-        watched = self._funding
+    def _pack_request(self, verb: str, native: str, channel: Channel) -> list[Outgoing]:
+        """The all-symbols pack is subscribed with the first funding or open
+        interest subscription of a connection and unsubscribed with the last."""
+        wanted = self._pack_wanted
         if verb == "subscribe":
-            first = not watched
-            watched.add(native)
+            first = not wanted
+            wanted.setdefault(native, set()).add(channel)
             if not first:
                 return []
         else:
-            if native not in watched:
+            channels = wanted.get(native)
+            if not channels or channel not in channels:
                 return []
-            watched.discard(native)
-            if watched:
+            channels.discard(channel)
+            if not channels:
+                del wanted[native]
+            if wanted:
                 return []
         request = {"id": self._next_id, "method": f"perp_market24h_pack_p.{verb}", "params": []}
         self._next_id += 1
@@ -361,26 +401,37 @@ class PhemexAdapter(Adapter):
         at_symbol = fields.index("symbol")
         at_rate = fields.index("fundingRateRr")
         at_mark = fields.index("markRp") if "markRp" in fields else None
+        at_oi = fields.index("openInterestRv") if "openInterestRv" in fields else None
         out: list[Event] = []
         for row in msg["data"]:
             native = row[at_symbol]
-            if native not in self._funding:
+            wanted = self._pack_wanted.get(native)
+            if not wanted:
                 continue  # the pack carries every symbol
-            rate = row[at_rate]
-            mark = None if at_mark is None else row[at_mark]
-            if rate.__class__ is not str or (mark is not None and mark.__class__ is not str):
-                raise TypeError("pack values must be text")
-            out.append(
-                Funding(
-                    self.venue,
-                    self._unified(native),
-                    float(rate),
-                    None,
-                    None if mark is None else float(mark),
-                    ts,
-                    recv_ns,
+            if Channel.FUNDING in wanted:
+                rate = row[at_rate]
+                mark = None if at_mark is None else row[at_mark]
+                if rate.__class__ is not str or (mark is not None and mark.__class__ is not str):
+                    raise TypeError("pack values must be text")
+                out.append(
+                    Funding(
+                        self.venue,
+                        self._unified(native),
+                        float(rate),
+                        None,
+                        None if mark is None else float(mark),
+                        ts,
+                        recv_ns,
+                    )
                 )
-            )
+            if Channel.OPEN_INTEREST in wanted and at_oi is not None:
+                oi = row[at_oi]
+                if oi.__class__ is not str:
+                    raise TypeError("pack values must be text")
+                value = float(oi)
+                if not 0.0 <= value < float("inf"):
+                    raise ValueError(f"openInterestRv {oi!r}")
+                out.append(OpenInterest(self.venue, self._unified(native), value, ts, recv_ns))
         return out
 
     def _book(self, msg: Any, bids: Any, asks: Any, recv_ns: int) -> list[Event | Diff]:
@@ -455,3 +506,49 @@ class PhemexAdapter(Adapter):
             return float(price), float(qty)
 
         return self._trades(msg, "trades_p", recv_ns, convert)
+
+    # --- candles ---------------------------------------------------------------------
+
+    def _klines(
+        self, msg: Any, key: str, recv_ns: int, convert: Callable[[list[Any]], tuple[float, float, float, float, float]]
+    ) -> list[Event]:
+        kind = msg["type"]
+        if kind == "snapshot":
+            rows = sorted(msg[key], key=lambda row: _scaled(row[0]))
+        elif kind == "incremental":
+            rows = msg[key]
+        else:
+            raise unknown_message("kline type", kind)
+        symbol = self._unified(msg["symbol"])
+        out: list[Event] = []
+        last = len(rows) - 1
+        for i, row in enumerate(rows):
+            start = _scaled(row[0])
+            if _scaled(row[1]) != _KLINE_SECONDS:  # another resolution: well formed, not handled
+                raise unknown_message("kline interval", str(row[1]))
+            closed = kind == "snapshot" and i < last  # a later candle of the history exists
+            out.append(build_candle(self.venue, symbol, start * 1_000_000_000, *convert(row), closed, None, recv_ns))
+        return out
+
+    def _kline_scaled(self, msg: Any, recv_ns: int) -> list[Event]:
+        native = msg["symbol"]
+        scale = self._scale(native)
+        pscale = scale.price
+
+        def convert(row: list[Any]) -> tuple[float, float, float, float, float]:
+            open_, high, low, close = (_scaled(v) / pscale for v in row[3:7])
+            # inverse: volume counts contracts, turnoverEv is their base value
+            volume = _scaled(row[8]) / _VALUE_SCALE if scale.inverse else _scaled(row[7]) / scale.size
+            return open_, high, low, close, volume
+
+        return self._klines(msg, "kline", recv_ns, convert)
+
+    def _kline_real(self, msg: Any, recv_ns: int) -> list[Event]:
+        def convert(row: list[Any]) -> tuple[float, float, float, float, float]:
+            values = row[3:8]
+            if len(values) != 5 or any(v.__class__ is not str for v in values):
+                raise TypeError("USDT-perpetual kline values must be text")
+            open_, high, low, close, volume = (float(v) for v in values)
+            return open_, high, low, close, volume
+
+        return self._klines(msg, "kline_p", recv_ns, convert)

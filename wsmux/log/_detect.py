@@ -15,7 +15,7 @@ adapter reads it. :func:`detect_capture` works it out so that
 * **subscriptions** from the ``configuration:`` line of ``NAME.0`` (unified
   symbols), the recorded URL (Binance combined streams) and the recorded
   subscribe frames (Binance, Coinbase, Kraken v1/v2, OKX); recorded channels
-  wsmux has no channel for (``kline_1m``, ``candles``) are listed in
+  wsmux has no channel for (``kline_5m``, ``spread`` on v2) are listed in
   :attr:`Capture.unsupported_channels`;
 * **REST files**: every ``NAME.http.*`` and ``NAME.0`` in the same folder.
 
@@ -89,6 +89,7 @@ _BINANCE_STREAMS: Final = (
     ("trade", Channel.TRADES),
     ("markPrice", Channel.FUNDING),
     ("forceOrder", Channel.LIQUIDATIONS),
+    ("kline_1m", Channel.CANDLES),  # one-minute only: other intervals stay unsupported
 )
 _BINANCE_QUOTES: Final = (
     "FDUSD", "USDT", "USDC", "BUSD", "TUSD", "USDP", "BIDR", "IDRT", "BKRW", "DAI", "PAX", "USD",
@@ -106,6 +107,7 @@ _COINBASE_CHANNELS: Final = {
     "ticker_batch": Channel.QUOTES,
     "matches": Channel.TRADES,
     "market_trades": Channel.TRADES,
+    "candles": Channel.CANDLES,
 }
 _KRAKEN_CHANNELS: Final = {
     "book": Channel.BOOK,
@@ -130,6 +132,7 @@ _OKX_CHANNELS: Final = {
     "bbo-tbt": Channel.QUOTES,
     "funding-rate": Channel.FUNDING,
     "open-interest": Channel.OPEN_INTEREST,
+    "candle1m": Channel.CANDLES,
 }
 
 

@@ -42,6 +42,7 @@ from wsmux.log._writer import LOG_SUFFIX
 from wsmux.model import (
     BookSnapshot,
     BookUpdate,
+    Candle,
     Channel,
     Error,
     ErrorKind,
@@ -68,6 +69,7 @@ _CHANNEL_OF: dict[type, Channel] = {
     BookUpdate: Channel.BOOK,
     L3Snapshot: Channel.L3,
     OrderUpdate: Channel.L3,
+    Candle: Channel.CANDLES,
 }
 
 

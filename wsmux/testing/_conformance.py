@@ -28,6 +28,7 @@ from wsmux.errors import LocalError, MalformedMessage, UnknownChannel, WsmuxErro
 from wsmux.model import (
     BookSnapshot,
     BookUpdate,
+    Candle,
     Channel,
     Event,
     MarketEvent,
@@ -67,6 +68,8 @@ class ConformanceReport:
     mutations: int = 0
     rejected: int = 0
     """Inputs answered with a WsmuxError (the correct reaction to garbage)."""
+    kinds: dict[str, int] = attrs.field(factory=dict)
+    """Events from the sample frames, counted by class name (``{"Candle": 12}``)."""
 
 
 def _fail(venue: str, what: str) -> AssertionError:
@@ -156,6 +159,8 @@ def check_adapter(
         report.events += len(events)
         for event in events:
             _check_event(venue, event, recv_ns)
+            name = type(event).__name__
+            report.kinds[name] = report.kinds.get(name, 0) + 1
     for _ in range(mutations if samples else 0):
         frame = _mutate(rng, rng.choice(samples))
         report.mutations += 1
@@ -255,6 +260,13 @@ def _check_event(venue: str, event: Event | Diff, recv_ns: int, *, strict: bool 
             raise _fail(venue, f"ts {ts} is not in nanoseconds since the epoch")
     if strict and isinstance(event, Trade) and not (event.price > 0 and event.size > 0):
         raise _fail(venue, f"trade with non-positive price/size {event}")
+    if strict and isinstance(event, Candle):
+        if not (10**18 <= event.start_ts < 10**19) or not event.interval:
+            raise _fail(venue, f"candle without an ns start or an interval {event}")
+        if not (event.low <= min(event.open, event.close) <= max(event.open, event.close) <= event.high):
+            raise _fail(venue, f"candle outside its own range {event}")
+        if not event.volume >= 0:
+            raise _fail(venue, f"candle with negative volume {event}")
     if strict and isinstance(event, Quote):
         for value in (event.bid_price, event.ask_price):
             if not (math.isnan(value) or value > 0):

@@ -19,7 +19,12 @@ shared/exchanges/binance-*.md):
   futures), ``<sym>@aggTrade``, ``<sym>@trade`` (spot), ``<sym>@bookTicker``,
   and on futures ``<sym>@markPrice@1s`` (every ``funding_every`` steps) and
   ``<sym>@forceOrder`` (every fourth trade is reported as a liquidation — a
-  mock convention, the random walk has no margin accounts).
+  mock convention, the random walk has no margin accounts), and
+  ``<sym>@kline_1m``: after each trade the forming candle (``x`` false),
+  preceded by the previous minute's final candle (``x`` true) when the trade
+  opened a new minute; COIN-M's ``v`` counts contracts and ``q`` is the
+  base volume (contracts * 100 USD / close; spot and USD-M ``q`` is volume
+  * close: mock conventions).
 * REST depth snapshot ``GET /api/v3/depth`` (``/fapi/v1/depth``,
   ``/dapi/v1/depth``) ``?symbol=BTCUSDT&limit=N``: the mock's current book
   (best ``limit`` levels) at its current update id ``lastUpdateId``.
@@ -60,6 +65,7 @@ from urllib.parse import parse_qsl, urlsplit
 from wsmux._json import dumps, loads
 from wsmux.model import Side
 from wsmux.subscriptions import parse_symbol
+from wsmux.testing._candles import MinuteCandles, MockCandle
 from wsmux.testing._market import Change, MarketTrade
 from wsmux.testing._server import MockConnection, MockExchange
 
@@ -126,6 +132,8 @@ class MockBinanceBase(MockExchange):
         self.snapshots_served = 0
         self.trade_history: dict[str, deque[dict[str, Any]]] = {sym: deque(maxlen=10_000) for sym in self.symbols}
         """What ``/aggTrades`` serves: every trade that happened, sent or not."""
+        self.candles = MinuteCandles()
+        """The one-minute candles built from every trade (sent or not)."""
 
     async def __aenter__(self) -> Self:
         await self.start()
@@ -298,9 +306,11 @@ class MockBinanceBase(MockExchange):
         if not self.futures:
             agg["M"] = True
         self.trade_history[symbol].append(agg)
+        finished, forming = self.candles.on_trade(symbol, now, trade.price, trade.size)
+        klines = [(f"{lower}@kline_1m", self._kline(symbol, c, now)) for c in (finished, forming) if c is not None]
         if self.faults.take("drop_trades"):
-            return []  # lost in transit: only the REST history has it
-        frames = [(f"{lower}@aggTrade", dumps(agg))]
+            return klines  # lost in transit: only the REST history has it (the candle counts it)
+        frames = [(f"{lower}@aggTrade", dumps(agg)), *klines]
         if not self.futures:
             raw = {
                 "e": "trade",
@@ -330,6 +340,40 @@ class MockBinanceBase(MockExchange):
             }
             frames.append((f"{lower}@forceOrder", dumps({"e": "forceOrder", "E": now, "o": order})))
         return frames
+
+    def _kline(self, symbol: str, candle: MockCandle, now: int) -> str:
+        """The ``kline`` event of ``candle`` (final once a later minute began)."""
+        m = self.markets[symbol]
+        native = self.natives[symbol]
+        volume = m.size_text(candle.volume)
+        if self.coinm:  # v counts contracts of 100 USD, q is the base volume
+            second = f"{m.size(candle.volume) * 100 / m.price(candle.close):.8f}"
+        else:  # q is the quote volume, approximated at the close (a mock convention)
+            second = f"{m.size(candle.volume) * m.price(candle.close):.8f}"
+        k = {
+            "t": candle.start_ms,
+            "T": candle.end_ms,
+            "s": native,
+            "i": "1m",
+            "f": 0,
+            "L": 0,
+            "o": m.price_text(candle.open),
+            "c": m.price_text(candle.close),
+            "h": m.price_text(candle.high),
+            "l": m.price_text(candle.low),
+            "v": volume,
+            "n": candle.trades,
+            "x": self.candles.forming.get(symbol) is not candle,
+            "q": second,
+            "V": "0",
+            "Q": "0",
+            "B": "0",
+        }
+        data: dict[str, Any] = {"e": "kline", "E": now, "s": native}
+        if self.coinm:
+            data["ps"] = native.split("_")[0]
+        data["k"] = k
+        return dumps(data)
 
     def _mark_price(self, symbol: str, now: int) -> str:
         m = self.markets[symbol]

@@ -8,9 +8,11 @@ What it speaks, as the sheet describes the venue:
   number to every array message, OB_CHECKSUM (131072) sends
   ``[chanId,"cs",checksum,seq]`` after each book snapshot and after each
   step's book changes;
-* ``subscribe`` (``book`` P0 / R0 with ``len``, ``trades``) →
-  ``subscribed`` with a fresh ``chanId``, then the snapshot (book levels,
-  raw orders, or the recent trades); a second identical subscription is
+* ``subscribe`` (``book`` P0 / R0 with ``len``, ``trades``, ``candles`` with
+  key ``trade:1m:<symbol>``) → ``subscribed`` with a fresh ``chanId``, then
+  the snapshot (book levels, raw orders, the recent trades, or the candles so
+  far, newest first: ``[MTS,OPEN,CLOSE,HIGH,LOW,VOLUME]``); candles of
+  another interval are refused (``10300``); a second identical subscription is
   refused (``10301 subscribe: dup``), an unknown pair too (``10001``);
 * ``unsubscribe`` by ``chanId`` → ``unsubscribed``; ``ping`` → ``pong``;
 * per market step (deletes first, then sets, so no intermediate book is
@@ -18,7 +20,9 @@ What it speaks, as the sheet describes the venue:
   (COUNT 0 deletes, AMOUNT 1/-1 naming the side) for what changed inside the
   subscribed ``len`` window (levels entering or leaving the window included),
   R0 updates ``[chanId,[ORDER_ID,PRICE,AMOUNT],seq]`` (one order per level,
-  PRICE 0 removes), trades as ``"te"`` then ``"tu"``;
+  PRICE 0 removes), trades as ``"te"`` then ``"tu"``, and after each trade
+  the forming one-minute candle (preceded by the final one when the trade
+  opened a new minute);
 * heartbeats ``[chanId,"hb",seq]`` on demand (:meth:`MockBitfinex.heartbeat`).
 
 Numbers are written as JavaScript writes them (``60400``, ``0.5``,
@@ -47,6 +51,7 @@ from typing import Any, ClassVar
 from wsmux.book.checksum import bitfinex_checksum, bitfinex_format
 from wsmux.exchanges.bitfinex import to_native
 from wsmux.model import Side
+from wsmux.testing._candles import MinuteCandles, MockCandle
 from wsmux.testing._market import Change, Market
 from wsmux.testing._server import MockConnection, MockExchange
 
@@ -96,6 +101,10 @@ class MockBitfinex(MockExchange):
         self._natives = {to_native(s): s for s in self.symbols}
         self._chan_ids = itertools.count(17_000)
         self._trades: dict[str, deque[str]] = {s: deque(maxlen=self.trade_history) for s in self.symbols}
+        self.candles = MinuteCandles()
+        """The one-minute candles built from the mock's trades."""
+        self._step_candles: dict[str, list[MockCandle]] = {}
+        """Symbol -> the candles its current step's trade closed and formed."""
 
     # --- helpers for tests ---------------------------------------------------------
 
@@ -223,6 +232,9 @@ class MockBitfinex(MockExchange):
     async def _subscribe(self, conn: MockConnection, msg: dict[str, Any]) -> None:
         channel = msg.get("channel")
         native = msg.get("symbol")
+        key = msg.get("key")
+        if channel == "candles" and isinstance(key, str):
+            native = key.rpartition(":")[2] if key.startswith("trade:1m:") else None
         prec = msg.get("prec", "P0")
         symbol = self._natives.get(str(native))
         err = {"event": "error", "channel": channel, "symbol": native}
@@ -236,6 +248,8 @@ class MockBitfinex(MockExchange):
             kind = str(prec)
         elif channel == "trades":
             kind = "trades"
+        elif channel == "candles":
+            kind = "candles"
         else:
             await conn.send(json.dumps({**err, "msg": "subscribe: unsupported", "code": 10300}))
             return
@@ -247,10 +261,13 @@ class MockBitfinex(MockExchange):
         chan = _Chan(next(self._chan_ids), kind, symbol, length)
         chans[chan.chan_id] = chan
         ack: dict[str, Any] = {"event": "subscribed", "channel": channel, "chanId": chan.chan_id}
-        ack["symbol"] = native
-        if channel == "book":
-            ack.update(prec=prec, freq=msg.get("freq", "F0"), len=str(length))
-        ack["pair"] = str(native)[1:]
+        if channel == "candles":  # Bitfinex acks candles by key, without symbol or pair
+            ack["key"] = key
+        else:
+            ack["symbol"] = native
+            if channel == "book":
+                ack.update(prec=prec, freq=msg.get("freq", "F0"), len=str(length))
+            ack["pair"] = str(native)[1:]
         await conn.send(json.dumps(ack))
         for frame in self._snapshot(conn, chan):
             await self._send(conn, frame)
@@ -300,7 +317,21 @@ class MockBitfinex(MockExchange):
             return []
         return [self._frame(conn, f'[{chan.chan_id},"cs",{self._checksum(chan)}')]
 
+    def _candle_row(self, market: Market, candle: MockCandle) -> str:
+        """``[MTS,OPEN,CLOSE,HIGH,LOW,VOLUME]`` (close before high, as Bitfinex sends it)."""
+        fields = [_js(market.price_text(p)) for p in (candle.open, candle.close, candle.high, candle.low)]
+        fields.append(_js(market.size_text(candle.volume)))
+        return f"[{candle.start_ms},{','.join(fields)}]"
+
     def _snapshot(self, conn: MockConnection, chan: _Chan) -> list[str]:
+        if chan.kind == "candles":
+            market = self.markets[chan.symbol]
+            history = [*self.candles.closed.get(chan.symbol, ())]
+            forming = self.candles.forming.get(chan.symbol)
+            if forming is not None:
+                history.append(forming)
+            rows = ",".join(self._candle_row(market, c) for c in reversed(history))  # newest first
+            return [self._frame(conn, f"[{chan.chan_id},[{rows}]")]
         if chan.kind == "trades":
             rows = ",".join(reversed(self._trades[chan.symbol]))  # newest first
             return [self._frame(conn, f"[{chan.chan_id},[{rows}]")]
@@ -336,6 +367,11 @@ class MockBitfinex(MockExchange):
                     out.append(self._frame(conn, f'[{cid},"te",{row}'))
                     out.append(self._frame(conn, f'[{cid},"tu",{row}'))
                 continue
+            if chan.kind == "candles":
+                if change.trade is not None:
+                    for candle in self._step_candles.get(symbol, ()):
+                        out.append(self._frame(conn, f"[{cid},{self._candle_row(market, candle)}"))
+                continue
             bids, asks = self._window(chan)
             # Deletes first, then sets: every intermediate book is a subset of
             # the old or the new one, so it is never crossed (causal order).
@@ -370,8 +406,12 @@ class MockBitfinex(MockExchange):
             for symbol in targets:
                 market = self.markets[symbol]
                 change = market.step()
-                if change.trade is not None:
+                trade = change.trade
+                if trade is not None:
                     self._trades[symbol].append(self._trade_row(market, change))
+                    mts = _MTS0 + trade.trade_id * 7  # the trade's MTS (see _trade_row)
+                    finished, forming = self.candles.on_trade(symbol, mts, trade.price, trade.size)
+                    self._step_candles[symbol] = [c for c in (finished, forming) if c is not None]
                 if self.faults.silent:
                     continue
                 for conn in list(self.connections.values()):

@@ -18,6 +18,9 @@ the spot or the linear pong, and per topic:
 * ``tickers.{symbol}`` (linear) — a snapshot on subscribe, then deltas with
   only the changed fields: ``bid1*``/``ask1*`` when the top changes,
   ``openInterest`` every 5 steps, ``fundingRate``/``nextFundingTime`` every 20.
+* ``kline.1.{symbol}`` — after each trade the forming one-minute candle
+  (``confirm`` false), preceded by the previous minute's final candle
+  (``confirm`` true) when the trade opened a new minute.
 * ``allLiquidation.{symbol}`` (linear) — every third trade is also reported as
   a liquidation: ``S`` is the liquidated *position's* side (a forced sell
   closes a long: ``S = "Buy"``).
@@ -40,6 +43,7 @@ from typing import Any, ClassVar
 from wsmux._json import dumps, loads
 from wsmux.model import Side
 from wsmux.subscriptions import parse_symbol
+from wsmux.testing._candles import MinuteCandles, MockCandle
 from wsmux.testing._market import Change, Market, MarketTrade
 from wsmux.testing._server import MockConnection, MockExchange
 
@@ -93,7 +97,7 @@ class MockBybit(MockExchange):
     category: ClassVar[str] = "spot"
     max_args: ClassVar[int | None] = 10
     """Most args one subscribe request may carry (bybit-v5.md: spot 10)."""
-    kinds: ClassVar[frozenset[str]] = frozenset({"orderbook", "publicTrade"})
+    kinds: ClassVar[frozenset[str]] = frozenset({"orderbook", "publicTrade", "kline"})
 
     def __init__(
         self,
@@ -109,6 +113,8 @@ class MockBybit(MockExchange):
         self.unified = {v: k for k, v in self.native.items()}
         self._ms = _T0_MS
         self._trade_seq = 90_000
+        self.candles = MinuteCandles()
+        """The one-minute candles built from the mock's trades."""
 
     def _native(self, symbol: str) -> str:
         base, quote, kind = parse_symbol(symbol)
@@ -179,6 +185,10 @@ class MockBybit(MockExchange):
         if kind == "orderbook":
             depth, _, rest = rest.partition(".")
             if not depth.isdigit() or int(depth) not in _DEPTHS:
+                return False
+        elif kind == "kline":
+            interval, _, rest = rest.partition(".")
+            if interval not in ("1", "3", "5", "15", "30", "60", "D"):
                 return False
         return rest in self.unified
 
@@ -304,6 +314,29 @@ class MockBybit(MockExchange):
         }
         return dumps({"topic": f"publicTrade.{native}", "type": "snapshot", "ts": now + 1, "data": [entry]})
 
+    def _klines(self, native: str, market: Market, candles: tuple[MockCandle | None, MockCandle]) -> list[str | bytes]:
+        finished, forming = candles
+        now = self._ms
+        return [self._kline(native, market, c, c is not forming, now) for c in (finished, forming) if c is not None]
+
+    @staticmethod
+    def _kline(native: str, market: Market, candle: MockCandle, final: bool, now: int) -> str:
+        close = market.price(candle.close)
+        entry = {
+            "start": candle.start_ms,
+            "end": candle.end_ms,
+            "interval": "1",
+            "open": market.price_text(candle.open),
+            "close": market.price_text(candle.close),
+            "high": market.price_text(candle.high),
+            "low": market.price_text(candle.low),
+            "volume": market.size_text(candle.volume),
+            "turnover": f"{market.size(candle.volume) * close:.4f}",  # approximated at the close
+            "confirm": final,
+            "timestamp": candle.last_ms,
+        }
+        return dumps({"topic": f"kline.1.{native}", "data": [entry], "ts": now, "type": "snapshot"})
+
     def _liquidation(self, native: str, market: Market, trade: MarketTrade) -> str:
         now = self._now()
         entry = {
@@ -328,6 +361,10 @@ class MockBybit(MockExchange):
         if trade is not None:
             if f"publicTrade.{native}" in topics:
                 out.append(self._trade(native, market, trade))
+            # the venue's candle counts every trade, watched or not (once, whatever the connections)
+            candles = self.candles.on_trade_once(native, trade.trade_id, self._ms, trade.price, trade.size)
+            if f"kline.1.{native}" in topics:
+                out.extend(self._klines(native, market, candles))
             if trade.trade_id % 3 == 0 and f"allLiquidation.{native}" in topics:
                 out.append(self._liquidation(native, market, trade))
         if f"tickers.{native}" in topics:
@@ -389,7 +426,7 @@ class MockBybitLinear(MockBybit):
     ws_path: ClassVar[str] = "/v5/public/linear"
     category: ClassVar[str] = "linear"
     max_args: ClassVar[int | None] = None
-    kinds: ClassVar[frozenset[str]] = frozenset({"orderbook", "publicTrade", "tickers", "allLiquidation"})
+    kinds: ClassVar[frozenset[str]] = frozenset({"orderbook", "publicTrade", "tickers", "allLiquidation", "kline"})
 
     def _native(self, symbol: str) -> str:
         base, quote, kind = parse_symbol(symbol)

@@ -39,7 +39,10 @@ plus the base's ``garbage``, ``silent`` and ``reject_subscriptions``.
 :class:`MockCoinbaseAdvanced` speaks ``shared/exchanges/coinbase-advanced-trade.md``:
 one channel per subscribe message, the ``subscriptions`` ack, ``l2_data``
 snapshot/updates, ``market_trades`` (a ``snapshot`` of recent trades, then
-updates), ``ticker`` and ``heartbeats``, every message stamped with the
+updates), ``ticker``, ``candles`` (five-minute buckets, as Coinbase's only
+candle: a ``snapshot`` with the forming candle on subscribe, then after each
+trade the forming candle, preceded by the final one when the trade opened a
+new bucket) and ``heartbeats``, every message stamped with the
 connection's ``sequence_num``. ``faults.skip_seq`` skips a ``sequence_num``
 (the message is not sent), ``duplicate`` resends a message, ``crossed`` sends
 a crossed update.
@@ -56,6 +59,7 @@ import attrs
 from wsmux.credentials import Credentials
 from wsmux.exchanges.coinbase import coinbase_auth_fields
 from wsmux.model import Side
+from wsmux.testing._candles import MinuteCandles, MockCandle
 from wsmux.testing._market import Change, Market
 from wsmux.testing._server import MockConnection, MockExchange
 
@@ -561,7 +565,8 @@ def _split(lots: int) -> list[int]:
 # Coinbase Advanced Trade
 # =============================================================================================
 
-_ADV_CHANNELS = frozenset({"level2", "market_trades", "ticker", "heartbeats"})
+_ADV_CHANNELS = frozenset({"level2", "market_trades", "ticker", "heartbeats", "candles"})
+_FIVE_MINUTES_MS = 300_000
 
 
 def _product_row(mock: MockExchange, symbol: str, id_key: str, tick_key: str) -> dict[str, Any]:
@@ -589,6 +594,8 @@ class MockCoinbaseAdvanced(MockExchange):
         super().__init__(symbols, **kwargs)
         self._now_ns = _EPOCH_NS
         self.trades: dict[str, list[dict[str, Any]]] = {s: [] for s in self.symbols}
+        self.candles = MinuteCandles(_FIVE_MINUTES_MS)
+        """The five-minute candles built from the mock's trades (``candles``)."""
 
     def _time(self) -> str:
         self._now_ns += 1_000_000
@@ -634,10 +641,17 @@ class MockCoinbaseAdvanced(MockExchange):
             for symbol in targets:
                 change = self.markets[symbol].step()
                 trade = self._trade(symbol, change)
+                bars: list[dict[str, Any]] = []
+                if change.trade is not None:
+                    t_ms = self._now_ns // 1_000_000
+                    closed, forming = self.candles.on_trade(symbol, t_ms, change.trade.price, change.trade.size)
+                    bars = [self._candle(symbol, c) for c in (closed, forming) if c is not None]
                 if self.faults.silent:
                     continue
                 for conn in list(self.connections.values()):
                     await self._render_to(conn, symbol, change, trade)
+                    if bars and ("candles", symbol) in conn.topics:
+                        await self._out(conn, "candles", [{"type": "update", "candles": bars}])
 
     def render(self, conn: MockConnection, symbol: str, change: Change) -> list[str | bytes]:
         raise NotImplementedError("MockCoinbaseAdvanced stamps per-connection sequence numbers in publish()")
@@ -672,6 +686,18 @@ class MockCoinbaseAdvanced(MockExchange):
             await self._out(conn, "market_trades", [{"type": "update", "trades": [trade]}])
         if trade is not None and ("ticker", symbol) in topics:
             await self._out(conn, "ticker", [{"type": "update", "tickers": [self._ticker_msg(symbol)]}])
+
+    def _candle(self, symbol: str, candle: MockCandle) -> dict[str, Any]:
+        market = self.markets[symbol]
+        return {
+            "start": str(candle.start_ms // 1000),
+            "high": market.price_text(candle.high),
+            "low": market.price_text(candle.low),
+            "open": market.price_text(candle.open),
+            "close": market.price_text(candle.close),
+            "volume": market.size_text(candle.volume),
+            "product_id": symbol,
+        }
 
     def _level(self, market: Market, side: str, price: int, lots: int) -> dict[str, Any]:
         return {
@@ -750,3 +776,7 @@ class MockCoinbaseAdvanced(MockExchange):
                 await self._out(conn, "market_trades", [{"type": "snapshot", "trades": recent}])
             elif name == "ticker":
                 await self._out(conn, "ticker", [{"type": "snapshot", "tickers": [self._ticker_msg(symbol)]}])
+            elif name == "candles":
+                forming = self.candles.forming.get(symbol)
+                bars = [self._candle(symbol, forming)] if forming is not None else []
+                await self._out(conn, "candles", [{"type": "snapshot", "candles": bars}])

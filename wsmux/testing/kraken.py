@@ -17,6 +17,10 @@ They speak the protocol of ``shared/exchanges/kraken-spot.md``:
 * ``trade`` (v2 ``trade``/v1 ``trade``), best bid/offer (v2 ``ticker`` with
   ``event_trigger: bbo``, v1 ``spread``) and heartbeats
   (:meth:`_KrakenMockBase.heartbeat`);
+* v1 ``ohlc`` with ``interval`` 1 (channel ``ohlc-1``): after each trade the
+  forming one-minute candle ``[time, etime, open, high, low, close, vwap,
+  volume, count]`` (v1 never marks a candle final; other intervals are
+  refused);
 * ``ping`` → ``pong``.
 
 v2 numbers are written as JSON numbers with the pair's full precision
@@ -43,6 +47,7 @@ from wsmux.book.checksum import kraken_checksum
 from wsmux.exchanges.kraken import KrakenV1Adapter
 from wsmux.model import Side
 from wsmux.subscriptions import parse_symbol
+from wsmux.testing._candles import MinuteCandles, MockCandle
 from wsmux.testing._market import Change, Market
 from wsmux.testing._server import MockConnection, MockExchange
 
@@ -97,6 +102,8 @@ class _KrakenMockBase(MockExchange):
         self.native = {s: self.to_native(s) for s in self.symbols}
         self.unified = {n: s for s, n in self.native.items()}
         self._now_ns = _EPOCH_NS
+        self.candles = MinuteCandles()
+        """The one-minute candles built from the mock's trades (v1 ``ohlc``)."""
 
     # --- helpers ----------------------------------------------------------------
 
@@ -200,6 +207,12 @@ class _KrakenMockBase(MockExchange):
             out.extend(self._render_book(conn, symbol, view))
         if change.trade is not None and ("trades", symbol) in conn.topics:
             out.append(self._trade_message(conn, symbol, change))
+        trade = change.trade
+        if trade is not None:  # the venue's candle counts every trade, watched or not (once)
+            t_ms = self._now_ns // 1_000_000
+            _, candle = self.candles.on_trade_once(symbol, trade.trade_id, t_ms, trade.price, trade.size)
+            if ("candles", symbol) in conn.topics:
+                out.append(self._candle_message(conn, symbol, candle))
         if ("quotes", symbol) in conn.topics:
             bbo = self._bbo(symbol)
             last = conn.state.setdefault("bbo", {})
@@ -258,6 +271,9 @@ class _KrakenMockBase(MockExchange):
 
     def _trade_message(self, conn: MockConnection, symbol: str, change: Change) -> str:
         raise NotImplementedError
+
+    def _candle_message(self, conn: MockConnection, symbol: str, candle: MockCandle) -> str:
+        raise NotImplementedError  # only v1 serves candles (ohlc)
 
     def _quote_snapshot(self, conn: MockConnection, symbol: str) -> str | None:
         return None
@@ -439,7 +455,7 @@ class MockKrakenV1(_KrakenMockBase):
     venue: ClassVar[str] = "kraken-v1"
     v1: ClassVar[bool] = True
     _V1: ClassVar[dict[str, str]] = {"BTC": "XBT", "DOGE": "XDG"}
-    _NAMES: ClassVar[dict[str, str]] = {"book": "book", "trade": "trades", "spread": "quotes"}
+    _NAMES: ClassVar[dict[str, str]] = {"book": "book", "trade": "trades", "spread": "quotes", "ohlc": "candles"}
 
     def to_native(self, symbol: str) -> str:
         base, quote, _ = parse_symbol(symbol)
@@ -495,6 +511,8 @@ class MockKrakenV1(_KrakenMockBase):
                 error = f"Subscription name invalid {name}"
             elif channel == "book" and depth not in _DEPTHS:
                 error = f"Subscription depth not supported {depth}"
+            elif channel == "candles" and sub.get("interval", 1) != 1:
+                error = f"Subscription ohlc interval not served by the mock {sub.get('interval')}"
             if error is not None:
                 await conn.send(
                     _compact(
@@ -509,8 +527,10 @@ class MockKrakenV1(_KrakenMockBase):
                 )
                 continue
             assert symbol is not None and channel is not None
-            channel_name = f"book-{depth}" if channel == "book" else name
-            ack_sub = {"depth": depth, "name": "book"} if channel == "book" else {"name": name}
+            channel_name = f"book-{depth}" if channel == "book" else "ohlc-1" if channel == "candles" else name
+            ack_sub: dict[str, Any] = {"depth": depth, "name": "book"} if channel == "book" else {"name": name}
+            if channel == "candles":
+                ack_sub["interval"] = 1
             status = "subscribed" if event == "subscribe" else "unsubscribed"
             await conn.send(
                 _compact(
@@ -587,6 +607,21 @@ class MockKrakenV1(_KrakenMockBase):
             "",
         ]
         return _compact([self._channel_id(conn, "trade", symbol), [entry], "trade", self.native[symbol]])
+
+    def _candle_message(self, conn: MockConnection, symbol: str, candle: MockCandle) -> str:
+        market = self.markets[symbol]
+        payload = [
+            _epoch_text(candle.last_ms * 1_000_000),
+            _epoch_text((candle.start_ms + 60_000) * 1_000_000),
+            market.price_text(candle.open),
+            market.price_text(candle.high),
+            market.price_text(candle.low),
+            market.price_text(candle.close),
+            market.price_text(candle.close),  # vwap: the mock does not track it
+            market.size_text(candle.volume),
+            candle.trades,
+        ]
+        return _compact([self._channel_id(conn, "ohlc-1", symbol), payload, "ohlc-1", self.native[symbol]])
 
     def _quote_message(self, conn: MockConnection, symbol: str, bbo: tuple[int, int, int, int]) -> str:
         market = self.markets[symbol]

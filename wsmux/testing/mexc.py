@@ -23,7 +23,12 @@ Both speak the protocol of ``shared/exchanges/mexc.md``:
   ``{"channel":"rs.sub.depth","data":"success","ts":..}`` (or ``rs.error``);
   ``{"method":"ping"}`` → ``{"channel":"pong","data":ms}``. Pushes
   ``push.depth`` (``version`` + 1 per push, sizes in contracts),
-  ``push.deal`` and ``push.funding.rate`` (every ``funding_every`` steps); a
+  ``push.deal``, ``push.funding.rate`` (every ``funding_every`` steps),
+  ``push.depth.full`` (``sub.depth.full`` with ``limit`` 5/10/20: the top
+  levels as a snapshot when they change), ``push.ticker`` (every
+  ``ticker_every`` steps, ``holdVol`` = :meth:`MockMexcFutures.hold_volume`
+  contracts) and ``push.kline`` (``Min1`` only: after each trade the forming
+  one-minute candle, preceded by the final one when a minute rolled); a
   subscription without ``"gzip": false`` gets gzip-compressed binary frames
   (MEXC's default is unconfirmed; the mock picks compression).
   ``GET /api/v1/contract/depth/SYM`` and ``/api/v1/contract/detail``.
@@ -53,6 +58,7 @@ from wsmux._json import dumps, loads
 from wsmux.exchanges import _mexc_proto as proto
 from wsmux.model import Side
 from wsmux.subscriptions import parse_symbol
+from wsmux.testing._candles import MinuteCandles, MockCandle
 from wsmux.testing._market import Change, MarketTrade
 from wsmux.testing._server import MockConnection, MockExchange
 
@@ -406,6 +412,7 @@ class MockMexcFutures(MockMexcBase):
 
     Args:
         funding_every: send ``push.funding.rate`` every this many steps.
+        ticker_every: send ``push.ticker`` every this many steps.
     """
 
     venue: ClassVar[str] = "mexc-futures"
@@ -415,9 +422,17 @@ class MockMexcFutures(MockMexcBase):
     versions_per_level: ClassVar[bool] = False
     contract_size: ClassVar[float] = 0.0001
 
-    def __init__(self, symbols: Iterable[str], *, funding_every: int = 10, **kw: Any) -> None:
+    def __init__(self, symbols: Iterable[str], *, funding_every: int = 10, ticker_every: int = 5, **kw: Any) -> None:
         super().__init__(symbols, **kw)
         self.funding_every = funding_every
+        self.ticker_every = ticker_every
+        self.candles = MinuteCandles()
+        """The one-minute candles built from the mock's trades."""
+        self._tops: dict[str, Any] = {}
+
+    def hold_volume(self, symbol: str) -> int:
+        """The open interest (contracts) the mock reports for ``symbol`` now."""
+        return 50_000 + self.markets[symbol].next_trade_id
 
     def native(self, symbol: str) -> str:
         base, quote, _kind = parse_symbol(symbol)
@@ -435,10 +450,53 @@ class MockMexcFutures(MockMexcBase):
         data = {"asks": self._levels(symbol, asks.items()), "bids": self._levels(symbol, bids.items()), "version": last}
         return self._push("push.depth", symbol, data)
 
+    def _kline(self, symbol: str, candle: MockCandle) -> Frame:
+        m = self.markets[symbol]
+        data = {
+            "symbol": self.natives[symbol],
+            "interval": "Min1",
+            "t": candle.start_ms // 1000,
+            "o": float(m.price_text(candle.open)),
+            "h": float(m.price_text(candle.high)),
+            "l": float(m.price_text(candle.low)),
+            "c": float(m.price_text(candle.close)),
+            "q": candle.volume,
+            "a": round(candle.volume * self.contract_size, 8),
+        }
+        return self._push("push.kline", symbol, data)
+
+    def _top_frame(self, symbol: str) -> Frame | None:
+        """``push.depth.full`` when the top 5 levels changed since the last one."""
+        bids, asks = self.sorted_levels(symbol, 5)
+        top = (tuple(bids), tuple(asks))
+        if self._tops.get(symbol) == top:
+            return None
+        self._tops[symbol] = top
+        data = {
+            "asks": self._levels(symbol, asks),
+            "bids": self._levels(symbol, bids),
+            "version": self._versions[symbol],
+        }
+        return self._push("push.depth.full", symbol, data)
+
     def step_frames(self, symbol: str, change: Change) -> list[Frame]:
         frames: list[Frame] = []
         m = self.markets[symbol]
         trade = change.trade
+        if trade is not None:  # the venue's candle counts every trade, delivered or not
+            finished, forming = self.candles.on_trade(symbol, _now_ms(), trade.price, trade.size)
+            frames += [self._kline(symbol, c) for c in (finished, forming) if c is not None]
+        if self.ticker_every and self._steps[symbol] % self.ticker_every == 0:
+            ticker = {
+                "symbol": self.natives[symbol],
+                "lastPrice": float(m.price_text(m.best_bid())),
+                "bid1": float(m.price_text(m.best_bid())),
+                "ask1": float(m.price_text(m.best_ask())),
+                "holdVol": self.hold_volume(symbol),
+                "fundingRate": 0.0001,
+                "timestamp": _now_ms(),
+            }
+            frames.append(self._push("push.ticker", symbol, ticker))
         if trade is not None and not self.faults.take("drop_trades"):
             deal = {
                 "p": float(m.price_text(trade.price)),
@@ -459,6 +517,9 @@ class MockMexcFutures(MockMexcBase):
             frames.append(self._push("push.funding.rate", symbol, data))
         if change.bids or change.asks:  # last, as on spot
             frames += self.book_frames(symbol, dict(change.bids), dict(change.asks))
+            top = self._top_frame(symbol)
+            if top is not None:
+                frames.append(top)
         return frames
 
     def wire(self, conn: MockConnection, topic: Any, payload: str | bytes) -> str | bytes:
@@ -480,7 +541,11 @@ class MockMexcFutures(MockMexcBase):
         op, _, name = str(method).partition(".")
         param = msg.get("param") if isinstance(msg.get("param"), dict) else {}
         symbol = self.by_native.get(param.get("symbol", ""))
-        if op not in ("sub", "unsub") or name not in ("depth", "deal", "funding.rate"):
+        known = ("depth", "deal", "funding.rate", "depth.full", "ticker", "kline")
+        bad_param = (name == "kline" and param.get("interval") != "Min1") or (
+            name == "depth.full" and param.get("limit", 20) not in (5, 10, 20)
+        )
+        if op not in ("sub", "unsub") or name not in known or (op == "sub" and bad_param):
             await conn.send(dumps({"channel": "rs.error", "data": f"unknown method {method}", "ts": now}))
             return
         if symbol is None:
@@ -500,6 +565,11 @@ class MockMexcFutures(MockMexcBase):
         await conn.send(dumps({"channel": f"rs.sub.{name}", "data": "success", "ts": now}))
         if new and name == "depth":
             await self.kick(symbol)
+        if new and name == "depth.full":  # the current top at once, like the venue's first push
+            self._tops.pop(symbol, None)
+            top = self._top_frame(symbol)
+            if top is not None:
+                await conn.send(self.wire(conn, top[0], top[1]))
 
     # --- REST ------------------------------------------------------------------------------
 

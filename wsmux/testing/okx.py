@@ -16,6 +16,13 @@ arg (or ``{"event":"error",...}``), text ``ping``/``pong``, and per channel:
 * ``funding-rate``, ``open-interest`` — on subscribe, then every 50 / 10 steps.
 * ``liquidation-orders`` (per ``instType``) — every third trade of a swap or
   future is also reported as a liquidation of the losing side.
+* ``candle1m`` — only on the business path ``/ws/v5/business`` (the public
+  path refuses it, and the business path refuses the public channels, with
+  error 60018 as OKX does): after each trade the forming one-minute candle
+  (``confirm "0"``), preceded by the previous minute's final candle
+  (``confirm "1"``) when the trade opened a new minute. Swap and future rows
+  give ``vol`` in contracts and ``volCcy`` in the base currency (contracts x
+  the mock's contract value :attr:`MockOkx.contract_value`).
 
 Instruments are the unified symbols the mock was built with (``BTC-USDT`` →
 ``BTC-USDT``, ``BTC-USDT-PERP`` → ``BTC-USDT-SWAP``). ``conn.state["seq"][symbol]``
@@ -39,12 +46,14 @@ from wsmux._json import dumps, loads
 from wsmux.book.checksum import INTERLEAVED_DEPTH, okx_checksum, to_signed32
 from wsmux.exchanges.okx import BOOK_DEPTH, okx_symbol
 from wsmux.model import Side
+from wsmux.testing._candles import MinuteCandles, MockCandle
 from wsmux.testing._market import Change, Market, MarketTrade
 from wsmux.testing._server import MockConnection, MockExchange
 
 __all__ = ["MockOkx"]
 
 _SEQ_START = 120_000_000
+_BUSINESS_PATH = "/ws/v5/business"
 _T0_MS = 1_700_000_000_000
 
 View = dict[int, int]  # price ticks -> size lots
@@ -116,6 +125,12 @@ class MockOkx(MockExchange):
         self.native = {s: okx_symbol(s) for s in self.symbols}
         self.unified = {v: k for k, v in self.native.items()}
         self._ms = _T0_MS
+        self.candles = MinuteCandles()
+        """The one-minute candles built from the mock's trades (keyed by instId)."""
+
+    async def on_open(self, conn: MockConnection) -> None:
+        request = conn.ws.request
+        conn.state["business"] = request is not None and request.path.rstrip("/") == _BUSINESS_PATH
 
     def _now(self) -> str:
         self._ms += 1
@@ -138,6 +153,8 @@ class MockOkx(MockExchange):
             return
         for arg in args:
             topic = self._topic(arg)
+            if topic is not None and (topic[0] == "candle1m") != conn.state.get("business", False):
+                topic = None  # okx-v5.md: candles live on /business, the rest on /public
             if topic is None or (op == "subscribe" and self.faults.reject_subscriptions):
                 await conn.send(self._error("60018", f"Wrong URL or channel:{arg}, doesn't exist."))
                 continue
@@ -166,7 +183,7 @@ class MockOkx(MockExchange):
         if inst not in self.unified:
             return None
         derivative = inst.count("-") == 2
-        if channel in ("books", "bbo-tbt", "trades") or (derivative and channel == "open-interest"):
+        if channel in ("books", "bbo-tbt", "trades", "candle1m") or (derivative and channel == "open-interest"):
             return channel, inst
         if channel == "funding-rate" and inst.endswith("-SWAP"):
             return channel, inst
@@ -341,6 +358,26 @@ class MockOkx(MockExchange):
         entry = {"instId": inst, "instFamily": inst.rsplit("-", 1)[0], "details": [detail]}
         return dumps({"arg": {"channel": "liquidation-orders", "instType": inst_type}, "data": [entry]})
 
+    def _candle(self, inst: str, market: Market, candle: MockCandle, final: bool) -> str:
+        volume = market.size_text(candle.volume)
+        if inst.count("-") == 2:  # a swap or future: vol counts contracts, volCcy is base units
+            contracts = volume  # the mock's swap sizes are contracts, as on OKX
+            base = f"{market.size(candle.volume) * float(self.contract_value):.8f}"
+        else:  # spot: vol is base, volCcy quote (approximated at the close)
+            contracts, base = volume, f"{market.size(candle.volume) * market.price(candle.close):.8f}"
+        row = [
+            str(candle.start_ms),
+            market.price_text(candle.open),
+            market.price_text(candle.high),
+            market.price_text(candle.low),
+            market.price_text(candle.close),
+            contracts,
+            base,
+            base,
+            "1" if final else "0",
+        ]
+        return dumps({"arg": {"channel": "candle1m", "instId": inst}, "data": [row]})
+
     def render(self, conn: MockConnection, symbol: str, change: Change) -> list[str | bytes]:
         inst = self.native[symbol]
         topics = conn.topics
@@ -361,6 +398,12 @@ class MockOkx(MockExchange):
                 "ts": self._now(),
             }
             out.append(dumps({"arg": {"channel": "trades", "instId": inst}, "data": [entry]}))
+        if trade is not None:  # the venue's candle counts every trade, watched or not
+            finished, forming = self.candles.on_trade_once(inst, trade.trade_id, self._ms, trade.price, trade.size)
+            if ("candle1m", inst) in topics:
+                for candle in (finished, forming):
+                    if candle is not None:
+                        out.append(self._candle(inst, market, candle, candle is not forming))
         inst_type = "SWAP" if inst.endswith("-SWAP") else "FUTURES" if inst.count("-") == 2 else "SPOT"
         if trade is not None and trade.trade_id % 3 == 0 and ("liquidation-orders", inst_type) in topics:
             out.append(self._liquidation(symbol, inst, inst_type, trade))

@@ -16,7 +16,17 @@ a connection); ``server.ping`` → ``"pong"``. Market data:
 * ``perp_market24h_pack_p`` (all USDT perpetuals, ``params: []``) — a
   ``snapshot`` with the ``fields`` list on subscribe, then every 10 steps of
   a USDT perpetual an ``incremental`` row for it (no ``fields``), with
-  ``fundingRateRr`` and ``markRp``.
+  ``fundingRateRr``, ``markRp`` and ``openInterestRv`` (base units,
+  :meth:`MockPhemex.open_interest`).
+* candles — ``kline.subscribe`` / ``kline_p.subscribe`` with ``[symbol, 60]``
+  (other resolutions are refused): a ``snapshot`` with the forming
+  one-minute candle on subscribe, then after each trade an ``incremental``
+  with the forming candle (preceded by the final one when the trade opened a
+  new minute). Rows ``[timestamp s, 60, lastClose, open, high, low, close,
+  volume, turnover]``: spot scaled by 10^8, inverse prices by
+  10^``price_scale`` with ``volume`` in contracts and ``turnoverEv`` their
+  base value x 10^8 (contracts / close: a mock convention), USDT perpetuals
+  as text.
 
 Numbers: spot prices and quantities are integers scaled by 10^8; inverse
 contracts' (``BTC-USD-PERP`` → ``BTCUSD``) prices are scaled by
@@ -40,6 +50,7 @@ from typing import Any, ClassVar
 from wsmux._json import dumps, loads
 from wsmux.exchanges.phemex import BOOK_DEPTH, SPOT_SCALE, phemex_symbol
 from wsmux.model import Side
+from wsmux.testing._candles import MinuteCandles, MockCandle
 from wsmux.testing._market import Change, Market
 from wsmux.testing._server import MockConnection, MockExchange
 
@@ -121,6 +132,8 @@ class MockPhemex(MockExchange):
         self.sequence = 77_668_172
         self._ns = _T0_NS
         self._tape: dict[str, list[list[Any]]] = {}
+        self.candles = MinuteCandles()
+        """The one-minute candles built from the mock's trades."""
 
     def is_inverse(self, symbol: str) -> bool:
         return self.native[symbol].endswith("USD")
@@ -180,7 +193,9 @@ class MockPhemex(MockExchange):
         native = params[0] if params else None
         symbol = self.unified.get(native) if isinstance(native, str) else None
         perp = symbol is not None and not self.is_spot(symbol) and not self.is_inverse(symbol)
-        family_ok = channel in (("orderbook_p", "trade_p") if perp else ("orderbook", "trade"))
+        family_ok = channel in (("orderbook_p", "trade_p", "kline_p") if perp else ("orderbook", "trade", "kline"))
+        if channel.startswith("kline") and params[1:] != [60]:
+            family_ok = False  # the mock serves one-minute candles only
         full = verb == "subscribe" and len(conn.topics) >= _MAX_SUBSCRIPTIONS
         if symbol is None or not family_ok or verb not in ("subscribe", "unsubscribe") or full:
             text = "too many subscriptions" if full else "invalid argument"
@@ -199,6 +214,9 @@ class MockPhemex(MockExchange):
         conn.topics.add(topic)
         if topic[0] == "orderbook":
             await conn.send(self._snapshot(conn, symbol))
+        elif topic[0] == "kline":
+            forming = self.candles.forming.get(symbol)
+            await conn.send(self._kline_message(symbol, "snapshot", [forming] if forming is not None else []))
         else:
             await conn.send(self._trades_message(symbol, "snapshot", self._tape.get(symbol, [])))
 
@@ -269,6 +287,30 @@ class MockPhemex(MockExchange):
         key = "trades" if self.is_spot(symbol) or self.is_inverse(symbol) else "trades_p"
         return dumps({key: items, "sequence": sequence, "symbol": self.native[symbol], "type": kind})
 
+    def _kline_message(self, symbol: str, kind: str, candles: list[MockCandle]) -> str:
+        sequence, _ = self._next()
+        perp = not self.is_spot(symbol) and not self.is_inverse(symbol)
+        market = self.markets[symbol]
+        rows: list[list[Any]] = []
+        for c in candles:
+            prices = [self.price_value(symbol, p) for p in (c.close, c.open, c.high, c.low, c.close)]
+            if self.is_inverse(symbol):  # contracts, and their value in the base coin (x 10^8)
+                volume: Any = c.volume
+                turnover: Any = round(c.volume / market.price(c.close) * 10**8)
+            elif self.is_spot(symbol):
+                volume = self.size_value(symbol, c.volume)
+                turnover = round(market.size(c.volume) * market.price(c.close) * 10**8)
+            else:
+                volume = market.size_text(c.volume)
+                turnover = f"{market.size(c.volume) * market.price(c.close):.4f}"
+            rows.append([c.start_ms // 1000, 60, *prices, volume, turnover])
+        key = "kline_p" if perp else "kline"
+        return dumps({key: rows, "sequence": sequence, "symbol": self.native[symbol], "type": kind})
+
+    def open_interest(self, symbol: str) -> str:
+        """The ``openInterestRv`` the mock reports for ``symbol`` now (base units, text)."""
+        return self.markets[symbol].size_text(1_000_000 + self.markets[symbol].next_trade_id)
+
     def funding_rate(self, symbol: str) -> str:
         """The funding rate the mock reports for ``symbol`` now (text)."""
         return f"0.000{10 + self.markets[symbol].next_trade_id % 90}"
@@ -278,9 +320,8 @@ class MockPhemex(MockExchange):
         for symbol in symbols:
             market = self.markets[symbol]
             mid = market.price_text((market.best_bid() + market.best_ask()) // 2)
-            rows.append(
-                [self.native[symbol], mid, mid, mid, mid, "0", "0", "0", mid, mid, self.funding_rate(symbol), "0"]
-            )
+            oi, rate = self.open_interest(symbol), self.funding_rate(symbol)
+            rows.append([self.native[symbol], mid, mid, mid, mid, "0", "0", oi, mid, mid, rate, "0"])
         message: dict[str, Any] = {"data": rows, "method": "perp_market24h_pack_p.update", "timestamp": self._next()[1]}
         if kind == "snapshot":
             message["fields"] = _PACK_FIELDS
@@ -307,6 +348,12 @@ class MockPhemex(MockExchange):
                 out.extend(self._book_messages(conn, symbol))
         if item is not None and ("trade", symbol) in conn.topics and not self.faults.take("drop_trades"):
             out.append(self._trades_message(symbol, "incremental", [item]))
+        if trade is not None:  # the venue's candle counts every trade, watched or not
+            t_ms = self._ns // 1_000_000
+            finished, forming = self.candles.on_trade_once(symbol, trade.trade_id, t_ms, trade.price, trade.size)
+            if ("kline", symbol) in conn.topics:
+                bars = [c for c in (finished, forming) if c is not None]
+                out.append(self._kline_message(symbol, "incremental", bars))
         if ("pack", "") in conn.topics and not self.is_spot(symbol) and not self.is_inverse(symbol):
             packs: dict[str, int] = conn.state.setdefault("pack_steps", {})
             packs[symbol] = n = packs.get(symbol, 0) + 1
