@@ -51,3 +51,32 @@ def recorded_events(recordings: Path) -> Iterator[Event]:
 
     for path in sorted(recordings.glob("*.ws.*")):
         yield from Replay([path], skip_unsupported=True).events()
+
+
+def write_coinbase_log(directory: Path, trades: list[Trade], product: str = "BTC-USD") -> list[Trade]:
+    """A wsmux log of Coinbase ``match`` frames carrying ``trades`` (times truncated
+    to µs, as Coinbase sends them); returns the trades as the log carries them."""
+    import datetime as dt
+
+    import orjson
+
+    from wsmux.log import Direction, LogHeader, LogWriter
+
+    url = "wss://ws-feed.exchange.coinbase.com"
+    maker = {Side.BUY: "sell", Side.SELL: "buy", None: "buy"}  # Coinbase sends the maker's side
+    carried: list[Trade] = []
+    with LogWriter(directory, LogHeader(venue="coinbase", endpoint=url), prefix="coinbase") as log:
+        log.write(Direction.OPEN, trades[0].recv_ns - 1, 1, "[]", url)
+        for i, t in enumerate(trades):
+            assert t.ts is not None
+            us = t.ts // 1_000
+            when = dt.datetime.fromtimestamp(us // 1_000_000, tz=dt.UTC).strftime("%Y-%m-%dT%H:%M:%S")
+            frame = {
+                "type": "match", "trade_id": i + 1, "maker_order_id": "m", "taker_order_id": "t",
+                "side": maker[t.side], "size": repr(t.size), "price": repr(t.price), "product_id": product,
+                "sequence": i + 1, "time": f"{when}.{us % 1_000_000:06d}Z",
+            }  # fmt: skip
+            log.write(Direction.IN, t.recv_ns, 1, orjson.dumps(frame).decode())
+            side = t.side or Side.SELL
+            carried.append(Trade("coinbase", product, t.price, t.size, side, str(i + 1), us * 1_000, t.recv_ns, i + 1))
+    return carried

@@ -43,7 +43,7 @@ from wsmux.analytics._operator import NOTHING, AnalyticEvent, Operator
 from wsmux.errors import ConfigError
 from wsmux.model import Event, Side, Trade, event
 
-__all__ = ["Bar", "DollarBars", "TickBars", "TimeBars", "VolumeBars", "parse_interval"]
+__all__ = ["Bar", "DollarBars", "TickBars", "TimeBars", "VolumeBars", "format_interval", "parse_interval"]
 
 _INF = math.inf
 _UNITS = {"ns": 1, "us": 1_000, "ms": 1_000_000, "s": 1_000_000_000, "m": 60_000_000_000, "h": 3_600_000_000_000,
@@ -63,6 +63,23 @@ def parse_interval(text: str) -> int:
                 return int(number) * _UNITS[unit]
             break
     raise ConfigError(f"bad interval {text!r}: use a positive whole number and ns, us, ms, s, m, h or d (e.g. 1s, 5m)")
+
+
+def format_interval(ns: int) -> str:
+    """Nanoseconds as the largest whole unit: ``1_000_000_000`` → ``"1s"``, ``90 s`` → ``"90s"``."""
+    for unit, size in sorted(_UNITS.items(), key=lambda item: -item[1]):
+        if ns % size == 0:
+            return f"{ns // size}{unit}"
+    return f"{ns}ns"  # pragma: no cover (every int is a whole number of ns)
+
+
+def _interval(value: int | str) -> tuple[int, str]:
+    """``(ns, text)`` of an interval given in ns or as text."""
+    if isinstance(value, str):
+        return parse_interval(value), value
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ConfigError(f"an interval is a positive number of ns or text like '1s', not {value!r}")
+    return value, format_interval(value)
 
 
 @event
@@ -238,8 +255,7 @@ class TimeBars(_BarOperator):
     """
 
     def __init__(self, interval: int | str, *, origin_ns: int = 0) -> None:
-        text = interval if isinstance(interval, str) else f"{interval}ns"
-        self.interval = parse_interval(text)
+        self.interval, text = _interval(interval)
         super().__init__(f"time:{text}")
         self.origin_ns = origin_ns
         self._start = 0

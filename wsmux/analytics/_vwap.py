@@ -33,7 +33,7 @@ import collections
 import math
 from collections.abc import Sequence
 
-from wsmux.analytics._bars import parse_interval
+from wsmux.analytics._bars import _interval
 from wsmux.analytics._exact import ExactSum
 from wsmux.analytics._operator import NOTHING, AnalyticEvent, Operator
 from wsmux.errors import ConfigError
@@ -128,8 +128,7 @@ class RollingVwap(_TradeOperator):
     """
 
     def __init__(self, window: int | str) -> None:
-        text = window if isinstance(window, str) else f"{window}ns"
-        self.window = parse_interval(text)
+        self.window, text = _interval(window)
         super().__init__(f"vwap-rolling:{text}")
         self.kind = f"rolling:{text}"
         self._trades: collections.deque[tuple[int, float, float]] = collections.deque()
@@ -173,8 +172,7 @@ class SessionVwap(_TradeOperator):
     daily from 00:00 UTC), emitted after every trade. O(1) per trade."""
 
     def __init__(self, session: int | str = "1d", *, origin_ns: int = 0) -> None:
-        text = session if isinstance(session, str) else f"{session}ns"
-        self.session = parse_interval(text)
+        self.session, text = _interval(session)
         super().__init__(f"vwap-session:{text}")
         self.kind = f"session:{text}"
         self.origin_ns = origin_ns
@@ -274,10 +272,8 @@ class VolumeProfile(_TradeOperator):
             raise ConfigError(f"ticks_per_bucket must be a positive int, not {ticks_per_bucket!r}")
         if not (0.0 < value_area <= 1.0):
             raise ConfigError(f"value_area is a share in (0, 1], not {value_area!r}")
-        text = window if isinstance(window, str) else f"{window}ns"
-        self.window = parse_interval(text)
-        every_text = text if every is None else (every if isinstance(every, str) else f"{every}ns")
-        self.every = parse_interval(every_text)
+        self.window, text = _interval(window)
+        self.every = self.window if every is None else _interval(every)[0]
         super().__init__(f"volume-profile:{text}")
         self.tick_size = tick_size
         self.ticks_per_bucket = ticks_per_bucket
