@@ -152,15 +152,15 @@ class RollingVwap(_TradeOperator):
         ts = max(ts, self._newest)  # a late trade is kept as if it arrived now
         self._newest = ts
         notional, volume = self._notional, self._volume
-        term = trade.price * trade.size
+        price, size = trade.price, trade.size
         window = self._trades
-        window.append((ts, term, trade.size))
-        notional.add(term)
-        volume.add(trade.size)
+        window.append((ts, price, size))
+        notional.add_product(price, size)
+        volume.add(size)
         start = ts - self.window
         while window[0][0] <= start:
-            _, old_term, old_size = window.popleft()
-            notional.add(-old_term)
+            _, old_price, old_size = window.popleft()
+            notional.add_product(-old_price, old_size)
             volume.add(-old_size)
         v = volume.value
         return (Vwap(self._venue, self._symbol, self.kind, notional.value / v, v, len(window), start, trade.ts,
@@ -202,7 +202,7 @@ class SessionVwap(_TradeOperator):
             self._trades = 0
             self._start = ts - (ts - self.origin_ns) % self.session
             self._end = self._start + self.session
-        self._notional.add(trade.price * trade.size)
+        self._notional.add_product(trade.price, trade.size)
         self._volume.add(trade.size)
         self._trades += 1
         v = self._volume.value
@@ -335,6 +335,6 @@ class VolumeProfile(_TradeOperator):
             nan = math.nan
             return Profile(self._venue, self._symbol, self.window, width, (), (), nan, nan, nan, 0.0, ts, recv_ns)
         poc, low, high = value_area(volumes, self.value_area)
-        total = math.fsum([p for k in keys for p in self._buckets[k].partials])
+        total = ExactSum.total(*self._buckets.values())
         return Profile(self._venue, self._symbol, self.window, width, prices, volumes, prices[poc], prices[low],
                        prices[high], total, ts, recv_ns)  # fmt: skip
