@@ -19,6 +19,7 @@ import random
 import statistics
 import time
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from wsmux.analytics import (
     DollarBars,
@@ -72,12 +73,15 @@ def with_book(trades: list[Trade]) -> list[Event]:
     return out
 
 
-def run_loop(op: Operator, events: Sequence[Event]) -> float:
-    update = op.update
+def timed(fn: Callable[[Any], object], items: Sequence[Any]) -> float:
     start = time.perf_counter()
-    for e in events:
-        update(e)
+    for item in items:
+        fn(item)
     return time.perf_counter() - start
+
+
+def run_loop(op: Operator, events: Sequence[Event]) -> float:
+    return timed(op.update, events)
 
 
 def run_attach(op: Operator, events: Sequence[Event]) -> float:
@@ -92,22 +96,11 @@ def run_attach(op: Operator, events: Sequence[Event]) -> float:
 
 
 def run_exact(values: Sequence[float]) -> float:
-    s = ExactSum()
-    add = s.add
-    start = time.perf_counter()
-    for v in values:
-        add(v)
-    return time.perf_counter() - start
+    return timed(ExactSum().add, values)
 
 
 def run_empty(events: Sequence[Event]) -> float:
-    def update(e: Event) -> tuple[()]:
-        return ()
-
-    start = time.perf_counter()
-    for e in events:
-        update(e)
-    return time.perf_counter() - start
+    return timed(lambda e: (), events)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -302,7 +302,27 @@ class TimeBars(_BarOperator):
         return (bar,)
 
 
-class TickBars(_BarOperator):
+class _ActivityBars(_BarOperator):
+    """Bars that close on the trade that completes them (:meth:`_full`)."""
+
+    def update(self, event: Event) -> Sequence[AnalyticEvent]:
+        """O(1) amortised."""
+        trade: Trade = event  # type: ignore[assignment]
+        if trade.symbol != self._symbol or trade.venue != self._venue:
+            self._bind(trade)
+        acc = self._acc
+        acc.add(trade.price, trade.size, trade.side, trade.ts if trade.ts is not None else trade.recv_ns)
+        acc.last_recv = trade.recv_ns
+        if not self._full():
+            return NOTHING
+        return (self._close(trade.ts, trade.recv_ns),)
+
+    def _full(self) -> bool:
+        """True once the open bar is complete."""
+        raise NotImplementedError
+
+
+class TickBars(_ActivityBars):
     """A bar every ``n`` trades."""
 
     def __init__(self, n: int) -> None:
@@ -311,43 +331,16 @@ class TickBars(_BarOperator):
         super().__init__(f"tick:{n}")
         self.n = n
 
-    def update(self, event: Event) -> Sequence[AnalyticEvent]:
-        """O(1)."""
-        trade: Trade = event  # type: ignore[assignment]
-        if trade.symbol != self._symbol or trade.venue != self._venue:
-            self._bind(trade)
-        ts = trade.ts if trade.ts is not None else trade.recv_ns
-        acc = self._acc
-        acc.add(trade.price, trade.size, trade.side, ts)
-        acc.last_recv = trade.recv_ns
-        if acc.trades < self.n:
-            return NOTHING
-        return (self._close(trade.ts, trade.recv_ns),)
+    def _full(self) -> bool:
+        return self._acc.trades >= self.n
 
 
-class _ThresholdBars(_BarOperator):
+class _ThresholdBars(_ActivityBars):
     def __init__(self, what: str, threshold: float) -> None:
         if not (0.0 < threshold < _INF):
             raise ConfigError(f"{what} bars need a positive finite threshold, not {threshold!r}")
         super().__init__(f"{what}:{threshold:g}")
         self.threshold = threshold
-
-    def update(self, event: Event) -> Sequence[AnalyticEvent]:
-        """O(1) amortised."""
-        trade: Trade = event  # type: ignore[assignment]
-        if trade.symbol != self._symbol or trade.venue != self._venue:
-            self._bind(trade)
-        ts = trade.ts if trade.ts is not None else trade.recv_ns
-        acc = self._acc
-        acc.add(trade.price, trade.size, trade.side, ts)
-        acc.last_recv = trade.recv_ns
-        if self._below():
-            return NOTHING
-        return (self._close(trade.ts, trade.recv_ns),)
-
-    def _below(self) -> bool:
-        """True while the bar is below its threshold (exactly)."""
-        raise NotImplementedError
 
 
 _MARGIN = 1.0 - 1e-9
@@ -361,9 +354,9 @@ class VolumeBars(_ThresholdBars):
     def __init__(self, threshold: float) -> None:
         super().__init__("volume", threshold)
 
-    def _below(self) -> bool:
+    def _full(self) -> bool:
         acc = self._acc
-        return acc.approx_volume < self.threshold * _MARGIN or acc.volume() < self.threshold
+        return acc.approx_volume >= self.threshold * _MARGIN and acc.volume() >= self.threshold
 
 
 class DollarBars(_ThresholdBars):
@@ -372,6 +365,6 @@ class DollarBars(_ThresholdBars):
     def __init__(self, threshold: float) -> None:
         super().__init__("dollar", threshold)
 
-    def _below(self) -> bool:
+    def _full(self) -> bool:
         acc = self._acc
-        return acc.approx_notional < self.threshold * _MARGIN or acc.notional.value < self.threshold
+        return acc.approx_notional >= self.threshold * _MARGIN and acc.notional.value >= self.threshold

@@ -50,13 +50,7 @@ class ExactSum:
             n, d = x.as_integer_ratio()
         except (OverflowError, ValueError):
             raise ConfigError(f"cannot sum {x!r}: not a finite number") from None
-        k = d.bit_length() - 1
-        shift = self._shift
-        if k <= shift:
-            self._n += n << (shift - k)
-        else:
-            self._n = (self._n << (k - shift)) + n
-            self._shift = k
+        self._add_scaled(n, d.bit_length() - 1)
 
     def add_product(self, x: float, y: float) -> None:
         """Add the exact product ``x * y`` (not rounded to a float). O(1).
@@ -69,8 +63,10 @@ class ExactSum:
             c, d = y.as_integer_ratio()
         except (OverflowError, ValueError):
             raise ConfigError(f"cannot sum {x!r} * {y!r}: not finite numbers") from None
-        k = b.bit_length() + d.bit_length() - 2
-        n = a * c
+        self._add_scaled(a * c, b.bit_length() + d.bit_length() - 2)
+
+    def _add_scaled(self, n: int, k: int) -> None:
+        """Add ``n / 2**k``."""
         shift = self._shift
         if k <= shift:
             self._n += n << (shift - k)

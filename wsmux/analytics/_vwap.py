@@ -112,6 +112,13 @@ class _TradeOperator(Operator):
         self._venue = ""
         self._symbol = ""
 
+    def _time(self, trade: Trade) -> int:
+        """Check the trade (instrument, price, size) and return its time (exchange, else receive)."""
+        if trade.symbol != self._symbol or trade.venue != self._venue:
+            self._bind(trade)
+        _check_trade(trade)
+        return trade.ts if trade.ts is not None else trade.recv_ns
+
     def _bind(self, trade: Trade) -> None:
         if self._venue:
             raise ConfigError(
@@ -145,10 +152,7 @@ class RollingVwap(_TradeOperator):
 
     def update(self, event: Event) -> Sequence[AnalyticEvent]:
         trade: Trade = event  # type: ignore[assignment]
-        if trade.symbol != self._symbol or trade.venue != self._venue:
-            self._bind(trade)
-        _check_trade(trade)
-        ts = trade.ts if trade.ts is not None else trade.recv_ns
+        ts = self._time(trade)
         ts = max(ts, self._newest)  # a late trade is kept as if it arrived now
         self._newest = ts
         notional, volume = self._notional, self._volume
@@ -192,10 +196,7 @@ class SessionVwap(_TradeOperator):
 
     def update(self, event: Event) -> Sequence[AnalyticEvent]:
         trade: Trade = event  # type: ignore[assignment]
-        if trade.symbol != self._symbol or trade.venue != self._venue:
-            self._bind(trade)
-        _check_trade(trade)
-        ts = trade.ts if trade.ts is not None else trade.recv_ns
+        ts = self._time(trade)
         if ts >= self._end:
             self._notional.clear()
             self._volume.clear()
@@ -302,10 +303,7 @@ class VolumeProfile(_TradeOperator):
 
     def update(self, event: Event) -> Sequence[AnalyticEvent]:
         trade: Trade = event  # type: ignore[assignment]
-        if trade.symbol != self._symbol or trade.venue != self._venue:
-            self._bind(trade)
-        _check_trade(trade)
-        ts = trade.ts if trade.ts is not None else trade.recv_ns
+        ts = self._time(trade)
         ts = max(ts, self._newest)  # a late trade is kept as if it arrived now
         self._newest = ts
         out: Sequence[AnalyticEvent] = NOTHING
