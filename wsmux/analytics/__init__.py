@@ -20,7 +20,6 @@ from __future__ import annotations
 from wsmux.analytics._bars import Bar, DollarBars, TickBars, TimeBars, VolumeBars, format_interval, parse_interval
 from wsmux.analytics._classify import ClassificationSummary, ClassifiedTrade, TradeClassifier
 from wsmux.analytics._exact import ExactSum
-from wsmux.analytics._export import ExportResult, export, parse_what
 from wsmux.analytics._operator import (
     NOTHING,
     AnalyticEvent,
@@ -51,7 +50,6 @@ __all__ = [
     "ClassifiedTrade",
     "DollarBars",
     "ExactSum",
-    "ExportResult",
     "Operator",
     "PerInstrument",
     "Profile",
@@ -66,9 +64,7 @@ __all__ = [
     "VolumeProfile",
     "Vwap",
     "attach",
-    "export",
     "format_interval",
     "parse_interval",
-    "parse_what",
     "value_area",
 ]

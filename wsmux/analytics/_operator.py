@@ -58,10 +58,11 @@ from wsmux.model import (
     Stale,
     event,
 )
-from wsmux.stream import Overflow, Stream
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable
+
+    from wsmux.stream import Overflow, Stream
 
 __all__ = [
     "NOTHING",
@@ -349,7 +350,7 @@ def attach(
     source: Stream,
     *operators: Operator,
     maxsize: int = 100_000,
-    overflow: Overflow = Overflow.DROP_OLDEST,
+    overflow: Overflow | str = "drop_oldest",
     name: str = "",
     on_close: Callable[[Stream], Awaitable[None]] | None = None,
 ) -> Stream:
@@ -363,7 +364,8 @@ def attach(
     the stream keeps running. Closing the output stream detaches the
     operators (then calls ``on_close``).
 
-    ``overflow`` defaults to ``DROP_OLDEST`` (counted and reported): a plain
+    ``overflow`` (an :class:`~wsmux.Overflow` or its value) defaults to
+    ``DROP_OLDEST`` (counted and reported): a plain
     source stream cannot pause the connections feeding it for a slow output
     reader. :meth:`wsmux.Multiplexer.analyze` can, and defaults to ``BLOCK``.
 
@@ -372,8 +374,14 @@ def attach(
             or an operator whose ``accepts`` is empty or overlapping.
         ClosedError: ``source`` is closed.
     """
+    from wsmux.stream import Overflow, Stream  # the stream layer (asyncio) only when attaching
+
     if not operators:
         raise ConfigError("attach() needs at least one operator")
+    try:
+        policy = overflow if isinstance(overflow, Overflow) else Overflow(overflow)
+    except ValueError:
+        raise ConfigError(f"unknown overflow policy {overflow!r}") from None
     for op in operators:
         _check_accepts(op)
     registered: list[tuple[type[Event], Callable[[Event], None]]] = []
@@ -387,7 +395,7 @@ def attach(
     out = Stream(
         source.subscriptions,
         maxsize=maxsize,
-        overflow=overflow,
+        overflow=policy,
         name=name or f"analytics-{'+'.join(op.name for op in operators)}",
         on_close=detach,
         clock_ns=source._clock_ns,
