@@ -298,3 +298,12 @@ def test_exact_sum_rejects_non_finite() -> None:
     big = ExactSum()
     big.add_product(1e300, 1e300)
     assert big.value == math.inf
+
+
+def test_time_bars_use_the_receive_time_when_the_venue_sends_none() -> None:
+    op = TimeBars("1s")
+    first = Trade("v", "S", 10.0, 1.0, None, "1", None, T0 + 100)
+    assert op.update(first) == ()
+    (bar,) = op.update(Trade("v", "S", 11.0, 2.0, None, "2", None, T0 + SECOND))
+    assert isinstance(bar, Bar) and bar.start_ts == T0 and bar.first_ts == T0 + 100 and bar.ts is None
+    assert bar.recv_ns == T0 + SECOND and bar.volume == 1.0

@@ -284,7 +284,7 @@ class TimeBars(_BarOperator):
             return NOTHING
         out: Sequence[AnalyticEvent] = NOTHING
         if acc.trades:
-            out = (acc.bar(self._venue, self._symbol, self.kind, self._start, self._end, ts, trade.recv_ns),)
+            out = (acc.bar(self._venue, self._symbol, self.kind, self._start, self._end, trade.ts, trade.recv_ns),)
             acc.clear()
         interval = self.interval
         self._start = ts - (ts - self.origin_ns) % interval
