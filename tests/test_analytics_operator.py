@@ -180,6 +180,16 @@ def test_per_instrument_builds_one_operator_per_symbol() -> None:
     per.reset()
     assert not per.operators
 
+    def strict(venue: str, symbol: str) -> Operator:
+        if not symbol:
+            raise ValueError("needs an instrument")  # e.g. a factory reading mux.book(venue, symbol)
+        return CountEvery(1)
+
+    with pytest.raises(ValueError):
+        PerInstrument(strict)
+    given = PerInstrument(strict, accepts=(Trade,), name="strict")
+    assert given.name == "strict" and [o.count for o in given.update(trade(1))] == [1]  # type: ignore[attr-defined]
+
 
 async def test_multiplexer_analyze_subscribes_and_unsubscribes() -> None:
     async with MockToy(["BTC-USD"], seed=3) as mock:

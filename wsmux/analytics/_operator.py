@@ -165,16 +165,26 @@ class PerInstrument(Operator):
     """One operator per (venue, symbol), built on first sight by ``factory(venue, symbol)``.
 
     Events without a ``symbol`` (a venue-wide ``Disconnected`` or ``Stale``)
-    go to every operator of that venue. ``accepts`` is the factory's.
+    go to every operator of that venue. ``accepts`` is the inner operators'
+    (without it, ``factory("", "")`` is called once to learn it: pass it
+    when the factory cannot build an operator for no instrument).
     Cost: one dict lookup per event on top of the inner operator.
     """
 
-    def __init__(self, factory: Callable[[str, str], Operator], *, name: str = "") -> None:
+    def __init__(
+        self,
+        factory: Callable[[str, str], Operator],
+        *,
+        accepts: tuple[type[Event], ...] | None = None,
+        name: str = "",
+    ) -> None:
         self._factory = factory
         self._ops: dict[tuple[str, str], Operator] = {}
-        probe = factory("", "")
-        self.accepts = probe.accepts
-        self.name = name or f"per-instrument {probe.name}"
+        if accepts is None:  # learn it from an operator built for no instrument
+            probe = factory("", "")
+            accepts, name = probe.accepts, name or f"per-instrument {probe.name}"
+        self.accepts = accepts
+        self.name = name or "per-instrument"
 
     @property
     def operators(self) -> dict[tuple[str, str], Operator]:
