@@ -186,3 +186,10 @@ def test_example_bars_to_parquet_runs(
     bars = pd.read_parquet(out)
     assert bars["trades"].sum() == 3_000
     assert f"{len(bars)} bars from 3000 frames" in capsys.readouterr().out
+
+
+def test_progress_knows_the_total_of_a_folder_of_captures(recordings_dir: Path, tmp_path: Path) -> None:
+    progress = io.StringIO()
+    result = export([recordings_dir], to="csv", what="trades", out=tmp_path / "t.csv", progress=progress)
+    last = progress.getvalue().splitlines()[-1]
+    assert f"100% {result.frames:,}/{result.frames:,} frames" in last

@@ -294,19 +294,24 @@ class Progress:
         self.out.flush()
 
 
-def _count_frames(paths: Sequence[Path]) -> int | None:
-    """Frames received in the inputs (for the progress bar), or None if unknown."""
+def _count_frames(replay: Any) -> int | None:
+    """Frames received in the replay's inputs (for the progress bar), or None if unknown."""
     from wsmux.log import Direction, capture_info, log_info
     from wsmux.log._format import FILE_MAGIC
+    from wsmux.log._writer import LOG_SUFFIX
 
     logs: list[Path] = []
-    captures: list[Path] = []
-    for path in paths:
+    for path in replay.paths:
         if path.is_dir():
+            if any(path.glob(f"*{LOG_SUFFIX}")):
+                logs.append(path)
+        elif path.suffix == LOG_SUFFIX:
             logs.append(path)
-            continue
-        with open(path, "rb") as fh:
-            (logs if path.suffix == ".wslog" or fh.read(len(FILE_MAGIC)) == FILE_MAGIC else captures).append(path)
+        else:
+            with open(path, "rb") as fh:
+                if fh.read(len(FILE_MAGIC)) == FILE_MAGIC:
+                    logs.append(path)
+    captures = [capture.path for capture in replay.captures]  # text captures, folders expanded
     try:
         total = 0
         if logs:
@@ -346,7 +351,7 @@ def export(
     for path, reason in replay.skipped:
         if progress is not None:
             progress.write(f"wsmux: skipped {path}: {reason}\n")
-    bar = Progress(progress, _count_frames(replay.paths)) if progress is not None else None
+    bar = Progress(progress, _count_frames(replay)) if progress is not None else None
     out_path = Path(out)
     sink: _CsvSink | _ParquetSink = (
         _ParquetSink(out_path, table.columns) if to == "parquet" else _CsvSink(out_path, table.columns)
