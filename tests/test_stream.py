@@ -451,3 +451,33 @@ async def test_accounting_identity_under_random_load(policy: Overflow, seed: int
     # every drop was reported in-band, every delivery counted
     assert dropped_seen == stream.stats.dropped
     assert delivered_seen == stream.stats.delivered == stream.stats.received - stream.stats.dropped
+
+
+async def test_a_callback_registered_after_the_first_events_still_gets_them() -> None:
+    """With wsmux.sync the loop runs in another thread: events can arrive
+    between subscribe() and on(). The callbacks get them, in order, each of
+    its own type; the events stay readable."""
+    stream = make(100, Overflow.BLOCK)
+    stream._put(trade(1))
+    stream._put(quote("A-B", 1))
+    stream._put(trade(2))
+    trades_seen: list[Event] = []
+    quotes_seen: list[Event] = []
+    later_async: list[Event] = []
+    done = asyncio.Event()
+
+    async def on_trade_async(event: Trade) -> None:
+        later_async.append(event)
+        if len(later_async) == 3:
+            done.set()
+
+    stream.on(Trade, trades_seen.append).on(Quote, quotes_seen.append)
+    assert trades_seen == [trade(1), trade(2)] and quotes_seen == [quote("A-B", 1)]
+    stream._put(trade(3))
+    assert trades_seen == [trade(1), trade(2), trade(3)]
+    stream.on(Trade, on_trade_async)
+    stream._put(trade(4))
+    async with asyncio.timeout(5):
+        await done.wait()
+    assert later_async == [trade(1), trade(2), trade(4)]
+    assert [e for e in await read(stream, 3)] == [trade(1), quote("A-B", 1), trade(2)]

@@ -166,17 +166,41 @@ class Stream:
         order on one task of this stream. An exception in a callback is
         reported as an :class:`~wsmux.Error` event (kind ``CALLBACK``) and
         counted; it never stops the stream. Returns the stream (chainable).
+
+        On a stream nobody has read yet, the events that arrived before this
+        registration (between :meth:`~wsmux.Multiplexer.subscribe` and now —
+        with :mod:`wsmux.sync` the loop runs in another thread, so the first
+        events can beat ``on()``) are handed to ``callback`` at once, in
+        order; they stay buffered for a later reader.
         """
         if self._closed:
             raise ClosedError("stream is closed")
+        is_async = False
         if inspect.iscoroutinefunction(callback):
+            is_async = True
             self._async_cbs.setdefault(event_type, []).append(callback)
         else:
             self._sync_cbs.setdefault(event_type, []).append(callback)
         if not self._iterated:
             self._buffering = False
+            if self._buf:
+                self._replay_buffered(event_type, callback, is_async)
         self._dispatch_cache.clear()
         return self
+
+    def _replay_buffered(self, event_type: type, callback: Callable[[Any], object], is_async: bool) -> None:
+        """Hand the unread buffered events of ``event_type`` to a new callback."""
+        for event in [e for e in self._buf if isinstance(e, event_type)]:
+            if is_async:  # the reader still has the event: not counted as owed to the callbacks
+                self._async_queue.append((event, (callback,), False))  # type: ignore[arg-type]
+                self._wake_async()
+                continue
+            try:
+                callback(event)
+            except (KeyboardInterrupt, SystemExit):
+                raise
+            except BaseException as exc:
+                self._callback_error(callback, exc)
 
     def off(self, event_type: type[E], callback: Callable[[E], object]) -> None:
         """Remove a callback registered with :meth:`on` for ``event_type``
