@@ -622,7 +622,8 @@ class Anomaly(StatusEvent):
     Attributes:
         conn_id: the connection whose flow it is.
         channel: the channel it carries, or None if it carries several.
-        rate: messages per second observed (over the detector's window).
+        rate: messages per second observed: over the last second for a
+            SPIKE, over the detector's 10-s window otherwise.
         expected: the baseline's mean rate (messages per second).
     """
 

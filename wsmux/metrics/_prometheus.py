@@ -6,7 +6,7 @@ Theory of operation
 ``prometheus_client``'s HTTP server runs in a thread of its own. On each
 scrape the collector (in that thread) asks the multiplexer's event loop for a
 :class:`Snapshot` — ``mux.health()`` plus copies of the latency histograms —
-with :func:`asyncio.run_coroutine_threadsafe`, and waits up to
+with :meth:`asyncio.loop.call_soon_threadsafe`, and waits up to
 :data:`SNAPSHOT_TIMEOUT` seconds. The loop only runs one short callback per
 scrape; the thread never touches live state. If the loop does not answer in
 time (blocked by user code) the last snapshot is served again and
@@ -85,19 +85,25 @@ class WsmuxCollector:
         self.timeout = SNAPSHOT_TIMEOUT
 
     def _snapshot(self) -> Snapshot | None:
-        async def copy() -> Snapshot:
-            return take_snapshot(self.mux)
+        future: concurrent.futures.Future[Snapshot] = concurrent.futures.Future()
+
+        def copy() -> None:  # runs on the loop: one short callback per scrape
+            if future.set_running_or_notify_cancel():
+                try:
+                    future.set_result(take_snapshot(self.mux))
+                except Exception as exc:
+                    future.set_exception(exc)
 
         try:
-            future = asyncio.run_coroutine_threadsafe(copy(), self.loop)
+            self.loop.call_soon_threadsafe(copy)
         except RuntimeError:  # the loop is closed
             self.stale = True
             return self.last
         try:
             self.last = future.result(self.timeout)
             self.stale = False
-        except (concurrent.futures.TimeoutError, concurrent.futures.CancelledError, RuntimeError):
-            future.cancel()
+        except (concurrent.futures.TimeoutError, concurrent.futures.CancelledError):
+            future.cancel()  # a late callback then does nothing
             self.stale = True
         return self.last
 

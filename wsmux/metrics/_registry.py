@@ -39,7 +39,7 @@ import attrs
 from wsmux.metrics._anomaly import FlowBaseline
 from wsmux.metrics._hist import LatencyHistogram
 from wsmux.metrics._latency import WINDOW_S, VenueLatency
-from wsmux.model import Anomaly, Channel
+from wsmux.model import Anomaly, AnomalyKind, Channel
 
 if TYPE_CHECKING:
     from wsmux.connection import Connection
@@ -200,9 +200,8 @@ class MetricsRegistry:
             if kind is not None:
                 channels = {s.channel for s in conn.subscriptions}
                 channel = next(iter(channels)) if len(channels) == 1 else None
-                anomalies.append(
-                    Anomaly(conn.venue, cid, channel, kind, round(flow.window_rate, 3), flow.expected, now_ns)
-                )
+                rate = float(events) if kind is AnomalyKind.SPIKE else round(flow.window_rate, 3)
+                anomalies.append(Anomaly(conn.venue, cid, channel, kind, rate, flow.expected, now_ns))
             if self.adaptive_stale:
                 self._adapt_stall(conn, flow)
         for gone in set(self._last) - seen:
