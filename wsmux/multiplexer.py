@@ -761,9 +761,8 @@ class Multiplexer:
             feed.gate = self._gate.fresh()
             feed.on_quality = self._on_quality
         if self.metrics is not None:
-            latency = self.metrics.venue(feed.venue).latency
-            feed.sample_mask = latency.mask
-            feed.sample_latency = latency.sample
+            feed.sample_mask = 0  # every frame until a tick finds the connection busy
+            feed.sample_latency = self.metrics.venue(feed.venue).latency.sample
 
     def _on_quality(self, event: Event, verdict: Quality) -> None:
         """A connection's quality gate flagged ``event``: odd timestamps are
