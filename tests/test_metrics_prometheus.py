@@ -4,7 +4,10 @@ prometheus_client's own parser; a port in use; a loop that does not answer."""
 from __future__ import annotations
 
 import asyncio
+import json
+import re
 import socket
+from pathlib import Path
 
 import httpx
 import pytest
@@ -17,6 +20,9 @@ prometheus = pytest.importorskip("prometheus_client")
 from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
 
 from wsmux.metrics._prometheus import WsmuxCollector  # noqa: E402
+
+
+GRAFANA = Path(__file__).resolve().parents[1] / "examples" / "grafana-wsmux.json"
 
 
 def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -58,6 +64,11 @@ async def test_scrape_the_real_endpoint() -> None:
         assert inf == book_count and ten <= inf
         assert ("wsmux_event_rate", (("venue", "binance"), ("window", "10s"))) in got
         assert any(name == "wsmux_consumer_latency_seconds_count" for name, _ in got)
+        # every series the example Grafana dashboard queries is exported
+        families = {f.name for f in text_string_to_metric_families(response.text)}
+        exprs = [t["expr"] for panel in json.loads(GRAFANA.read_text())["panels"] for t in panel["targets"]]
+        used = {re.sub(r"_(total|bucket)$", "", m) for e in exprs for m in re.findall(r"wsmux_[a-z_]+", e)}
+        assert used and used <= families, used - families
         await stream.aclose()
     # closing the multiplexer stops the server
     with pytest.raises(httpx.ConnectError):
