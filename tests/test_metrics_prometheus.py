@@ -21,7 +21,6 @@ from prometheus_client.parser import text_string_to_metric_families  # noqa: E40
 
 from wsmux.metrics._prometheus import WsmuxCollector  # noqa: E402
 
-
 GRAFANA = Path(__file__).resolve().parents[1] / "examples" / "grafana-wsmux.json"
 
 

@@ -1498,7 +1498,8 @@ class Multiplexer:
         except (WsmuxError, httpx.HTTPError) as exc:
             _log.info("%s: server-time probe failed: %s: %s", venue, type(exc).__name__, exc)
             return
-        if not self.metrics.venue(venue).latency.rest_sample(sent, received, server):
+        resolution = adapter.server_time_resolution_ns or adapter.server_time_unit_ns
+        if not self.metrics.venue(venue).latency.rest_sample(sent, received, server, resolution):
             _log.info("%s: absurd server time ignored (offset over an hour or slow answer)", venue)
 
     def _spawn(self, coro: Any) -> None:

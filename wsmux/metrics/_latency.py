@@ -93,16 +93,19 @@ class ClockOffset:
         self.rtt_ns: int | None = None
         self._rest: collections.deque[tuple[int, int]] = collections.deque(maxlen=REST_SAMPLES)
 
-    def rest_sample(self, sent_ns: int, received_ns: int, server_ns: int) -> bool:
+    def rest_sample(self, sent_ns: int, received_ns: int, server_ns: int, resolution_ns: int = 0) -> bool:
         """Add one server-time exchange (local send and receive times, the
-        server's time). Returns False (and ignores it) if it is absurd."""
+        server's time, truncated to ``resolution_ns``: it is read as the middle
+        of its unit, and half a unit widens the bound). Returns False (and
+        ignores it) if it is absurd."""
         rtt = received_ns - sent_ns
-        theta = server_ns - (sent_ns + received_ns) // 2
+        theta = server_ns + resolution_ns // 2 - (sent_ns + received_ns) // 2
         if rtt < 0 or rtt > 60 * 10**9 or abs(theta) > MAX_SKEW_NS:
             return False
-        self._rest.append((rtt, theta))
-        best_rtt, best_theta = min(self._rest)
-        self.offset_ns, self.rtt_ns, self.uncertainty_ns = best_theta, best_rtt, best_rtt // 2
+        self._rest.append((rtt + resolution_ns, theta))
+        best, best_theta = min(self._rest)
+        self.offset_ns, self.uncertainty_ns = best_theta, best // 2
+        self.rtt_ns = best - resolution_ns
         self.source = "rest"
         return True
 
@@ -251,9 +254,9 @@ class VenueLatency:
             out.merge(hist.since(before) if before is not None else hist)
         return out
 
-    def rest_sample(self, sent_ns: int, received_ns: int, server_ns: int) -> bool:
+    def rest_sample(self, sent_ns: int, received_ns: int, server_ns: int, resolution_ns: int = 0) -> bool:
         """A REST server-time exchange (see :meth:`ClockOffset.rest_sample`)."""
-        ok = self.clock.rest_sample(sent_ns, received_ns, server_ns)
+        ok = self.clock.rest_sample(sent_ns, received_ns, server_ns, resolution_ns)
         if ok:
             self.offset_ns = self.clock.offset_ns
         return ok
