@@ -77,41 +77,50 @@ class Case:
 # --- wsmux side ------------------------------------------------------------------------------
 
 
+def full_path(case: Case, metrics: bool = True) -> tuple[Feed, list[int]]:
+    """A Feed wired to a multiplexer and one stream with a counting sync
+    callback, as a live connection would be; and the callback's count (a
+    one-item list). ``metrics``: the multiplexer's metrics on, sampled as on a
+    busy connection (one frame and one stream event in ``sample_every``), or
+    off (``Multiplexer(metrics=False)``)."""
+    mux = Multiplexer() if metrics else Multiplexer(metrics=False)
+    stream = Stream(tuple(case.subs), name="bench", clock_ns=time.time_ns)
+    count = [0]
+
+    def callback(event: Event) -> None:
+        count[0] += 1
+
+    stream.on(Event, callback)
+    attach = getattr(mux, "_attach_stream", None)
+    if attach is not None:
+        attach(stream)
+    else:  # multiplexers before the hot-path rework (to compare with them)
+        for sub in case.subs:
+            mux._routes.setdefault((sub.venue, sub.channel, sub.symbol), []).append(stream)
+        mux._venue_streams.setdefault(case.venue, []).append(stream)
+        mux._streams.append(stream)
+    adapter = get_adapter(case.venue)()
+    adapter.reset()
+    adapter.connect_url(case.subs)
+    adapter.subscribe(case.subs)
+    feed = Feed(adapter, mux._deliver)
+    if hasattr(mux, "_wire_feed"):
+        mux._wire_feed(feed)
+    if getattr(mux, "metrics", None) is not None:  # a busy connection: one frame in sample_every
+        feed.sample_mask = mux.metrics.sample_every - 1
+    for sub in case.subs:
+        if sub.channel.value == "book":
+            feed.add_book(sub)
+    return feed, count
+
+
 def wsmux_runner(case: Case, metrics: bool = True) -> Callable[[], tuple[list[int], set[int], int]]:
-    """A function that runs the case once through the full path and returns
-    (ns per frame, indices of snapshot frames, callbacks). ``metrics``: the
-    multiplexer's metrics on (default sampling: latency of one frame and one
-    stream event in 16) or off (``Multiplexer(metrics=False)``)."""
+    """A function that runs the case once through the full path (see
+    :func:`full_path`) and returns (ns per frame, indices of snapshot frames,
+    callbacks)."""
 
     def run() -> tuple[list[int], set[int], int]:
-        mux = Multiplexer() if metrics else Multiplexer(metrics=False)
-        stream = Stream(tuple(case.subs), name="bench", clock_ns=time.time_ns)
-        count = [0]
-
-        def callback(event: Event) -> None:
-            count[0] += 1
-
-        stream.on(Event, callback)
-        attach = getattr(mux, "_attach_stream", None)
-        if attach is not None:
-            attach(stream)
-        else:  # multiplexers before the hot-path rework (to compare with them)
-            for sub in case.subs:
-                mux._routes.setdefault((sub.venue, sub.channel, sub.symbol), []).append(stream)
-            mux._venue_streams.setdefault(case.venue, []).append(stream)
-            mux._streams.append(stream)
-        adapter = get_adapter(case.venue)()
-        adapter.reset()
-        adapter.connect_url(case.subs)
-        adapter.subscribe(case.subs)
-        feed = Feed(adapter, mux._deliver)
-        if hasattr(mux, "_wire_feed"):
-            mux._wire_feed(feed)
-        if getattr(mux, "metrics", None) is not None:  # a busy connection: one frame in sample_every
-            feed.sample_mask = mux.metrics.sample_every - 1
-        for sub in case.subs:
-            if sub.channel.value == "book":
-                feed.add_book(sub)
+        feed, count = full_path(case, metrics)
         snapshots: set[int] = set()
         stats = feed.stats
         times: list[int] = []

@@ -34,11 +34,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_fullpath import Case, binance_recording, generated, kraken_recording  # type: ignore[import-not-found]
+from bench_fullpath import (  # type: ignore[import-not-found]
+    Case,
+    binance_recording,
+    full_path,
+    generated,
+    kraken_recording,
+)
 
 from wsmux._pipeline import Feed, FetchSnapshot
 from wsmux.exchanges import get as get_adapter
-from wsmux.model import Event
 from wsmux.multiplexer import Multiplexer
 from wsmux.stream import Stream
 
@@ -49,26 +54,7 @@ def timed_run(case: Case, metrics: bool) -> Callable[[], tuple[int, int]]:
     """A function running ``case`` once; returns (ns for all frames, callbacks)."""
 
     def run() -> tuple[int, int]:
-        mux = Multiplexer() if metrics else Multiplexer(metrics=False)
-        stream = Stream(tuple(case.subs), name="bench", clock_ns=time.time_ns)
-        count = [0]
-
-        def callback(event: Event) -> None:
-            count[0] += 1
-
-        stream.on(Event, callback)
-        mux._attach_stream(stream)
-        adapter = get_adapter(case.venue)()
-        adapter.reset()
-        adapter.connect_url(case.subs)
-        adapter.subscribe(case.subs)
-        feed = Feed(adapter, mux._deliver)
-        mux._wire_feed(feed)
-        if mux.metrics is not None:  # a busy connection: one frame in sample_every
-            feed.sample_mask = mux.metrics.sample_every - 1
-        for sub in case.subs:
-            if sub.channel.value == "book":
-                feed.add_book(sub)
+        feed, count = full_path(case, metrics)
         stamps = case.recv_ns or [time.time_ns()] * len(case.frames)
         on_frame = feed.on_frame
         t0 = time.perf_counter_ns()
