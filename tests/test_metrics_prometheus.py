@@ -103,3 +103,15 @@ async def test_a_loop_that_does_not_answer_gets_the_last_snapshot() -> None:
         assert [f.name for f in again] == [f.name for f in first]
         stale = next(f for f in again if f.name == "wsmux_scrape_stale")
         assert stale.samples[0].value == 1.0
+
+
+def test_the_sync_facade_serves_metrics_too() -> None:
+    from wsmux.sync import Multiplexer as SyncMultiplexer
+
+    with SyncMultiplexer(metrics={"interval": None}) as mux:
+        server = mux.serve_metrics(0)
+        response = httpx.get(server.url, timeout=10)
+        assert response.status_code == 200
+        assert "wsmux_scrape_stale 0.0" in response.text
+    with SyncMultiplexer(metrics=False) as mux, pytest.raises(ConfigError, match="metrics are off"):
+        mux.serve_metrics(0)
