@@ -181,6 +181,7 @@ async def test_quiet_connections_sample_every_frame_busy_ones_one_in_n() -> None
         assert conn.feed.sample_mask == 0  # quiet: fewer than 50 frames in the tick
         lat = mux.metrics.venue("binance").latency  # type: ignore[union-attr]
         assert lat.samples == conn.feed.stats.events == len(seen) > 0  # one trade per frame, each sampled
+        assert lat.events_by_type == {Trade: len(seen)}  # exact while every frame is sampled
         before = count_trades(mock)
         await mock.publish(300)
         await trades_up_to(stream, count_trades(mock) - before)
@@ -193,4 +194,6 @@ async def test_quiet_connections_sample_every_frame_busy_ones_one_in_n() -> None
         (venue,) = health["venue_health"]
         assert venue["venue"] == "binance" and venue["rates"]["events"]["1s"] > 0
         assert venue["latency"]["trades"]["count"] == lat.histograms[Channel.TRADES].total
+        # busy: the 300-step batch is counted in samples weighted by 32 (an estimate of the trades)
+        assert 0.5 * len(seen) < venue["events_by_type"]["Trade"] < 2 * len(seen)
         await stream.aclose()

@@ -62,6 +62,9 @@ async def test_scrape_the_real_endpoint() -> None:
         ten = got["wsmux_latency_seconds_bucket", (("channel", "book"), ("le", "10.0"), ("venue", "binance"))]
         assert inf == book_count and ten <= inf
         assert ("wsmux_event_rate", (("venue", "binance"), ("window", "10s"))) in got
+        rest = mux._rest_limiters["binance"]
+        assert got["wsmux_rest_weight_total", (("venue", "binance"),)] == rest.weight_used > 0  # the snapshot
+        assert got["wsmux_events_by_type_estimated_total", (("type", "BookUpdate"), ("venue", "binance"))] > 0
         assert any(name == "wsmux_consumer_latency_seconds_count" for name, _ in got)
         # every series the example Grafana dashboard queries is exported
         families = {f.name for f in text_string_to_metric_families(response.text)}

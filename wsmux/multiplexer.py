@@ -1417,7 +1417,7 @@ class Multiplexer:
         trades = attrs.asdict(self._sequencer.stats) if self._sequencer is not None else None
         conns = self.connections()
         return Health(
-            venue_health=venue_health(self.metrics, conns, breakers, self.books),
+            venue_health=venue_health(self.metrics, conns, breakers, self.books, self._rest_limiters),
             connections=[_connection_health(c) for c in conns],
             streams=streams,
             shards=shards,

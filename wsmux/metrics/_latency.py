@@ -166,6 +166,7 @@ class VenueLatency:
         "_window_min",
         "bad_ts",
         "clock",
+        "events_by_type",
         "histograms",
         "mask",
         "no_ts",
@@ -186,20 +187,26 @@ class VenueLatency:
         self._window_min = _NO_MIN
         self._mins: collections.deque[int] = collections.deque(maxlen=WINDOWS)
         self._snapshots: collections.deque[dict[Channel, LatencyHistogram]] = collections.deque(maxlen=WINDOWS)
+        self.events_by_type: dict[type, int] = {}
+        """Market events per class, estimated from the samples (weighted by the sampling rate)."""
         self.samples = 0
         self.no_ts = 0
         self.bad_ts = 0
 
-    def sample(self, events: Sequence[Any], recv_ns: int) -> None:
-        """Record the frame whose parsed events are ``events``. O(1)."""
+    def sample(self, events: Sequence[Any], recv_ns: int, weight: int = 1) -> None:
+        """Record the frame whose parsed events are ``events``, one of ``weight``
+        frames (the sampling rate). O(1)."""
         if not events:
             return
         event = events[-1]
-        hist = self._by_class.get(type(event))
+        cls = type(event)
+        hist = self._by_class.get(cls)
         if hist is None:
-            hist = self._histogram_for(type(event))
+            hist = self._histogram_for(cls)
             if hist is None:
                 return
+        by_type = self.events_by_type
+        by_type[cls] = by_type.get(cls, 0) + len(events) * weight
         ts = event.ts
         if ts is None:
             self.no_ts += 1
