@@ -1452,7 +1452,10 @@ class Multiplexer:
     async def _metrics_loop(self, interval: float) -> None:
         while not self._closed:
             await asyncio.sleep(interval)
-            self._metrics_tick()
+            try:
+                self._metrics_tick()
+            except Exception:  # a metrics bug must not end the metrics, nor anything else
+                _log.exception("metrics tick failed")
 
     def _metrics_tick(self) -> None:
         """One second of metrics (see :meth:`MetricsRegistry.tick`): report the anomalies."""
