@@ -31,6 +31,7 @@ def venue(**changes: Any) -> VenueHealth:
         "no_ts": 0,
         "bad_ts": 0,
         "counters": {"gaps": 2, "resyncs": 4},
+        "failures_by_reason": {},
         "events_by_type": {"BookUpdate": 100},
         "books": {
             "BTC-USDT": {"valid": True, "integrity": "sequence"},

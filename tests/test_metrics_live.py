@@ -197,3 +197,20 @@ async def test_quiet_connections_sample_every_frame_busy_ones_one_in_n() -> None
         # busy: the 300-step batch is counted in samples weighted by 32 (an estimate of the trades)
         assert 0.5 * len(seen) < venue["events_by_type"]["Trade"] < 2 * len(seen)
         await stream.aclose()
+
+
+async def test_lost_connections_are_counted_by_kind() -> None:
+    from wsmux import Backoff, Connected
+
+    async with (
+        MockBinance(["BTC-USDT"]) as mock,
+        Multiplexer(endpoints={"binance": mock.endpoint}, backoff=Backoff(initial=0.01, cap=0.05)) as mux,
+    ):
+        stream = mux.subscribe(*trades("binance", "BTC-USDT"))
+        await collect_until(stream, lambda e: isinstance(e, Connected))
+        await mock.drop_connections()
+        await collect_until(stream, lambda e: isinstance(e, Connected))  # reconnected
+        vh = mux.health().venue("binance")
+        assert vh is not None and vh.failures_by_reason == {"ConnectionClosed": 1}
+        assert vh.counters["reconnects"] == 1
+        await stream.aclose()

@@ -110,6 +110,8 @@ class VenueHealth:
             REST requests... summed over the venue's connections and books;
             ``rest_weight`` (REST weight spent) and ``rest_penalties`` (418/429
             penalties) of the venue's REST budget.
+        failures_by_reason: failed connection attempts and lost connections
+            by kind (exception class name, ``stalled``, ``dead_peer``).
         events_by_type: data events per event type, estimated from the
             sampled frames (each counted as its last event's type, weighted
             by the sampling rate; exact on connections that sample every frame).
@@ -132,6 +134,7 @@ class VenueHealth:
     no_ts: int
     bad_ts: int
     counters: dict[str, int]
+    failures_by_reason: dict[str, int]
     events_by_type: dict[str, int]
     books: dict[str, dict[str, Any]]
     breaker: str | None

@@ -58,6 +58,10 @@ def venue_health(
         if limiter is not None:
             counters["rest_weight"] = int(limiter.weight_used)
             counters["rest_penalties"] = limiter.penalties
+        reasons: dict[str, int] = {}
+        for conn in conns:
+            for kind, n in conn.stats.failures_by_reason.items():
+                reasons[kind] = reasons.get(kind, 0) + n
         states = [c.state for c in conns]
         state = "open" if "open" in states else states[0]
         errors = [c.stats for c in conns if c.stats.last_error]
@@ -88,6 +92,7 @@ def venue_health(
                 open_connections=states.count("open"),
                 breaker=None if breaker is None else str(breaker.get("state")),
                 counters=counters,
+                failures_by_reason=dict(sorted(reasons.items())),
                 books=book_states,
                 flows=flows,
                 last_error=last,

@@ -150,6 +150,11 @@ def _families(snap: Snapshot) -> Iterator[Any]:
         for key, doc in {**feed_counters, **conn_counters}.items()
     }
     up = GaugeMetricFamily("wsmux_connection_up", "1 if the connection is open.", labels=[*conn_labels, "state"])
+    failures = CounterMetricFamily(
+        "wsmux_connection_failures",
+        "Failed attempts and lost connections, by kind (exception class, stalled, dead_peer).",
+        labels=[*conn_labels, "reason"],
+    )
     for conn in health.connections:
         labels = [conn.venue, str(conn.conn_id)]
         for key in feed_counters:
@@ -157,20 +162,26 @@ def _families(snap: Snapshot) -> Iterator[Any]:
         for key in conn_counters:
             families[key].add_metric(labels, float(conn.connection.get(key, 0)))
         up.add_metric([*labels, conn.state], 1.0 if conn.state == "open" else 0.0)
+        for reason, n in conn.connection.get("failures_by_reason", {}).items():
+            failures.add_metric([*labels, reason], float(n))
     yield from families.values()
     yield up
+    yield failures
 
     valid = GaugeMetricFamily("wsmux_book_valid", "1 if the book is in sync.", labels=["venue", "symbol", "integrity"])
     checks = CounterMetricFamily(
         "wsmux_book_checksums", "Book checksums verified.", labels=["venue", "symbol", "result"]
     )
+    book_gaps = CounterMetricFamily("wsmux_book_gaps", "Gaps found in the book.", labels=["venue", "symbol"])
     for conn in health.connections:
         for symbol, book in conn.books.items():
+            book_gaps.add_metric([conn.venue, symbol], float(book.get("gaps", 0)))
             valid.add_metric([conn.venue, symbol, str(book.get("integrity"))], 1.0 if book.get("valid") else 0.0)
             checks.add_metric([conn.venue, symbol, "ok"], float(book.get("checksums_ok", 0)))
             checks.add_metric([conn.venue, symbol, "bad"], float(book.get("checksum_mismatches", 0)))
     yield valid
     yield checks
+    yield book_gaps
 
     received = CounterMetricFamily("wsmux_stream_received", "Events routed to the stream.", labels=["stream"])
     delivered = CounterMetricFamily("wsmux_stream_delivered", "Events the consumer took.", labels=["stream"])
