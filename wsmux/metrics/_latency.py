@@ -20,7 +20,8 @@ samples cost one bit test. A connection that received fewer than
 give too few samples for its envelope, and its total cost is small anyway.
 
 **Bad timestamps** never reach the histogram or the offset: an event without
-a timestamp counts in :attr:`~VenueLatency.no_ts`; a timestamp that is zero,
+a timestamp counts in :attr:`~VenueLatency.no_ts`; a timestamp that is not an
+integer, zero,
 negative, or puts ``|d|`` beyond :data:`MAX_SKEW_NS` (an hour: a far-future
 stamp, milliseconds where nanoseconds are expected or the reverse) counts in
 :attr:`~VenueLatency.bad_ts` and is dropped.
@@ -208,8 +209,11 @@ class VenueLatency:
         by_type = self.events_by_type
         by_type[cls] = by_type.get(cls, 0) + len(events) * weight
         ts = event.ts
-        if ts is None:
-            self.no_ts += 1
+        if type(ts) is not int:  # None: the venue sends none; anything else is an adapter's bug
+            if ts is None:
+                self.no_ts += 1
+            else:
+                self.bad_ts += 1
             return
         d = recv_ns - ts
         # |d| within MAX_SKEW_NS (spelled out: a global lookup costs more than the compare)
