@@ -21,10 +21,9 @@ give too few samples for its envelope, and its total cost is small anyway.
 
 **Bad timestamps** never reach the histogram or the offset: an event without
 a timestamp counts in :attr:`~VenueLatency.no_ts`; a timestamp that is not an
-integer, zero,
-negative, or puts ``|d|`` beyond :data:`MAX_SKEW_NS` (an hour: a far-future
-stamp, milliseconds where nanoseconds are expected or the reverse) counts in
-:attr:`~VenueLatency.bad_ts` and is dropped.
+integer, zero, negative, or puts ``|d|`` beyond :data:`MAX_SKEW_NS` (an hour:
+a far-future stamp, milliseconds where nanoseconds are expected or the
+reverse) counts in :attr:`~VenueLatency.bad_ts` and is dropped.
 
 **The offset.** Two sources, the better one wins:
 
