@@ -87,7 +87,10 @@ def test_sync_callbacks_run_and_exit_on_exception(mock_thread: MockThread) -> No
     with pytest.raises(RuntimeError, match="boom"), make_mux(mock_thread) as mux:
         stream = mux.subscribe(trades("toy", "BTC-USD"))
         connected = threading.Event()
-        stream.on(Trade, on_trade).on(Connected, lambda _e: connected.set())
+        # Connected first: it may arrive before on() (the loop runs in another
+        # thread) and is then handed over by on(); trades missed in between
+        # are made up for by publishing until three are seen
+        stream.on(Connected, lambda _e: connected.set()).on(Trade, on_trade)
         assert connected.wait(10)
         while not seen.is_set():
             mock_thread.call(mock_thread.mock.publish(10))

@@ -161,8 +161,12 @@ def test_typed_constructor_and_books(mock_thread: ThreadedMock[MockToy]) -> None
                 break
         assert any(isinstance(e, BookSnapshot) for e in seen)
         cons = mux.subscribe_consolidated("BTC-USD", ["toy"])
+        # the book is live already: the consolidated stream starts from its current BBO
+        first = cons.get(timeout=10)
+        bid, _, ask, _ = mux.book("toy", "BTC-USD").bbo()
+        assert (first.symbol, first.bid_price, first.ask_price) == ("BTC-USD", bid, ask)  # type: ignore[attr-defined]
         with pytest.raises(TimeoutError):
-            cons.get(timeout=0.05)  # reading starts
+            cons.get(timeout=0.05)  # nothing changed since
         mock_thread.publish(20)
         assert cons.get(timeout=10).symbol == "BTC-USD"  # type: ignore[attr-defined]
         assert mux.consolidated("BTC-USD")[0] is not None

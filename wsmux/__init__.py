@@ -32,6 +32,8 @@ from wsmux.errors import (
     WsmuxError,
 )
 from wsmux.model import (
+    Anomaly,
+    AnomalyKind,
     Backfilled,
     BookSide,
     BookSnapshot,
@@ -98,6 +100,8 @@ __all__ = [
     "Candle",
     "Channel",
     "ClosedError",
+    "Anomaly",
+    "AnomalyKind",
     "ConfigError",
     "ConnectFailed",
     "Connected",

@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import importlib
 import math
+import shutil
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -27,9 +28,11 @@ from typing import Any, TextIO
 import orjson
 
 from wsmux import exchanges
+from wsmux._dashboard import plain_panel, rich_available, rich_screen
 from wsmux._display import by_step, difference
 from wsmux.adapter import Endpoint
 from wsmux.errors import ConfigError, LocalError, LogError, WsmuxError
+from wsmux.health import VenueHealth
 from wsmux.model import (
     Channel,
     Connected,
@@ -176,6 +179,8 @@ class LiveView:
         self.last_error: dict[str, str] = {}
         self.started = time.monotonic()
         self._last = self.started
+        self.plain = False
+        """Plain text even on a terminal with ``rich`` installed (``--plain``)."""
 
     def on_event(self, event: Event) -> None:
         self.total += 1
@@ -211,20 +216,17 @@ class LiveView:
         elif isinstance(event, Resynced):
             row.resyncs += 1
 
-    def render(self) -> str:
+    def _table(self) -> tuple[str, list[tuple[Any, ...]], float]:
+        """The title line, one row per (venue, symbol) and the total rate (msg/s)."""
         now = time.monotonic()
         dt = max(now - self._last, 1e-9)
         self._last = now
         books = self.mux.books
-        vw = max([16, *(len(v) + 2 for v, _ in self.rows)])  # columns never run into each other
-        sw = max([16, *(len(s) + 2 for _, s in self.rows)])
-        lines = [
+        title = (
             f"wsmux  {now - self.started:6.1f} s   events {self.total:,}   "
-            f"connections {self.connections} (dropped {self.disconnects})   errors {self.errors}",
-            "",
-            f"{'venue':<{vw}}{'symbol':<{sw}}{'bid':>14}{'ask':>14}{'spread':>10}{'book':>18}{'msg/s':>9}{'gaps':>6}"
-            f"{'resyncs':>9}",
-        ]
+            f"connections {self.connections} (dropped {self.disconnects})   errors {self.errors}"
+        )
+        rows: list[tuple[Any, ...]] = []
         total_rate = 0.0
         for (venue, symbol), row in sorted(self.rows.items()):
             row.rate = row.window / dt
@@ -243,15 +245,49 @@ class LiveView:
             # by the instrument's tick where its list is loaded: 29999.99, never 29999.989999999998
             inst = self.mux.instrument(venue, symbol)
             tick = inst.tick_size if inst is not None else None
+            bid, ask, spread = by_step(bp, tick), by_step(ap, tick), difference(ap, bp, tick)
+            rows.append((venue, symbol, bid, ask, spread, state, row.rate, row.gaps, row.resyncs))
+        return title, rows, total_rate
+
+    def venue_health(self) -> list[VenueHealth]:
+        """The multiplexer's per-venue health (empty if it has none)."""
+        health = getattr(self.mux, "health", None)
+        return list(health().venue_health) if health is not None else []
+
+    def render(self) -> str:
+        """The view as plain text: the symbol table, the venue panel, connections."""
+        title, rows, total_rate = self._table()
+        vw = max([16, *(len(v) + 2 for v, _ in self.rows)])  # columns never run into each other
+        sw = max([16, *(len(s) + 2 for _, s in self.rows)])
+        lines = [
+            title,
+            "",
+            f"{'venue':<{vw}}{'symbol':<{sw}}{'bid':>14}{'ask':>14}{'spread':>10}{'book':>18}{'msg/s':>9}{'gaps':>6}"
+            f"{'resyncs':>9}",
+        ]
+        for venue, symbol, bp, ap, spread, state, rate, gaps, resyncs in rows:
             lines.append(
-                f"{venue:<{vw}}{symbol:<{sw}}{by_step(bp, tick):>14}{by_step(ap, tick):>14}"
-                f"{difference(ap, bp, tick):>10}"
-                f"{state:>18}{row.rate:>9.0f}{row.gaps:>6}{row.resyncs:>9}"
+                f"{venue:<{vw}}{symbol:<{sw}}{bp:>14}{ap:>14}{spread:>10}"
+                f"{state:>18}{rate:>9.0f}{gaps:>6}{resyncs:>9}"
             )
         lines.append("")
         lines.append(f"total {total_rate:,.0f} events/s")
+        panel = plain_panel(self.venue_health())
+        if panel:
+            lines.extend(["", *panel])
         lines.extend(self.connection_lines())
         return "\n".join(lines)
+
+    def render_rich(self, width: int) -> str:
+        """The view rendered by ``rich`` (ANSI colours; extra ``wsmux[cli]``)."""
+        title, rows, total_rate = self._table()
+        header = ("venue", "symbol", "bid", "ask", "spread", "book", "msg/s", "gaps", "resyncs")
+        cells = [
+            (v, s, bp, ap, sp, st, f"{r:.0f}", str(g), str(rs))
+            for v, s, bp, ap, sp, st, r, g, rs in rows
+        ]
+        footer = [f"total {total_rate:,.0f} events/s", *self.connection_lines()]
+        return rich_screen(title, header, cells, self.venue_health(), footer, width)
 
     def connection_lines(self) -> list[str]:
         """Per venue: connection state and the last error (empty if none yet)."""
@@ -276,6 +312,11 @@ class LiveView:
         return "\n".join(parts) + "\n"
 
     def draw(self) -> None:
+        if self.out.isatty() and not self.plain and rich_available():
+            width = shutil.get_terminal_size((160, 50)).columns
+            self.out.write("\x1b[H\x1b[2J" + self.render_rich(width))
+            self.out.flush()
+            return
         text = self.render()
         if self.out.isatty():
             self.out.write("\x1b[H\x1b[2J" + text + "\n")
@@ -293,10 +334,16 @@ async def _run_view(
     on_start: Callable[[], Any] | None = None,
     connect_deadline: float | None = None,
     record: str | None = None,
+    metrics_port: int | None = None,
+    plain: bool = False,
 ) -> LiveView:
     async with Multiplexer(endpoints=endpoints, record=record) as mux:
+        if metrics_port is not None:
+            server = mux.serve_metrics(metrics_port)
+            out.write(f"metrics: {server.url}\n")
         stream = await mux.asubscribe(*subs, name="cli")  # an unlisted symbol: UnknownSymbol, did you mean
         view = LiveView(mux, out)
+        view.plain = plain
         stream.on(Event, view.on_event)
         if on_start is not None:
             on_start()
@@ -371,7 +418,15 @@ async def _demo(args: argparse.Namespace, out: TextIO) -> int:
 
         try:
             view = await _run_view(
-                subs, endpoints, args.duration, out, args.refresh, start_mocks, connect_deadline=args.connect_deadline
+                subs,
+                endpoints,
+                args.duration,
+                out,
+                args.refresh,
+                start_mocks,
+                connect_deadline=args.connect_deadline,
+                metrics_port=args.metrics_port,
+                plain=args.plain,
             )
         finally:
             for task in chaos:
@@ -421,7 +476,16 @@ def _parse_targets(targets: Sequence[str]) -> list[Subscription]:
 
 async def _watch(args: argparse.Namespace, out: TextIO) -> int:
     subs = _parse_targets(args.targets)
-    view = await _run_view(subs, None, args.duration, out, args.refresh, connect_deadline=args.connect_deadline)
+    view = await _run_view(
+        subs,
+        None,
+        args.duration,
+        out,
+        args.refresh,
+        connect_deadline=args.connect_deadline,
+        metrics_port=args.metrics_port,
+        plain=args.plain,
+    )
     return _connect_verdict(view, args.connect_deadline, out) or 0
 
 
@@ -433,6 +497,19 @@ def _add_connect_deadline(parser: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help="give up with exit status 3 and the reason if no connection opened within this time "
         "(default 30; the per-venue state and last error are shown meanwhile)",
+    )
+
+
+def _add_dashboard_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--metrics-port",
+        type=int,
+        default=None,
+        metavar="PORT",
+        help="serve Prometheus metrics on http://127.0.0.1:PORT/metrics (extra wsmux[prometheus])",
+    )
+    parser.add_argument(
+        "--plain", action="store_true", help="plain-text view even on a terminal with rich installed (wsmux[cli])"
     )
 
 
@@ -515,12 +592,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="inject a fault every second (lost update, bad checksum, dropped connection): see Gap -> Resynced",
     )
     _add_connect_deadline(demo)
+    _add_dashboard_options(demo)
 
     watch = commands.add_parser("watch", help="watch real venues, e.g. wsmux watch binance:BTC-USDT,ETH-USDT")
     watch.add_argument("targets", nargs="+", metavar="VENUE:SYMBOL[,SYMBOL...]", help="what to watch")
     watch.add_argument("--duration", type=_duration, default=None, help="seconds to run (default: until Ctrl-C)")
     watch.add_argument("--refresh", type=_refresh, default=1.0, help=REFRESH_HELP)
     _add_connect_deadline(watch)
+    _add_dashboard_options(watch)
 
     commands.add_parser(
         "venues", help="the supported venues: channels, how books sync, checksums, continuity, limits"

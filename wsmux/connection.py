@@ -351,6 +351,9 @@ class ConnectionStats:
     """Why the last attempt failed or the last connection was lost."""
     last_error_ns: int | None = None
     """When (wall clock, ns since the epoch)."""
+    failures_by_reason: dict[str, int] = attrs.field(factory=dict)
+    """Failed attempts and lost connections by kind: the exception's class
+    name, or ``stalled`` / ``dead_peer`` for the liveness timers (the metrics read it)."""
 
 
 class Connection:
@@ -517,6 +520,11 @@ class Connection:
                 reason = self._kill_reason or (
                     describe_connect_error(exc) if never_opened else f"{type(exc).__name__}: {exc}"
                 )
+                kind = type(exc).__name__
+                if self._kill_reason:
+                    kind = "stalled" if "stalled" in self._kill_reason else "dead_peer"
+                by_reason = self.stats.failures_by_reason
+                by_reason[kind] = by_reason.get(kind, 0) + 1
                 self._kill_reason = None
                 retry = should_retry(exc) and not self._closing
                 if self._ws is None and self.stats.connected_since is None:

@@ -66,6 +66,7 @@ from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn
 
 from wsmux.errors import ConfigError
 from wsmux.model import (
+    Anomaly,
     Backfilled,
     BookSide,
     BookSnapshot,
@@ -120,6 +121,7 @@ EVENT_TAGS: Final[Mapping[type[Event], str]] = types.MappingProxyType(
         Dropped: "dropped",
         SlowConsumer: "slow_consumer",
         Backfilled: "backfilled",
+        Anomaly: "anomaly",
     }
 )
 """The ``"type"`` tag of every event class (the tagged union of the dict form)."""

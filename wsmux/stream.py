@@ -33,6 +33,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import attrs
 
 from wsmux.errors import ClosedError, ConfigError, StreamOverflow
+from wsmux.metrics._hist import LatencyHistogram
+from wsmux.metrics._registry import DISABLED_MASK
 from wsmux.model import (
     ConsolidatedQuote,
     Dropped,
@@ -144,6 +146,9 @@ class Stream:
         self._async_wake: asyncio.Event | None = None
         self._iterated = False
         self._buffering = True
+        self._early: list[Event] = []
+        """Events that arrived before the first callback of an unread stream
+        (handed to each callback registered until the stream is read)."""
         self._pending_drops = 0
         self._pending_reasons: dict[str, int] = {}
         self._overflowed = False
@@ -156,6 +161,11 @@ class Stream:
         self._slow = False
         self._slow_pending = 0
         self.slow_consumer_events = slow_consumer_events
+        self.latency: LatencyHistogram | None = None
+        """Receive → consumer latency (a sync callback returned, or the
+        iterator read the event), sampled one event in ``_sample_mask + 1``;
+        set by the multiplexer's metrics (needs ``clock_ns``)."""
+        self._sample_mask = DISABLED_MASK
 
     # --- callbacks ------------------------------------------------------------------
 
@@ -167,11 +177,13 @@ class Stream:
         reported as an :class:`~wsmux.Error` event (kind ``CALLBACK``) and
         counted; it never stops the stream. Returns the stream (chainable).
 
-        On a stream nobody has read yet, the events that arrived before this
-        registration (between :meth:`~wsmux.Multiplexer.subscribe` and now —
-        with :mod:`wsmux.sync` the loop runs in another thread, so the first
-        events can beat ``on()``) are handed to ``callback`` at once, in
-        order; they stay buffered for a later reader.
+        On a stream nobody has read yet, the events that arrived before the
+        first registration (between :meth:`~wsmux.Multiplexer.subscribe` and
+        ``on()`` — with :mod:`wsmux.sync` the loop runs in another thread, so
+        the first events can beat ``on()``) are handed to ``callback`` at
+        once, in order, and to each callback registered later until the
+        stream is read; they leave the buffer (a callback stream buffers
+        nothing) and count as delivered.
         """
         if self._closed:
             raise ClosedError("stream is closed")
@@ -182,16 +194,23 @@ class Stream:
         else:
             self._sync_cbs.setdefault(event_type, []).append(callback)
         if not self._iterated:
+            if self._buffering and self._buf:  # the first callback of an unread stream
+                self._early = list(self._buf)
+                self._buf.clear()
+                self._conflate.clear()
+                self.stats.delivered += len(self._early)
+                if self._space is not None:
+                    self._space.set()
             self._buffering = False
-            if self._buf:
-                self._replay_buffered(event_type, callback, is_async)
+            if self._early:
+                self._replay_early(event_type, callback, is_async)
         self._dispatch_cache.clear()
         return self
 
-    def _replay_buffered(self, event_type: type, callback: Callable[[Any], object], is_async: bool) -> None:
-        """Hand the unread buffered events of ``event_type`` to a new callback."""
-        for event in [e for e in self._buf if isinstance(e, event_type)]:
-            if is_async:  # the reader still has the event: not counted as owed to the callbacks
+    def _replay_early(self, event_type: type, callback: Callable[[Any], object], is_async: bool) -> None:
+        """Hand the events that arrived before the first callback to a new one."""
+        for event in [e for e in self._early if isinstance(e, event_type)]:
+            if is_async:  # already counted as delivered: not owed to the callbacks
                 self._async_queue.append((event, (callback,), False))  # type: ignore[arg-type]
                 self._wake_async()
                 continue
@@ -234,6 +253,8 @@ class Stream:
                 raise
             except BaseException as exc:  # CancelledError raised by user code is the user's error too
                 self._callback_error(fn, exc)
+        if not stats.received & self._sample_mask and sync_cbs:
+            self._sample(event)
         if async_cbs:
             self._queue_async(event, async_cbs)
             if not self._buffering:
@@ -242,6 +263,11 @@ class Stream:
             stats.delivered += 1
             return
         self._buffer(event)
+
+    def _sample(self, event: Event) -> None:
+        recv_ns = getattr(event, "recv_ns", 0)
+        if self.latency is not None and self._clock_ns is not None and recv_ns > 0:
+            self.latency.record(self._clock_ns() - recv_ns)
 
     def _resolve(self, cls: type) -> _Resolved:
         cached = (self._matching(self._sync_cbs, cls), tuple(self._matching(self._async_cbs, cls)))
@@ -422,6 +448,7 @@ class Stream:
 
     def __aiter__(self) -> AsyncIterator[Event]:
         self._iterated = True
+        self._early = []
         self._buffering = True
         return self
 
@@ -452,6 +479,8 @@ class Stream:
             if self._buf:
                 event = self._buf.popleft()
                 self.stats.delivered += 1
+                if not self.stats.delivered & self._sample_mask:
+                    self._sample(event)
                 if self._conflate:
                     key = (type(event), getattr(event, "venue", ""), getattr(event, "symbol", ""))
                     if self._conflate.get(key) is event:

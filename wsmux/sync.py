@@ -43,7 +43,7 @@ import contextlib
 import threading
 import time
 from collections.abc import Callable, Coroutine, Iterable, Iterator, Mapping
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 
@@ -60,6 +60,9 @@ from wsmux.multiplexer import Multiplexer as AsyncMultiplexer
 from wsmux.reliability import QualityGate
 from wsmux.stream import Overflow, Stream, StreamStats
 from wsmux.subscriptions import Subscription
+
+if TYPE_CHECKING:
+    from wsmux.metrics._prometheus import MetricsServer
 
 __all__ = ["Multiplexer", "SyncStream"]
 
@@ -215,7 +218,14 @@ class SyncStream:
 
         Registered before the stream is first read, it makes the stream a
         callback stream: nothing is buffered for reading until :meth:`get`
-        or iteration starts (so callback-only programs never stall)."""
+        or iteration starts (so callback-only programs never stall).
+
+        The loop runs in another thread, so events can arrive between
+        :meth:`Multiplexer.subscribe` and this call: those that arrived
+        before the *first* ``on()`` are handed to each callback registered
+        while the stream is unread; once one callback is registered, events
+        of a type that has no callback yet are not kept. Register the
+        callback for the events you must not miss first."""
 
         if self._runner.in_loop():  # from a callback: we are on the loop already
             self._stream.on(event_type, callback)
@@ -317,6 +327,7 @@ class Multiplexer:
         validate_symbols: bool = True,
         instruments_ttl: float = 3600.0,
         instruments_timeout: float = 10.0,
+        metrics: bool | Mapping[str, Any] = True,
     ) -> None:
         kwargs: dict[str, Any] = {
             "endpoints": endpoints,
@@ -339,6 +350,7 @@ class Multiplexer:
             "validate_symbols": validate_symbols,
             "instruments_ttl": instruments_ttl,
             "instruments_timeout": instruments_timeout,
+            "metrics": metrics,
         }
         AsyncMultiplexer(**kwargs)  # validate now, in the caller's thread (typed errors at once)
         self._kwargs = kwargs
@@ -538,6 +550,10 @@ class Multiplexer:
     def instrument(self, venue: str, symbol: str) -> Instrument | None:
         """See :meth:`wsmux.Multiplexer.instrument`."""
         return self._call(lambda mux: mux.instrument(venue, symbol))
+    def serve_metrics(self, port: int, host: str = "127.0.0.1") -> MetricsServer:
+        """Serve Prometheus metrics (see :meth:`wsmux.Multiplexer.serve_metrics`)."""
+
+        return self._call(lambda mux: mux.serve_metrics(port, host))
 
     def health(self) -> Health:
         """See :meth:`wsmux.Multiplexer.health`."""

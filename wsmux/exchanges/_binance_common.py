@@ -146,6 +146,10 @@ class BinanceAdapterBase(Adapter):
 
     exchange: ClassVar[str] = "binance"
     depth_path: ClassVar[str]
+    server_time_field: ClassVar[tuple[str | int, ...]] = ("serverTime",)
+    """``GET <rest>/api/v3/time`` (``/fapi/v1/time``, ``/dapi/v1/time``; weight 1)
+    answers ``{"serverTime": ms}`` (the venue's REST docs, "Check Server Time";
+    the sheets are silent on it)."""
     """REST depth snapshot path, e.g. ``/api/v3/depth``."""
     futures: ClassVar[bool] = False
     snapshot_limits: ClassVar[tuple[int, ...] | None] = None

@@ -97,6 +97,7 @@ class MockBinanceBase(MockExchange):
     coinm: ClassVar[bool] = False
     split_routes: ClassVar[bool] = False
     depth_path: ClassVar[str] = "/api/v3/depth"
+    server_time_path: ClassVar[str | None] = "/api/v3/time"
     max_streams: ClassVar[int] = 1024
     max_messages_per_second: ClassVar[int] = 5
     ws_path: ClassVar[str] = ""
@@ -165,7 +166,7 @@ class MockBinanceBase(MockExchange):
                 change = self.markets[symbol].step()
                 await self._deliver(self._step_frames(symbol, change))
         for symbol in targets:
-            await self._deliver(self._flush(symbol, _now_ms()))
+            await self._deliver(self._flush(symbol, self._now_ms()))
 
     def render(self, conn: MockConnection, symbol: str, change: Change) -> list[str | bytes]:
         """Advance ``symbol``'s ids for ``change`` and return ``conn``'s frames.
@@ -194,7 +195,7 @@ class MockBinanceBase(MockExchange):
     def _step_frames(self, symbol: str, change: Change) -> list[tuple[str, str]]:
         market = self.markets[symbol]
         lower = self._lower[symbol]
-        now = _now_ms()
+        now = self._now_ms()
         self._ids[symbol] += max(1, len(change.bids) + len(change.asks))
         bids, asks = self._pending[symbol]
         bids.update(change.bids)
@@ -438,7 +439,7 @@ class MockBinanceBase(MockExchange):
             if not self._pending_steps[symbol]:
                 self._ids[symbol] += 1
                 self._pending_steps[symbol] = 1
-            await self._deliver(self._flush(symbol, _now_ms()))
+            await self._deliver(self._flush(symbol, self._now_ms()))
 
     def _add_topics(self, conn: MockConnection, names: list[str]) -> list[str]:
         """Subscribe ``conn`` to ``names``; return the symbols of new depth streams."""
@@ -526,9 +527,15 @@ class MockBinanceBase(MockExchange):
             else:
                 row["status"] = "TRADING"
             rows.append(row)
-        return {"timezone": "UTC", "serverTime": _now_ms(), "symbols": rows}
+        return {"timezone": "UTC", "serverTime": self._now_ms(), "symbols": rows}
 
     snapshot_limits: ClassVar[tuple[int, ...] | None] = None
+
+    def _now_ms(self) -> int:
+        return self.now_ns() // 1_000_000
+
+    def server_time_body(self, now_ns: int) -> str:
+        return f'{{"serverTime":{now_ns // 1_000_000}}}'
 
     def http(self, path: str, query: dict[str, str]) -> tuple[int, bytes] | None:
         if path == self.depth_path.replace("depth", "aggTrades"):
@@ -576,7 +583,7 @@ class MockBinanceBase(MockExchange):
     def snapshot_body(self, symbol: str, limit: int = 1000) -> str:
         """The REST depth body for ``symbol`` now: best ``limit`` levels, ``lastUpdateId``."""
         m = self.markets[symbol]
-        now = _now_ms()
+        now = self._now_ms()
         bids = sorted(m.bids.items(), reverse=True)[:limit]
         asks = sorted(m.asks.items())[:limit]
         data: dict[str, Any] = {"lastUpdateId": self._ids[symbol]}
@@ -596,10 +603,6 @@ def _delivery_ms(kind: str | None) -> int:
     day = kind if kind and kind.isdigit() else "21001225"
     moment = datetime.datetime.strptime(day, "%Y%m%d").replace(hour=8, tzinfo=datetime.UTC)
     return int(moment.timestamp()) * 1000
-
-
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 class MockBinance(MockBinanceBase):
@@ -626,6 +629,7 @@ class MockBinanceFutures(MockBinanceBase):
     futures: ClassVar[bool] = True
     split_routes: ClassVar[bool] = True
     depth_path: ClassVar[str] = "/fapi/v1/depth"
+    server_time_path: ClassVar[str | None] = "/fapi/v1/time"
     max_messages_per_second: ClassVar[int] = 10
     snapshot_limits: ClassVar[tuple[int, ...] | None] = (5, 10, 20, 50, 100, 500, 1000)
 
@@ -640,6 +644,7 @@ class MockBinanceCoinm(MockBinanceBase):
     futures: ClassVar[bool] = True
     coinm: ClassVar[bool] = True
     depth_path: ClassVar[str] = "/dapi/v1/depth"
+    server_time_path: ClassVar[str | None] = "/dapi/v1/time"
     max_streams: ClassVar[int] = 200
     max_messages_per_second: ClassVar[int] = 10
     snapshot_limits: ClassVar[tuple[int, ...] | None] = (5, 10, 20, 50, 100, 500, 1000)
