@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 
+from wsmux._endpoints import EndpointPolicy
 from wsmux._retry import Backoff
 from wsmux.adapter import Adapter, Endpoint, Heartbeat, HttpRequest, Limits
 from wsmux.book import OrderBook
@@ -43,6 +44,8 @@ from wsmux.model import (
     ConsolidatedQuote,
     Disconnected,
     Dropped,
+    EndpointChanged,
+    EndpointReason,
     Error,
     ErrorKind,
     Event,
@@ -103,6 +106,9 @@ __all__ = [
     "ConsolidatedQuote",
     "Disconnected",
     "Dropped",
+    "EndpointChanged",
+    "EndpointPolicy",
+    "EndpointReason",
     "Endpoint",
     "Error",
     "ErrorKind",

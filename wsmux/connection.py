@@ -351,6 +351,9 @@ class ConnectionStats:
     """Why the last attempt failed or the last connection was lost."""
     last_error_ns: int | None = None
     """When (wall clock, ns since the epoch)."""
+    handshake_s: float | None = None
+    """How long the last successful connect took (TCP, TLS and WebSocket
+    upgrade; seconds): what endpoint choice compares between hosts."""
 
 
 class Connection:
@@ -601,6 +604,7 @@ class Connection:
         gate = self.connect_gate
         if gate is not None:
             await gate.acquire()
+        started = self.clock.monotonic()
         try:
             ws = await self.transport.connect(
                 url,
@@ -612,6 +616,7 @@ class Connection:
             if gate is not None:
                 gate.release()
         self._ws = ws
+        self.stats.handshake_s = self.clock.monotonic() - started
         self.stats.connects += 1
         self.stats.failed_attempts = 0
         self.log.info("connection %d to %s open", self.conn_id, url)

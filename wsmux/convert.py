@@ -76,6 +76,7 @@ from wsmux.model import (
     ConsolidatedQuote,
     Disconnected,
     Dropped,
+    EndpointChanged,
     Error,
     Event,
     Funding,
@@ -120,6 +121,7 @@ EVENT_TAGS: Final[Mapping[type[Event], str]] = types.MappingProxyType(
         Dropped: "dropped",
         SlowConsumer: "slow_consumer",
         Backfilled: "backfilled",
+        EndpointChanged: "endpoint_changed",
     }
 )
 """The ``"type"`` tag of every event class (the tagged union of the dict form)."""

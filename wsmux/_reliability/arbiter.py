@@ -93,7 +93,7 @@ from collections.abc import Iterable
 
 import attrs
 
-from wsmux._reliability.dedup import ConnStats, Deduplicator
+from wsmux._reliability.dedup import _LAG_SHIFT, _LAST_BUCKET, ConnStats, Deduplicator
 from wsmux.errors import ConfigError
 from wsmux.model import (
     BookSnapshot,
@@ -371,7 +371,10 @@ class Arbiter:
                 conn.lag_ns -= conn.lag_ns * dedup.lag_alpha
                 return True
             conn.duplicates += 1
-            conn.lag_ns += (recv_ns - book.hwm_ns - conn.lag_ns) * dedup.lag_alpha
+            lag = recv_ns - book.hwm_ns
+            conn.lag_ns += (lag - conn.lag_ns) * dedup.lag_alpha
+            if seq == hwm:  # exact: a copy of the newest update (older copies give only a lower bound)
+                conn.lag_hist[min((lag >> _LAG_SHIFT).bit_length(), _LAST_BUCKET) if lag > 0 else 0] += 1
             stats.book_suppressed += 1
             return False
         if book.source == conn_id:

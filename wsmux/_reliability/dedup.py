@@ -100,7 +100,27 @@ from wsmux.model import (
     Trade,
 )
 
-__all__ = ["DEFAULT_CONNECTION_SEQ_VENUES", "ConnStats", "DedupStats", "Deduplicator"]
+__all__ = [
+    "DEFAULT_CONNECTION_SEQ_VENUES",
+    "LAG_BUCKETS",
+    "ConnStats",
+    "DedupStats",
+    "Deduplicator",
+    "lag_bucket_bounds",
+]
+
+LAG_BUCKETS = 20
+"""Buckets of :attr:`ConnStats.lag_hist`: bucket 0 holds lags below 2**16 ns
+(65.5 µs), bucket ``i`` lags in [2**(i+15), 2**(i+16)) ns, the last one
+everything from 2**34 ns (17 s) up. Fixed memory, mergeable by adding."""
+_LAG_SHIFT = 16
+_LAST_BUCKET = LAG_BUCKETS - 1
+
+
+def lag_bucket_bounds() -> list[float]:
+    """The upper bound of each :attr:`ConnStats.lag_hist` bucket, in seconds
+    (the last is infinite)."""
+    return [2 ** (i + _LAG_SHIFT) / 1e9 for i in range(_LAST_BUCKET)] + [float("inf")]
 
 DEFAULT_CONNECTION_SEQ_VENUES: frozenset[str] = frozenset({"bitfinex", "coinbase-advanced", "dydx"})
 """Venues whose ``seq`` is numbered per connection, not per symbol."""
@@ -147,6 +167,12 @@ class ConnStats:
     lag_ns: float = 0.0
     last_ns: int = 0
     up: bool = True
+    lag_hist: list[int] = attrs.field(factory=lambda: [0] * LAG_BUCKETS)
+    """How far its duplicate copies trailed the first copy: counts per bucket
+    (see :data:`LAG_BUCKETS`); the other connection's *lead* over this one.
+    Exact lags only (trade ids, fingerprints, a copy of the newest quote or
+    book update); a copy of an older update gives only a lower bound and is
+    left out."""
 
     @property
     def copies(self) -> int:
@@ -245,7 +271,9 @@ class Deduplicator:
                 self.stats.passed += 1
                 return True
             conn.duplicates += 1
-            conn.lag_ns += (recv_ns - first_ns - conn.lag_ns) * alpha
+            lag = recv_ns - first_ns
+            conn.lag_ns += (lag - conn.lag_ns) * alpha
+            conn.lag_hist[min((lag >> _LAG_SHIFT).bit_length(), _LAST_BUCKET) if lag > 0 else 0] += 1
             self.stats.duplicates += 1
             return False
         if cls is Quote:
@@ -324,6 +352,7 @@ class Deduplicator:
     def _duplicate(self, conn: ConnStats, lag_ns: int) -> bool:
         conn.duplicates += 1
         conn.lag_ns += (lag_ns - conn.lag_ns) * self.lag_alpha
+        conn.lag_hist[min((lag_ns >> _LAG_SHIFT).bit_length(), _LAST_BUCKET) if lag_ns > 0 else 0] += 1
         self.stats.duplicates += 1
         return False
 
