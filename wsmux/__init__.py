@@ -33,6 +33,8 @@ from wsmux.errors import (
     WsmuxError,
 )
 from wsmux.model import (
+    Anomaly,
+    AnomalyKind,
     Backfilled,
     BookSide,
     BookSnapshot,
@@ -100,6 +102,8 @@ __all__ = [
     "Candle",
     "Channel",
     "ClosedError",
+    "Anomaly",
+    "AnomalyKind",
     "ConfigError",
     "ConnectFailed",
     "Connected",

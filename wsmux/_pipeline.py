@@ -30,7 +30,7 @@ keyed by symbol, with their own REST snapshot (``FetchSnapshot.channel`` is
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import attrs
@@ -41,6 +41,7 @@ from wsmux.book import BookSync, Diff, OrderBook, Verdict
 from wsmux.book._l3sync import L3Sync
 from wsmux.book.l3 import L3Book
 from wsmux.errors import MalformedMessage, RemoteError, UnknownMessage, WsmuxError
+from wsmux.metrics._registry import DISABLED_MASK
 from wsmux.model import (
     BookSnapshot,
     BookUpdate,
@@ -76,6 +77,10 @@ _BUFFERED = Verdict.BUFFERED
 _ESCAPE_MARK: dict[type, Any] = {str: "\\u", bytes: b"\\u", bytearray: b"\\u", memoryview: b"\\u"}
 _ESCAPED = re.compile(r"\\u([0-9a-fA-F]{4})")
 _UNDERSCORED_NUMBER = re.compile(r'"[-+0-9.eE]*[0-9]_[0-9][-+0-9._eE]*"')
+
+
+def _no_sample(events: Sequence[Any], recv_ns: int) -> None:
+    """The latency sampler of a feed without metrics."""
 
 
 def _digit_underscore_digit(frame: Any) -> bool:
@@ -202,6 +207,13 @@ class Feed:
         self.l3_syncs: dict[str, L3Sync] = {}
         self.l3_subs: dict[str, Subscription] = {}
         self._l3_fetching: set[str] = set()
+        self.sample_mask = DISABLED_MASK
+        """Latency sampling: the frames whose count ``& sample_mask`` is 0 go
+        to :attr:`sample_latency` (set with it by the multiplexer's metrics;
+        the default never fires)."""
+        self.sample_latency: Callable[[Sequence[Any], int], None] = _no_sample
+        """Called with a sampled frame's events and receive time
+        (:meth:`wsmux.metrics.VenueLatency.sample`)."""
 
     # --- subscriptions ----------------------------------------------------------
 
@@ -268,6 +280,8 @@ class Feed:
                     self._poisoned(recv_ns)
             return
         self._consecutive_errors = 0
+        if not stats.frames & self.sample_mask:
+            self.sample_latency(events, recv_ns)
         sink = self.sink
         syncs = self.syncs
         venue = self.venue

@@ -337,6 +337,21 @@ class Adapter(abc.ABC):
         """Translate a REST snapshot response body."""
         raise NotImplementedError(f"{self.venue} takes no REST snapshots")
 
+    def time_request(self) -> HttpRequest | None:
+        """The venue's REST server-time request, for the NTP-style clock
+        offset of :mod:`wsmux.metrics`; ``None`` where the venue has none
+        (the offset then comes from the lower envelope of receive - exchange time)."""
+        return None
+
+    def parse_server_time(self, body: bytes) -> int:
+        """The server's time (ns since the epoch) in the body answering
+        :meth:`time_request`.
+
+        Raises:
+            MalformedMessage: the body is not a server-time answer.
+        """
+        raise NotImplementedError(f"{self.venue} has no REST server time")
+
     def l3_rule(self, symbol: str) -> SyncRule:
         """The sync rule for ``symbol``'s order-by-order (L3) book.
 

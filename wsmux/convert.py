@@ -66,6 +66,7 @@ from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn
 
 from wsmux.errors import ConfigError
 from wsmux.model import (
+    Anomaly,
     Backfilled,
     BookSide,
     BookSnapshot,
@@ -122,6 +123,7 @@ EVENT_TAGS: Final[Mapping[type[Event], str]] = types.MappingProxyType(
         SlowConsumer: "slow_consumer",
         Backfilled: "backfilled",
         EndpointChanged: "endpoint_changed",
+        Anomaly: "anomaly",
     }
 )
 """The ``"type"`` tag of every event class (the tagged union of the dict form)."""

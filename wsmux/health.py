@@ -12,7 +12,7 @@ from typing import Any
 
 import attrs
 
-__all__ = ["ConnectionHealth", "Health", "HostHealth", "MemberHealth", "ShardHealth", "StreamHealth"]
+__all__ = ["ConnectionHealth", "Health", "HostHealth", "MemberHealth", "ShardHealth", "StreamHealth", "VenueHealth"]
 
 
 @attrs.frozen(slots=True)
@@ -173,6 +173,53 @@ class HostHealth:
 
 
 @attrs.frozen(slots=True)
+class VenueHealth:
+    """One venue, across its connections: rates, latency, clock, integrity
+    (see :mod:`wsmux.metrics` and the operations guide).
+
+    Attributes:
+        state: ``open`` if any connection is open, else the first one's state.
+        rates: per kind (``events``, ``frames``, ``bytes``), per window
+            (``1s``, ``10s``, ``60s``), per second.
+        per_second: data events in each of the last (up to) 60 seconds.
+        latency: per channel, one-way latency net of the clock offset over
+            about the last minute: ``count``, ``p50``, ``p90``, ``p99``,
+            ``max`` (ns; sampled one frame in ``sample_every``).
+        jitter_ns: ``p90 - p10`` of that latency (all channels), None if no sample.
+        clock: the clock offset (:meth:`wsmux.metrics.ClockOffset.to_dict`).
+        ahead: the venue's timestamps come after their receipt (skew or late stamping).
+        no_ts, bad_ts: sampled events without a timestamp / with an absurd one (dropped).
+        counters: gaps, resyncs, reconnects, parse errors, checksums,
+            REST requests... summed over the venue's connections and books.
+        books: per symbol, ``{"valid": ..., "integrity": ...}``.
+        breaker: the circuit breaker's state, None if it has none.
+        flows: per connection id, ``{"state", "rate", "expected", "stall_timeout"}``.
+        last_error: the last reconnect reason of any of its connections.
+    """
+
+    venue: str
+    state: str
+    connections: int
+    open_connections: int
+    rates: dict[str, dict[str, float]]
+    per_second: list[int]
+    latency: dict[str, dict[str, int | None]]
+    jitter_ns: int | None
+    clock: dict[str, Any]
+    ahead: bool
+    no_ts: int
+    bad_ts: int
+    counters: dict[str, int]
+    books: dict[str, dict[str, Any]]
+    breaker: str | None
+    flows: dict[int, dict[str, Any]]
+    last_error: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return attrs.asdict(self, recurse=False)
+
+
+@attrs.frozen(slots=True)
 class Health:
     """A snapshot of every connection, shard and stream, with the breakers,
     the trade-tape counters and the multiplexer's counters."""
@@ -185,6 +232,13 @@ class Health:
     counters: dict[str, int]
     endpoints: list[HostHealth] = attrs.field(factory=list)
     """Endpoint choice: every candidate host of the venues where it is on."""
+    venue_health: list[VenueHealth] = attrs.field(factory=list)
+    """Per venue (empty with ``Multiplexer(metrics=False)``... the rates,
+    latency and clock figures need metrics; the counters do not)."""
+
+    def venue(self, venue: str) -> VenueHealth | None:
+        """The :class:`VenueHealth` of ``venue``, None if it has no connection."""
+        return next((v for v in self.venue_health if v.venue == venue), None)
 
     def venues(self) -> dict[str, str]:
         """Per venue, one word: ``open`` if any connection is open, else the
@@ -209,6 +263,7 @@ class Health:
             "trades": self.trades,
             "counters": self.counters,
             "endpoints": [h.to_dict() for h in self.endpoints],
+            "venue_health": [v.to_dict() for v in self.venue_health],
         }
 
     def __getitem__(self, key: str) -> Any:

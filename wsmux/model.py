@@ -49,6 +49,8 @@ __all__ = [
     "event",
     "evolve",
     "layout_of",
+    "Anomaly",
+    "AnomalyKind",
     "Backfilled",
     "BookSide",
     "BookSnapshot",
@@ -166,6 +168,17 @@ class Integrity(_Enum):
     checksum); no sequence numbers."""
     UNVERIFIABLE = "unverifiable"
     """Neither: only a crossed book reveals a loss."""
+
+
+class AnomalyKind(_Enum):
+    """What an :class:`Anomaly` reports (thresholds: see :mod:`wsmux.metrics`)."""
+
+    COLLAPSE = "collapse"
+    """The message rate fell far below its baseline."""
+    SPIKE = "spike"
+    """The message rate rose far above its baseline."""
+    RECOVERED = "recovered"
+    """The rate is back within its baseline's bounds (ends a COLLAPSE or SPIKE)."""
 
 
 class GapReason(_Enum):
@@ -612,6 +625,28 @@ class Stale(StatusEvent):
     symbol: str | None
     channel: Channel | None
     silent_ns: int
+    recv_ns: int
+
+
+@event
+class Anomaly(StatusEvent):
+    """A connection's message rate left (or came back into) the bounds of its
+    own streaming baseline (see :mod:`wsmux.metrics`).
+
+    Attributes:
+        conn_id: the connection whose flow it is.
+        channel: the channel it carries, or None if it carries several.
+        rate: messages per second observed: over the last second for a
+            SPIKE, over the detector's 10-s window otherwise.
+        expected: the baseline's mean rate (messages per second).
+    """
+
+    venue: str
+    conn_id: int
+    channel: Channel | None
+    kind: AnomalyKind
+    rate: float
+    expected: float
     recv_ns: int
 
 

@@ -27,7 +27,7 @@ import logging
 import math
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import httpx
@@ -43,7 +43,7 @@ from wsmux._reliability.trades import IdPolicy, TradeSequencer, TradeVerdict
 from wsmux._retry import Backoff
 from wsmux._shard import Shard
 from wsmux.adapter import Adapter, Endpoint
-from wsmux.book import ConsolidatedBBO, OrderBook
+from wsmux.book import ConsolidatedBBO, Diff, OrderBook
 from wsmux.book.l3 import L3Book, L3Order
 from wsmux.clock import SYSTEM_CLOCK, Clock
 from wsmux.connection import ConnectGate, Connection, Transport, fetch_rest
@@ -58,7 +58,11 @@ from wsmux.errors import (
     WsmuxError,
 )
 from wsmux.health import ConnectionHealth, Health, HostHealth, ShardHealth, StreamHealth
+from wsmux.metrics._health import venue_health
+from wsmux.metrics._registry import MetricsRegistry
 from wsmux.model import (
+    Anomaly,
+    AnomalyKind,
     Backfilled,
     BookSide,
     BookSnapshot,
@@ -92,6 +96,9 @@ from wsmux.model import (
 from wsmux.stream import Overflow, Stream
 from wsmux.subscriptions import Subscription, to_channel
 
+if TYPE_CHECKING:
+    from wsmux.metrics._prometheus import MetricsServer
+
 __all__ = ["BookView", "L3BookView", "Multiplexer"]
 
 _CHANNEL_OF: dict[type, Channel] = {
@@ -106,7 +113,7 @@ _CHANNEL_OF: dict[type, Channel] = {
     Liquidation: Channel.LIQUIDATIONS,
     Candle: Channel.CANDLES,
 }
-_VENUE_WIDE = (Connected, ConnectFailed, Disconnected, Error, Stale, EndpointChanged)
+_VENUE_WIDE = (Connected, ConnectFailed, Disconnected, Error, Stale, Anomaly, EndpointChanged)
 _OK = Quality.OK
 _CLOSED = BreakerState.CLOSED
 _ids = itertools.count(1)
@@ -396,6 +403,12 @@ class Multiplexer:
             ``{Channel.BOOK: 30}``). Venue heartbeats keep a *connection*
             alive; they do not make a silent book fresh. Reported once per
             silence, again after data resumed and stopped again.
+        metrics: keep metrics (:mod:`wsmux.metrics`: latency histograms,
+            clock offsets, rates, flow anomalies reported as
+            :class:`~wsmux.Anomaly` events, an adaptive stale-data timer);
+            ``False``: off (no sampling on the hot path); a mapping: keyword
+            arguments of :class:`~wsmux.metrics.MetricsRegistry`
+            (``sample_every``, ``adaptive_stale``, ``baseline``).
     """
 
     def __init__(
@@ -419,6 +432,7 @@ class Multiplexer:
         stale_channels: Mapping[Channel, float] | None = None,
         backfill_trades: bool = False,
         endpoint_choice: EndpointPolicy | bool | None = None,
+        metrics: bool | Mapping[str, Any] = True,
     ) -> None:
         if not isinstance(redundancy, int) or redundancy < 1:
             raise ConfigError(f"redundancy must be a positive int, not {redundancy!r}")
@@ -509,6 +523,16 @@ class Multiplexer:
         """Seconds a connection may stay paused by a full BLOCK stream before
         the stall is logged and counted (``counters["stalls"]``)."""
         self._book_watchers: dict[tuple[str, str], _BookWatch] = {}
+        self.metrics: MetricsRegistry | None = None
+        """The metrics registry (None with ``metrics=False``)."""
+        if metrics is not False:
+            try:
+                self.metrics = MetricsRegistry(
+                    {**_CHANNEL_OF, Diff: Channel.BOOK}, **(dict(metrics) if isinstance(metrics, Mapping) else {})
+                )
+            except (TypeError, ValueError) as exc:
+                raise ConfigError(f"metrics: {exc}") from exc
+        self._metrics_server: Any = None
         self._started = False
         self._closed = False
 
@@ -542,6 +566,8 @@ class Multiplexer:
         self._started = True
         if self._stale_after_by_channel:
             self._spawn(self._stale_watch())
+        if self.metrics is not None and self.metrics.interval is not None:
+            self._spawn(self._metrics_loop(self.metrics.interval))
 
     async def close(self) -> None:
         """Close every stream and connection."""
@@ -564,6 +590,8 @@ class Multiplexer:
                 writer.close()
         if self._own_http and self._http is not None:
             await self._http.aclose()
+        if self._metrics_server is not None:
+            await asyncio.to_thread(self._metrics_server.close)
 
     # --- subscriptions -----------------------------------------------------------
 
@@ -709,6 +737,9 @@ class Multiplexer:
         self._puts.clear()
         for venue in venues:
             self._venue_streams.setdefault(venue, []).append(stream)
+        if self.metrics is not None and stream._clock_ns is not None:
+            stream.latency = self.metrics.stream_histogram(stream.name)
+            stream._sample_mask = self.metrics.sample_every - 1
 
     async def _place(self, subs: list[Subscription]) -> None:
         by_venue: dict[str, list[Subscription]] = {}
@@ -823,6 +854,10 @@ class Multiplexer:
         if self._gate is not None:
             feed.gate = self._gate.fresh()
             feed.on_quality = self._on_quality
+        if self.metrics is not None:
+            latency = self.metrics.venue(feed.venue).latency
+            feed.sample_mask = latency.mask
+            feed.sample_latency = latency.sample
 
     def _on_quality(self, event: Event, verdict: Quality) -> None:
         """A connection's quality gate flagged ``event``: odd timestamps are
@@ -1483,8 +1518,10 @@ class Multiplexer:
             for sh in shards
         ]
         trades = attrs.asdict(self._sequencer.stats) if self._sequencer is not None else None
+        conns = self.connections()
         return Health(
-            connections=[_connection_health(c) for c in self.connections()],
+            venue_health=venue_health(self.metrics, conns, breakers, self.books),
+            connections=[_connection_health(c) for c in conns],
             streams=streams,
             shards=shards,
             breakers=breakers,
@@ -1492,6 +1529,81 @@ class Multiplexer:
             counters=dict(self.counters),
             endpoints=[h for venue in sorted(self._drivers) for h in self.endpoint_hosts(venue)],
         )
+
+    # --- metrics ------------------------------------------------------------------
+
+    def serve_metrics(self, port: int, host: str = "127.0.0.1") -> MetricsServer:
+        """Serve the metrics in the Prometheus text format on ``http://host:port/metrics``
+        from a thread of its own (extra ``wsmux[prometheus]``). Each scrape
+        asks this event loop for a :meth:`health` snapshot (never blocking
+        the loop; a loop that does not answer within 2 s gets the last
+        snapshot served). Stopped by :meth:`close` (or the returned server's ``close()``).
+
+        Raises:
+            ConfigError: ``port`` is in use or cannot be bound, metrics are
+                off, or ``prometheus_client`` is not installed.
+        """
+        self._check_usable()
+        if self.metrics is None:
+            raise ConfigError("metrics are off (Multiplexer(metrics=False)): nothing to serve")
+        from wsmux.metrics._prometheus import MetricsServer
+
+        if self._metrics_server is not None:
+            self._metrics_server.close()
+        self._metrics_server = MetricsServer.start(self, asyncio.get_running_loop(), port, host)
+        return self._metrics_server  # type: ignore[no-any-return]
+
+    async def _metrics_loop(self, interval: float) -> None:
+        while not self._closed:
+            await asyncio.sleep(interval)
+            self._metrics_tick()
+
+    def _metrics_tick(self) -> None:
+        """One second of metrics (see :meth:`MetricsRegistry.tick`): report the anomalies."""
+        if self.metrics is None:
+            return
+        conns = self.connections()
+        for venue in {c.venue for c in conns}:
+            if self.metrics.clock_probe_due(venue):
+                self._spawn(self._probe_clock(venue))
+        for anomaly in self.metrics.tick(self.clock.time_ns(), conns):
+            level = logging.INFO if anomaly.kind is AnomalyKind.RECOVERED else logging.WARNING
+            _log.log(
+                level,
+                "%s connection %d: message rate %s (%.1f msg/s, baseline %.1f)",
+                anomaly.venue,
+                anomaly.conn_id,
+                anomaly.kind.value,
+                anomaly.rate,
+                anomaly.expected,
+            )
+            self._dispatch(anomaly)
+
+    async def _probe_clock(self, venue: str) -> None:
+        """One NTP-style exchange with the venue's REST server time (where it
+        has one): feeds its clock offset. A failure is logged and skipped."""
+        if self.metrics is None or self._http is None:
+            return
+        adapter = self._new_adapter(venue)
+        request = adapter.time_request()
+        if request is None:
+            self.metrics.no_server_time(venue)
+            return
+        limiter = self._rest_limiters.get(venue)
+        if limiter is not None and limiter.acquire(self.clock.monotonic(), request.weight) > 0:
+            return  # the REST budget is spent: the next probe tries again
+        try:
+            sent = self.clock.time_ns()
+            response = await fetch_rest(self._http, request, deadline=5.0, max_body=64 * 1024)
+            received = self.clock.time_ns()
+            if response.status_code != 200:
+                raise SnapshotFailed(f"HTTP {response.status_code}")
+            server = adapter.parse_server_time(response.body)
+        except (WsmuxError, httpx.HTTPError) as exc:
+            _log.info("%s: server-time probe failed: %s: %s", venue, type(exc).__name__, exc)
+            return
+        if not self.metrics.venue(venue).latency.rest_sample(sent, received, server):
+            _log.info("%s: absurd server time ignored (offset over an hour or slow answer)", venue)
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)

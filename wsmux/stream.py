@@ -33,6 +33,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import attrs
 
 from wsmux.errors import ClosedError, ConfigError, StreamOverflow
+from wsmux.metrics._hist import LatencyHistogram
+from wsmux.metrics._registry import DISABLED_MASK
 from wsmux.model import (
     ConsolidatedQuote,
     Dropped,
@@ -156,6 +158,11 @@ class Stream:
         self._slow = False
         self._slow_pending = 0
         self.slow_consumer_events = slow_consumer_events
+        self.latency: LatencyHistogram | None = None
+        """Receive → consumer latency (a sync callback returned, or the
+        iterator read the event), sampled one event in ``_sample_mask + 1``;
+        set by the multiplexer's metrics (needs ``clock_ns``)."""
+        self._sample_mask = DISABLED_MASK
 
     # --- callbacks ------------------------------------------------------------------
 
@@ -199,6 +206,8 @@ class Stream:
                 raise
             except BaseException as exc:  # CancelledError raised by user code is the user's error too
                 self._callback_error(fn, exc)
+        if not stats.received & self._sample_mask and sync_cbs:
+            self._sample(event)
         if async_cbs:
             self._queue_async(event, async_cbs)
             if not self._buffering:
@@ -207,6 +216,11 @@ class Stream:
             stats.delivered += 1
             return
         self._buffer(event)
+
+    def _sample(self, event: Event) -> None:
+        recv_ns = getattr(event, "recv_ns", 0)
+        if self.latency is not None and self._clock_ns is not None and recv_ns > 0:
+            self.latency.record(self._clock_ns() - recv_ns)
 
     def _resolve(self, cls: type) -> _Resolved:
         cached = (self._matching(self._sync_cbs, cls), tuple(self._matching(self._async_cbs, cls)))
@@ -417,6 +431,8 @@ class Stream:
             if self._buf:
                 event = self._buf.popleft()
                 self.stats.delivered += 1
+                if not self.stats.delivered & self._sample_mask:
+                    self._sample(event)
                 if self._conflate:
                     key = (type(event), getattr(event, "venue", ""), getattr(event, "symbol", ""))
                     if self._conflate.get(key) is event:

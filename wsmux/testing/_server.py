@@ -18,6 +18,7 @@ from __future__ import annotations
 import abc
 import asyncio
 import contextlib
+import time
 from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any, ClassVar
@@ -145,6 +146,14 @@ class MockExchange(abc.ABC):
         self._ticker: asyncio.Task[None] | None = None
         self._conn_seq = 0
         self.connected = asyncio.Event()
+        self.clock_skew = 0.0
+        """Seconds this venue's clock runs ahead of the real one (negative:
+        behind): its timestamps and its REST server time, where the venue
+        mock reads :meth:`now_ns`. May be changed at any time."""
+
+    def now_ns(self) -> int:
+        """The venue's clock: real time plus :attr:`clock_skew`."""
+        return time.time_ns() + int(self.clock_skew * 1e9)
 
     # --- lifecycle -----------------------------------------------------------------
 

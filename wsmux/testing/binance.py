@@ -123,6 +123,8 @@ class MockBinanceBase(MockExchange):
         self.misrouted: list[str] = []
         """Streams a client subscribed on the wrong USDⓈ-M route."""
         self.snapshots_served = 0
+        self.time_served = 0
+        """Server-time requests answered (``/api/v3/time``; :attr:`clock_skew` applies)."""
         self.trade_history: dict[str, deque[dict[str, Any]]] = {sym: deque(maxlen=10_000) for sym in self.symbols}
         """What ``/aggTrades`` serves: every trade that happened, sent or not."""
 
@@ -156,7 +158,7 @@ class MockBinanceBase(MockExchange):
                 change = self.markets[symbol].step()
                 await self._deliver(self._step_frames(symbol, change))
         for symbol in targets:
-            await self._deliver(self._flush(symbol, _now_ms()))
+            await self._deliver(self._flush(symbol, self._now_ms()))
 
     def render(self, conn: MockConnection, symbol: str, change: Change) -> list[str | bytes]:
         """Advance ``symbol``'s ids for ``change`` and return ``conn``'s frames.
@@ -185,7 +187,7 @@ class MockBinanceBase(MockExchange):
     def _step_frames(self, symbol: str, change: Change) -> list[tuple[str, str]]:
         market = self.markets[symbol]
         lower = self._lower[symbol]
-        now = _now_ms()
+        now = self._now_ms()
         self._ids[symbol] += max(1, len(change.bids) + len(change.asks))
         bids, asks = self._pending[symbol]
         bids.update(change.bids)
@@ -393,7 +395,7 @@ class MockBinanceBase(MockExchange):
             if not self._pending_steps[symbol]:
                 self._ids[symbol] += 1
                 self._pending_steps[symbol] = 1
-            await self._deliver(self._flush(symbol, _now_ms()))
+            await self._deliver(self._flush(symbol, self._now_ms()))
 
     def _add_topics(self, conn: MockConnection, names: list[str]) -> list[str]:
         """Subscribe ``conn`` to ``names``; return the symbols of new depth streams."""
@@ -458,7 +460,13 @@ class MockBinanceBase(MockExchange):
 
     snapshot_limits: ClassVar[tuple[int, ...] | None] = None
 
+    def _now_ms(self) -> int:
+        return self.now_ns() // 1_000_000
+
     def http(self, path: str, query: dict[str, str]) -> tuple[int, bytes] | None:
+        if path == self.depth_path.replace("depth", "time"):
+            self.time_served += 1
+            return 200, b'{"serverTime":%d}' % self._now_ms()
         if path == self.depth_path.replace("depth", "aggTrades"):
             return self._agg_trades(query)
         if path != self.depth_path:
@@ -502,7 +510,7 @@ class MockBinanceBase(MockExchange):
     def snapshot_body(self, symbol: str, limit: int = 1000) -> str:
         """The REST depth body for ``symbol`` now: best ``limit`` levels, ``lastUpdateId``."""
         m = self.markets[symbol]
-        now = _now_ms()
+        now = self._now_ms()
         bids = sorted(m.bids.items(), reverse=True)[:limit]
         asks = sorted(m.asks.items())[:limit]
         data: dict[str, Any] = {"lastUpdateId": self._ids[symbol]}
@@ -517,8 +525,6 @@ class MockBinanceBase(MockExchange):
         return dumps(data)
 
 
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 class MockBinance(MockBinanceBase):

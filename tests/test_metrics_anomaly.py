@@ -1,0 +1,94 @@
+"""Flow baselines: anomalies on collapse and spike, none on slow drift; the
+arrival-rate prediction of the stale-data timer (pure: counts in, verdicts out)."""
+
+from __future__ import annotations
+
+import random
+
+from wsmux.metrics import FlowBaseline, FlowState
+from wsmux.metrics._anomaly import WINDOW
+from wsmux.model import AnomalyKind
+
+
+def run(flow: FlowBaseline, counts: list[int]) -> list[tuple[int, AnomalyKind]]:
+    out = []
+    for i, n in enumerate(counts):
+        kind = flow.tick(n)
+        if kind is not None:
+            out.append((i, kind))
+    return out
+
+
+def poisson(rng: random.Random, rate: float, seconds: int) -> list[int]:
+    out = []
+    for _ in range(seconds):
+        n, t = 0, rng.expovariate(rate)
+        while t < 1.0:
+            n += 1
+            t += rng.expovariate(rate)
+        out.append(n)
+    return out
+
+
+def test_steady_noisy_flow_raises_nothing() -> None:
+    rng = random.Random(11)
+    assert run(FlowBaseline(), poisson(rng, 50.0, 1800)) == []
+
+
+def test_a_feed_that_goes_quiet_collapses_then_recovers() -> None:
+    rng = random.Random(2)
+    flow = FlowBaseline()
+    assert run(flow, poisson(rng, 40.0, 120)) == []
+    quiet = run(flow, [0] * 30)
+    assert quiet == [(WINDOW - 1, AnomalyKind.COLLAPSE)]  # judged over the 10-s window
+    assert flow.state is FlowState.COLLAPSE
+    assert 35 < flow.expected < 45  # frozen during the episode: the silence is not the norm
+    back = run(flow, poisson(rng, 40.0, 30))
+    assert back and back[0][1] is AnomalyKind.RECOVERED and len(back) == 1
+
+
+def test_a_burst_is_a_spike() -> None:
+    rng = random.Random(3)
+    flow = FlowBaseline()
+    run(flow, poisson(rng, 20.0, 120))
+    events = run(flow, [400, 20, 21])
+    assert events == [(0, AnomalyKind.SPIKE), (1, AnomalyKind.RECOVERED)]
+
+
+def test_slow_drift_is_adopted_without_alarms() -> None:
+    rng = random.Random(4)
+    flow = FlowBaseline()
+    counts: list[int] = []
+    for minute in range(20):  # 20 -> 60 msg/s over 20 minutes
+        counts += poisson(rng, 20.0 + 2.0 * minute, 60)
+    assert run(flow, counts) == []
+    assert 50 < flow.expected < 65
+
+
+def test_a_quiet_feed_by_nature_is_never_collapsed() -> None:
+    rng = random.Random(5)
+    flow = FlowBaseline()
+    assert run(flow, poisson(rng, 0.3, 300) + [0] * 120) == []
+
+
+def test_a_lasting_change_is_adopted_after_the_episode_limit() -> None:
+    flow = FlowBaseline(adopt_after=60, half_life=10)
+    run(flow, [30] * 100)
+    events = run(flow, [1] * 400)
+    assert events[0][1] is AnomalyKind.COLLAPSE
+    assert events[-1][1] is AnomalyKind.RECOVERED  # the baseline followed the new level
+    assert flow.expected < 2
+
+
+def test_stall_timeout_is_sooner_for_busy_feeds_and_bounded() -> None:
+    busy, quiet, silent = FlowBaseline(warmup=5), FlowBaseline(warmup=5), FlowBaseline(warmup=5)
+    assert busy.stall_timeout(2.5, 40.0) is None  # not before the warm-up
+    run(busy, [200] * 10)
+    run(quiet, [1, 0, 0, 1, 0, 0, 0, 1, 0, 0])
+    run(silent, [0] * 10)
+    assert busy.stall_timeout(2.5, 40.0) == 2.5  # 13.8 / 200 s, clamped up to the floor
+    assert quiet.stall_timeout(2.5, 40.0) == 40.0  # 13.8 / 0.3 s, clamped to the ceiling
+    assert silent.stall_timeout(2.5, 40.0) == 40.0
+    mid = FlowBaseline(warmup=5)
+    run(mid, [2] * 10)
+    assert mid.stall_timeout(2.5, 40.0) == 13.815510557964274 / 2

@@ -1,0 +1,164 @@
+"""Metrics through the whole stack, against the mocks on 127.0.0.1: a venue
+clock deliberately skewed, a link delayed by the chaos proxy, absurd
+timestamps, anomalies and the adaptive stale timer, metrics off."""
+
+from __future__ import annotations
+
+import pytest
+
+from wsmux import Anomaly, AnomalyKind, Multiplexer, Resynced, Trade, book, trades
+from wsmux.errors import ConfigError
+from wsmux.metrics._registry import DISABLED_MASK
+from wsmux.model import Channel, Event
+from wsmux.testing import ChaosProxy, MockBinance, MockGate, collect_until
+
+MS = 1_000_000
+SKEW_S = 2.0
+DELAY_S = 0.05
+
+
+def count_trades(mock: MockBinance | MockGate, symbol: str = "BTC-USDT") -> int:
+    return int(mock.markets[symbol].next_trade_id) - 1
+
+
+async def trades_up_to(stream: object, n: int) -> list[Event]:
+    """Read until the ``n``-th trade arrived."""
+    seen = [0]
+
+    def nth(e: Event) -> bool:
+        if isinstance(e, Trade):
+            seen[0] += 1
+        return seen[0] >= n
+
+    return await collect_until(stream, nth)  # type: ignore[arg-type]
+
+
+async def test_skewed_venue_clock_behind_a_delayed_link() -> None:
+    async with (
+        MockBinance(["BTC-USDT"]) as mock,
+        ChaosProxy.to(mock, delay=DELAY_S) as proxy,
+        Multiplexer(endpoints={"binance": proxy.endpoint(mock)}, metrics={"sample_every": 1, "interval": None}) as mux,
+    ):
+        mock.clock_skew = SKEW_S
+        stream = mux.subscribe(*trades("binance", "BTC-USDT"))
+        await mock.connected.wait()
+        await mock.publish(200)
+        await trades_up_to(stream, count_trades(mock))
+        assert mux.metrics is not None
+        lat = mux.metrics.venue("binance").latency
+        # without a server time: the envelope proves the venue runs ahead (by ~2 s - 50 ms)
+        lat.rotate()
+        assert lat.clock.source == "envelope"
+        assert (SKEW_S - DELAY_S) * 1e9 - 100 * MS < lat.clock.offset_ns < SKEW_S * 1e9
+        assert mux.health().venue("binance").ahead  # type: ignore[union-attr]
+        # with the REST server time (through the same delayed link): offset within ± RTT/2
+        await mux._probe_clock("binance")
+        assert mock.time_served == 1
+        clock = lat.clock
+        assert clock.source == "rest" and clock.uncertainty_ns is not None
+        assert clock.uncertainty_ns >= DELAY_S / 2 * 1e9  # the proxy delays the answer
+        assert abs(clock.offset_ns - SKEW_S * 1e9) <= clock.uncertainty_ns + 20 * MS
+        before = lat.histograms[Channel.TRADES].copy()
+        await mock.publish(200)
+        await trades_up_to(stream, count_trades(mock) - before.total)
+        fresh = lat.histograms[Channel.TRADES].since(before)
+        p50 = fresh.quantile(0.5)
+        # one-way latency net of the offset: the proxy's 50 ms, within the offset's uncertainty
+        assert p50 is not None and abs(p50 - DELAY_S * 1e9) <= clock.uncertainty_ns + 30 * MS
+        venue = mux.health().venue("binance")
+        assert venue is not None and venue.clock["source"] == "rest" and not venue.ahead
+        assert venue.latency["trades"]["count"] == lat.histograms[Channel.TRADES].total > 0
+        await stream.aclose()
+
+
+async def test_a_venue_with_absurd_timestamps_is_counted_not_measured() -> None:
+    # the Gate mock stamps events with a counter of milliseconds from 0: absurd
+    async with (
+        MockGate(["BTC-USDT"]) as mock,
+        Multiplexer(endpoints={"gateio": mock.endpoint}, metrics={"sample_every": 1, "interval": None}) as mux,
+    ):
+        stream = mux.subscribe(*book("gateio", "BTC-USDT"), *trades("gateio", "BTC-USDT"))
+        await collect_until(stream, lambda e: isinstance(e, Resynced))  # subscribed
+        await mock.publish(100)
+        await trades_up_to(stream, 5)
+        assert mux.metrics is not None
+        lat = mux.metrics.venue("gateio").latency
+        lat.rotate()
+        assert lat.bad_ts >= 5 and lat.samples == 0
+        assert all(h.total == 0 for h in lat.histograms.values())
+        assert lat.clock.source == "none" and lat.clock.offset_ns == 0
+        vh = mux.health().venue("gateio")
+        assert vh is not None and vh.bad_ts == lat.bad_ts
+        await stream.aclose()
+
+
+async def test_quiet_then_burst_anomalies_reach_the_stream_and_the_stall_timer_adapts() -> None:
+    baseline = {"warmup": 5}
+    async with (
+        MockBinance(["BTC-USDT"]) as mock,
+        Multiplexer(
+            endpoints={"binance": mock.endpoint},
+            stale_after=20.0,
+            metrics={"interval": None, "baseline": baseline},
+        ) as mux,
+    ):
+        stream = mux.subscribe(*trades("binance", "BTC-USDT"))
+        await mock.connected.wait()
+        conn = mux.connections()[0]
+        await collect_until(stream, lambda e: conn.state == "open")  # Connected
+
+        async def second(n: int) -> None:
+            """About ``n`` trades reach the stream, then one metrics tick ("a second")."""
+            target = count_trades(mock) + n
+            while count_trades(mock) < target:
+                await mock.publish(10)
+            last = count_trades(mock)
+            await collect_until(stream, lambda e: isinstance(e, Trade) and int(e.trade_id or 0) == last)
+            mux._metrics_tick()
+
+        for _ in range(12):  # a steady ~30 trades per "second"
+            await second(30)
+        flow = mux.metrics.flows[conn.conn_id]  # type: ignore[union-attr]
+        assert flow.ewma.ready and flow.expected > 10
+        # busy: stale sooner than the fixed 20 s, never below 20 / 4
+        assert conn.liveness.stall_timeout == 5.0
+        for _ in range(10):  # the feed goes quiet
+            mux._metrics_tick()
+        anomaly = await collect_until(stream, lambda e: isinstance(e, Anomaly))
+        a = anomaly[-1]
+        assert isinstance(a, Anomaly) and a.kind is AnomalyKind.COLLAPSE and a.venue == "binance"
+        assert a.channel is Channel.TRADES and a.conn_id == conn.conn_id and a.expected > 10
+        assert mux.health().venue("binance").flows[conn.conn_id]["state"] == "collapse"  # type: ignore[union-attr]
+        await second(300)  # the flow resumes: 30/s over the 10-s window
+        recovered = await collect_until(stream, lambda e: isinstance(e, Anomaly))
+        assert recovered[-1].kind is AnomalyKind.RECOVERED  # type: ignore[attr-defined]
+        await second(600)  # a burst: 20x the baseline in one second
+        spike = await collect_until(stream, lambda e: isinstance(e, Anomaly))
+        assert spike[-1].kind is AnomalyKind.SPIKE and spike[-1].rate > 100  # type: ignore[attr-defined]
+        await stream.aclose()
+
+
+async def test_metrics_off_leaves_the_hot_path_alone() -> None:
+    async with (
+        MockBinance(["BTC-USDT"]) as mock,
+        Multiplexer(endpoints={"binance": mock.endpoint}, metrics=False) as mux,
+    ):
+        stream = mux.subscribe(*trades("binance", "BTC-USDT"))
+        await mock.connected.wait()
+        await mock.publish(20)
+        await trades_up_to(stream, count_trades(mock))
+        conn = mux.connections()[0]
+        assert mux.metrics is None
+        assert conn.feed.sample_mask == DISABLED_MASK and stream._sample_mask == DISABLED_MASK
+        vh = mux.health().venue("binance")
+        assert vh is not None and vh.latency == {} and vh.counters["events"] == conn.feed.stats.events
+        with pytest.raises(ConfigError, match="metrics are off"):
+            mux.serve_metrics(0)
+        await stream.aclose()
+
+
+def test_bad_metrics_settings_are_config_errors() -> None:
+    with pytest.raises(ConfigError, match="power of two"):
+        Multiplexer(metrics={"sample_every": 3})
+    with pytest.raises(ConfigError):
+        Multiplexer(metrics={"no_such_option": 1})
