@@ -43,11 +43,12 @@ check period (see :class:`~wsmux.EndpointPolicy`).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 import attrs
 
 from wsmux.errors import ConfigError
+from wsmux.metrics._ewma import Ewma
 from wsmux.model import EndpointReason
 
 __all__ = ["EndpointChooser", "EndpointPolicy", "HostStats", "LatencyForecast"]
@@ -104,36 +105,54 @@ class EndpointPolicy:
 class LatencyForecast:
     """Short-horizon forecast of one host's latency (see the module docstring).
 
+    The mean and variance are an :class:`~wsmux.metrics.Ewma`; the quantiles
+    are tracked here (the histogram of :mod:`wsmux.metrics` is cumulative, a
+    forecast must forget).
+
     Args:
-        alpha: weight of a new sample in the mean and variance.
-        baseline_alpha: weight of a check's median in the slow baseline.
+        half_life: samples after which a sample's weight in the mean has halved.
+        baseline_half_life: checks after which a check's median's weight in
+            the baseline has halved.
     """
 
-    __slots__ = ("alpha", "baseline", "baseline_alpha", "mean", "n", "p50", "p90", "var")
+    __slots__ = ("_baseline", "_ewma", "baseline_half_life", "half_life", "p50", "p90")
 
-    def __init__(self, alpha: float = 0.1, baseline_alpha: float = 0.05) -> None:
-        self.alpha = alpha
-        self.baseline_alpha = baseline_alpha
-        self.n = 0
-        self.mean = 0.0
-        self.var = 0.0
+    def __init__(self, half_life: float = 7.0, baseline_half_life: float = 14.0) -> None:
+        self.half_life = half_life
+        self.baseline_half_life = baseline_half_life
+        self._ewma = Ewma(half_life=half_life, warmup=1)
+        self._baseline = Ewma(half_life=baseline_half_life, warmup=1)
         self.p50 = 0.0
         self.p90 = 0.0
-        self.baseline: float | None = None
+
+    @property
+    def n(self) -> int:
+        """Samples taken."""
+        return self._ewma.count
+
+    @property
+    def mean(self) -> float:
+        return self._ewma.mean
+
+    @property
+    def std(self) -> float:
+        return self._ewma.std
+
+    @property
+    def baseline(self) -> float | None:
         """Slow EWMA of the per-check medians: the host's normal latency."""
+        return self._baseline.mean if self._baseline.count else None
 
     def add(self, sample: float) -> None:
         """One latency sample (seconds). O(1)."""
         if not math.isfinite(sample):
             return
-        self.n += 1
-        if self.n == 1:
-            self.mean = self.p50 = self.p90 = sample
+        first = self._ewma.count == 0
+        self._ewma.update(sample)
+        if first:
+            self.p50 = self.p90 = sample
             return
-        diff = sample - self.mean
-        self.mean += self.alpha * diff
-        self.var = (1 - self.alpha) * (self.var + self.alpha * diff * diff)
-        step = max(math.sqrt(self.var), abs(self.mean) * 0.01, 1e-6) * 0.3
+        step = max(self._ewma.std, abs(self._ewma.mean) * 0.01, 1e-6) * 0.3
         self.p50 += step * (0.5 if sample > self.p50 else -0.5)
         self.p90 += step * (0.9 if sample > self.p90 else -0.1)
         self.p90 = max(self.p90, self.p50)
@@ -143,39 +162,29 @@ class LatencyForecast:
         finite = sorted(s for s in samples if math.isfinite(s))
         if not finite:
             return
-        if self.n == 0:
-            # seed the trackers from the batch itself, not from its first sample
-            self.n = 1
-            self.mean = self.p50 = finite[len(finite) // 2]
-            self.p90 = finite[min(len(finite) - 1, (len(finite) * 9) // 10)]
-            rest: Iterable[float] = finite
-        else:
-            rest = samples
-        for sample in rest:
-            self.add(sample)
         median = finite[len(finite) // 2]
-        self.baseline = (
-            median if self.baseline is None else self.baseline + self.baseline_alpha * (median - self.baseline)
-        )
+        if self._ewma.count == 0:
+            # seed the quantile trackers from the batch itself, not from its first sample
+            self._ewma.update(median)
+            self.p50 = median
+            self.p90 = finite[min(len(finite) - 1, (len(finite) * 9) // 10)]
+        for sample in samples:
+            self.add(sample)
+        self._baseline.update(median)
 
     def restart(self, samples: Sequence[float]) -> None:
         """Forget the past and seed from ``samples`` (a fresh probe of a host)."""
-        self.n = 0
-        self.var = 0.0
-        self.baseline = None
+        self._ewma = Ewma(half_life=self.half_life, warmup=1)
+        self._baseline = Ewma(half_life=self.baseline_half_life, warmup=1)
         self.add_batch(samples)
 
     @property
     def forecast(self) -> float | None:
         """The latency to expect in the next period (s): the 90th-percentile
         estimate, never below the mean. None before the first sample."""
-        if self.n == 0:
+        if self._ewma.count == 0:
             return None
-        return max(self.p90, self.mean)
-
-    @property
-    def std(self) -> float:
-        return math.sqrt(self.var)
+        return max(self.p90, self._ewma.mean)
 
 
 @attrs.define(slots=True)

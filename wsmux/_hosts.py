@@ -44,10 +44,10 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from wsmux._endpoints import EndpointChooser
-from wsmux._reliability.dedup import LAG_BUCKETS, lag_bucket_bounds
 from wsmux._shard import Shard
 from wsmux.connection import Connection
 from wsmux.health import HostHealth, MemberHealth
+from wsmux.metrics._hist import LatencyHistogram, bucket_bounds
 from wsmux.model import (
     BookUpdate,
     Channel,
@@ -64,7 +64,7 @@ from wsmux.subscriptions import Subscription
 if TYPE_CHECKING:
     from wsmux.multiplexer import Multiplexer
 
-__all__ = ["HostDriver", "LatencyTap", "member_health"]
+__all__ = ["HostDriver", "LatencyTap", "lag_histograms", "member_health"]
 
 _log = logging.getLogger("wsmux.endpoints")
 
@@ -359,15 +359,19 @@ class HostDriver:
     def _conn(self, conn_id: int) -> Connection | None:
         return next((c for c in self.connections() if c.conn_id == conn_id), None)
 
-    def health(self, members: list[MemberHealth]) -> list[HostHealth]:
+    def health(self, members: list[MemberHealth], lag_of: dict[int, LatencyHistogram]) -> list[HostHealth]:
         """Per host, what was measured, with the A/B figures of ``members``
-        (the venue's redundant connections) summed per host."""
+        (the venue's redundant connections; ``lag_of`` their lag histograms)
+        summed per host."""
         load = self.load()
         out = []
         for host in self.chooser.hosts:
             mine = [m for m in members if m.host == host.url]
             firsts = sum(m.firsts for m in mine)
             group = sum(m.firsts for m in members)
+            lags = LatencyHistogram()
+            for m in mine:
+                lags.merge(lag_of[m.conn_id])
             lat = host.latency
             measured = lat.n > 0
             out.append(
@@ -388,9 +392,8 @@ class HostDriver:
                     probes=host.probes,
                     switches_to=host.switches_to,
                     first_share=firsts / group if mine and group else None,
-                    lag_hist=[sum(col) for col in zip(*(m.lag_hist for m in mine), strict=True)]
-                    if mine
-                    else [0] * LAG_BUCKETS,
+                    lag_p50_ms=_ns_ms(lags.quantile(0.5)),
+                    lag_p90_ms=_ns_ms(lags.quantile(0.9)),
                 )
             )
         return out
@@ -403,7 +406,6 @@ def member_health(shard: Shard, host_of: dict[int, str]) -> list[MemberHealth]:
         return []
     stats = [arbiter.conn(c.conn_id) for c in shard.conns]
     group = sum(s.firsts for s in stats)
-    bounds = lag_bucket_bounds()
     return [
         MemberHealth(
             conn_id=conn.conn_id,
@@ -412,15 +414,27 @@ def member_health(shard: Shard, host_of: dict[int, str]) -> list[MemberHealth]:
             duplicates=st.duplicates,
             first_share=st.firsts / group if group else 0.0,
             lag_ms=st.lag_ns / 1e6,
-            lag_hist=list(st.lag_hist),
-            lag_bounds_s=bounds,
+            lag_p50_ms=_ns_ms(st.lag_hist.quantile(0.5)),
+            lag_p90_ms=_ns_ms(st.lag_hist.quantile(0.9)),
+            lag_p99_ms=_ns_ms(st.lag_hist.quantile(0.99)),
+            lag_buckets=[(bucket_bounds(i)[1] / 1e6, n) for i, n in enumerate(st.lag_hist.counts) if n],
         )
         for conn, st in zip(shard.conns, stats, strict=True)
     ]
 
 
+def lag_histograms(shard: Shard) -> dict[int, LatencyHistogram]:
+    """Per connection of a redundant shard, its lag histogram."""
+    arbiter = shard.arbiter
+    return {} if arbiter is None else {c.conn_id: arbiter.conn(c.conn_id).lag_hist for c in shard.conns}
+
+
 def _ms(seconds: float | None) -> float | None:
     return None if seconds is None else seconds * 1e3
+
+
+def _ns_ms(ns: int | None) -> float | None:
+    return None if ns is None else ns / 1e6
 
 
 _probe_ids = itertools.count(1)

@@ -85,9 +85,12 @@ class MemberHealth:
         duplicates: copies another connection had delivered already.
         first_share: its share of the group's first copies (0..1).
         lag_ms: average (EWMA) of how far its copies trailed the first, ms.
-        lag_hist: its trailing copies per lag bucket (upper bounds in
-            ``lag_bounds_s``): the other connection's *lead* over this one.
-        lag_bounds_s: upper bound of each ``lag_hist`` bucket, seconds.
+        lag_p50_ms, lag_p90_ms, lag_p99_ms: quantiles of how far its copies
+            trailed the first copy (exact lags only, see
+            :attr:`~wsmux.reliability.ConnStats.lag_hist`): the distribution of
+            the other connections' *lead* over this one. None: no sample.
+        lag_buckets: that distribution as ``(upper bound ms, count)`` for
+            each non-empty histogram bucket (≤ 6.25 % wide), ascending.
     """
 
     conn_id: int
@@ -96,8 +99,10 @@ class MemberHealth:
     duplicates: int
     first_share: float
     lag_ms: float
-    lag_hist: list[int]
-    lag_bounds_s: list[float]
+    lag_p50_ms: float | None
+    lag_p90_ms: float | None
+    lag_p99_ms: float | None
+    lag_buckets: list[tuple[float, int]]
 
     def to_dict(self) -> dict[str, Any]:
         return attrs.asdict(self, recurse=False)
@@ -146,8 +151,8 @@ class HostHealth:
         probes: probe connections made to it.
         switches_to: times it became the active host.
         first_share: with redundancy, its connections' share of first copies.
-        lag_hist: with redundancy, its connections' trailing copies per lag
-            bucket (see :class:`MemberHealth`).
+        lag_p50_ms, lag_p90_ms: with redundancy, how far its connections'
+            copies trailed the first copy (see :class:`MemberHealth`).
     """
 
     venue: str
@@ -166,7 +171,8 @@ class HostHealth:
     probes: int
     switches_to: int
     first_share: float | None
-    lag_hist: list[int]
+    lag_p50_ms: float | None
+    lag_p90_ms: float | None
 
     def to_dict(self) -> dict[str, Any]:
         return attrs.asdict(self, recurse=False)

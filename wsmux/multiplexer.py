@@ -34,7 +34,7 @@ import httpx
 
 from wsmux import exchanges
 from wsmux._endpoints import EndpointChooser, EndpointPolicy
-from wsmux._hosts import HostDriver, member_health
+from wsmux._hosts import HostDriver, lag_histograms, member_health
 from wsmux._pipeline import Feed
 from wsmux._reliability.breaker import BreakerState, CircuitBreaker
 from wsmux._reliability.limits import ConnectLimiter, RestLimiter
@@ -802,8 +802,9 @@ class Multiplexer:
         driver = self._drivers.get(venue)
         if driver is None:
             return []
-        members = [m for sh in self._shards.get(venue, ()) for m in member_health(sh, self._host_of)]
-        return driver.health(members)
+        shards = self._shards.get(venue, ())
+        members = [m for sh in shards for m in member_health(sh, self._host_of)]
+        return driver.health(members, {cid: h for sh in shards for cid, h in lag_histograms(sh).items()})
 
     def _new_connection(self, venue: str, sink: Callable[[Event], object]) -> Connection:
         conn_id = next(_ids)

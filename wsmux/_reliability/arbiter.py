@@ -93,7 +93,7 @@ from collections.abc import Iterable
 
 import attrs
 
-from wsmux._reliability.dedup import _LAG_SHIFT, _LAST_BUCKET, ConnStats, Deduplicator
+from wsmux._reliability.dedup import _SAMPLE_MASK, ConnStats, Deduplicator
 from wsmux.errors import ConfigError
 from wsmux.model import (
     BookSnapshot,
@@ -373,8 +373,9 @@ class Arbiter:
             conn.duplicates += 1
             lag = recv_ns - book.hwm_ns
             conn.lag_ns += (lag - conn.lag_ns) * dedup.lag_alpha
-            if seq == hwm:  # exact: a copy of the newest update (older copies give only a lower bound)
-                conn.lag_hist[min((lag >> _LAG_SHIFT).bit_length(), _LAST_BUCKET) if lag > 0 else 0] += 1
+            # exact only for a copy of the newest update (older copies give a lower bound)
+            if seq == hwm and not conn.duplicates & _SAMPLE_MASK:
+                conn.lag_hist.record(lag)
             stats.book_suppressed += 1
             return False
         if book.source == conn_id:

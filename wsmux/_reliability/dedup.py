@@ -89,6 +89,7 @@ import attrs
 
 from wsmux._reliability._ring import KeyRing
 from wsmux.errors import ConfigError
+from wsmux.metrics._hist import LatencyHistogram
 from wsmux.model import (
     BookSnapshot,
     BookUpdate,
@@ -100,27 +101,13 @@ from wsmux.model import (
     Trade,
 )
 
-__all__ = [
-    "DEFAULT_CONNECTION_SEQ_VENUES",
-    "LAG_BUCKETS",
-    "ConnStats",
-    "DedupStats",
-    "Deduplicator",
-    "lag_bucket_bounds",
-]
+__all__ = ["DEFAULT_CONNECTION_SEQ_VENUES", "ConnStats", "DedupStats", "Deduplicator"]
 
-LAG_BUCKETS = 20
-"""Buckets of :attr:`ConnStats.lag_hist`: bucket 0 holds lags below 2**16 ns
-(65.5 µs), bucket ``i`` lags in [2**(i+15), 2**(i+16)) ns, the last one
-everything from 2**34 ns (17 s) up. Fixed memory, mergeable by adding."""
-_LAG_SHIFT = 16
-_LAST_BUCKET = LAG_BUCKETS - 1
-
-
-def lag_bucket_bounds() -> list[float]:
-    """The upper bound of each :attr:`ConnStats.lag_hist` bucket, in seconds
-    (the last is infinite)."""
-    return [2 ** (i + _LAG_SHIFT) / 1e9 for i in range(_LAST_BUCKET)] + [float("inf")]
+LAG_SAMPLE_EVERY = 4
+"""One duplicate copy in this many (a power of two) records its lag in
+:attr:`ConnStats.lag_hist`: a histogram record costs ~0.3 µs, a distribution
+needs no more."""
+_SAMPLE_MASK = LAG_SAMPLE_EVERY - 1
 
 DEFAULT_CONNECTION_SEQ_VENUES: frozenset[str] = frozenset({"bitfinex", "coinbase-advanced", "dydx"})
 """Venues whose ``seq`` is numbered per connection, not per symbol."""
@@ -167,12 +154,12 @@ class ConnStats:
     lag_ns: float = 0.0
     last_ns: int = 0
     up: bool = True
-    lag_hist: list[int] = attrs.field(factory=lambda: [0] * LAG_BUCKETS)
-    """How far its duplicate copies trailed the first copy: counts per bucket
-    (see :data:`LAG_BUCKETS`); the other connection's *lead* over this one.
+    lag_hist: LatencyHistogram = attrs.field(factory=LatencyHistogram)
+    """How far its duplicate copies trailed the first copy (ns): the other
+    connection's *lead* over this one.
     Exact lags only (trade ids, fingerprints, a copy of the newest quote or
-    book update); a copy of an older update gives only a lower bound and is
-    left out."""
+    book update; a copy of an older update gives only a lower bound and is
+    left out), of one duplicate in :data:`LAG_SAMPLE_EVERY`."""
 
     @property
     def copies(self) -> int:
@@ -273,7 +260,8 @@ class Deduplicator:
             conn.duplicates += 1
             lag = recv_ns - first_ns
             conn.lag_ns += (lag - conn.lag_ns) * alpha
-            conn.lag_hist[min((lag >> _LAG_SHIFT).bit_length(), _LAST_BUCKET) if lag > 0 else 0] += 1
+            if not conn.duplicates & _SAMPLE_MASK:
+                conn.lag_hist.record(lag)
             self.stats.duplicates += 1
             return False
         if cls is Quote:
@@ -352,7 +340,8 @@ class Deduplicator:
     def _duplicate(self, conn: ConnStats, lag_ns: int) -> bool:
         conn.duplicates += 1
         conn.lag_ns += (lag_ns - conn.lag_ns) * self.lag_alpha
-        conn.lag_hist[min((lag_ns >> _LAG_SHIFT).bit_length(), _LAST_BUCKET) if lag_ns > 0 else 0] += 1
+        if not conn.duplicates & _SAMPLE_MASK:
+            conn.lag_hist.record(lag_ns)
         self.stats.duplicates += 1
         return False
 
