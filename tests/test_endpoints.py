@@ -163,3 +163,12 @@ async def test_choice_is_on_for_a_list_off_for_a_pinned_venue_and_backups_on_req
     async with Multiplexer(endpoints={"binance": [A, B]}, endpoint_choice=False) as mux:
         assert mux._driver("binance") is None
         assert mux._new_adapter("binance").url.startswith(A.rsplit("/", 1)[0])
+
+
+def test_host_lists_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WSMUX_ENDPOINTS", f'{{"binance": ["{A}", {{"url": "{B}", "rest_url": "https://b.example"}}]}}')
+    mux = Multiplexer()
+    assert [(h.url, h.rest_url) for h in mux._host_lists["binance"]] == [(A, None), (B, "https://b.example")]
+    monkeypatch.setenv("WSMUX_ENDPOINTS", '{"binance": ["https://not-a-websocket"]}')
+    with pytest.raises(ConfigError, match="ws:// or wss://"):
+        Multiplexer()

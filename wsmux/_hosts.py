@@ -6,7 +6,8 @@ Theory of operation
 :class:`HostDriver` (one per venue with choice on, owned by the multiplexer)
 feeds it measurements and carries out its verdicts:
 
-1. *Live checks*, every ``check_every`` seconds: each open connection of the
+1. *Live checks*, every ``check_every`` seconds (followed by a decision when
+   every host carries a live connection, as with redundancy): each open connection of the
    venue is *tapped* — its feed's event sink is wrapped by a
    :class:`LatencyTap` until ``sample_events`` latency samples (receive time
    minus the venue's event time, for trades, quotes and book updates) were
@@ -145,6 +146,8 @@ class HostDriver:
                 await self.probe_others()
                 next_probe = clock.monotonic() + policy.reevaluate_every
                 await self.decide()
+            elif set(self.load()) >= {h.url for h in self.chooser.hosts}:
+                await self.decide()  # every host is live (redundancy): the figures are fresh
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), policy.check_every)
@@ -409,7 +412,7 @@ def member_health(shard: Shard, host_of: dict[int, str]) -> list[MemberHealth]:
     return [
         MemberHealth(
             conn_id=conn.conn_id,
-            host=host_of.get(conn.conn_id, conn.url),
+            host=host_of.get(conn.conn_id, conn.adapter.url),
             firsts=st.firsts,
             duplicates=st.duplicates,
             first_share=st.firsts / group if group else 0.0,

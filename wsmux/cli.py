@@ -29,11 +29,13 @@ import orjson
 from wsmux import exchanges
 from wsmux.adapter import Endpoint
 from wsmux.errors import ConfigError, LocalError, LogError, WsmuxError
+from wsmux.health import Health
 from wsmux.model import (
     Channel,
     Connected,
     ConnectFailed,
     Disconnected,
+    EndpointChanged,
     Error,
     Event,
     Gap,
@@ -173,6 +175,8 @@ class LiveView:
         self.venue_state: dict[str, str] = {}
         """Per venue: ``open``, or what the last failure said."""
         self.last_error: dict[str, str] = {}
+        self.moves: dict[str, str] = {}
+        """Per venue: the last endpoint move (``EndpointChanged``)."""
         self.started = time.monotonic()
         self._last = self.started
 
@@ -194,6 +198,8 @@ class LiveView:
             self.last_error[event.venue] = event.reason
         elif isinstance(event, Error):
             self.errors += 1
+        elif isinstance(event, EndpointChanged):
+            self.moves[event.venue] = f"moved to {event.new_url} ({event.reason.value}): {event.detail}"
         if venue is None or not symbol:
             return
         row = self.rows.get((venue, symbol))
@@ -246,7 +252,50 @@ class LiveView:
         lines.append("")
         lines.append(f"total {total_rate:,.0f} events/s")
         lines.extend(self.connection_lines())
+        health = self.mux.health()
+        lines.extend(self.redundancy_lines(health))
+        lines.extend(self.endpoint_lines(health))
         return "\n".join(lines)
+
+    def redundancy_lines(self, health: Health) -> list[str]:
+        """With redundancy: per connection, who delivered first and by how much (A/B)."""
+        members = [(sh.venue, m) for sh in health.shards for m in sh.members]
+        if not members:
+            return []
+        hw = max(24, *(len(m.host) + 2 for _, m in members))
+        lines = [
+            "",
+            "redundancy: who delivered first (lag = how far behind the first copy; quantiles of sampled copies)",
+            f"{'venue':<16}{'conn':>6}  {'host':<{hw}}{'first':>8}{'copies':>10}{'lag p50':>11}{'p90':>10}{'p99':>10}",
+        ]
+        for venue, m in sorted(members, key=lambda vm: (vm[0], vm[1].conn_id)):
+            lines.append(
+                f"{venue:<16}{m.conn_id:>6}  {m.host:<{hw}}{m.first_share:>8.1%}{m.firsts + m.duplicates:>10,}"
+                f"{_fmt_ms(m.lag_p50_ms):>11}{_fmt_ms(m.lag_p90_ms):>10}{_fmt_ms(m.lag_p99_ms):>10}"
+            )
+        return lines
+
+    def endpoint_lines(self, health: Health) -> list[str]:
+        """With endpoint choice: per host, what was measured and which is active."""
+        if not health.endpoints:
+            return []
+        hw = max(24, *(len(h.url) + 2 for h in health.endpoints))
+        lines = [
+            "",
+            "endpoints (latency = receive - venue time; * = active)",
+            f"{'venue':<16}  {'host':<{hw}}{'conns':>6}{'handshake':>11}{'lat p50':>10}{'forecast':>10}"
+            f"{'baseline':>10}{'fails':>6}{'probes':>7}",
+        ]
+        for h in health.endpoints:
+            mark = "*" if h.active else " "
+            lines.append(
+                f"{h.venue:<16}{mark} {h.url:<{hw}}{h.connections:>6}{_fmt_ms(h.handshake_ms):>11}"
+                f"{_fmt_ms(h.latency_p50_ms):>10}{_fmt_ms(h.forecast_ms):>10}{_fmt_ms(h.baseline_ms):>10}"
+                f"{h.failures:>6}{h.probes:>7}"
+            )
+        for venue, move in sorted(self.moves.items()):
+            lines.append(f"{venue:<16}  last move: {move[:200]}")
+        return lines
 
     def connection_lines(self) -> list[str]:
         """Per venue: connection state and the last error (empty if none yet)."""
@@ -279,6 +328,10 @@ class LiveView:
         self.out.flush()
 
 
+def _fmt_ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f} ms"
+
+
 async def _run_view(
     subs: Sequence[Subscription],
     endpoints: dict[str, Endpoint] | None,
@@ -288,8 +341,9 @@ async def _run_view(
     on_start: Callable[[], Any] | None = None,
     connect_deadline: float | None = None,
     record: str | None = None,
+    options: dict[str, Any] | None = None,
 ) -> LiveView:
-    async with Multiplexer(endpoints=endpoints, record=record) as mux:
+    async with Multiplexer(endpoints=endpoints, record=record, **(options or {})) as mux:
         stream = mux.subscribe(*subs, name="cli")
         view = LiveView(mux, out)
         stream.on(Event, view.on_event)
@@ -366,7 +420,14 @@ async def _demo(args: argparse.Namespace, out: TextIO) -> int:
 
         try:
             view = await _run_view(
-                subs, endpoints, args.duration, out, args.refresh, start_mocks, connect_deadline=args.connect_deadline
+                subs,
+                endpoints,
+                args.duration,
+                out,
+                args.refresh,
+                start_mocks,
+                connect_deadline=args.connect_deadline,
+                options={"redundancy": args.redundancy},
             )
         finally:
             for task in chaos:
@@ -416,8 +477,37 @@ def _parse_targets(targets: Sequence[str]) -> list[Subscription]:
 
 async def _watch(args: argparse.Namespace, out: TextIO) -> int:
     subs = _parse_targets(args.targets)
-    view = await _run_view(subs, None, args.duration, out, args.refresh, connect_deadline=args.connect_deadline)
+    view = await _run_view(
+        subs,
+        None,
+        args.duration,
+        out,
+        args.refresh,
+        connect_deadline=args.connect_deadline,
+        options={"redundancy": args.redundancy, "endpoint_choice": True if args.choose_endpoint else None},
+    )
     return _connect_verdict(view, args.connect_deadline, out) or 0
+
+
+def _add_redundancy(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--redundancy",
+        type=_count,
+        default=1,
+        metavar="N",
+        help="connections per set of subscriptions, merged exactly once (2+: shows who delivered first)",
+    )
+
+
+def _count(text: str) -> int:
+    """argparse type: an int >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
+    return value
 
 
 def _add_connect_deadline(parser: argparse.ArgumentParser) -> None:
@@ -509,12 +599,19 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="inject a fault every second (lost update, bad checksum, dropped connection): see Gap -> Resynced",
     )
+    _add_redundancy(demo)
     _add_connect_deadline(demo)
 
     watch = commands.add_parser("watch", help="watch real venues, e.g. wsmux watch binance:BTC-USDT,ETH-USDT")
     watch.add_argument("targets", nargs="+", metavar="VENUE:SYMBOL[,SYMBOL...]", help="what to watch")
     watch.add_argument("--duration", type=_duration, default=None, help="seconds to run (default: until Ctrl-C)")
     watch.add_argument("--refresh", type=_refresh, default=1.0, help=REFRESH_HELP)
+    _add_redundancy(watch)
+    watch.add_argument(
+        "--choose-endpoint",
+        action="store_true",
+        help="measure each venue's alternate hosts (backup_urls) and move to the fastest (see docs/endpoints.rst)",
+    )
     _add_connect_deadline(watch)
 
     commands.add_parser(

@@ -80,7 +80,7 @@ class MemberHealth:
 
     Attributes:
         conn_id: the connection.
-        host: the host it is on (endpoint choice), else its URL.
+        host: the host it is on (the adapter's base URL).
         firsts: copies it delivered first.
         duplicates: copies another connection had delivered already.
         first_share: its share of the group's first copies (0..1).

@@ -122,10 +122,15 @@ _log = logging.getLogger("wsmux.multiplexer")
 ENDPOINTS_ENV = "WSMUX_ENDPOINTS"
 """Environment variable read when ``Multiplexer(endpoints=...)`` is not given:
 a JSON object of venue id -> WebSocket URL or ``{"url": ..., "rest_url": ...}``
-(point unchanged programs at mock exchanges or a testnet)."""
+(point unchanged programs at mock exchanges or a testnet), or a list of those:
+the venue's candidate hosts for endpoint choice."""
 
 
-def _endpoints_from_env() -> dict[str, Endpoint | str]:
+def _endpoint_from_json(value: Any) -> Endpoint | str:
+    return value if isinstance(value, str) else Endpoint(url=value.get("url"), rest_url=value.get("rest_url"))
+
+
+def _endpoints_from_env() -> dict[str, Endpoint | str | list[Endpoint | str]]:
     text = os.environ.get(ENDPOINTS_ENV, "").strip()
     if not text:
         return {}
@@ -134,14 +139,15 @@ def _endpoints_from_env() -> dict[str, Endpoint | str]:
         if not isinstance(raw, dict):
             raise TypeError("not an object")
         return {
-            str(venue): value
-            if isinstance(value, str)
-            else Endpoint(url=value.get("url"), rest_url=value.get("rest_url"))
+            str(venue): [_endpoint_from_json(v) for v in value]
+            if isinstance(value, list)
+            else _endpoint_from_json(value)
             for venue, value in raw.items()
         }
     except (ValueError, TypeError, AttributeError) as exc:
         raise ConfigError(
-            f"{ENDPOINTS_ENV} must be a JSON object of venue -> URL or {{'url': ..., 'rest_url': ...}} ({exc})"
+            f"{ENDPOINTS_ENV} must be a JSON object of venue -> URL or {{'url': ..., 'rest_url': ...}} "
+            f"or a list of them ({exc})"
         ) from None
 
 
