@@ -666,6 +666,27 @@ def build_parser() -> argparse.ArgumentParser:
         "info", help="venues, time range (UTC), counts and integrity of logs or text captures"
     )
     info.add_argument("paths", nargs="+", metavar="PATH", help="log files, folders of logs, or text capture files")
+
+    report = commands.add_parser(
+        "report",
+        help="a self-contained HTML report (rates, latency, gaps, depth) of logs or text captures",
+        description="Replay wsmux logs or text captures and write one HTML file with message-rate timelines, "
+        "latency histograms (receive - venue time), a gap/resync timeline per book and book depth charts. "
+        "It opens with no network. Needs the extra: pip install 'wsmux[report]'.",
+    )
+    report.add_argument("paths", nargs="+", metavar="PATH", help="log files, capture files or folders of them")
+    report.add_argument("--out", required=True, help="the HTML file to write")
+    report.add_argument(
+        "--at",
+        action="append",
+        default=None,
+        metavar="TIME",
+        help="a time for the depth charts (repeatable): ISO UTC (2026-12-07T02:50:00Z), epoch seconds or "
+        "+SECONDS after the start (default: four evenly spaced times)",
+    )
+    report.add_argument(
+        "--text-venue", default=None, metavar="VENUE", help="venue id of text captures (default: detected)"
+    )
     from wsmux import bench
 
     bench.add_parser(commands)
@@ -795,6 +816,19 @@ async def _record(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
+def _report(args: argparse.Namespace, out: TextIO) -> int:
+    from wsmux.report import write_report
+
+    data = write_report(args.paths, args.out, at=args.at, venue=args.text_venue)
+    span = ((data.last_ns or 0) - (data.first_ns or 0)) / 1e9
+    events = sum(sum(r.values()) for r in data.rates.values())
+    out.write(
+        f"wrote {args.out}: {span:,.1f} s, {events:,} market events, {len(data.rates)} venue(s), "
+        f"{sum(len(m) for m in data.marks.values())} gap/resync marks, {len(data.depth)} book(s) charted\n"
+    )
+    return EXIT_OK
+
+
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     """Entry point of the ``wsmux`` console script."""
     out = out or sys.stdout
@@ -815,6 +849,8 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
             return _replay(args, out)
         if args.command == "log":
             return _log_info(args, out)
+        if args.command == "report":
+            return _report(args, out)
         if args.command == "bench":
             from wsmux import bench
 
