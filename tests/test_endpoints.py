@@ -172,3 +172,26 @@ def test_host_lists_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setenv("WSMUX_ENDPOINTS", '{"binance": ["https://not-a-websocket"]}')
     with pytest.raises(ConfigError, match="ws:// or wss://"):
         Multiplexer()
+
+
+async def test_latency_tap_passes_everything_and_leaves_absurd_timestamps_out() -> None:
+    from wsmux import Side, Trade
+    from wsmux._hosts import LatencyTap
+
+    seen: list[object] = []
+    tap = LatencyTap(seen.append, wanted=2)
+    now = 1_800_000_000_000_000_000
+    events = [
+        Trade("binance", "BTC-USDT", 1.0, 1.0, Side.BUY, "1", now - 5_000_000, now),  # 5 ms
+        Trade("binance", "BTC-USDT", 1.0, 1.0, Side.BUY, "2", None, now),  # no venue time: no sample
+        Trade("binance", "BTC-USDT", 1.0, 1.0, Side.BUY, "3", 0, now),  # zero: no sample
+        Trade("binance", "BTC-USDT", 1.0, 1.0, Side.BUY, "4", now // 1_000_000, now),  # ms for ns: absurd
+        Trade("binance", "BTC-USDT", 1.0, 1.0, Side.BUY, "5", now + 10**12, now),  # far future: absurd
+        Trade("binance", "BTC-USDT", 1.0, 1.0, Side.BUY, "6", now - 7_000_000, now),  # 7 ms
+    ]
+    for event in events:
+        tap(event)
+    assert seen == events  # every event passes unchanged
+    assert tap.samples == pytest.approx([0.005, 0.007])
+    assert tap.absurd == 2
+    assert tap.done.is_set()

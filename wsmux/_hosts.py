@@ -129,6 +129,8 @@ class HostDriver:
         self.absurd = 0
         """Latency samples left out as absurd (see ``_MAX_SAMPLE_S``)."""
         self.probe_failures = 0
+        self.errors = 0
+        """Rounds that failed with an unexpected error (logged; the next round runs)."""
         self._switching = False
         self._wake = asyncio.Event()
         self._placed: dict[int, Connection] = {}
@@ -141,13 +143,19 @@ class HostDriver:
         clock = self.mux.clock
         next_probe = clock.monotonic()  # probe the other hosts at once
         while True:
-            await self.check_live()
-            if clock.monotonic() >= next_probe or self.chooser.degraded():
-                await self.probe_others()
-                next_probe = clock.monotonic() + policy.reevaluate_every
-                await self.decide()
-            elif set(self.load()) >= {h.url for h in self.chooser.hosts}:
-                await self.decide()  # every host is live (redundancy): the figures are fresh
+            try:
+                await self.check_live()
+                if clock.monotonic() >= next_probe or self.chooser.degraded():
+                    await self.probe_others()
+                    next_probe = clock.monotonic() + policy.reevaluate_every
+                    await self.decide()
+                elif set(self.load()) >= {h.url for h in self.chooser.hosts}:
+                    await self.decide()  # every host is live (redundancy): the figures are fresh
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # a bug here must not end endpoint choice for good
+                self.errors += 1
+                _log.warning("%s: endpoint choice round failed: %s: %s", self.venue, type(exc).__name__, exc)
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), policy.check_every)

@@ -42,11 +42,12 @@ import concurrent.futures
 import contextlib
 import threading
 import time
-from collections.abc import Callable, Coroutine, Iterable, Iterator, Mapping
+from collections.abc import Callable, Coroutine, Iterable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
 import httpx
 
+from wsmux._endpoints import EndpointPolicy
 from wsmux._retry import Backoff
 from wsmux.adapter import Adapter, Endpoint
 from wsmux.book import ConsolidatedBBO, OrderBook
@@ -54,7 +55,7 @@ from wsmux.book.l3 import L3Book
 from wsmux.clock import SYSTEM_CLOCK, Clock
 from wsmux.connection import Transport
 from wsmux.errors import ClosedError, LoopThreadDied
-from wsmux.health import Health
+from wsmux.health import Health, HostHealth
 from wsmux.model import BookSide, Channel, Event
 from wsmux.multiplexer import Multiplexer as AsyncMultiplexer
 from wsmux.reliability import QualityGate
@@ -297,7 +298,7 @@ class Multiplexer:
     def __init__(
         self,
         *,
-        endpoints: Mapping[str, Endpoint | str] | None = None,
+        endpoints: Mapping[str, Endpoint | str | Sequence[Endpoint | str]] | None = None,
         adapters: Mapping[str, type[Adapter]] | None = None,
         http: httpx.AsyncClient | None = None,
         clock: Clock = SYSTEM_CLOCK,
@@ -314,6 +315,7 @@ class Multiplexer:
         rollover_margin: float = 300.0,
         stale_channels: Mapping[Channel, float] | None = None,
         backfill_trades: bool = False,
+        endpoint_choice: EndpointPolicy | bool | None = None,
     ) -> None:
         kwargs: dict[str, Any] = {
             "endpoints": endpoints,
@@ -333,6 +335,7 @@ class Multiplexer:
             "rollover_margin": rollover_margin,
             "stale_channels": stale_channels,
             "backfill_trades": backfill_trades,
+            "endpoint_choice": endpoint_choice,
         }
         AsyncMultiplexer(**kwargs)  # validate now, in the caller's thread (typed errors at once)
         self._kwargs = kwargs
@@ -518,3 +521,7 @@ class Multiplexer:
     def health(self) -> Health:
         """See :meth:`wsmux.Multiplexer.health`."""
         return self._call(lambda mux: mux.health())
+
+    def endpoint_hosts(self, venue: str) -> list[HostHealth]:
+        """See :meth:`wsmux.Multiplexer.endpoint_hosts`."""
+        return self._call(lambda mux: mux.endpoint_hosts(venue))

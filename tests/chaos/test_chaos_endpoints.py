@@ -10,6 +10,9 @@ redundancy). Every wait is for a specific event, bounded by a timeout.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
+
 from chaoskit import BinanceVenue, Harness, make_mux, ticking
 
 from wsmux import EndpointChanged, EndpointPolicy, EndpointReason, Gap, Multiplexer
@@ -21,18 +24,26 @@ QUICK = EndpointPolicy(
 """Timers made fast for tests; a 10 ms gain is far above the loopback noise."""
 
 
+@contextlib.asynccontextmanager
+async def _two_hosts(
+    seed: int, first_delay: float = 0.0, second_delay: float = 0.0
+) -> AsyncIterator[tuple[BinanceVenue, ChaosProxy, ChaosProxy]]:
+    """One mock Binance behind two proxies: two "hosts" of one venue."""
+    async with (
+        MockBinance(["BTC-USDT"], seed=seed) as binance,
+        ChaosProxy.to(binance, delay=first_delay) as first,
+        ChaosProxy.to(binance, delay=second_delay) as second,
+    ):
+        yield BinanceVenue(binance), first, second
+
+
 def _moves(events: list[object]) -> list[EndpointChanged]:
     return [e for e in events if isinstance(e, EndpointChanged)]
 
 
 async def test_picks_the_fast_host_and_moves_when_it_slows_without_a_gap() -> None:
-    async with (
-        MockBinance(["BTC-USDT"], seed=301) as binance,
-        ChaosProxy.to(binance, delay=0.12) as slow,
-        ChaosProxy.to(binance, delay=0.0) as fast,
-    ):
-        venue = BinanceVenue(binance)
-        slow_ep, fast_ep = slow.endpoint(binance), fast.endpoint(binance)
+    async with _two_hosts(301, 0.12) as (venue, slow, fast):
+        slow_ep, fast_ep = slow.endpoint(venue.mock), fast.endpoint(venue.mock)
         # the slow host is listed first: wsmux starts there and must find the fast one
         async with make_mux([venue], endpoints={"binance": [slow_ep, fast_ep]}, endpoint_choice=QUICK) as mux:
             h = Harness(mux, [venue])
@@ -56,6 +67,7 @@ async def test_picks_the_fast_host_and_moves_when_it_slows_without_a_gap() -> No
                 seen = await h.until(lambda e: isinstance(e, EndpointChanged), timeout=30)
                 second = _moves(seen)[-1]
                 assert (second.old_url, second.new_url) == (fast_ep.url, slow_ep.url)
+                assert second.reason is EndpointReason.DEGRADED  # it left before anything broke
                 assert [c.url.startswith(slow_ep.url) for c in mux.connections()] == [True]
             await h.settle("binance")
             assert h.ledger.book_gaps["binance"] == 0, "a warm switch shows no Gap"
@@ -69,13 +81,8 @@ async def test_picks_the_fast_host_and_moves_when_it_slows_without_a_gap() -> No
 
 
 async def test_redundant_connections_spread_over_hosts_and_report_who_leads() -> None:
-    async with (
-        MockBinance(["BTC-USDT"], seed=302) as binance,
-        ChaosProxy.to(binance, delay=0.06) as slow,
-        ChaosProxy.to(binance, delay=0.0) as fast,
-    ):
-        venue = BinanceVenue(binance)
-        slow_ep, fast_ep = slow.endpoint(binance), fast.endpoint(binance)
+    async with _two_hosts(302, 0.06) as (venue, slow, fast):
+        slow_ep, fast_ep = slow.endpoint(venue.mock), fast.endpoint(venue.mock)
         policy = EndpointPolicy(check_every=0.2, reevaluate_every=60.0, sample_events=8, probe_timeout=3.0)
         async with make_mux(
             [venue], endpoints={"binance": [slow_ep, fast_ep]}, endpoint_choice=policy, redundancy=2
@@ -107,14 +114,9 @@ def _lag_samples(mux: Multiplexer, url: str) -> int:
 
 
 async def test_fails_over_when_the_host_refuses_connections() -> None:
-    async with (
-        MockBinance(["BTC-USDT"], seed=303) as binance,
-        ChaosProxy.to(binance) as first,
-        ChaosProxy.to(binance) as second,
-    ):
+    async with _two_hosts(303) as (venue, first, second):
         first.refuse = True
-        venue = BinanceVenue(binance)
-        first_ep, second_ep = first.endpoint(binance), second.endpoint(binance)
+        first_ep, second_ep = first.endpoint(venue.mock), second.endpoint(venue.mock)
         policy = EndpointPolicy(check_every=0.2, reevaluate_every=60.0, probe_timeout=3.0, failover_after=2)
         async with make_mux([venue], endpoints={"binance": [first_ep, second_ep]}, endpoint_choice=policy) as mux:
             h = Harness(mux, [venue])
