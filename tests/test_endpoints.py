@@ -195,3 +195,14 @@ async def test_latency_tap_passes_everything_and_leaves_absurd_timestamps_out() 
     assert tap.samples == pytest.approx([0.005, 0.007])
     assert tap.absurd == 2
     assert tap.done.is_set()
+
+
+def test_a_step_up_counts_as_degraded_even_while_the_baseline_is_young() -> None:
+    ch = _chooser()
+    ch.record_samples(A, [0.010] * 10)  # one check: the baseline is young and moves fast
+    ch.record_probe(B, None, None, [0.040] * 10)
+    ch.record_samples(A, [0.150] * 10)
+    assert ch.degraded()
+    assert ch.verdict() == (B, EndpointReason.DEGRADED)
+    ch.record_samples(A, [0.150] * 10)  # the same level again: no longer a step from the baseline
+    assert not ch.host(A).degraded

@@ -201,6 +201,7 @@ class HostStats:
         failures: connection attempts failed in a row.
         probes: probes made.
         switches_to: times it became the active host.
+        degraded: its last live check was well above its baseline.
     """
 
     url: str
@@ -212,6 +213,7 @@ class HostStats:
     failures: int = 0
     probes: int = 0
     switches_to: int = 0
+    degraded: bool = False
 
 
 class EndpointChooser:
@@ -303,10 +305,21 @@ class EndpointChooser:
             host.first_data_s = first_data_s
         if samples:
             host.latency.restart(samples)
+            host.degraded = False
 
     def record_samples(self, url: str, samples: Sequence[float]) -> None:
-        """Latency samples of a live connection to ``url``."""
-        self._hosts[url].latency.add_batch(samples)
+        """Latency samples of a live connection to ``url`` (one check). The
+        check counts as degraded when its median exceeds ``degrade_ratio``
+        times the baseline as it stood *before* the check (the baseline then
+        absorbs it, slowly: a lasting change becomes the new normal)."""
+        host = self._hosts[url]
+        before = host.latency.baseline
+        host.latency.add_batch(samples)
+        finite = sorted(x for x in samples if math.isfinite(x))
+        if finite and before is not None:
+            median = finite[len(finite) // 2]
+            policy = self.policy
+            host.degraded = median > before * policy.degrade_ratio and median - before >= policy.min_gain_s
 
     def record_handshake(self, url: str, handshake_s: float) -> None:
         host = self._hosts[url]
@@ -357,8 +370,12 @@ class EndpointChooser:
         return None
 
     def degraded(self) -> bool:
-        """Whether the active host's forecast rose to ``degrade_ratio`` times its baseline."""
-        latency = self._hosts[self.active].latency
+        """Whether the active host is degrading: its last check's median, or its
+        forecast, rose to ``degrade_ratio`` times its baseline."""
+        host = self._hosts[self.active]
+        if host.degraded:
+            return True
+        latency = host.latency
         forecast = latency.forecast
         baseline = latency.baseline
         if forecast is None or baseline is None:
