@@ -111,3 +111,24 @@ def test_a_path_with_nothing_to_replay_is_explained(tmp_path: Path) -> None:
     proc = run_wsmux("report", str(tmp_path / "missing.wslog"), "--out", str(tmp_path / "r.html"))
     assert proc.returncode == 2 and proc.stderr.startswith("wsmux:")
     assert not (tmp_path / "r.html").exists()
+
+
+def test_without_matplotlib_the_error_names_the_extra(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import sys
+
+    from wsmux import ConfigError
+    from wsmux.report import write_report
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # as if not installed
+    with pytest.raises(ConfigError, match=r"pip install 'wsmux\[report\]'"):
+        write_report([tmp_path], tmp_path / "r.html")
+    assert not (tmp_path / "r.html").exists()
+
+
+def test_recorded_text_is_escaped(log_dir: Path) -> None:
+    data = collect([log_dir], times=1)
+    data.summary = "<script>alert(1)</script>"
+    data.inputs = ['<img src="x">']
+    page = render_html(data)
+    assert "<script>" not in page and "<img" not in page
+    assert "&lt;script&gt;" in page

@@ -215,7 +215,9 @@ class HostDriver:
         await asyncio.gather(*(self.probe(url, subs) for url in idle))
 
     def _probe_subscriptions(self) -> list[Subscription]:
-        subs = sorted((s for shard in self.mux._shards.get(self.venue, ()) for s in shard.subscriptions), key=str)
+        shards = self.mux._shards.get(self.venue, ())
+        # one shard's subscriptions: one route (a venue may serve its routes on different paths)
+        subs = sorted(shards[0].subscriptions, key=str) if shards else []
         light = [s for s in subs if s.channel not in (Channel.BOOK, Channel.L3)]
         return light[:_PROBE_SUBSCRIPTIONS] if light else subs[:1]
 
