@@ -77,37 +77,50 @@ class Case:
 # --- wsmux side ------------------------------------------------------------------------------
 
 
-def wsmux_runner(case: Case) -> Callable[[], tuple[list[int], set[int], int]]:
-    """A function that runs the case once through the full path and returns
-    (ns per frame, indices of snapshot frames, callbacks)."""
+def full_path(case: Case, metrics: bool = True) -> tuple[Feed, list[int]]:
+    """A Feed wired to a multiplexer and one stream with a counting sync
+    callback, as a live connection would be; and the callback's count (a
+    one-item list). ``metrics``: the multiplexer's metrics on, sampled as on a
+    busy connection (one frame and one stream event in ``sample_every``), or
+    off (``Multiplexer(metrics=False)``)."""
+    mux = Multiplexer() if metrics else Multiplexer(metrics=False)
+    stream = Stream(tuple(case.subs), name="bench", clock_ns=time.time_ns)
+    count = [0]
+
+    def callback(event: Event) -> None:
+        count[0] += 1
+
+    stream.on(Event, callback)
+    attach = getattr(mux, "_attach_stream", None)
+    if attach is not None:
+        attach(stream)
+    else:  # multiplexers before the hot-path rework (to compare with them)
+        for sub in case.subs:
+            mux._routes.setdefault((sub.venue, sub.channel, sub.symbol), []).append(stream)
+        mux._venue_streams.setdefault(case.venue, []).append(stream)
+        mux._streams.append(stream)
+    adapter = get_adapter(case.venue)()
+    adapter.reset()
+    adapter.connect_url(case.subs)
+    adapter.subscribe(case.subs)
+    feed = Feed(adapter, mux._deliver)
+    if hasattr(mux, "_wire_feed"):
+        mux._wire_feed(feed)
+    if getattr(mux, "metrics", None) is not None:  # a busy connection: one frame in sample_every
+        feed.sample_mask = mux.metrics.sample_every - 1
+    for sub in case.subs:
+        if sub.channel.value == "book":
+            feed.add_book(sub)
+    return feed, count
+
+
+def wsmux_runner(case: Case, metrics: bool = True) -> Callable[[], tuple[list[int], set[int], int]]:
+    """A function that runs the case once through the full path (see
+    :func:`full_path`) and returns (ns per frame, indices of snapshot frames,
+    callbacks)."""
 
     def run() -> tuple[list[int], set[int], int]:
-        mux = Multiplexer()
-        stream = Stream(tuple(case.subs), name="bench")
-        count = [0]
-
-        def callback(event: Event) -> None:
-            count[0] += 1
-
-        stream.on(Event, callback)
-        attach = getattr(mux, "_attach_stream", None)
-        if attach is not None:
-            attach(stream)
-        else:  # multiplexers before the hot-path rework (to compare with them)
-            for sub in case.subs:
-                mux._routes.setdefault((sub.venue, sub.channel, sub.symbol), []).append(stream)
-            mux._venue_streams.setdefault(case.venue, []).append(stream)
-            mux._streams.append(stream)
-        adapter = get_adapter(case.venue)()
-        adapter.reset()
-        adapter.connect_url(case.subs)
-        adapter.subscribe(case.subs)
-        feed = Feed(adapter, mux._deliver)
-        if hasattr(mux, "_wire_feed"):
-            mux._wire_feed(feed)
-        for sub in case.subs:
-            if sub.channel.value == "book":
-                feed.add_book(sub)
+        feed, count = full_path(case, metrics)
         snapshots: set[int] = set()
         stats = feed.stats
         times: list[int] = []
@@ -439,11 +452,17 @@ def _split(times: Sequence[int], snaps: set[int], overhead: int) -> tuple[float,
     )
 
 
-def run_case(case: Case, repeat: int) -> dict[str, Any]:
-    """Interleaved runs of wsmux and (if any) cryptofeed; medians, min-max."""
+def run_case(case: Case, repeat: int, metrics: str = "on") -> dict[str, Any]:
+    """Interleaved runs of wsmux and (if any) cryptofeed; medians, min-max.
+    ``metrics``: ``on``, ``off``, or ``compare`` (wsmux with metrics on and
+    off interleaved, cryptofeed not run)."""
     overhead = _timer_cost()
-    ours = wsmux_runner(case)
-    theirs = case.cryptofeed() if case.cryptofeed is not None else None
+    ours = wsmux_runner(case, metrics != "off")
+    theirs = case.cryptofeed() if case.cryptofeed is not None and metrics != "compare" else None
+    off = wsmux_runner(case, False) if metrics == "compare" else None
+    off_steady: list[float] = []
+    if off is not None:
+        off()
     ours()  # warm up (imports, caches)
     if theirs is not None:
         theirs()
@@ -462,6 +481,9 @@ def run_case(case: Case, repeat: int) -> dict[str, Any]:
             s, b, n_steady, n_snap = _split(times, snaps, overhead)
             w_steady.append(s)
             w_snap.append(b)
+            if off is not None:
+                otimes, _, _ = off()
+                off_steady.append(_split(otimes, snaps, overhead)[0])
             if theirs is not None:
                 ctimes, cf_callbacks = theirs()
                 s, b, _, _ = _split(ctimes, snaps, overhead)
@@ -479,6 +501,12 @@ def run_case(case: Case, repeat: int) -> dict[str, Any]:
         "wsmux_us_range": [min(w_steady), max(w_steady)],
         "wsmux_snapshot_us": statistics.median(w_snap) if n_snap else None,
     }
+    if off_steady:
+        out.update(
+            metrics_off_us=statistics.median(off_steady),
+            metrics_off_us_range=[min(off_steady), max(off_steady)],
+            metrics_cost_us=statistics.median([a - b for a, b in zip(w_steady, off_steady, strict=True)]),
+        )
     if c_steady:
         out.update(
             cryptofeed_us=statistics.median(c_steady),
@@ -498,6 +526,10 @@ def format_row(r: dict[str, Any]) -> str:
     if "cryptofeed_us" in r:
         clo, chi = r["cryptofeed_us_range"]
         text += f"  cryptofeed {r['cryptofeed_us']:6.2f} µs [{clo:.2f}-{chi:.2f}]  x{r['ratio']:.2f}"
+    if "metrics_off_us" in r:
+        olo, ohi = r["metrics_off_us_range"]
+        text += f"  metrics off {r['metrics_off_us']:6.2f} µs [{olo:.2f}-{ohi:.2f}]"
+        text += f"  cost {r['metrics_cost_us']:+.3f} µs"
     if r.get("wsmux_snapshot_us") is not None:
         text += f"  | snapshot frames {r['snapshot_frames']}: wsmux {r['wsmux_snapshot_us']:.0f} µs"
         if r.get("cryptofeed_snapshot_us") is not None:
@@ -512,6 +544,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--only", action="append", default=None, help="run cases whose name starts with this")
     parser.add_argument("--no-generated", action="store_true", help="recordings only")
     parser.add_argument("--json", type=Path, default=None, help="write the results here")
+    parser.add_argument(
+        "--metrics",
+        choices=("on", "off", "compare"),
+        default="on",
+        help="wsmux metrics on (default), off, or compare: on and off interleaved (median of paired differences)",
+    )
     args = parser.parse_args(argv)
     cf = cryptofeed_available()
     print(f"cryptofeed: {cf or 'not installed (pip install cryptofeed==2.4.1 to compare)'}", file=sys.stderr)
@@ -535,7 +573,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             continue
         if args.only and not any(case.name.startswith(o) for o in args.only):
             continue
-        result = run_case(case, args.repeat)
+        result = run_case(case, args.repeat, args.metrics)
         results.append(result)
         print(format_row(result), flush=True)
     if args.json:

@@ -162,3 +162,38 @@ def test_bad_metrics_settings_are_config_errors() -> None:
         Multiplexer(metrics={"sample_every": 3})
     with pytest.raises(ConfigError):
         Multiplexer(metrics={"no_such_option": 1})
+
+
+async def test_quiet_connections_sample_every_frame_busy_ones_one_in_n() -> None:
+    async with (
+        MockBinance(["BTC-USDT"]) as mock,
+        Multiplexer(endpoints={"binance": mock.endpoint}, metrics={"interval": None, "dense_below": 50}) as mux,
+    ):
+        stream = mux.subscribe(*trades("binance", "BTC-USDT"))
+        seen: list[Trade] = []
+        stream.on(Trade, seen.append)  # a sync callback: receive -> callback return is sampled
+        await mock.connected.wait()
+        conn = mux.connections()[0]
+        assert conn.feed.sample_mask == 0  # every frame until a tick finds the connection busy
+        await mock.publish(10)
+        await trades_up_to(stream, count_trades(mock))
+        mux._metrics_tick()
+        assert conn.feed.sample_mask == 0  # quiet: fewer than 50 frames in the tick
+        lat = mux.metrics.venue("binance").latency  # type: ignore[union-attr]
+        assert lat.samples == conn.feed.stats.events == len(seen) > 0  # one trade per frame, each sampled
+        assert lat.events_by_type == {Trade: len(seen)}  # exact while every frame is sampled
+        before = count_trades(mock)
+        await mock.publish(300)
+        await trades_up_to(stream, count_trades(mock) - before)
+        mux._metrics_tick()
+        assert conn.feed.sample_mask == 31  # busy: one frame in 32
+        consumer = mux.metrics.stream_latency[stream.name]  # type: ignore[union-attr]
+        # sampled one in 32 on each side: the callbacks (by events received) and the iterator (by events read)
+        assert 0 < consumer.total <= stream.stats.received // 32 + stream.stats.delivered // 32
+        health = mux.health().to_dict()
+        (venue,) = health["venue_health"]
+        assert venue["venue"] == "binance" and venue["rates"]["events"]["1s"] > 0
+        assert venue["latency"]["trades"]["count"] == lat.histograms[Channel.TRADES].total
+        # busy: the 300-step batch is counted in samples weighted by 32 (an estimate of the trades)
+        assert 0.5 * len(seen) < venue["events_by_type"]["Trade"] < 2 * len(seen)
+        await stream.aclose()

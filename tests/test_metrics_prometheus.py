@@ -4,7 +4,10 @@ prometheus_client's own parser; a port in use; a loop that does not answer."""
 from __future__ import annotations
 
 import asyncio
+import json
+import re
 import socket
+from pathlib import Path
 
 import httpx
 import pytest
@@ -17,6 +20,8 @@ prometheus = pytest.importorskip("prometheus_client")
 from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
 
 from wsmux.metrics._prometheus import WsmuxCollector  # noqa: E402
+
+GRAFANA = Path(__file__).resolve().parents[1] / "examples" / "grafana-wsmux.json"
 
 
 def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -57,7 +62,15 @@ async def test_scrape_the_real_endpoint() -> None:
         ten = got["wsmux_latency_seconds_bucket", (("channel", "book"), ("le", "10.0"), ("venue", "binance"))]
         assert inf == book_count and ten <= inf
         assert ("wsmux_event_rate", (("venue", "binance"), ("window", "10s"))) in got
+        rest = mux._rest_limiters["binance"]
+        assert got["wsmux_rest_weight_total", (("venue", "binance"),)] == rest.weight_used > 0  # the snapshot
+        assert got["wsmux_events_by_type_estimated_total", (("type", "BookUpdate"), ("venue", "binance"))] > 0
         assert any(name == "wsmux_consumer_latency_seconds_count" for name, _ in got)
+        # every series the example Grafana dashboard queries is exported
+        families = {f.name for f in text_string_to_metric_families(response.text)}
+        exprs = [t["expr"] for panel in json.loads(GRAFANA.read_text())["panels"] for t in panel["targets"]]
+        used = {re.sub(r"_(total|bucket)$", "", m) for e in exprs for m in re.findall(r"wsmux_[a-z_]+", e)}
+        assert used and used <= families, used - families
         await stream.aclose()
     # closing the multiplexer stops the server
     with pytest.raises(httpx.ConnectError):
@@ -93,3 +106,15 @@ async def test_a_loop_that_does_not_answer_gets_the_last_snapshot() -> None:
         assert [f.name for f in again] == [f.name for f in first]
         stale = next(f for f in again if f.name == "wsmux_scrape_stale")
         assert stale.samples[0].value == 1.0
+
+
+def test_the_sync_facade_serves_metrics_too() -> None:
+    from wsmux.sync import Multiplexer as SyncMultiplexer
+
+    with SyncMultiplexer(metrics={"interval": None}) as mux:
+        server = mux.serve_metrics(0)
+        response = httpx.get(server.url, timeout=10)
+        assert response.status_code == 200
+        assert "wsmux_scrape_stale 0.0" in response.text
+    with SyncMultiplexer(metrics=False) as mux, pytest.raises(ConfigError, match="metrics are off"):
+        mux.serve_metrics(0)

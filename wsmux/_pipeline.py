@@ -79,7 +79,7 @@ _ESCAPED = re.compile(r"\\u([0-9a-fA-F]{4})")
 _UNDERSCORED_NUMBER = re.compile(r'"[-+0-9.eE]*[0-9]_[0-9][-+0-9._eE]*"')
 
 
-def _no_sample(events: Sequence[Any], recv_ns: int) -> None:
+def _no_sample(events: Sequence[Any], recv_ns: int, weight: int) -> None:
     """The latency sampler of a feed without metrics."""
 
 
@@ -211,9 +211,9 @@ class Feed:
         """Latency sampling: the frames whose count ``& sample_mask`` is 0 go
         to :attr:`sample_latency` (set with it by the multiplexer's metrics;
         the default never fires)."""
-        self.sample_latency: Callable[[Sequence[Any], int], None] = _no_sample
-        """Called with a sampled frame's events and receive time
-        (:meth:`wsmux.metrics.VenueLatency.sample`)."""
+        self.sample_latency: Callable[[Sequence[Any], int, int], None] = _no_sample
+        """Called with a sampled frame's events, receive time and the sampling
+        rate (:meth:`wsmux.metrics.VenueLatency.sample`)."""
 
     # --- subscriptions ----------------------------------------------------------
 
@@ -281,7 +281,7 @@ class Feed:
             return
         self._consecutive_errors = 0
         if not stats.frames & self.sample_mask:
-            self.sample_latency(events, recv_ns)
+            self.sample_latency(events, recv_ns, self.sample_mask + 1)
         sink = self.sink
         syncs = self.syncs
         venue = self.venue

@@ -22,6 +22,7 @@ when the connection is replaced.
 from __future__ import annotations
 
 import abc
+import math
 from collections.abc import Sequence
 from typing import ClassVar
 
@@ -178,6 +179,15 @@ class Adapter(abc.ABC):
     """Channels this adapter supports."""
     default_url: ClassVar[str]
     default_rest_url: ClassVar[str] = ""
+    server_time_path: ClassVar[str | None] = None
+    """The venue's REST server-time path under :attr:`rest_url` (None: it has
+    none), for the NTP-style clock offset of :mod:`wsmux.metrics`."""
+    server_time_field: ClassVar[tuple[str | int, ...]] = ()
+    """Where the server's time is in that answer's JSON (keys and list indexes)."""
+    server_time_unit_ns: ClassVar[int] = 1_000_000
+    """Nanoseconds per unit of that field (ms: 1_000_000; s: 1_000_000_000)."""
+    server_time_resolution_ns: ClassVar[int | None] = None
+    """How coarse the server's time is (None: one unit); half of it widens the offset's bound."""
     backup_urls: ClassVar[tuple[str, ...]] = ()
     limits: ClassVar[Limits] = Limits()
     heartbeat: ClassVar[Heartbeat] = Heartbeat()
@@ -338,19 +348,38 @@ class Adapter(abc.ABC):
         raise NotImplementedError(f"{self.venue} takes no REST snapshots")
 
     def time_request(self) -> HttpRequest | None:
-        """The venue's REST server-time request, for the NTP-style clock
-        offset of :mod:`wsmux.metrics`; ``None`` where the venue has none
-        (the offset then comes from the lower envelope of receive - exchange time)."""
-        return None
+        """The venue's REST server-time request (``GET`` :attr:`server_time_path`),
+        for the NTP-style clock offset of :mod:`wsmux.metrics`; ``None`` where
+        the venue has none (the offset then comes from the lower envelope of
+        receive - exchange time)."""
+        if self.server_time_path is None:
+            return None
+        return HttpRequest(self.rest_url + self.server_time_path)
 
     def parse_server_time(self, body: bytes) -> int:
         """The server's time (ns since the epoch) in the body answering
-        :meth:`time_request`.
+        :meth:`time_request`: the number (or numeric text) at
+        :attr:`server_time_field`, in units of :attr:`server_time_unit_ns`.
 
         Raises:
             MalformedMessage: the body is not a server-time answer.
         """
-        raise NotImplementedError(f"{self.venue} has no REST server time")
+        from wsmux._json import JSONDecodeError, loads
+        from wsmux.errors import MalformedMessage
+
+        try:
+            value = loads(body)
+            for key in self.server_time_field:
+                value = value[key]
+            if isinstance(value, str):
+                value = float(value) if "." in value else int(value)
+            if type(value) not in (int, float) or not math.isfinite(value):  # bool, None, nan
+                raise TypeError(f"not a number: {value!r}")
+        except (JSONDecodeError, TypeError, KeyError, IndexError, ValueError) as exc:
+            raise MalformedMessage(f"{self.venue}: not a server-time answer ({exc})", body) from exc
+        if isinstance(value, int):
+            return value * self.server_time_unit_ns
+        return round(float(value) * self.server_time_unit_ns)
 
     def l3_rule(self, symbol: str) -> SyncRule:
         """The sync rule for ``symbol``'s order-by-order (L3) book.

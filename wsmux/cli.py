@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import importlib
 import math
+import shutil
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -27,9 +28,10 @@ from typing import Any, TextIO
 import orjson
 
 from wsmux import exchanges
+from wsmux._dashboard import plain_panel, rich_available, rich_screen
 from wsmux.adapter import Endpoint
 from wsmux.errors import ConfigError, LocalError, LogError, WsmuxError
-from wsmux.health import Health
+from wsmux.health import Health, VenueHealth
 from wsmux.model import (
     Channel,
     Connected,
@@ -179,6 +181,8 @@ class LiveView:
         """Per venue: the last endpoint move (``EndpointChanged``)."""
         self.started = time.monotonic()
         self._last = self.started
+        self.plain = False
+        """Plain text even on a terminal with ``rich`` installed (``--plain``)."""
 
     def on_event(self, event: Event) -> None:
         self.total += 1
@@ -216,20 +220,17 @@ class LiveView:
         elif isinstance(event, Resynced):
             row.resyncs += 1
 
-    def render(self) -> str:
+    def _table(self) -> tuple[str, list[tuple[Any, ...]], float]:
+        """The title line, one row per (venue, symbol) and the total rate (msg/s)."""
         now = time.monotonic()
         dt = max(now - self._last, 1e-9)
         self._last = now
         books = self.mux.books
-        vw = max([16, *(len(v) + 2 for v, _ in self.rows)])  # columns never run into each other
-        sw = max([16, *(len(s) + 2 for _, s in self.rows)])
-        lines = [
+        title = (
             f"wsmux  {now - self.started:6.1f} s   events {self.total:,}   "
-            f"connections {self.connections} (dropped {self.disconnects})   errors {self.errors}",
-            "",
-            f"{'venue':<{vw}}{'symbol':<{sw}}{'bid':>14}{'ask':>14}{'spread':>10}{'book':>18}{'msg/s':>9}{'gaps':>6}"
-            f"{'resyncs':>9}",
-        ]
+            f"connections {self.connections} (dropped {self.disconnects})   errors {self.errors}"
+        )
+        rows: list[tuple[Any, ...]] = []
         total_rate = 0.0
         for (venue, symbol), row in sorted(self.rows.items()):
             row.rate = row.window / dt
@@ -245,12 +246,35 @@ class LiveView:
             else:
                 bp = ap = math.nan
                 state = "-"
+            rows.append((venue, symbol, bp, ap, ap - bp, state, row.rate, row.gaps, row.resyncs))
+        return title, rows, total_rate
+
+    def venue_health(self) -> list[VenueHealth]:
+        """The multiplexer's per-venue health (empty if it has none)."""
+        health = getattr(self.mux, "health", None)
+        return list(health().venue_health) if health is not None else []
+
+    def render(self) -> str:
+        """The view as plain text: the symbol table, the venue panel, connections."""
+        title, rows, total_rate = self._table()
+        vw = max([16, *(len(v) + 2 for v, _ in self.rows)])  # columns never run into each other
+        sw = max([16, *(len(s) + 2 for _, s in self.rows)])
+        lines = [
+            title,
+            "",
+            f"{'venue':<{vw}}{'symbol':<{sw}}{'bid':>14}{'ask':>14}{'spread':>10}{'book':>18}{'msg/s':>9}{'gaps':>6}"
+            f"{'resyncs':>9}",
+        ]
+        for venue, symbol, bp, ap, spread, state, rate, gaps, resyncs in rows:
             lines.append(
-                f"{venue:<{vw}}{symbol:<{sw}}{bp:>14.10g}{ap:>14.10g}{ap - bp:>10.4g}"
-                f"{state:>18}{row.rate:>9.0f}{row.gaps:>6}{row.resyncs:>9}"
+                f"{venue:<{vw}}{symbol:<{sw}}{bp:>14.10g}{ap:>14.10g}{spread:>10.4g}"
+                f"{state:>18}{rate:>9.0f}{gaps:>6}{resyncs:>9}"
             )
         lines.append("")
         lines.append(f"total {total_rate:,.0f} events/s")
+        panel = plain_panel(self.venue_health())
+        if panel:
+            lines.extend(["", *panel])
         lines.extend(self.connection_lines())
         health = self.mux.health()
         lines.extend(self.redundancy_lines(health))
@@ -297,6 +321,23 @@ class LiveView:
             lines.append(f"{venue:<16}  last move: {move[:200]}")
         return lines
 
+    def render_rich(self, width: int) -> str:
+        """The view rendered by ``rich`` (ANSI colours; extra ``wsmux[cli]``)."""
+        title, rows, total_rate = self._table()
+        header = ("venue", "symbol", "bid", "ask", "spread", "book", "msg/s", "gaps", "resyncs")
+        cells = [
+            (v, s, f"{bp:.10g}", f"{ap:.10g}", f"{sp:.4g}", st, f"{r:.0f}", str(g), str(rs))
+            for v, s, bp, ap, sp, st, r, g, rs in rows
+        ]
+        health = self.mux.health()
+        footer = [
+            f"total {total_rate:,.0f} events/s",
+            *self.connection_lines(),
+            *self.redundancy_lines(health),
+            *self.endpoint_lines(health),
+        ]
+        return rich_screen(title, header, cells, self.venue_health(), footer, width)
+
     def connection_lines(self) -> list[str]:
         """Per venue: connection state and the last error (empty if none yet)."""
         if not self.venue_state:
@@ -320,6 +361,11 @@ class LiveView:
         return "\n".join(parts) + "\n"
 
     def draw(self) -> None:
+        if self.out.isatty() and not self.plain and rich_available():
+            width = shutil.get_terminal_size((160, 50)).columns
+            self.out.write("\x1b[H\x1b[2J" + self.render_rich(width))
+            self.out.flush()
+            return
         text = self.render()
         if self.out.isatty():
             self.out.write("\x1b[H\x1b[2J" + text + "\n")
@@ -342,10 +388,16 @@ async def _run_view(
     connect_deadline: float | None = None,
     record: str | None = None,
     options: dict[str, Any] | None = None,
+    metrics_port: int | None = None,
+    plain: bool = False,
 ) -> LiveView:
     async with Multiplexer(endpoints=endpoints, record=record, **(options or {})) as mux:
+        if metrics_port is not None:
+            server = mux.serve_metrics(metrics_port)
+            out.write(f"metrics: {server.url}\n")
         stream = mux.subscribe(*subs, name="cli")
         view = LiveView(mux, out)
+        view.plain = plain
         stream.on(Event, view.on_event)
         if on_start is not None:
             on_start()
@@ -428,6 +480,8 @@ async def _demo(args: argparse.Namespace, out: TextIO) -> int:
                 start_mocks,
                 connect_deadline=args.connect_deadline,
                 options={"redundancy": args.redundancy},
+                metrics_port=args.metrics_port,
+                plain=args.plain,
             )
         finally:
             for task in chaos:
@@ -485,6 +539,8 @@ async def _watch(args: argparse.Namespace, out: TextIO) -> int:
         args.refresh,
         connect_deadline=args.connect_deadline,
         options={"redundancy": args.redundancy, "endpoint_choice": True if args.choose_endpoint else None},
+        metrics_port=args.metrics_port,
+        plain=args.plain,
     )
     return _connect_verdict(view, args.connect_deadline, out) or 0
 
@@ -518,6 +574,19 @@ def _add_connect_deadline(parser: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help="give up with exit status 3 and the reason if no connection opened within this time "
         "(default 30; the per-venue state and last error are shown meanwhile)",
+    )
+
+
+def _add_dashboard_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--metrics-port",
+        type=int,
+        default=None,
+        metavar="PORT",
+        help="serve Prometheus metrics on http://127.0.0.1:PORT/metrics (extra wsmux[prometheus])",
+    )
+    parser.add_argument(
+        "--plain", action="store_true", help="plain-text view even on a terminal with rich installed (wsmux[cli])"
     )
 
 
@@ -601,6 +670,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_redundancy(demo)
     _add_connect_deadline(demo)
+    _add_dashboard_options(demo)
 
     watch = commands.add_parser("watch", help="watch real venues, e.g. wsmux watch binance:BTC-USDT,ETH-USDT")
     watch.add_argument("targets", nargs="+", metavar="VENUE:SYMBOL[,SYMBOL...]", help="what to watch")
@@ -613,6 +683,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="measure each venue's alternate hosts (backup_urls) and move to the fastest (see docs/endpoints.rst)",
     )
     _add_connect_deadline(watch)
+    _add_dashboard_options(watch)
 
     commands.add_parser(
         "venues", help="the supported venues: channels, how books sync, checksums, continuity, limits"

@@ -196,7 +196,12 @@ class VenueHealth:
         ahead: the venue's timestamps come after their receipt (skew or late stamping).
         no_ts, bad_ts: sampled events without a timestamp / with an absurd one (dropped).
         counters: gaps, resyncs, reconnects, parse errors, checksums,
-            REST requests... summed over the venue's connections and books.
+            REST requests... summed over the venue's connections and books;
+            ``rest_weight`` (REST weight spent) and ``rest_penalties`` (418/429
+            penalties) of the venue's REST budget.
+        events_by_type: data events per event type, estimated from the
+            sampled frames (each counted as its last event's type, weighted
+            by the sampling rate; exact on connections that sample every frame).
         books: per symbol, ``{"valid": ..., "integrity": ...}``.
         breaker: the circuit breaker's state, None if it has none.
         flows: per connection id, ``{"state", "rate", "expected", "stall_timeout"}``.
@@ -216,6 +221,7 @@ class VenueHealth:
     no_ts: int
     bad_ts: int
     counters: dict[str, int]
+    events_by_type: dict[str, int]
     books: dict[str, dict[str, Any]]
     breaker: str | None
     flows: dict[int, dict[str, Any]]

@@ -862,9 +862,8 @@ class Multiplexer:
             feed.gate = self._gate.fresh()
             feed.on_quality = self._on_quality
         if self.metrics is not None:
-            latency = self.metrics.venue(feed.venue).latency
-            feed.sample_mask = latency.mask
-            feed.sample_latency = latency.sample
+            feed.sample_mask = 0  # every frame until a tick finds the connection busy
+            feed.sample_latency = self.metrics.venue(feed.venue).latency.sample
 
     def _on_quality(self, event: Event, verdict: Quality) -> None:
         """A connection's quality gate flagged ``event``: odd timestamps are
@@ -1527,7 +1526,7 @@ class Multiplexer:
         trades = attrs.asdict(self._sequencer.stats) if self._sequencer is not None else None
         conns = self.connections()
         return Health(
-            venue_health=venue_health(self.metrics, conns, breakers, self.books),
+            venue_health=venue_health(self.metrics, conns, breakers, self.books, self._rest_limiters),
             connections=[_connection_health(c) for c in conns],
             streams=streams,
             shards=shards,
@@ -1563,7 +1562,10 @@ class Multiplexer:
     async def _metrics_loop(self, interval: float) -> None:
         while not self._closed:
             await asyncio.sleep(interval)
-            self._metrics_tick()
+            try:
+                self._metrics_tick()
+            except Exception:  # a metrics bug must not end the metrics, nor anything else
+                _log.exception("metrics tick failed")
 
     def _metrics_tick(self) -> None:
         """One second of metrics (see :meth:`MetricsRegistry.tick`): report the anomalies."""
@@ -1609,7 +1611,8 @@ class Multiplexer:
         except (WsmuxError, httpx.HTTPError) as exc:
             _log.info("%s: server-time probe failed: %s: %s", venue, type(exc).__name__, exc)
             return
-        if not self.metrics.venue(venue).latency.rest_sample(sent, received, server):
+        resolution = adapter.server_time_resolution_ns or adapter.server_time_unit_ns
+        if not self.metrics.venue(venue).latency.rest_sample(sent, received, server, resolution):
             _log.info("%s: absurd server time ignored (offset over an hour or slow answer)", venue)
 
     def _spawn(self, coro: Any) -> None:

@@ -43,7 +43,7 @@ import contextlib
 import threading
 import time
 from collections.abc import Callable, Coroutine, Iterable, Iterator, Mapping, Sequence
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 
@@ -61,6 +61,9 @@ from wsmux.multiplexer import Multiplexer as AsyncMultiplexer
 from wsmux.reliability import QualityGate
 from wsmux.stream import Overflow, Stream, StreamStats
 from wsmux.subscriptions import Subscription
+
+if TYPE_CHECKING:
+    from wsmux.metrics._prometheus import MetricsServer
 
 __all__ = ["Multiplexer", "SyncStream"]
 
@@ -316,6 +319,7 @@ class Multiplexer:
         stale_channels: Mapping[Channel, float] | None = None,
         backfill_trades: bool = False,
         endpoint_choice: EndpointPolicy | bool | None = None,
+        metrics: bool | Mapping[str, Any] = True,
     ) -> None:
         kwargs: dict[str, Any] = {
             "endpoints": endpoints,
@@ -336,6 +340,7 @@ class Multiplexer:
             "stale_channels": stale_channels,
             "backfill_trades": backfill_trades,
             "endpoint_choice": endpoint_choice,
+            "metrics": metrics,
         }
         AsyncMultiplexer(**kwargs)  # validate now, in the caller's thread (typed errors at once)
         self._kwargs = kwargs
@@ -517,6 +522,11 @@ class Multiplexer:
             return (await mux.watch_order_book(venue, symbol, timeout)).copy()
 
         return runner.call(wait, None)
+
+    def serve_metrics(self, port: int, host: str = "127.0.0.1") -> MetricsServer:
+        """Serve Prometheus metrics (see :meth:`wsmux.Multiplexer.serve_metrics`)."""
+
+        return self._call(lambda mux: mux.serve_metrics(port, host))
 
     def health(self) -> Health:
         """See :meth:`wsmux.Multiplexer.health`."""

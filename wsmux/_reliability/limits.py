@@ -130,9 +130,10 @@ class RestLimiter:
 
     Attributes:
         penalties: how many penalties were applied.
+        weight_used: weight reserved by :meth:`acquire` so far (the metrics read it).
     """
 
-    __slots__ = ("_blocked_until", "bucket", "default_penalty_s", "max_penalty_s", "penalties")
+    __slots__ = ("_blocked_until", "bucket", "default_penalty_s", "max_penalty_s", "penalties", "weight_used")
 
     def __init__(
         self,
@@ -148,6 +149,7 @@ class RestLimiter:
         self.default_penalty_s = default_penalty_s
         self.max_penalty_s = max_penalty_s
         self.penalties = 0
+        self.weight_used = 0.0
         self._blocked_until = -math.inf
 
     @classmethod
@@ -160,6 +162,7 @@ class RestLimiter:
         if weight < 0:
             raise ConfigError(f"weight must be >= 0, not {weight}")
         delay = self.bucket.take(now, weight)
+        self.weight_used += weight
         return max(delay, self._blocked_until - now, 0.0)
 
     def blocked_for(self, now: float) -> float:

@@ -124,6 +124,10 @@ class BinanceAdapterBase(Adapter):
 
     exchange: ClassVar[str] = "binance"
     depth_path: ClassVar[str]
+    server_time_field: ClassVar[tuple[str | int, ...]] = ("serverTime",)
+    """``GET <rest>/api/v3/time`` (``/fapi/v1/time``, ``/dapi/v1/time``; weight 1)
+    answers ``{"serverTime": ms}`` (the venue's REST docs, "Check Server Time";
+    the sheets are silent on it)."""
     """REST depth snapshot path, e.g. ``/api/v3/depth``."""
     futures: ClassVar[bool] = False
     snapshot_limits: ClassVar[tuple[int, ...] | None] = None
@@ -490,27 +494,6 @@ class BinanceAdapterBase(Adapter):
             ),
             weight=4,
         )
-
-    def time_request(self) -> HttpRequest:
-        """``GET <rest>/<time path>`` (``/api/v3/time``, ``/fapi/v1/time``,
-        ``/dapi/v1/time``; weight 1): the server's clock (the venue's REST
-        docs, "Check Server Time"; the sheets are silent on it)."""
-        return HttpRequest(self.rest_url + self.depth_path.replace("depth", "time"))
-
-    def parse_server_time(self, body: bytes) -> int:
-        """``{"serverTime": ms}`` → ns.
-
-        Raises:
-            MalformedMessage: anything else.
-        """
-        try:
-            data = loads(body)
-            ms = data["serverTime"]
-        except (JSONDecodeError, TypeError, KeyError) as exc:
-            raise MalformedMessage(f"{self.venue}: not a server-time answer", body) from exc
-        if type(ms) is not int:
-            raise MalformedMessage(f"{self.venue}: serverTime is not an integer", body)
-        return ms * 1_000_000
 
     def parse_trades(self, symbol: str, body: bytes, recv_ns: int) -> list[Trade]:
         """``[{"a": id, "p": .., "q": .., "T": ms, "m": bool, ...}, ...]`` → trades

@@ -116,6 +116,7 @@ class BinanceSpotAdapter(BinanceAdapterBase):
     )
     heartbeat: ClassVar[Heartbeat] = _HEARTBEAT
     depth_path: ClassVar[str] = "/api/v3/depth"
+    server_time_path: ClassVar[str | None] = "/api/v3/time"
     max_snapshot_limit: ClassVar[int] = 5000
     book_rule_value = SPOT_RULE
 
@@ -228,6 +229,7 @@ class BinanceUsdmAdapter(BinanceAdapterBase):
     )
     heartbeat: ClassVar[Heartbeat] = _HEARTBEAT
     depth_path: ClassVar[str] = "/fapi/v1/depth"
+    server_time_path: ClassVar[str | None] = "/fapi/v1/time"
     futures: ClassVar[bool] = True
     snapshot_limits: ClassVar[tuple[int, ...] | None] = _FUTURES_LIMITS
     book_rule_value = FUTURES_RULE
@@ -310,6 +312,7 @@ class BinanceCoinmAdapter(BinanceAdapterBase):
     )
     heartbeat: ClassVar[Heartbeat] = _HEARTBEAT
     depth_path: ClassVar[str] = "/dapi/v1/depth"
+    server_time_path: ClassVar[str | None] = "/dapi/v1/time"
     futures: ClassVar[bool] = True
     snapshot_limits: ClassVar[tuple[int, ...] | None] = _FUTURES_LIMITS
     book_rule_value = FUTURES_RULE

@@ -127,6 +127,12 @@ class _BybitAdapter(Adapter):
     """Shared protocol of the Bybit v5 public endpoints (see the module docstring)."""
 
     default_rest_url: ClassVar[str] = "https://api.bybit.com"
+    # GET /v5/market/time -> {"result": {"timeNano": "<ns>", ...}, "time": <ms>} (the
+    # venue's REST docs, "Get Bybit Server Time"; the sheet is silent on it)
+    server_time_path: ClassVar[str | None] = "/v5/market/time"
+    server_time_field: ClassVar[tuple[str | int, ...]] = ("result", "timeNano")
+    server_time_unit_ns: ClassVar[int] = 1
+    server_time_resolution_ns: ClassVar[int | None] = 1_000_000  # nanosecond text, millisecond clock
     # bybit-v5.md, "Keep-alive": {"op":"ping"} every 20 s; idle connections are
     # closed after ~10 min (UNCONFIRMED).
     heartbeat: ClassVar[Heartbeat] = Heartbeat(

@@ -357,6 +357,12 @@ class CoinbaseAdapter(Adapter):
     channels: ClassVar[frozenset[Channel]] = frozenset({Channel.TRADES, Channel.QUOTES, Channel.BOOK, Channel.L3})
     default_url: ClassVar[str] = "wss://ws-feed.exchange.coinbase.com"
     default_rest_url: ClassVar[str] = "https://api.exchange.coinbase.com"
+    # GET /time -> {"iso": "...", "epoch": <s with ms decimals>} (the venue's REST
+    # docs, "Get the API server time"; the sheet is silent on it)
+    server_time_path: ClassVar[str | None] = "/time"
+    server_time_field: ClassVar[tuple[str | int, ...]] = ("epoch",)
+    server_time_unit_ns: ClassVar[int] = 1_000_000_000
+    server_time_resolution_ns: ClassVar[int | None] = 1_000_000
     # Sheet "Limits": 8 requests/s per IP (bursts to 20), <= 100 client messages/s
     # per IP; per-connection topic caps are not documented (wsmux keeps 100).
     limits: ClassVar[Limits] = Limits(

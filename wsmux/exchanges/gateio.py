@@ -129,6 +129,10 @@ class _GateBase(Adapter):
     prefix: ClassVar[str]
     """Channel prefix: ``spot`` or ``futures``."""
     perpetual: ClassVar[bool]
+    # GET /api/v4/spot/time -> {"server_time": <ms>} (the venue's REST docs, "Get
+    # server current time"; the sheet is silent on it): one clock for both markets
+    server_time_path: ClassVar[str | None] = "/spot/time"
+    server_time_field: ClassVar[tuple[str | int, ...]] = ("server_time",)
     heartbeat: ClassVar[Heartbeat] = Heartbeat(ping_message=None, ws_ping_interval=20.0, silence_timeout=60.0)
     # gateio.md, "Keep-alive / limits": <= 300 connections per IP; no documented
     # cap on public subscriptions or messages (wsmux keeps 200 topics and 10/s).

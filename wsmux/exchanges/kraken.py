@@ -219,6 +219,12 @@ class _KrakenBase(Adapter):
 
     channels: ClassVar[frozenset[Channel]] = frozenset({Channel.TRADES, Channel.QUOTES, Channel.BOOK})
     default_rest_url: ClassVar[str] = "https://api.kraken.com"
+    # GET /0/public/Time -> {"error": [], "result": {"unixtime": <s>, "rfc1123": ...}}
+    # (the venue's REST docs, "Get Server Time"; the sheet is silent on it): whole
+    # seconds, so a REST offset is only good to +-0.5 s plus RTT/2
+    server_time_path: ClassVar[str | None] = "/0/public/Time"
+    server_time_field: ClassVar[tuple[str | int, ...]] = ("result", "unixtime")
+    server_time_unit_ns: ClassVar[int] = 1_000_000_000
     limits: ClassVar[Limits] = Limits(
         # kraken-spot.md, "Limits / keep-alive": the message rate is dynamic (not
         # documented as a number); cryptofeed sends <= 20 pairs per subscribe and

@@ -172,6 +172,10 @@ class _KucoinBase(Adapter):
     """What spot and futures share: the bullet connect, the envelope, pings."""
 
     bullet_path: ClassVar[str] = "/api/v1/bullet-public"
+    # GET /api/v1/timestamp -> {"code": "200000", "data": <ms>} on both hosts (the
+    # venue's REST docs, "Get Server Time"; the sheet is silent on it)
+    server_time_path: ClassVar[str | None] = "/api/v1/timestamp"
+    server_time_field: ClassVar[tuple[str | int, ...]] = ("data",)
     heartbeat: ClassVar[Heartbeat] = Heartbeat(
         ping_message=_PING, ping_interval=15.0, ws_ping_interval=None, silence_timeout=40.0
     )

@@ -209,6 +209,10 @@ class OkxAdapter(Adapter):
     channels: ClassVar[frozenset[Channel]] = frozenset(_CHANNELS)
     default_url: ClassVar[str] = "wss://ws.okx.com:8443/ws/v5/public"
     default_rest_url: ClassVar[str] = "https://www.okx.com"
+    # GET /api/v5/public/time -> {"code": "0", "data": [{"ts": "<ms>"}]} (the venue's
+    # REST docs, "Get system time"; the sheet is silent on it)
+    server_time_path: ClassVar[str | None] = "/api/v5/public/time"
+    server_time_field: ClassVar[tuple[str | int, ...]] = ("data", 0, "ts")
     backup_urls: ClassVar[tuple[str, ...]] = ("wss://wsaws.okx.com:8443/ws/v5/public",)
     # okx-v5.md, "Keep-alive and limits" (all UNCONFIRMED): 3 new connections/s
     # per IP; <= 480 subscribe/unsubscribe/login requests per hour per

@@ -5,10 +5,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from wsmux.book import Diff
 from wsmux.health import VenueHealth
 from wsmux.metrics._registry import MetricsRegistry, VenueMetrics
 
 if TYPE_CHECKING:
+    from wsmux._reliability.limits import RestLimiter
     from wsmux.connection import Connection
     from wsmux.multiplexer import BookView
 
@@ -34,6 +36,7 @@ def venue_health(
     connections: Sequence[Connection],
     breakers: Mapping[str, Mapping[str, Any]],
     books: Mapping[tuple[str, str], BookView],
+    rest_limiters: Mapping[str, RestLimiter] | None = None,
 ) -> list[VenueHealth]:
     """One :class:`~wsmux.health.VenueHealth` per venue with a connection
     (read at call time: nothing here is counted on the hot path)."""
@@ -51,6 +54,10 @@ def venue_health(
             for sync in conn.feed.syncs.values():
                 for key in _BOOK_COUNTERS:
                     counters[key] += getattr(sync.stats, key)
+        limiter = (rest_limiters or {}).get(venue)
+        if limiter is not None:
+            counters["rest_weight"] = int(limiter.weight_used)
+            counters["rest_penalties"] = limiter.penalties
         states = [c.state for c in conns]
         state = "open" if "open" in states else states[0]
         errors = [c.stats for c in conns if c.stats.last_error]
@@ -90,6 +97,15 @@ def venue_health(
     return out
 
 
+def _by_public_name(counts: Mapping[type, int]) -> dict[str, int]:
+    """Counts by event class name; an adapter's raw book ``Diff`` is the ``BookUpdate`` it becomes."""
+    out: dict[str, int] = {}
+    for cls, n in counts.items():
+        name = "BookUpdate" if cls is Diff else cls.__name__
+        out[name] = out.get(name, 0) + n
+    return dict(sorted(out.items()))
+
+
 def _latency_part(vm: VenueMetrics | None, tick_s: float | None) -> dict[str, Any]:
     if vm is None:
         return {
@@ -101,6 +117,7 @@ def _latency_part(vm: VenueMetrics | None, tick_s: float | None) -> dict[str, An
             "ahead": False,
             "no_ts": 0,
             "bad_ts": 0,
+            "events_by_type": {},
         }
     lat = vm.latency
     latency = {}
@@ -118,4 +135,5 @@ def _latency_part(vm: VenueMetrics | None, tick_s: float | None) -> dict[str, An
         "ahead": lat.clock.ahead_ns > 0,
         "no_ts": lat.no_ts,
         "bad_ts": lat.bad_ts,
+        "events_by_type": _by_public_name(lat.events_by_type),
     }

@@ -39,6 +39,7 @@ MAX_BITS = 40
 MAX_VALUE = (1 << MAX_BITS) - 1
 BUCKETS = (MAX_BITS - SUB_BITS) * _SUB + _SUB
 """Number of buckets (index of :data:`MAX_VALUE` + 1)."""
+assert (_SUB, MAX_VALUE) == (16, 1_099_511_627_775), "LatencyHistogram.record spells these constants out"
 
 
 def bucket_index(value: int) -> int:
@@ -80,23 +81,28 @@ class LatencyHistogram:
 
     def record(self, value: int) -> None:
         """Count one non-negative ``value`` (negative values count as 0). O(1)."""
-        if value > MAX_VALUE:
-            value = MAX_VALUE
-            self.clamped += 1
-        elif value < _SUB:
-            value = max(value, 0)
-            self.counts[value] += 1
-            self.total += 1
-            self.sum += value
-            if value > self.max:  # noqa: PLR1730 (a compare is cheaper than max() on the hot path)
-                self.max = value
-            return
-        shift = value.bit_length() - SUB_BITS - 1
-        self.counts[shift * _SUB + (value >> shift)] += 1
+        # the common case with the constants written out (SUB_BITS = 4, MAX_BITS = 40;
+        # checked at import): global lookups cost more than the arithmetic here
+        if 16 <= value <= 1_099_511_627_775:
+            shift = value.bit_length() - 5
+            self.counts[(shift << 4) + (value >> shift)] += 1
+        else:
+            value = self._edge(value)
         self.total += 1
         self.sum += value
         if value > self.max:  # noqa: PLR1730 (a compare is cheaper than max() on the hot path)
             self.max = value
+
+    def _edge(self, value: int) -> int:
+        """Count a value below ``2**SUB_BITS`` or above :data:`MAX_VALUE`
+        (clamped); returns the value counted."""
+        if value > MAX_VALUE:
+            self.clamped += 1
+            self.counts[BUCKETS - 1] += 1
+            return MAX_VALUE
+        value = max(value, 0)
+        self.counts[value] += 1
+        return value
 
     def merge(self, other: LatencyHistogram) -> None:
         """Add ``other``'s counts to this one. O(:data:`BUCKETS`)."""

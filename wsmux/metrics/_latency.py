@@ -14,7 +14,10 @@ calls :meth:`VenueLatency.sample` for one frame in ``sample_every`` (a power
 of two; a bit test on the feed's frame counter), with that frame's events;
 the last event stands for the frame. A sample costs a few integer operations
 and one :meth:`~wsmux.metrics.LatencyHistogram.record`; the frames between
-samples cost one bit test.
+samples cost one bit test. A connection that received fewer than
+``dense_below`` frames in the last second samples every frame (set by
+:meth:`~wsmux.metrics.MetricsRegistry.tick`): a quiet feed would otherwise
+give too few samples for its envelope, and its total cost is small anyway.
 
 **Bad timestamps** never reach the histogram or the offset: an event without
 a timestamp counts in :attr:`~VenueLatency.no_ts`; a timestamp that is zero,
@@ -56,7 +59,7 @@ from wsmux.model import Channel
 
 __all__ = ["MAX_SKEW_NS", "REST_SAMPLES", "WINDOWS", "WINDOW_S", "ClockOffset", "VenueLatency"]
 
-MAX_SKEW_NS = 3600 * 10**9
+MAX_SKEW_NS = 3_600_000_000_000
 """``|recv_ns - ts|`` beyond this (one hour) is an absurd timestamp."""
 WINDOW_S = 10.0
 """Seconds per envelope window."""
@@ -90,16 +93,19 @@ class ClockOffset:
         self.rtt_ns: int | None = None
         self._rest: collections.deque[tuple[int, int]] = collections.deque(maxlen=REST_SAMPLES)
 
-    def rest_sample(self, sent_ns: int, received_ns: int, server_ns: int) -> bool:
+    def rest_sample(self, sent_ns: int, received_ns: int, server_ns: int, resolution_ns: int = 0) -> bool:
         """Add one server-time exchange (local send and receive times, the
-        server's time). Returns False (and ignores it) if it is absurd."""
+        server's time, truncated to ``resolution_ns``: it is read as the middle
+        of its unit, and half a unit widens the bound). Returns False (and
+        ignores it) if it is absurd."""
         rtt = received_ns - sent_ns
-        theta = server_ns - (sent_ns + received_ns) // 2
+        theta = server_ns + resolution_ns // 2 - (sent_ns + received_ns) // 2
         if rtt < 0 or rtt > 60 * 10**9 or abs(theta) > MAX_SKEW_NS:
             return False
-        self._rest.append((rtt, theta))
-        best_rtt, best_theta = min(self._rest)
-        self.offset_ns, self.rtt_ns, self.uncertainty_ns = best_theta, best_rtt, best_rtt // 2
+        self._rest.append((rtt + resolution_ns, theta))
+        best, best_theta = min(self._rest)
+        self.offset_ns, self.uncertainty_ns = best_theta, best // 2
+        self.rtt_ns = best - resolution_ns
         self.source = "rest"
         return True
 
@@ -160,6 +166,7 @@ class VenueLatency:
         "_window_min",
         "bad_ts",
         "clock",
+        "events_by_type",
         "histograms",
         "mask",
         "no_ts",
@@ -180,26 +187,33 @@ class VenueLatency:
         self._window_min = _NO_MIN
         self._mins: collections.deque[int] = collections.deque(maxlen=WINDOWS)
         self._snapshots: collections.deque[dict[Channel, LatencyHistogram]] = collections.deque(maxlen=WINDOWS)
+        self.events_by_type: dict[type, int] = {}
+        """Market events per class, estimated from the samples (weighted by the sampling rate)."""
         self.samples = 0
         self.no_ts = 0
         self.bad_ts = 0
 
-    def sample(self, events: Sequence[Any], recv_ns: int) -> None:
-        """Record the frame whose parsed events are ``events``. O(1)."""
+    def sample(self, events: Sequence[Any], recv_ns: int, weight: int = 1) -> None:
+        """Record the frame whose parsed events are ``events``, one of ``weight``
+        frames (the sampling rate). O(1)."""
         if not events:
             return
         event = events[-1]
-        hist = self._by_class.get(type(event), _NO_HIST)
-        if hist is _NO_HIST:
-            hist = self._histogram_for(type(event))
+        cls = type(event)
+        hist = self._by_class.get(cls)
         if hist is None:
-            return
+            hist = self._histogram_for(cls)
+            if hist is None:
+                return
+        by_type = self.events_by_type
+        by_type[cls] = by_type.get(cls, 0) + len(events) * weight
         ts = event.ts
         if ts is None:
             self.no_ts += 1
             return
         d = recv_ns - ts
-        if ts <= 0 or d > MAX_SKEW_NS or d < -MAX_SKEW_NS:
+        # |d| within MAX_SKEW_NS (spelled out: a global lookup costs more than the compare)
+        if ts <= 0 or not -3_600_000_000_000 <= d <= 3_600_000_000_000:
             self.bad_ts += 1
             return
         self.samples += 1
@@ -247,9 +261,9 @@ class VenueLatency:
             out.merge(hist.since(before) if before is not None else hist)
         return out
 
-    def rest_sample(self, sent_ns: int, received_ns: int, server_ns: int) -> bool:
+    def rest_sample(self, sent_ns: int, received_ns: int, server_ns: int, resolution_ns: int = 0) -> bool:
         """A REST server-time exchange (see :meth:`ClockOffset.rest_sample`)."""
-        ok = self.clock.rest_sample(sent_ns, received_ns, server_ns)
+        ok = self.clock.rest_sample(sent_ns, received_ns, server_ns, resolution_ns)
         if ok:
             self.offset_ns = self.clock.offset_ns
         return ok

@@ -206,6 +206,14 @@ def _families(snap: Snapshot) -> Iterator[Any]:
     )
     bad_ts = CounterMetricFamily("wsmux_bad_timestamps", "Sampled events with absurd timestamps.", labels=["venue"])
     no_ts = CounterMetricFamily("wsmux_missing_timestamps", "Sampled events without a timestamp.", labels=["venue"])
+    rest_weight = CounterMetricFamily(
+        "wsmux_rest_weight", "REST weight spent from the venue's budget.", labels=["venue"]
+    )
+    by_type = CounterMetricFamily(
+        "wsmux_events_by_type_estimated",
+        "Data events per type, estimated from the sampled frames.",
+        labels=["venue", "type"],
+    )
     flow = GaugeMetricFamily(
         "wsmux_flow_anomaly", "1 while the flow is in this state.", labels=["venue", "conn", "state"]
     )
@@ -221,12 +229,16 @@ def _families(snap: Snapshot) -> Iterator[Any]:
                 uncertainty.add_metric([vh.venue], vh.clock["uncertainty_ns"] / 1e9)
             ahead.add_metric([vh.venue], vh.clock["ahead_ns"] / 1e9)
         bad_ts.add_metric([vh.venue], float(vh.bad_ts))
+        if "rest_weight" in vh.counters:
+            rest_weight.add_metric([vh.venue], float(vh.counters["rest_weight"]))
+        for kind, n in vh.events_by_type.items():
+            by_type.add_metric([vh.venue, kind], float(n))
         no_ts.add_metric([vh.venue], float(vh.no_ts))
         for cid, f in vh.flows.items():
             flow.add_metric([vh.venue, str(cid), str(f["state"])], 1.0)
             if f["stall_timeout"] is not None:
                 stall.add_metric([vh.venue, str(cid)], float(f["stall_timeout"]))
-    yield from (rate, offset, uncertainty, ahead, bad_ts, no_ts, flow, stall)
+    yield from (rate, offset, uncertainty, ahead, bad_ts, no_ts, rest_weight, by_type, flow, stall)
 
     latency = HistogramMetricFamily(
         "wsmux_latency_seconds",

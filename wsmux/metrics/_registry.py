@@ -99,8 +99,11 @@ class MetricsRegistry:
 
     Args:
         channel_of: event class → channel (the market-data events).
-        sample_every: latency sampling, one frame (and one stream event) in
-            this many; a power of two.
+        sample_every: latency sampling on busy connections, one frame (and
+            one stream event) in this many; a power of two.
+        dense_below: a connection that received fewer frames than this in
+            the last tick samples every frame (quiet feeds need every
+            sample for their clock envelope, and cost little in total).
         adaptive_stale: let the arrival-rate prediction set each connection's
             stale-data timer, within ``[stale_after / 4, stale_after * 4]``
             of the timer it was given (never on a connection without one).
@@ -113,7 +116,8 @@ class MetricsRegistry:
         self,
         channel_of: Mapping[type, Channel],
         *,
-        sample_every: int = 16,
+        sample_every: int = 32,
+        dense_below: int = 100,
         adaptive_stale: bool = True,
         baseline: Mapping[str, Any] | None = None,
         interval: float | None = 1.0,
@@ -125,6 +129,7 @@ class MetricsRegistry:
         self.interval = interval
         self.channel_of = dict(channel_of)
         self.sample_every = sample_every
+        self.dense_below = dense_below
         self.adaptive_stale = adaptive_stale
         self.baseline_args = dict(baseline or {})
         self.venues: dict[str, VenueMetrics] = {}
@@ -185,8 +190,10 @@ class MetricsRegistry:
             if last is None:
                 last = self._last[cid] = _Totals()
             vm = self.venue(conn.venue)
+            frames = fs.frames - last.frames
+            conn.feed.sample_mask = 0 if frames < self.dense_below else self.sample_every - 1
             events = fs.events - last.events
-            vm.totals.frames += fs.frames - last.frames
+            vm.totals.frames += frames
             vm.totals.bytes += fs.bytes - last.bytes
             vm.totals.events += events
             last.frames, last.bytes, last.events = fs.frames, fs.bytes, fs.events

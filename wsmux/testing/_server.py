@@ -111,6 +111,9 @@ class MockExchange(abc.ABC):
     tick: ClassVar[str] = "0.01"
     lot: ClassVar[str] = "0.00001"
     start_price: ClassVar[str] = "30000"
+    server_time_path: ClassVar[str | None] = None
+    """The venue's REST server-time path, answered with :meth:`server_time_body`
+    (None: the venue mock has none)."""
     """Mid price of the first symbol in quote currency, whatever the tick size
     (the next symbols start at half the previous one's)."""
 
@@ -147,6 +150,8 @@ class MockExchange(abc.ABC):
         self._conn_seq = 0
         self.connected = asyncio.Event()
         self.clock_skew = 0.0
+        self.time_served = 0
+        """REST server-time requests answered (:attr:`server_time_path`)."""
         """Seconds this venue's clock runs ahead of the real one (negative:
         behind): its timestamps and its REST server time, where the venue
         mock reads :meth:`now_ns`. May be changed at any time."""
@@ -154,6 +159,16 @@ class MockExchange(abc.ABC):
     def now_ns(self) -> int:
         """The venue's clock: real time plus :attr:`clock_skew`."""
         return time.time_ns() + int(self.clock_skew * 1e9)
+
+    def server_time_body(self, now_ns: int) -> str:
+        """The venue's answer to :attr:`server_time_path` at ``now_ns`` (venue subclasses)."""
+        raise NotImplementedError
+
+    def _server_time(self, path: str) -> tuple[int, bytes] | None:
+        if self.server_time_path is None or path != self.server_time_path:
+            return None
+        self.time_served += 1
+        return 200, self.server_time_body(self.now_ns()).encode()
 
     # --- lifecycle -----------------------------------------------------------------
 
@@ -254,7 +269,7 @@ class MockExchange(abc.ABC):
         if self.faults.snapshot_delay:
             await asyncio.sleep(self.faults.snapshot_delay)
         parts = urlsplit(request.path)
-        answer = self.http(parts.path, dict(parse_qsl(parts.query)))
+        answer = self._server_time(parts.path) or self.http(parts.path, dict(parse_qsl(parts.query)))
         if answer is None:
             return _response(404, b'{"error":"not found"}')
         status, body = answer
@@ -299,7 +314,9 @@ class MockExchange(abc.ABC):
         """Answer a REST request of any method (GET goes to :meth:`http`), or
         None for 404. Venues with POST endpoints (KuCoin's bullet) override it;
         tools that drive a mock without a server (the benchmark) call it."""
-        return self.http(path, query) if method == "GET" else (405, b'{"error":"method not allowed"}')
+        if method != "GET":
+            return 405, b'{"error":"method not allowed"}'
+        return self._server_time(path) or self.http(path, query)
 
 
 def _response(status: int, body: bytes) -> Response:

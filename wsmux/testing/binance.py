@@ -90,6 +90,7 @@ class MockBinanceBase(MockExchange):
     coinm: ClassVar[bool] = False
     split_routes: ClassVar[bool] = False
     depth_path: ClassVar[str] = "/api/v3/depth"
+    server_time_path: ClassVar[str | None] = "/api/v3/time"
     max_streams: ClassVar[int] = 1024
     max_messages_per_second: ClassVar[int] = 5
     ws_path: ClassVar[str] = ""
@@ -123,8 +124,6 @@ class MockBinanceBase(MockExchange):
         self.misrouted: list[str] = []
         """Streams a client subscribed on the wrong USDⓈ-M route."""
         self.snapshots_served = 0
-        self.time_served = 0
-        """Server-time requests answered (``/api/v3/time``; :attr:`clock_skew` applies)."""
         self.trade_history: dict[str, deque[dict[str, Any]]] = {sym: deque(maxlen=10_000) for sym in self.symbols}
         """What ``/aggTrades`` serves: every trade that happened, sent or not."""
 
@@ -463,10 +462,10 @@ class MockBinanceBase(MockExchange):
     def _now_ms(self) -> int:
         return self.now_ns() // 1_000_000
 
+    def server_time_body(self, now_ns: int) -> str:
+        return f'{{"serverTime":{now_ns // 1_000_000}}}'
+
     def http(self, path: str, query: dict[str, str]) -> tuple[int, bytes] | None:
-        if path == self.depth_path.replace("depth", "time"):
-            self.time_served += 1
-            return 200, b'{"serverTime":%d}' % self._now_ms()
         if path == self.depth_path.replace("depth", "aggTrades"):
             return self._agg_trades(query)
         if path != self.depth_path:
@@ -551,6 +550,7 @@ class MockBinanceFutures(MockBinanceBase):
     futures: ClassVar[bool] = True
     split_routes: ClassVar[bool] = True
     depth_path: ClassVar[str] = "/fapi/v1/depth"
+    server_time_path: ClassVar[str | None] = "/fapi/v1/time"
     max_messages_per_second: ClassVar[int] = 10
     snapshot_limits: ClassVar[tuple[int, ...] | None] = (5, 10, 20, 50, 100, 500, 1000)
 
@@ -565,6 +565,7 @@ class MockBinanceCoinm(MockBinanceBase):
     futures: ClassVar[bool] = True
     coinm: ClassVar[bool] = True
     depth_path: ClassVar[str] = "/dapi/v1/depth"
+    server_time_path: ClassVar[str | None] = "/dapi/v1/time"
     max_streams: ClassVar[int] = 200
     max_messages_per_second: ClassVar[int] = 10
     snapshot_limits: ClassVar[tuple[int, ...] | None] = (5, 10, 20, 50, 100, 500, 1000)

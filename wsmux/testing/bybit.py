@@ -88,6 +88,15 @@ class MockBybit(MockExchange):
         seed, rate, host, levels: see :class:`~wsmux.testing.MockExchange`.
     """
 
+    server_time_path: ClassVar[str | None] = "/v5/market/time"
+
+    def server_time_body(self, now_ns: int) -> str:
+        """The REST server time (:attr:`~wsmux.testing.MockExchange.clock_skew` applies)."""
+        return (
+            f'{{"retCode":0,"retMsg":"OK","result":{{"timeSecond":"{now_ns // 10**9}",'
+            f'"timeNano":"{now_ns // 1_000_000 * 1_000_000}"}},"retExtInfo":{{}},"time":{now_ns // 1_000_000}}}'
+        )
+
     venue: ClassVar[str] = "bybit"
     ws_path: ClassVar[str] = "/v5/public/spot"
     category: ClassVar[str] = "spot"

@@ -116,6 +116,12 @@ class MockCoinbase(MockExchange):
         **kwargs: passed to :class:`MockExchange`.
     """
 
+    server_time_path: ClassVar[str | None] = "/time"
+
+    def server_time_body(self, now_ns: int) -> str:
+        """The REST server time (:attr:`~wsmux.testing.MockExchange.clock_skew` applies)."""
+        return f'{{"iso":"-","epoch":{now_ns // 1_000_000 / 1000:.3f}}}'
+
     venue: ClassVar[str] = "coinbase"
     tick: ClassVar[str] = "0.01"
     lot: ClassVar[str] = "0.00000001"

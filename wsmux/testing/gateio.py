@@ -45,6 +45,11 @@ _T0_MS = 1_700_000_000_000
 class _MockGateBase(MockExchange):
     prefix: ClassVar[str]
     perpetual: ClassVar[bool]
+    server_time_path: ClassVar[str | None] = "/api/v4/spot/time"
+
+    def server_time_body(self, now_ns: int) -> str:
+        """The REST server time (:attr:`~wsmux.testing.MockExchange.clock_skew` applies)."""
+        return f'{{"server_time":{now_ns // 1_000_000}}}'
 
     def __init__(
         self,

@@ -87,6 +87,12 @@ def _diff(old: dict[int, int], new: dict[int, int], market_side: dict[int, int])
 class _KrakenMockBase(MockExchange):
     """Shared machinery of the v1 and v2 mocks."""
 
+    server_time_path: ClassVar[str | None] = "/0/public/Time"
+
+    def server_time_body(self, now_ns: int) -> str:
+        """The REST server time (:attr:`~wsmux.testing.MockExchange.clock_skew` applies)."""
+        return f'{{"error":[],"result":{{"unixtime":{now_ns // 10**9},"rfc1123":"-"}}}}'
+
     tick: ClassVar[str] = "0.1"
     lot: ClassVar[str] = "0.00010000"
     v1: ClassVar[bool] = False

@@ -67,6 +67,12 @@ Frame = tuple[tuple[str, str], str]  # ((topic, native), text)
 class _MockKucoinBase(MockExchange):
     """Bullet, REST server, subscribe handshake and fault plumbing shared by spot and futures."""
 
+    server_time_path: ClassVar[str | None] = "/api/v1/timestamp"
+
+    def server_time_body(self, now_ns: int) -> str:
+        """The REST server time (:attr:`~wsmux.testing.MockExchange.clock_skew` applies)."""
+        return f'{{"code":"200000","data":{now_ns // 1_000_000}}}'
+
     ws_path: ClassVar[str] = "/endpoint"
     topic_names: ClassVar[dict[str, str]]
     """Topic prefix → the kind of data (``book``, ``trades``...)."""
@@ -168,7 +174,7 @@ class _MockKucoinBase(MockExchange):
             return 200, self._bullet()
         if method != "GET":
             return 405, b'{"code":"405","msg":"Method Not Allowed"}'
-        return self.http(path, query)
+        return self._server_time(path) or self.http(path, query)
 
     def _bullet(self) -> bytes:
         self.bullets += 1

@@ -89,6 +89,12 @@ class MockOkx(MockExchange):
         seed, rate, host, levels: see :class:`~wsmux.testing.MockExchange`.
     """
 
+    server_time_path: ClassVar[str | None] = "/api/v5/public/time"
+
+    def server_time_body(self, now_ns: int) -> str:
+        """The REST server time (:attr:`~wsmux.testing.MockExchange.clock_skew` applies)."""
+        return f'{{"code":"0","msg":"","data":[{{"ts":"{now_ns // 1_000_000}"}}]}}'
+
     venue: ClassVar[str] = "okx"
     ws_path: ClassVar[str] = "/ws/v5/public"
 
