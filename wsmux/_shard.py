@@ -98,6 +98,7 @@ class Shard:
         self.subscriptions: set[Subscription] = set()
         self.rollovers = 0
         self.held = 0
+        self._rolling = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
         self._started = False
         for _ in range(redundancy):
@@ -233,7 +234,15 @@ class Shard:
     async def rollover(self, old: Connection) -> bool:
         """Replace ``old`` by a warmed-up new connection (see the module docstring).
 
-        Returns True if the switch happened with every book valid."""
+        Returns True if the switch happened with every book valid. One rollover
+        runs at a time (the age timer and endpoint choice may both ask); a
+        connection that was replaced meanwhile is left alone (False)."""
+        async with self._rolling:
+            if old not in self.conns:
+                return False
+            return await self._rollover(old)
+
+    async def _rollover(self, old: Connection) -> bool:
         held: list[Event] = []
         ready = asyncio.Event()
 

@@ -45,6 +45,7 @@ MAX_LATENCY_SAMPLES = 200_000
 """Latency samples kept per venue (beyond it every other sample is dropped, so
 the kept ones stay spread over the whole recording)."""
 _DEPTH_LEVELS = 50
+_MAX_RATE_POINTS = 200_000
 _MAX_DEPTH_BOOKS = 6
 _ABSURD_LATENCY_MS = 3_600_000.0
 """Latencies beyond ±1 h are timestamps in the wrong unit or a stuck clock:
@@ -246,7 +247,9 @@ def _rate_chart(data: ReportData) -> str | None:
     fig, ax = plt.subplots(figsize=(10, 3.2))
     for venue, per_second in sorted(data.rates.items()):
         last = max(per_second)
-        xs = list(range(last + 1))
+        # silent seconds are zeros; over a very long span (captures of different days) only
+        # the seconds with traffic are drawn, or the chart would hold millions of points
+        xs = list(range(last + 1)) if last < _MAX_RATE_POINTS else sorted(per_second)
         ax.plot(xs, [per_second.get(x, 0) for x in xs], label=venue, linewidth=1.2)
     ax.set_xlabel("seconds since the start of the recording")
     ax.set_ylabel("market events / s")
