@@ -132,3 +132,19 @@ def test_recorded_text_is_escaped(log_dir: Path) -> None:
     page = render_html(data)
     assert "<script>" not in page and "<img" not in page
     assert "&lt;script&gt;" in page
+
+
+RECORDINGS = Path(__file__).resolve().parents[1].parent / "shared" / "recordings"
+CAPTURES = [RECORDINGS / "BINANCE.ws.1.0", RECORDINGS / "KRAKEN.ws.48.0"]
+
+
+@pytest.mark.skipif(not all(p.is_file() for p in CAPTURES), reason=f"recordings not found at {RECORDINGS}")
+def test_captures_of_different_days_still_get_depth_charts() -> None:
+    """Kraken (2021-04, trades only) and Binance (2021-10, books): months of dead time between."""
+    data = collect(CAPTURES)
+    assert data.last_ns is not None and data.first_ns is not None
+    assert data.last_ns - data.first_ns > 100 * 86_400 * 10**9
+    charted = {venue for venue, _ in data.depth}
+    assert charted == {"binance"}
+    assert len(data.depth["binance", "NKN-USDT"]) == 4  # the busiest book: charted at every time
+    assert any(valid for times in data.depth.values() for _, _, valid in times.values())

@@ -753,7 +753,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         metavar="TIME",
         help="a time for the depth charts (repeatable): ISO UTC (2026-12-07T02:50:00Z), epoch seconds or "
-        "+SECONDS after the start (default: four evenly spaced times)",
+        "+SECONDS after the start (default: four times evenly spaced through the book traffic)",
     )
     report.add_argument(
         "--text-venue", default=None, metavar="VENUE", help="venue id of text captures (default: detected)"

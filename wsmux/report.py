@@ -11,7 +11,7 @@ sync as live traffic. The report shows, per venue:
 * a gap/resync timeline per book: when it broke (``Gap``, with the reason),
   when it was whole again (``Resynced``), the invalid stretch shaded,
 * book depth charts (cumulative size by price) at chosen times (``at``,
-  default: four evenly spaced times).
+  default: four times evenly spaced through the book traffic).
 
 Charts are drawn with matplotlib (the optional extra ``wsmux[report]``) as SVG
 and inlined in the HTML, with no script, stylesheet, font or image fetched from
@@ -30,6 +30,7 @@ import io
 import math
 import re
 import time
+from array import array
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -96,12 +97,15 @@ def _replay(paths: Sequence[str | Path], venue: str | None) -> Any:
     return Replay(paths, venue=venue, skip_unsupported=True)
 
 
-def _time_range(paths: Sequence[str | Path], venue: str | None) -> tuple[int, int] | None:
+def _first_pass(paths: Sequence[str | Path], venue: str | None) -> tuple[int, int, array[int]] | None:
+    """The receive-time range of the input and the receive time of every book event."""
     replay = _replay(paths, venue)
-    for _event in replay.events():
-        pass
+    book_times: array[int] = array("q")
+    for event in replay.events():
+        if type(event) is BookUpdate or type(event) is BookSnapshot:
+            book_times.append(event.recv_ns)
     first, last = replay.summary.first_ns, replay.summary.last_ns
-    return None if first is None or last is None else (first, last)
+    return None if first is None or last is None else (first, last, book_times)
 
 
 def collect(
@@ -117,8 +121,9 @@ def collect(
         paths: log files, captures or folders of them.
         at: times of the depth charts: receive times (ns since the epoch) or
             text for :func:`parse_time` (ISO time, epoch seconds, ``+S``
-            seconds after the start); default ``times`` evenly spaced times
-            inside the recording.
+            seconds after the start); default ``times`` times evenly spaced
+            through the book events (so several recordings with dead time
+            between them still get charts).
         venue: the venue of text captures, when it cannot be detected.
         times: how many default depth-chart times.
 
@@ -128,15 +133,18 @@ def collect(
     """
     data = ReportData(inputs=[str(p) for p in paths])
     given = None if at is None else list(at)
-    span: tuple[int, int] | None = None
+    span: tuple[int, int, array[int]] | None = None
     if given is None or any(isinstance(a, str) and a.strip().startswith("+") for a in given):
-        span = _time_range(paths, venue)
+        span = _first_pass(paths, venue)
         if span is None:
             raise ConfigError(f"nothing to report: no frames replayed from {', '.join(data.inputs)}")
     if given is None:
         assert span is not None
-        first, last = span
-        wanted = [first + (last - first) * (i + 1) // (times + 1) for i in range(times)]
+        first, last, book_times = span
+        if book_times:  # evenly spaced through the book traffic: several recordings leave dead time between
+            wanted = [book_times[len(book_times) * (i + 1) // (times + 1)] for i in range(times)]
+        else:
+            wanted = [first + (last - first) * (i + 1) // (times + 1) for i in range(times)]
     else:
         wanted = sorted(a if isinstance(a, int) else parse_time(a, span[0] if span else None) for a in given)
     replay = _replay(paths, venue)
