@@ -202,6 +202,8 @@ class HostStats:
         probes: probes made.
         switches_to: times it became the active host.
         degraded: its last live check was well above its baseline.
+        absurd: latency samples left out (beyond ±60 s: a timestamp in the
+            wrong unit, a stuck venue clock).
     """
 
     url: str
@@ -214,6 +216,7 @@ class HostStats:
     probes: int = 0
     switches_to: int = 0
     degraded: bool = False
+    absurd: int = 0
 
 
 class EndpointChooser:

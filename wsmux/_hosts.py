@@ -197,8 +197,10 @@ class HostDriver:
                     conn.feed.sink = tap.inner
                 self.absurd += tap.absurd
                 url = self.mux._host_of.get(conn.conn_id)
-                if url is not None and tap.samples:
-                    self.chooser.record_samples(url, tap.samples)
+                if url is not None:
+                    self.chooser.host(url).absurd += tap.absurd
+                    if tap.samples:
+                        self.chooser.record_samples(url, tap.samples)
 
     def _tap(self, conn: Connection) -> LatencyTap:
         tap = LatencyTap(conn.feed.sink, self.chooser.policy.sample_events)
@@ -262,6 +264,7 @@ class HostDriver:
         finally:
             await conn.close()
         self.absurd += tap.absurd
+        self.chooser.host(url).absurd += tap.absurd
         if failed.is_set() and not opened:
             self.probe_failures += 1
             self.chooser.record_failure(url)
@@ -402,6 +405,7 @@ class HostDriver:
                     baseline_ms=_ms(lat.baseline),
                     samples=lat.n,
                     failures=host.failures,
+                    absurd_samples=host.absurd,
                     probes=host.probes,
                     switches_to=host.switches_to,
                     first_share=firsts / group if mine and group else None,

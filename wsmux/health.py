@@ -148,6 +148,8 @@ class HostHealth:
         baseline_ms: the host's normal latency (slow average of check medians).
         samples: latency samples taken.
         failures: connection attempts failed in a row.
+        absurd_samples: latency samples left out (beyond ±60 s: a timestamp
+            in the wrong unit, a stuck venue clock): counted, never ranked.
         probes: probe connections made to it.
         switches_to: times it became the active host.
         first_share: with redundancy, its connections' share of first copies.
@@ -168,6 +170,7 @@ class HostHealth:
     baseline_ms: float | None
     samples: int
     failures: int
+    absurd_samples: int
     probes: int
     switches_to: int
     first_share: float | None
