@@ -140,12 +140,15 @@ def test_live_view_columns_widen_for_long_venue_ids() -> None:
     import io
 
     from wsmux.cli import LiveView
+    from wsmux.health import Health
 
     class NoBooks:
         books: dict[tuple[str, str], object] = {}
 
         def instrument(self, venue: str, symbol: str) -> None:
             return None  # no instrument list loaded
+        def health(self) -> Health:
+            return Health([], [], [], {}, None, {})
 
     view = LiveView(NoBooks(), io.StringIO())  # type: ignore[arg-type]
     for venue in ("coinbase-advanced", "a-venue-with-a-much-longer-id", "okx"):

@@ -326,3 +326,21 @@ async def test_trade_backfill_recovers_lost_trades_and_lists_what_is_missing() -
         events = await collect_until(stream, lambda e: isinstance(e, Backfilled))
         assert events[-1].missing == ((gone_from, gone_from + 3),)  # type: ignore[attr-defined]
         assert events[-1].recovered == 0  # type: ignore[attr-defined]
+
+
+async def test_two_rollovers_of_one_connection_replace_it_once() -> None:
+    """The age timer and endpoint choice may ask at the same moment: one replacement."""
+    async with (
+        MockToy(["BTC-USD"]) as mock,
+        Multiplexer(endpoints={"toy": mock.endpoint}, adapters={"toy": ToyAdapter}, backoff=FAST) as mux,
+    ):
+        stream = mux.subscribe(book("toy", "BTC-USD"))
+        await collect_until(stream, lambda e: isinstance(e, Resynced))
+        mock.run()
+        shard = mux._shards["toy"][0]
+        old = shard.conns[0]
+        results = await asyncio.gather(shard.rollover(old), shard.rollover(old))
+        assert sorted(results) == [False, True]
+        assert shard.rollovers == 1 and len(shard.conns) == 1 and shard.conns[0] is not old
+        assert mux.book("toy", "BTC-USD").valid
+        await stream.aclose()

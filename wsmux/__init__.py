@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 
+from wsmux._endpoints import EndpointPolicy
 from wsmux._retry import Backoff
 from wsmux.adapter import Adapter, Endpoint, Heartbeat, HttpRequest, Limits
 from wsmux.book import OrderBook
@@ -45,6 +46,8 @@ from wsmux.model import (
     ConsolidatedQuote,
     Disconnected,
     Dropped,
+    EndpointChanged,
+    EndpointReason,
     Error,
     ErrorKind,
     Event,
@@ -108,6 +111,9 @@ __all__ = [
     "ConsolidatedQuote",
     "Disconnected",
     "Dropped",
+    "EndpointChanged",
+    "EndpointPolicy",
+    "EndpointReason",
     "Endpoint",
     "Error",
     "ErrorKind",

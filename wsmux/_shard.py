@@ -22,8 +22,15 @@ book it carries is valid (or ``warmup_timeout`` passed) the shard switches
 over — each book is handed to the caller as a ``BookSnapshot`` of the new
 connection's valid book followed by ``Resynced`` — and only then closes the
 old connection, quietly. Trades around the switch are deduplicated by trade
-id downstream (the multiplexer's trade sequencer); no book is ever invalid
-during a rollover.
+id downstream (the multiplexer's trade sequencer). With ``replay_trades`` the
+tape is handed over without a hole even when the new connection is *ahead*
+of the old one (a faster host, whose first trades the old connection has not
+received yet): after the books switch, the old connection keeps delivering
+its trades (only those) until it has delivered the new connection's first
+trade of every symbol (or ``drain_timeout`` passed), while the new
+connection's trades are held; then the held trades are delivered — the
+sequencer drops the ones already delivered (counted) — and the new
+connection takes over the tape. No book is ever invalid during a rollover.
 """
 
 from __future__ import annotations
@@ -37,7 +44,7 @@ from wsmux._reliability.arbiter import Arbiter
 from wsmux.book import OrderBook
 from wsmux.book.l3 import L3Book
 from wsmux.connection import Connection
-from wsmux.model import Channel, Event
+from wsmux.model import Channel, Event, Trade
 from wsmux.subscriptions import Subscription
 
 __all__ = ["Shard"]
@@ -55,6 +62,11 @@ class Shard:
         rollover_margin: seconds before the venue's max connection age to roll over.
         warmup_timeout: longest wait for a new connection's books during rollover.
         now_ns: wall clock (ns) for the arbiter's bookkeeping.
+        replay_trades: hand the trade tape over without a hole at a rollover
+            (see the module docstring; only with a trade-id deduplicator
+            downstream).
+        drain_timeout: longest the old connection keeps delivering trades
+            after the switch.
     """
 
     def __init__(
@@ -68,6 +80,8 @@ class Shard:
         rollover_margin: float = 300.0,
         warmup_timeout: float = 120.0,
         now_ns: Callable[[], int],
+        replay_trades: bool = False,
+        drain_timeout: float = 5.0,
     ) -> None:
         self.venue = venue
         self.route = route
@@ -77,11 +91,14 @@ class Shard:
         self.redundancy = redundancy
         self.rollover_margin = rollover_margin
         self.warmup_timeout = warmup_timeout
+        self.replay_trades = replay_trades
+        self.drain_timeout = drain_timeout
         self.arbiter: Arbiter | None = Arbiter() if redundancy > 1 else None
         self.conns: list[Connection] = []
         self.subscriptions: set[Subscription] = set()
         self.rollovers = 0
         self.held = 0
+        self._rolling = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
         self._started = False
         for _ in range(redundancy):
@@ -217,7 +234,15 @@ class Shard:
     async def rollover(self, old: Connection) -> bool:
         """Replace ``old`` by a warmed-up new connection (see the module docstring).
 
-        Returns True if the switch happened with every book valid."""
+        Returns True if the switch happened with every book valid. One rollover
+        runs at a time (the age timer and endpoint choice may both ask); a
+        connection that was replaced meanwhile is left alone (False)."""
+        async with self._rolling:
+            if old not in self.conns:
+                return False
+            return await self._rollover(old)
+
+    async def _rollover(self, old: Connection) -> bool:
         held: list[Event] = []
         ready = asyncio.Event()
 
@@ -230,6 +255,9 @@ class Shard:
 
         # with an arbiter the new member joins the group; alone, it is held back
         new = self._open_member() if self.arbiter is not None else self._make(hold)
+        old_trades = _TradeLog(old.feed.sink) if self.arbiter is None and self.replay_trades else None
+        if old_trades is not None:
+            old.feed.sink = old_trades
         await new.add(sorted(self.subscriptions, key=str))
         new.start()
         deadline = new.clock.monotonic() + self.warmup_timeout
@@ -250,6 +278,8 @@ class Shard:
                 if sync.valid:
                     self._deliver(sync.book.snapshot_event(now))
                     self._deliver(sync.book.resynced_event(now))
+            if old_trades is not None:
+                await self._hand_over_trades(old, new, old_trades, [e for e in held if type(e) is Trade])
             new.sink = self._deliver
             new.feed.sink = self._deliver
             self.conns = [new if c is old else c for c in self.conns]
@@ -264,6 +294,63 @@ class Shard:
                 self._deliver(gap)
         await old.close()
         return warm
+
+
+    async def _hand_over_trades(
+        self, old: Connection, new: Connection, old_trades: _TradeLog, pending: list[Trade]
+    ) -> None:
+        """Let ``old`` deliver trades until it reached ``new``'s first trade per
+        symbol, holding ``new``'s trades; then deliver those (see the module docstring)."""
+        symbols = {s.symbol for s in self.subscriptions if s.channel is Channel.TRADES}
+        first: dict[str, object] = {}
+        for trade in pending:
+            first.setdefault(trade.symbol, trade.trade_id)
+        caught = asyncio.Event()
+
+        def reached() -> bool:
+            # every traded symbol: the new connection has a first trade, and the old one delivered it
+            return len(first) >= len(symbols) and all((sym, tid) in old_trades.keys for sym, tid in first.items())
+
+        def from_new(event: Event) -> None:
+            if type(event) is Trade:
+                pending.append(event)
+                first.setdefault(event.symbol, event.trade_id)
+                if reached():
+                    caught.set()
+            else:
+                self._deliver(event)
+
+        def from_old(event: Event) -> None:
+            if type(event) is Trade:
+                old_trades.keys.add((event.symbol, event.trade_id))
+                self._deliver(event)
+                if reached():
+                    caught.set()
+
+        new.sink = new.feed.sink = from_new
+        old.sink = old.feed.sink = from_old
+        if symbols and not reached():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(caught.wait(), self.drain_timeout)
+        old.sink = old.feed.sink = _discard
+        for trade in pending:
+            self._deliver(trade)
+
+
+class _TradeLog:
+    """A sink wrapper that remembers which trades a connection delivered
+    (``(symbol, trade_id)``, bounded), for the rollover's tape hand-over."""
+
+    __slots__ = ("inner", "keys")
+
+    def __init__(self, inner: Callable[[Event], object]) -> None:
+        self.inner = inner
+        self.keys: set[tuple[str, object]] = set()
+
+    def __call__(self, event: Event) -> object:
+        if type(event) is Trade and len(self.keys) < 100_000:
+            self.keys.add((event.symbol, event.trade_id))
+        return self.inner(event)
 
 
 def _discard(_event: Any) -> None:

@@ -32,12 +32,13 @@ from wsmux._dashboard import plain_panel, rich_available, rich_screen
 from wsmux._display import by_step, difference
 from wsmux.adapter import Endpoint
 from wsmux.errors import ConfigError, LocalError, LogError, WsmuxError
-from wsmux.health import VenueHealth
+from wsmux.health import Health, VenueHealth
 from wsmux.model import (
     Channel,
     Connected,
     ConnectFailed,
     Disconnected,
+    EndpointChanged,
     Error,
     Event,
     Gap,
@@ -177,6 +178,8 @@ class LiveView:
         self.venue_state: dict[str, str] = {}
         """Per venue: ``open``, or what the last failure said."""
         self.last_error: dict[str, str] = {}
+        self.moves: dict[str, str] = {}
+        """Per venue: the last endpoint move (``EndpointChanged``)."""
         self.started = time.monotonic()
         self._last = self.started
         self.plain = False
@@ -200,6 +203,8 @@ class LiveView:
             self.last_error[event.venue] = event.reason
         elif isinstance(event, Error):
             self.errors += 1
+        elif isinstance(event, EndpointChanged):
+            self.moves[event.venue] = f"moved to {event.new_url} ({event.reason.value}): {event.detail}"
         if venue is None or not symbol:
             return
         row = self.rows.get((venue, symbol))
@@ -276,7 +281,50 @@ class LiveView:
         if panel:
             lines.extend(["", *panel])
         lines.extend(self.connection_lines())
+        health = self.mux.health()
+        lines.extend(self.redundancy_lines(health))
+        lines.extend(self.endpoint_lines(health))
         return "\n".join(lines)
+
+    def redundancy_lines(self, health: Health) -> list[str]:
+        """With redundancy: per connection, who delivered first and by how much (A/B)."""
+        members = [(sh.venue, m) for sh in health.shards for m in sh.members]
+        if not members:
+            return []
+        hw = max(24, *(len(m.host) + 2 for _, m in members))
+        lines = [
+            "",
+            "redundancy: who delivered first (lag = how far behind the first copy; quantiles of sampled copies)",
+            f"{'venue':<16}{'conn':>6}  {'host':<{hw}}{'first':>8}{'copies':>10}{'lag p50':>11}{'p90':>10}{'p99':>10}",
+        ]
+        for venue, m in sorted(members, key=lambda vm: (vm[0], vm[1].conn_id)):
+            lines.append(
+                f"{venue:<16}{m.conn_id:>6}  {m.host:<{hw}}{m.first_share:>8.1%}{m.firsts + m.duplicates:>10,}"
+                f"{_fmt_ms(m.lag_p50_ms):>11}{_fmt_ms(m.lag_p90_ms):>10}{_fmt_ms(m.lag_p99_ms):>10}"
+            )
+        return lines
+
+    def endpoint_lines(self, health: Health) -> list[str]:
+        """With endpoint choice: per host, what was measured and which is active."""
+        if not health.endpoints:
+            return []
+        hw = max(24, *(len(h.url) + 2 for h in health.endpoints))
+        lines = [
+            "",
+            "endpoints (latency = receive - venue time; * = active)",
+            f"{'venue':<16}  {'host':<{hw}}{'conns':>6}{'handshake':>11}{'lat p50':>10}{'forecast':>10}"
+            f"{'baseline':>10}{'fails':>6}{'probes':>7}",
+        ]
+        for h in health.endpoints:
+            mark = "*" if h.active else " "
+            lines.append(
+                f"{h.venue:<16}{mark} {h.url:<{hw}}{h.connections:>6}{_fmt_ms(h.handshake_ms):>11}"
+                f"{_fmt_ms(h.latency_p50_ms):>10}{_fmt_ms(h.forecast_ms):>10}{_fmt_ms(h.baseline_ms):>10}"
+                f"{h.failures:>6}{h.probes:>7}"
+            )
+        for venue, move in sorted(self.moves.items()):
+            lines.append(f"{venue:<16}  last move: {move[:200]}")
+        return lines
 
     def render_rich(self, width: int) -> str:
         """The view rendered by ``rich`` (ANSI colours; extra ``wsmux[cli]``)."""
@@ -286,7 +334,13 @@ class LiveView:
             (v, s, bp, ap, sp, st, f"{r:.0f}", str(g), str(rs))
             for v, s, bp, ap, sp, st, r, g, rs in rows
         ]
-        footer = [f"total {total_rate:,.0f} events/s", *self.connection_lines()]
+        health = self.mux.health()
+        footer = [
+            f"total {total_rate:,.0f} events/s",
+            *self.connection_lines(),
+            *self.redundancy_lines(health),
+            *self.endpoint_lines(health),
+        ]
         return rich_screen(title, header, cells, self.venue_health(), footer, width)
 
     def connection_lines(self) -> list[str]:
@@ -325,6 +379,10 @@ class LiveView:
         self.out.flush()
 
 
+def _fmt_ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f} ms"
+
+
 async def _run_view(
     subs: Sequence[Subscription],
     endpoints: dict[str, Endpoint] | None,
@@ -334,10 +392,11 @@ async def _run_view(
     on_start: Callable[[], Any] | None = None,
     connect_deadline: float | None = None,
     record: str | None = None,
+    options: dict[str, Any] | None = None,
     metrics_port: int | None = None,
     plain: bool = False,
 ) -> LiveView:
-    async with Multiplexer(endpoints=endpoints, record=record) as mux:
+    async with Multiplexer(endpoints=endpoints, record=record, **(options or {})) as mux:
         if metrics_port is not None:
             server = mux.serve_metrics(metrics_port)
             out.write(f"metrics: {server.url}\n")
@@ -425,6 +484,7 @@ async def _demo(args: argparse.Namespace, out: TextIO) -> int:
                 args.refresh,
                 start_mocks,
                 connect_deadline=args.connect_deadline,
+                options={"redundancy": args.redundancy},
                 metrics_port=args.metrics_port,
                 plain=args.plain,
             )
@@ -483,10 +543,32 @@ async def _watch(args: argparse.Namespace, out: TextIO) -> int:
         out,
         args.refresh,
         connect_deadline=args.connect_deadline,
+        options={"redundancy": args.redundancy, "endpoint_choice": True if args.choose_endpoint else None},
         metrics_port=args.metrics_port,
         plain=args.plain,
     )
     return _connect_verdict(view, args.connect_deadline, out) or 0
+
+
+def _add_redundancy(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--redundancy",
+        type=_count,
+        default=1,
+        metavar="N",
+        help="connections per set of subscriptions, merged exactly once (2+: shows who delivered first)",
+    )
+
+
+def _count(text: str) -> int:
+    """argparse type: an int >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
+    return value
 
 
 def _add_connect_deadline(parser: argparse.ArgumentParser) -> None:
@@ -591,6 +673,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="inject a fault every second (lost update, bad checksum, dropped connection): see Gap -> Resynced",
     )
+    _add_redundancy(demo)
     _add_connect_deadline(demo)
     _add_dashboard_options(demo)
 
@@ -598,6 +681,12 @@ def build_parser() -> argparse.ArgumentParser:
     watch.add_argument("targets", nargs="+", metavar="VENUE:SYMBOL[,SYMBOL...]", help="what to watch")
     watch.add_argument("--duration", type=_duration, default=None, help="seconds to run (default: until Ctrl-C)")
     watch.add_argument("--refresh", type=_refresh, default=1.0, help=REFRESH_HELP)
+    _add_redundancy(watch)
+    watch.add_argument(
+        "--choose-endpoint",
+        action="store_true",
+        help="measure each venue's alternate hosts (backup_urls) and move to the fastest (see docs/endpoints.rst)",
+    )
     _add_connect_deadline(watch)
     _add_dashboard_options(watch)
 
@@ -671,6 +760,27 @@ def build_parser() -> argparse.ArgumentParser:
         "info", help="venues, time range (UTC), counts and integrity of logs or text captures"
     )
     info.add_argument("paths", nargs="+", metavar="PATH", help="log files, folders of logs, or text capture files")
+
+    report = commands.add_parser(
+        "report",
+        help="a self-contained HTML report (rates, latency, gaps, depth) of logs or text captures",
+        description="Replay wsmux logs or text captures and write one HTML file with message-rate timelines, "
+        "latency histograms (receive - venue time), a gap/resync timeline per book and book depth charts. "
+        "It opens with no network. Needs the extra: pip install 'wsmux[report]'.",
+    )
+    report.add_argument("paths", nargs="+", metavar="PATH", help="log files, capture files or folders of them")
+    report.add_argument("--out", required=True, help="the HTML file to write")
+    report.add_argument(
+        "--at",
+        action="append",
+        default=None,
+        metavar="TIME",
+        help="a time for the depth charts (repeatable): ISO UTC (2026-12-07T02:50:00Z), epoch seconds or "
+        "+SECONDS after the start (default: four times evenly spaced through the book traffic)",
+    )
+    report.add_argument(
+        "--text-venue", default=None, metavar="VENUE", help="venue id of text captures (default: detected)"
+    )
     from wsmux import bench
 
     bench.add_parser(commands)
@@ -817,6 +927,19 @@ async def _record(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
+def _report(args: argparse.Namespace, out: TextIO) -> int:
+    from wsmux.report import write_report
+
+    data = write_report(args.paths, args.out, at=args.at, venue=args.text_venue)
+    span = ((data.last_ns or 0) - (data.first_ns or 0)) / 1e9
+    events = sum(sum(r.values()) for r in data.rates.values())
+    out.write(
+        f"wrote {args.out}: {span:,.1f} s, {events:,} market events, {len(data.rates)} venue(s), "
+        f"{sum(len(m) for m in data.marks.values())} gap/resync marks, {len(data.depth)} book(s) charted\n"
+    )
+    return EXIT_OK
+
+
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     """Entry point of the ``wsmux`` console script."""
     out = out or sys.stdout
@@ -839,6 +962,8 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
             return _export(args, out)
         if args.command == "log":
             return _log_info(args, out)
+        if args.command == "report":
+            return _report(args, out)
         if args.command == "bench":
             from wsmux import bench
 

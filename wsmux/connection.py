@@ -354,6 +354,9 @@ class ConnectionStats:
     failures_by_reason: dict[str, int] = attrs.field(factory=dict)
     """Failed attempts and lost connections by kind: the exception's class
     name, or ``stalled`` / ``dead_peer`` for the liveness timers (the metrics read it)."""
+    handshake_s: float | None = None
+    """How long the last successful connect took (TCP, TLS and WebSocket
+    upgrade; seconds): what endpoint choice compares between hosts."""
 
 
 class Connection:
@@ -609,6 +612,7 @@ class Connection:
         gate = self.connect_gate
         if gate is not None:
             await gate.acquire()
+        started = self.clock.monotonic()
         try:
             ws = await self.transport.connect(
                 url,
@@ -620,6 +624,7 @@ class Connection:
             if gate is not None:
                 gate.release()
         self._ws = ws
+        self.stats.handshake_s = self.clock.monotonic() - started
         self.stats.connects += 1
         self.stats.failed_attempts = 0
         self.log.info("connection %d to %s open", self.conn_id, url)

@@ -77,6 +77,7 @@ from wsmux.model import (
     ConsolidatedQuote,
     Disconnected,
     Dropped,
+    EndpointChanged,
     Error,
     Event,
     Funding,
@@ -121,6 +122,7 @@ EVENT_TAGS: Final[Mapping[type[Event], str]] = types.MappingProxyType(
         Dropped: "dropped",
         SlowConsumer: "slow_consumer",
         Backfilled: "backfilled",
+        EndpointChanged: "endpoint_changed",
         Anomaly: "anomaly",
     }
 )

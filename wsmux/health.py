@@ -12,7 +12,7 @@ from typing import Any
 
 import attrs
 
-__all__ = ["ConnectionHealth", "Health", "ShardHealth", "StreamHealth", "VenueHealth"]
+__all__ = ["ConnectionHealth", "Health", "HostHealth", "MemberHealth", "ShardHealth", "StreamHealth", "VenueHealth"]
 
 
 @attrs.frozen(slots=True)
@@ -75,8 +75,43 @@ class StreamHealth:
 
 
 @attrs.frozen(slots=True)
+class MemberHealth:
+    """One connection of a redundant shard: what it contributed (A/B).
+
+    Attributes:
+        conn_id: the connection.
+        host: the host it is on (the adapter's base URL).
+        firsts: copies it delivered first.
+        duplicates: copies another connection had delivered already.
+        first_share: its share of the group's first copies (0..1).
+        lag_ms: average (EWMA) of how far its copies trailed the first, ms.
+        lag_p50_ms, lag_p90_ms, lag_p99_ms: quantiles of how far its copies
+            trailed the first copy (exact lags only, see
+            :attr:`~wsmux.reliability.ConnStats.lag_hist`): the distribution of
+            the other connections' *lead* over this one. None: no sample.
+        lag_buckets: that distribution as ``(upper bound ms, count)`` for
+            each non-empty histogram bucket (≤ 6.25 % wide), ascending.
+    """
+
+    conn_id: int
+    host: str
+    firsts: int
+    duplicates: int
+    first_share: float
+    lag_ms: float
+    lag_p50_ms: float | None
+    lag_p90_ms: float | None
+    lag_p99_ms: float | None
+    lag_buckets: list[tuple[float, int]]
+
+    def to_dict(self) -> dict[str, Any]:
+        return attrs.asdict(self, recurse=False)
+
+
+@attrs.frozen(slots=True)
 class ShardHealth:
-    """One shard: the connections carrying one set of subscriptions."""
+    """One shard: the connections carrying one set of subscriptions
+    (``members``: per connection, with redundancy, who delivered first)."""
 
     venue: str
     route: str
@@ -84,6 +119,63 @@ class ShardHealth:
     subscriptions: int
     rollovers: int
     arbiter: dict[str, Any] | None
+    members: list[MemberHealth] = attrs.field(factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = attrs.asdict(self, recurse=False)
+        out["members"] = [m.to_dict() for m in self.members]
+        return out
+
+
+@attrs.frozen(slots=True)
+class HostHealth:
+    """One candidate host of a venue under endpoint choice (see ``docs/endpoints.rst``).
+
+    Latency figures are one-way latency as the venue's timestamps show it
+    (receive time minus event time), so they include the venue's clock
+    offset; the offset is the same for every host of a venue, so the
+    figures rank its hosts exactly. None: not measured yet.
+
+    Attributes:
+        venue, url: the host.
+        active: new connections go here.
+        connections: live connections on it.
+        handshake_ms: last connect time (TCP + TLS + upgrade).
+        first_data_ms: last probe's time from open to the first data event.
+        latency_ms: mean latency (EWMA).
+        latency_p50_ms, latency_p90_ms: streaming quantile estimates.
+        forecast_ms: the latency expected next (what ranking uses).
+        baseline_ms: the host's normal latency (slow average of check medians).
+        samples: latency samples taken.
+        failures: connection attempts failed in a row.
+        absurd_samples: latency samples left out (beyond ±60 s: a timestamp
+            in the wrong unit, a stuck venue clock): counted, never ranked.
+        probes: probe connections made to it.
+        switches_to: times it became the active host.
+        first_share: with redundancy, its connections' share of first copies.
+        lag_p50_ms, lag_p90_ms: with redundancy, how far its connections'
+            copies trailed the first copy (see :class:`MemberHealth`).
+    """
+
+    venue: str
+    url: str
+    active: bool
+    connections: int
+    handshake_ms: float | None
+    first_data_ms: float | None
+    latency_ms: float | None
+    latency_p50_ms: float | None
+    latency_p90_ms: float | None
+    forecast_ms: float | None
+    baseline_ms: float | None
+    samples: int
+    failures: int
+    absurd_samples: int
+    probes: int
+    switches_to: int
+    first_share: float | None
+    lag_p50_ms: float | None
+    lag_p90_ms: float | None
 
     def to_dict(self) -> dict[str, Any]:
         return attrs.asdict(self, recurse=False)
@@ -156,6 +248,8 @@ class Health:
     breakers: dict[str, dict[str, Any]]
     trades: dict[str, Any] | None
     counters: dict[str, int]
+    endpoints: list[HostHealth] = attrs.field(factory=list)
+    """Endpoint choice: every candidate host of the venues where it is on."""
     venue_health: list[VenueHealth] = attrs.field(factory=list)
     """Per venue (empty with ``Multiplexer(metrics=False)``... the rates,
     latency and clock figures need metrics; the counters do not)."""
@@ -186,6 +280,7 @@ class Health:
             "breakers": self.breakers,
             "trades": self.trades,
             "counters": self.counters,
+            "endpoints": [h.to_dict() for h in self.endpoints],
             "venue_health": [v.to_dict() for v in self.venue_health],
         }
 

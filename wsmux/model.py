@@ -66,6 +66,8 @@ __all__ = [
     "Disconnected",
     "Dropped",
     "Error",
+    "EndpointChanged",
+    "EndpointReason",
     "ErrorKind",
     "Event",
     "Funding",
@@ -202,6 +204,18 @@ class GapReason(_Enum):
     """An update could not be applied (malformed levels)."""
     TRADE_ID = "trade_id"
     """Trade ids are not contiguous: trades were missed."""
+
+
+class EndpointReason(_Enum):
+    """Why connections moved to another host of a venue (:class:`EndpointChanged`)."""
+
+    FASTER = "faster"
+    """Another host measured faster by the policy's margin."""
+    DEGRADED = "degraded"
+    """The active host's latency forecast rose well above its baseline and
+    another host measured faster: moved before the slowdown became a disconnect."""
+    FAILOVER = "failover"
+    """Connection attempts to the active host failed repeatedly."""
 
 
 class ErrorKind(_Enum):
@@ -716,6 +730,30 @@ class Backfilled(StatusEvent):
     symbol: str
     recovered: int
     missing: tuple[tuple[int, int], ...]
+    recv_ns: int
+
+
+@event
+class EndpointChanged(StatusEvent):
+    """A connection of ``venue`` moved to another host (latency-based endpoint
+    choice, see ``docs/endpoints.rst``). With a warm switch the books stay
+    valid across it: the new connection's books arrive as ``BookSnapshot`` +
+    ``Resynced``, never after a ``Gap``.
+
+    Attributes:
+        conn_id: the connection now on ``new_url`` (with a warm switch, the
+            replacement; with a failover, the same connection reconnecting).
+        old_url, new_url: the hosts (the venue's base URLs, not per-subscription paths).
+        reason: why.
+        detail: the figures behind the decision, in words.
+    """
+
+    venue: str
+    conn_id: int
+    old_url: str
+    new_url: str
+    reason: EndpointReason
+    detail: str
     recv_ns: int
 
 

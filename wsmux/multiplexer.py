@@ -26,7 +26,7 @@ import json
 import logging
 import math
 import os
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -34,6 +34,8 @@ import httpx
 
 from wsmux import exchanges
 from wsmux._display import plain
+from wsmux._endpoints import EndpointChooser, EndpointPolicy
+from wsmux._hosts import HostDriver, lag_histograms, member_health
 from wsmux._instruments import InstrumentCache, VenueInstruments, fetch_instruments
 from wsmux._pipeline import Feed
 from wsmux._reliability.breaker import BreakerState, CircuitBreaker
@@ -58,7 +60,7 @@ from wsmux.errors import (
     UnknownVenue,
     WsmuxError,
 )
-from wsmux.health import ConnectionHealth, Health, ShardHealth, StreamHealth
+from wsmux.health import ConnectionHealth, Health, HostHealth, ShardHealth, StreamHealth
 from wsmux.metrics._health import venue_health
 from wsmux.metrics._registry import MetricsRegistry
 from wsmux.model import (
@@ -75,6 +77,7 @@ from wsmux.model import (
     ConsolidatedQuote,
     Disconnected,
     Dropped,
+    EndpointChanged,
     Error,
     ErrorKind,
     Event,
@@ -115,7 +118,7 @@ _CHANNEL_OF: dict[type, Channel] = {
     Liquidation: Channel.LIQUIDATIONS,
     Candle: Channel.CANDLES,
 }
-_VENUE_WIDE = (Connected, ConnectFailed, Disconnected, Error, Stale, Anomaly)
+_VENUE_WIDE = (Connected, ConnectFailed, Disconnected, Error, Stale, Anomaly, EndpointChanged)
 _OK = Quality.OK
 _CLOSED = BreakerState.CLOSED
 _ids = itertools.count(1)
@@ -124,7 +127,8 @@ _log = logging.getLogger("wsmux.multiplexer")
 ENDPOINTS_ENV = "WSMUX_ENDPOINTS"
 """Environment variable read when ``Multiplexer(endpoints=...)`` is not given:
 a JSON object of venue id -> WebSocket URL or ``{"url": ..., "rest_url": ...}``
-(point unchanged programs at mock exchanges or a testnet)."""
+(point unchanged programs at mock exchanges or a testnet), or a list of those:
+the venue's candidate hosts for endpoint choice."""
 
 
 INSTRUMENTS_RETRY_AFTER = 60.0
@@ -132,7 +136,11 @@ INSTRUMENTS_RETRY_AFTER = 60.0
 time) before a new subscription fetches it again."""
 
 
-def _endpoints_from_env() -> dict[str, Endpoint | str]:
+def _endpoint_from_json(value: Any) -> Endpoint | str:
+    return value if isinstance(value, str) else Endpoint(url=value.get("url"), rest_url=value.get("rest_url"))
+
+
+def _endpoints_from_env() -> dict[str, Endpoint | str | list[Endpoint | str]]:
     text = os.environ.get(ENDPOINTS_ENV, "").strip()
     if not text:
         return {}
@@ -141,15 +149,32 @@ def _endpoints_from_env() -> dict[str, Endpoint | str]:
         if not isinstance(raw, dict):
             raise TypeError("not an object")
         return {
-            str(venue): value
-            if isinstance(value, str)
-            else Endpoint(url=value.get("url"), rest_url=value.get("rest_url"))
+            str(venue): [_endpoint_from_json(v) for v in value]
+            if isinstance(value, list)
+            else _endpoint_from_json(value)
             for venue, value in raw.items()
         }
     except (ValueError, TypeError, AttributeError) as exc:
         raise ConfigError(
-            f"{ENDPOINTS_ENV} must be a JSON object of venue -> URL or {{'url': ..., 'rest_url': ...}} ({exc})"
+            f"{ENDPOINTS_ENV} must be a JSON object of venue -> URL or {{'url': ..., 'rest_url': ...}} "
+            f"or a list of them ({exc})"
         ) from None
+
+
+def _host_list(venue: str, hosts: Sequence[Endpoint | str]) -> list[Endpoint]:
+    """Validate ``endpoints[venue]`` given as a list of candidate hosts."""
+    out: list[Endpoint] = []
+    for host in hosts:
+        ep = Endpoint(url=host) if isinstance(host, str) else host
+        if not isinstance(ep, Endpoint) or not isinstance(ep.url, str) or not ep.url.startswith(("ws://", "wss://")):
+            raise ConfigError(
+                f"endpoints[{venue!r}] lists {host!r}: each host must be a ws:// or wss:// URL "
+                "or an Endpoint with one"
+            )
+        out.append(ep)
+    if not out:
+        raise ConfigError(f"endpoints[{venue!r}] is an empty list: give at least one host")
+    return out
 
 
 def _check_seconds(name: str, value: object, *, positive: bool = False, optional: bool = False) -> None:
@@ -353,7 +378,15 @@ class Multiplexer:
     Args:
         endpoints: per venue id, an :class:`~wsmux.Endpoint` (or a WebSocket
             URL string) overriding the adapter's default — mock servers,
-            testnets.
+            testnets — or a list of them: the venue's candidate hosts, in
+            order of preference, among which endpoint choice picks the
+            fastest (see ``endpoint_choice``). One endpoint pins the venue.
+        endpoint_choice: latency-based choice among a venue's hosts (see
+            ``docs/endpoints.rst``). ``None`` (the default): on for the venues
+            given a list in ``endpoints``, with the default
+            :class:`~wsmux.EndpointPolicy`. ``True`` or an ``EndpointPolicy``:
+            on also for every venue whose adapter lists ``backup_urls`` and that
+            is not pinned. ``False``: off (a list then means its first host).
         adapters: extra or replacement adapter classes by venue id.
         http: an ``httpx.AsyncClient`` for REST snapshots (tests pass one with
             ``httpx.MockTransport``); one is created if omitted.
@@ -422,7 +455,7 @@ class Multiplexer:
     def __init__(
         self,
         *,
-        endpoints: Mapping[str, Endpoint | str] | None = None,
+        endpoints: Mapping[str, Endpoint | str | Sequence[Endpoint | str]] | None = None,
         adapters: Mapping[str, type[Adapter]] | None = None,
         http: httpx.AsyncClient | None = None,
         clock: Clock = SYSTEM_CLOCK,
@@ -442,6 +475,7 @@ class Multiplexer:
         validate_symbols: bool = True,
         instruments_ttl: float = 3600.0,
         instruments_timeout: float = 10.0,
+        endpoint_choice: EndpointPolicy | bool | None = None,
         metrics: bool | Mapping[str, Any] = True,
     ) -> None:
         if not isinstance(redundancy, int) or redundancy < 1:
@@ -466,11 +500,29 @@ class Multiplexer:
         if endpoints is None:
             endpoints = _endpoints_from_env()
         self._endpoints: dict[str, Endpoint] = {}
+        self._host_lists: dict[str, list[Endpoint]] = {}
         for venue, ep in endpoints.items():
             self._check_venue(venue, "endpoints")
-            if not isinstance(ep, Endpoint | str):
-                raise ConfigError(f"endpoints[{venue!r}] must be an Endpoint or a URL string, not {ep!r}")
-            self._endpoints[venue] = ep if isinstance(ep, Endpoint) else Endpoint(url=ep)
+            if isinstance(ep, Endpoint | str):
+                self._endpoints[venue] = ep if isinstance(ep, Endpoint) else Endpoint(url=ep)
+            elif isinstance(ep, Sequence):
+                self._host_lists[venue] = _host_list(venue, ep)
+            else:
+                raise ConfigError(
+                    f"endpoints[{venue!r}] must be an Endpoint, a URL string or a list of them, not {ep!r}"
+                )
+        if not (endpoint_choice is None or isinstance(endpoint_choice, bool | EndpointPolicy)):
+            raise ConfigError(f"endpoint_choice must be None, a bool or an EndpointPolicy, not {endpoint_choice!r}")
+        self._endpoint_policy: EndpointPolicy | None = (
+            None if endpoint_choice is False
+            else endpoint_choice if isinstance(endpoint_choice, EndpointPolicy)
+            else EndpointPolicy()
+        )
+        self._choose_backups = endpoint_choice is True or isinstance(endpoint_choice, EndpointPolicy)
+        self._drivers: dict[str, HostDriver | None] = {}
+        """Endpoint choice per venue (None: off for that venue)."""
+        self._host_of: dict[int, str] = {}
+        """The host (a candidate URL) of each connection placed by endpoint choice."""
         self._own_http = http is None
         self._http = http
         self.clock = clock
@@ -614,7 +666,10 @@ class Multiplexer:
         raise UnknownVenue(f"unknown venue {venue!r} in {where}: {hint}known venues: {', '.join(known)}")
 
     def _new_adapter(self, venue: str) -> Adapter:
-        ep = self._endpoints.get(venue, Endpoint())
+        ep = self._endpoints.get(venue)
+        if ep is None:
+            hosts = self._host_lists.get(venue)
+            ep = hosts[0] if hosts else Endpoint()
         return self.adapter_class(venue)(url=ep.url, rest_url=ep.rest_url)
 
     def subscribe(
@@ -933,6 +988,7 @@ class Multiplexer:
                     redundancy=self.redundancy,
                     rollover_margin=self.rollover_margin,
                     now_ns=self.clock.time_ns,
+                    replay_trades=self._sequencer is not None,
                 )
                 shards.append(shard)
             take, vsubs = vsubs[: shard.room], vsubs[shard.room :]
@@ -941,9 +997,55 @@ class Multiplexer:
             await shard.add(take)
             shard.start()
 
+    def _driver(self, venue: str) -> HostDriver | None:
+        """The endpoint choice of ``venue``, made on first use (None: off)."""
+        if venue in self._drivers:
+            return self._drivers[venue]
+        driver = None
+        policy = self._endpoint_policy
+        hosts = self._host_lists.get(venue)
+        if hosts is None and self._choose_backups and venue not in self._endpoints:
+            cls = self.adapter_class(venue)
+            if cls.backup_urls:
+                hosts = [Endpoint(url) for url in (cls.default_url, *cls.backup_urls)]
+        if policy is not None and hosts is not None and len(hosts) > 1:
+            chooser = EndpointChooser(
+                venue, [(h.url or "", h.rest_url) for h in hosts], policy, redundancy=self.redundancy
+            )
+            driver = HostDriver(self, venue, chooser)
+            self._spawn(driver.run())
+        self._drivers[venue] = driver
+        return driver
+
+    def endpoint_hosts(self, venue: str) -> list[HostHealth]:
+        """What endpoint choice measured of each host of ``venue`` (empty when
+        it is off for the venue), in the order of preference given."""
+        driver = self._drivers.get(venue)
+        if driver is None:
+            return []
+        shards = self._shards.get(venue, ())
+        members = [m for sh in shards for m in member_health(sh, self._host_of)]
+        return driver.health(members, {cid: h for sh in shards for cid, h in lag_histograms(sh).items()})
+
     def _new_connection(self, venue: str, sink: Callable[[Event], object]) -> Connection:
         conn_id = next(_ids)
-        adapter = self._new_adapter(venue)
+        driver = self._driver(venue)
+        if driver is None:
+            adapter = self._new_adapter(venue)
+        else:
+            chooser = driver.chooser
+            url = chooser.pick(driver.load())
+            adapter = self.adapter_class(venue)(url=url, rest_url=chooser.host(url).rest_url)
+        conn = self._connection(venue, conn_id, adapter, sink)
+        if driver is not None:
+            driver.placed(conn, url)
+        return conn
+
+    def _connection(
+        self, venue: str, conn_id: int, adapter: Adapter, sink: Callable[[Event], object], **settings: Any
+    ) -> Connection:
+        """A Connection to ``venue`` that shares the venue's connect gate and
+        REST budget; ``settings`` override the Connection's other arguments."""
         units = self._units.get(venue)
         if units is None:  # the venue's first connection fixes its units
             listed = self._instrument_cache.get(venue) if self.validate_symbols else None
@@ -956,22 +1058,21 @@ class Multiplexer:
         rest = self._rest_limiters.get(venue)
         if rest is None:
             rest = self._rest_limiters[venue] = RestLimiter.for_limits(adapter.limits)
-        conn = Connection(
-            conn_id,
-            adapter,
-            sink,
-            http=self._http,  # type: ignore[arg-type]
-            clock=self.clock,
-            backoff=self.backoff,
-            transport=self.transport,
-            connect_timeout=self.connect_timeout,
+        options: dict[str, Any] = {
+            "http": self._http,
+            "clock": self.clock,
+            "backoff": self.backoff,
+            "transport": self.transport,
+            "connect_timeout": self.connect_timeout,
             **self._stall_settings(adapter),
-            stable_after=self.stable_after,
-            wait_unblocked=lambda venue=venue: self._wait_unblocked(venue),  # type: ignore[misc]
-            recorder=self._recorder(venue) if self._record_dir else None,
-            connect_gate=gate,
-            rest_limiter=rest,
-        )
+            "stable_after": self.stable_after,
+            "wait_unblocked": lambda venue=venue: self._wait_unblocked(venue),
+            "recorder": self._recorder(venue) if self._record_dir else None,
+            "connect_gate": gate,
+            "rest_limiter": rest,
+        }
+        options.update(settings)
+        conn = Connection(conn_id, adapter, sink, **options)
         self._wire_feed(conn.feed)
         return conn
 
@@ -1246,6 +1347,13 @@ class Multiplexer:
         elif cls is Disconnected:
             if self._sequencer is not None:
                 self._sequencer.interrupted(event.venue, event.recv_ns)  # type: ignore[attr-defined]
+        elif (cls is ConnectFailed or cls is Connected) and self._drivers:
+            driver = self._drivers.get(event.venue)  # type: ignore[attr-defined]
+            if driver is not None:
+                if cls is Connected:
+                    driver.on_connected(event)  # type: ignore[arg-type]
+                else:
+                    driver.on_connect_failed(event)  # type: ignore[arg-type]
         elif cls is Error and self._breaker_args is not None:
             err: Error = event  # type: ignore[assignment]
             if err.venue is not None and err.kind in (ErrorKind.MALFORMED, ErrorKind.VENUE_ERROR):
@@ -1670,6 +1778,7 @@ class Multiplexer:
                 subscriptions=len(sh.subscriptions),
                 rollovers=sh.rollovers,
                 arbiter=attrs.asdict(sh.arbiter.stats) if sh.arbiter is not None else None,
+                members=member_health(sh, self._host_of),
             )
             for shards in self._shards.values()
             for sh in shards
@@ -1684,6 +1793,7 @@ class Multiplexer:
             breakers=breakers,
             trades=trades,
             counters=dict(self.counters),
+            endpoints=[h for venue in sorted(self._drivers) for h in self.endpoint_hosts(venue)],
         )
 
     # --- metrics ------------------------------------------------------------------

@@ -42,11 +42,12 @@ import concurrent.futures
 import contextlib
 import threading
 import time
-from collections.abc import Callable, Coroutine, Iterable, Iterator, Mapping
+from collections.abc import Callable, Coroutine, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 
+from wsmux._endpoints import EndpointPolicy
 from wsmux._retry import Backoff
 from wsmux.adapter import Adapter, Endpoint
 from wsmux.book import ConsolidatedBBO, OrderBook
@@ -54,7 +55,7 @@ from wsmux.book.l3 import L3Book
 from wsmux.clock import SYSTEM_CLOCK, Clock
 from wsmux.connection import Transport
 from wsmux.errors import ClosedError, LoopThreadDied
-from wsmux.health import Health
+from wsmux.health import Health, HostHealth
 from wsmux.model import BookSide, Channel, Event, Instrument
 from wsmux.multiplexer import Multiplexer as AsyncMultiplexer
 from wsmux.reliability import QualityGate
@@ -307,7 +308,7 @@ class Multiplexer:
     def __init__(
         self,
         *,
-        endpoints: Mapping[str, Endpoint | str] | None = None,
+        endpoints: Mapping[str, Endpoint | str | Sequence[Endpoint | str]] | None = None,
         adapters: Mapping[str, type[Adapter]] | None = None,
         http: httpx.AsyncClient | None = None,
         clock: Clock = SYSTEM_CLOCK,
@@ -327,6 +328,7 @@ class Multiplexer:
         validate_symbols: bool = True,
         instruments_ttl: float = 3600.0,
         instruments_timeout: float = 10.0,
+        endpoint_choice: EndpointPolicy | bool | None = None,
         metrics: bool | Mapping[str, Any] = True,
     ) -> None:
         kwargs: dict[str, Any] = {
@@ -350,6 +352,7 @@ class Multiplexer:
             "validate_symbols": validate_symbols,
             "instruments_ttl": instruments_ttl,
             "instruments_timeout": instruments_timeout,
+            "endpoint_choice": endpoint_choice,
             "metrics": metrics,
         }
         AsyncMultiplexer(**kwargs)  # validate now, in the caller's thread (typed errors at once)
@@ -558,3 +561,7 @@ class Multiplexer:
     def health(self) -> Health:
         """See :meth:`wsmux.Multiplexer.health`."""
         return self._call(lambda mux: mux.health())
+
+    def endpoint_hosts(self, venue: str) -> list[HostHealth]:
+        """See :meth:`wsmux.Multiplexer.endpoint_hosts`."""
+        return self._call(lambda mux: mux.endpoint_hosts(venue))

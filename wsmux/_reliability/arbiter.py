@@ -93,7 +93,7 @@ from collections.abc import Iterable
 
 import attrs
 
-from wsmux._reliability.dedup import ConnStats, Deduplicator
+from wsmux._reliability.dedup import _SAMPLE_MASK, ConnStats, Deduplicator
 from wsmux.errors import ConfigError
 from wsmux.model import (
     BookSnapshot,
@@ -371,7 +371,11 @@ class Arbiter:
                 conn.lag_ns -= conn.lag_ns * dedup.lag_alpha
                 return True
             conn.duplicates += 1
-            conn.lag_ns += (recv_ns - book.hwm_ns - conn.lag_ns) * dedup.lag_alpha
+            lag = recv_ns - book.hwm_ns
+            conn.lag_ns += (lag - conn.lag_ns) * dedup.lag_alpha
+            # exact only for a copy of the newest update (older copies give a lower bound)
+            if seq == hwm and not conn.duplicates & _SAMPLE_MASK:
+                conn.lag_hist.record(lag)
             stats.book_suppressed += 1
             return False
         if book.source == conn_id:
