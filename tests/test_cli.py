@@ -147,6 +147,7 @@ def test_live_view_columns_widen_for_long_venue_ids() -> None:
 
         def instrument(self, venue: str, symbol: str) -> None:
             return None  # no instrument list loaded
+
         def health(self) -> Health:
             return Health([], [], [], {}, None, {})
 

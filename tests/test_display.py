@@ -77,6 +77,7 @@ def test_cli_table_prices_by_tick_else_without_float_noise() -> None:
 
     from wsmux import Quote
     from wsmux.cli import LiveView
+    from wsmux.health import Health
 
     book = OrderBook("bitfinex", "BTC-USD")
     book.apply_snapshot(((30000.0, 1.0),), ((30000.01, 1.0),))
@@ -87,6 +88,9 @@ def test_cli_table_prices_by_tick_else_without_float_noise() -> None:
 
         def instrument(self, venue: str, symbol: str) -> Instrument | None:
             return ticked if venue == "okx" else None
+
+        def health(self) -> Health:
+            return Health([], [], [], {}, None, {})
 
     view = LiveView(Mux(), io.StringIO())  # type: ignore[arg-type]
     view.on_event(Quote("bitfinex", "BTC-USD", 30000.0, 1.0, 30000.01, 1.0, None, 1))
