@@ -1,0 +1,65 @@
+"""Fixtures: a real Redis and a real NATS (JetStream) per test, skipped with a
+reason when the server binary is not installed (CI installs both: .ci/run)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from enginekit import EngineProcess, nats_process, redis_process
+
+pytest.importorskip("redis", reason="the redis extra is not installed: pip install 'wsmux[redis]'")
+pytest.importorskip("nats", reason="the nats extra is not installed: pip install 'wsmux[nats]'")
+
+from wsmux.sinks import NatsSink, NatsSource, RedisStreamSink, RedisStreamSource, Sink, Source
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[EngineProcess]:
+    server = redis_process(tmp_path)
+    if server is None:
+        pytest.skip("redis-server is not installed (apt-get install redis-server)")
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def nats_server(tmp_path: Path) -> Iterator[EngineProcess]:
+    server = nats_process(tmp_path)
+    if server is None:
+        pytest.skip("nats-server is not installed (apt-get install nats-server)")
+    server.start()
+    yield server
+    server.stop()
+
+
+class Engine:
+    """One engine under test: its server and how to build a sink and a source on it."""
+
+    def __init__(self, kind: str, server: EngineProcess) -> None:
+        self.kind = kind
+        self.server = server
+
+    def sink(self, **kw: Any) -> Sink:
+        if self.kind == "redis":
+            return RedisStreamSink(self.server.url, **kw)
+        return NatsSink(self.server.url, **kw)
+
+    def source(self, *subs: Any, consumer: str = "c1", **kw: Any) -> Source:
+        if self.kind == "redis":
+            return RedisStreamSource(*subs, url=self.server.url, consumer=consumer, **kw)
+        return NatsSource(*subs, servers=self.server.url, durable=consumer, **kw)
+
+
+@pytest.fixture(params=["redis", "nats"])
+def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+    make = redis_process if request.param == "redis" else nats_process
+    server = make(tmp_path)
+    if server is None:
+        pytest.skip(f"{request.param}-server is not installed (apt-get install {request.param}-server)")
+    server.start()
+    yield Engine(request.param, server)
+    server.stop()
