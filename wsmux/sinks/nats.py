@@ -104,12 +104,18 @@ class NatsEngine:
         if self._nc is None:
             self._nc = await _connect(self.servers, self.timeout)
             self._js = self._nc.jetstream(timeout=self.timeout, publish_async_max_pending=20_000)
-        await self._js.add_stream(
+        from nats.js.api import StreamConfig
+
+        config = StreamConfig(
             name=self.stream,
             subjects=[f"{self.prefix}.>"],
             max_msgs=self.max_msgs or -1,
             duplicate_window=self.duplicate_window,
         )
+        try:
+            await self._js.add_stream(config)
+        except _nats().js.errors.BadRequestError:
+            await self._js.update_stream(config)  # created by a source or an older config: take ours
         self._kv = await self._js.create_key_value(bucket=f"{self.stream}_state", history=1)
 
     async def close(self) -> None:
@@ -243,9 +249,12 @@ class NatsReader:
             max_ack_pending=-1,
         )
         try:
-            self._sub = await js.pull_subscribe(self.filter, durable=self.durable, stream=self.stream, config=config)
-        except nats.js.errors.NotFoundError as exc:
-            raise EngineError(f"no JetStream stream {self.stream!r} at {self.servers} (start a sink first)") from exc
+            await js.stream_info(self.stream)
+        except nats.js.errors.NotFoundError:
+            # no sink ran yet: create the stream (a sink later applies its limits)
+            prefix = self.filter.split(".", 1)[0]
+            await js.add_stream(name=self.stream, subjects=[f"{prefix}.>"])
+        self._sub = await js.pull_subscribe(self.filter, durable=self.durable, stream=self.stream, config=config)
 
     async def close(self) -> None:
         if self._nc is not None:
