@@ -48,10 +48,13 @@ class Engine:
             return RedisStreamSink(self.server.url, **kw)
         return NatsSink(self.server.url, **kw)
 
-    def source(self, *subs: Any, consumer: str = "c1", **kw: Any) -> Source:
+    def source(self, *subs: Any, consumer: str = "c1", workers: tuple[str, ...] = (), **kw: Any) -> Source:
+        """A source of ``subs`` (and of the own events of ``workers``)."""
         if self.kind == "redis":
-            return RedisStreamSource(*subs, url=self.server.url, consumer=consumer, **kw)
-        return NatsSource(*subs, servers=self.server.url, durable=consumer, **kw)
+            keys = [f"wsmux:_worker:{w}" for w in workers]
+            return RedisStreamSource(*subs, url=self.server.url, consumer=consumer, keys=keys, **kw)
+        subjects = [f"wsmux._worker.{w}" for w in workers]
+        return NatsSource(*subs, servers=self.server.url, durable=consumer, subjects=subjects, **kw)
 
 
 @pytest.fixture(params=["redis", "nats"])
