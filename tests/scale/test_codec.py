@@ -5,11 +5,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import msgpack
+import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from test_convert import any_event
 
+from wsmux.convert import from_dict, to_dict
 from wsmux.errors import MalformedMessage
-from wsmux.model import BookUpdate, Channel, Gap, GapReason, Side, Trade
-from wsmux.sinks import SCHEMA_VERSION, EventId, decode, encoder
+from wsmux.model import BookUpdate, Channel, Event, Gap, GapReason, Side, Trade
+from wsmux.sinks import SCHEMA_VERSION, EventId, decode, decode_message, encoder, message_encoder
 
 DATA = Path(__file__).parent / "data"
 V1_EVENTS = [
@@ -58,3 +64,15 @@ def test_a_newer_writers_unknown_fields_are_ignored() -> None:
 def test_malformed_envelopes_raise_a_typed_error(data: bytes) -> None:
     with pytest.raises(MalformedMessage):
         decode(data)
+
+
+@settings(max_examples=300, deadline=None)
+@given(any_event(), st.sampled_from(["json", "msgpack"]))
+def test_the_wire_form_is_the_dict_form_of_wsmux_convert(event: Event, fmt: str) -> None:
+    """The sinks' fast encoding writes exactly the dict form of wsmux.convert
+    (compared through JSON, where NaN is null on both sides)."""
+    data = message_encoder(fmt)([(event, EventId("v", 1, 1), 0)])  # type: ignore[arg-type]
+    written = orjson.loads(data) if fmt == "json" else msgpack.unpackb(data)
+    assert orjson.loads(orjson.dumps(written["e"])) == orjson.loads(orjson.dumps(to_dict(event)))
+    (decoded,) = decode_message(data)
+    assert to_dict(decoded.event) == to_dict(from_dict(orjson.loads(orjson.dumps(to_dict(event)))))

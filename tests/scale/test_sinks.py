@@ -51,3 +51,22 @@ async def test_events_round_trip_with_ids_and_books(engine: Engine) -> None:
     seqs = [i.seq for i in ids]
     assert len(set(seqs)) == len(seqs)  # every id once: no duplicate delivered
     assert sink.stats.published >= len(ids)
+
+
+async def test_two_workers_on_one_venue_never_share_ids(engine: Engine) -> None:
+    """Epochs are unique across workers, so ids are too (JetStream would
+    otherwise drop the second worker's messages as duplicates)."""
+    first, second = engine.sink(worker="a"), engine.sink(worker="b")
+    await first.start()
+    await second.start()
+    assert first.epoch != second.epoch
+    ids: list[EventId] = []
+    source = engine.source(trades("binance", "BTC-USDT"), start="all", on_id=lambda i, e: ids.append(i))
+    async with source as stream:
+        for n, sink in enumerate((first, second)):
+            await sink.publish([Trade("binance", "BTC-USDT", 1.0, 1.0, None, str(n), None, 1)])
+        got = await collect_until(stream, lambda e: isinstance(e, Trade) and e.trade_id == "1")
+    assert [e.trade_id for e in got if isinstance(e, Trade)] == ["0", "1"]
+    assert len(set(ids)) == 2
+    await first.close()
+    await second.close()

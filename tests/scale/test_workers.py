@@ -127,7 +127,7 @@ async def test_two_workers_one_consumer_then_sigkill_and_restart(engine: Engine,
                 assert any(isinstance(e, Disconnected) and e.venue == "binance" for e in after)
                 gap = next(e for e in after if isinstance(e, Gap))
                 assert gap.reason is GapReason.DISCONNECT
-                assert any(i.venue == "binance" and i.epoch == 2 for i in ids)
+                assert len({i.epoch for i in ids if i.venue == "binance"}) == 2  # the restart is a new epoch
                 for mock in mocks.values():
                     await mock.publish(100)
                 await collect_until(stream, lambda e: record(e) or books_match(), timeout=20)

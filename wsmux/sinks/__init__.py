@@ -14,7 +14,7 @@ Each engine is an optional extra, imported when a sink or source is built:
 from __future__ import annotations
 
 from wsmux.sinks._base import Engine, Reader, Sink, SinkStats, Source, SourceBooks, SourceStats, key_parts
-from wsmux.sinks._codec import SCHEMA_VERSION, Decoded, EventId, decode, encoder
+from wsmux.sinks._codec import SCHEMA_VERSION, Decoded, EventId, decode, decode_message, encoder, message_encoder
 from wsmux.sinks.nats import NatsSink, NatsSource
 from wsmux.sinks.redis import RedisStreamSink, RedisStreamSource
 
@@ -34,6 +34,8 @@ __all__ = [
     "SourceBooks",
     "SourceStats",
     "decode",
+    "decode_message",
     "encoder",
     "key_parts",
+    "message_encoder",
 ]

@@ -79,7 +79,7 @@ from wsmux.model import (
     Stale,
 )
 from wsmux.multiplexer import _CHANNEL_OF, BookView
-from wsmux.sinks._codec import Decoded, EventId, Format, decode, encoder
+from wsmux.sinks._codec import Decoded, EventId, Format, decode_message, message_encoder
 from wsmux.stream import Overflow, Stream
 from wsmux.subscriptions import Subscription
 
@@ -243,7 +243,7 @@ class Sink:
         """This worker's epoch (set by :meth:`start`)."""
         self.previous: dict[str, Any] | None = None
         """The state the previous epoch of this worker saved (``None``: first run)."""
-        self._encode = encoder(format)
+        self._encode = message_encoder(format)
         self._seq: dict[str, int] = {}
         self._last_on_key: dict[str, int] = {}
         self._keys: dict[tuple[str, ...], str] = {}
@@ -309,13 +309,29 @@ class Sink:
             self.on_loss()
 
     async def publish(self, events: Iterable[Event]) -> None:
-        """Write ``events`` now (in order), retrying until they are stored or
-        the sink is closed."""
-        batch = [self._envelope(e) for e in events]
-        if batch:
-            await self._retrying(lambda: self.engine.write(batch))
-            self.stats.published += len(batch)
-            self.stats.batches += 1
+        """Write ``events`` now (in order per key), retrying until they are
+        stored or the sink is closed. Each key's events become one message."""
+        by_key: dict[str, list[tuple[Event, EventId, int]]] = {}
+        count = 0
+        for event in events:
+            key, item = self._envelope(event)
+            items = by_key.get(key)
+            if items is None:
+                by_key[key] = [item]
+            else:
+                items.append(item)
+            count += 1
+        if not count:
+            return
+        encode = self._encode
+        batch = []
+        for key, items in by_key.items():
+            first, last = items[0][1], items[-1][1]
+            message_id = str(first) if len(items) == 1 else f"{first}-{last.seq}"
+            batch.append((key, encode(items), message_id))
+        await self._retrying(lambda: self.engine.write(batch))
+        self.stats.published += count
+        self.stats.batches += 1
 
     def key_of(self, parts: tuple[str, ...]) -> str:
         """The engine key of ``parts`` (cached)."""
@@ -324,7 +340,7 @@ class Sink:
             key = self._keys[parts] = self.engine.key(parts)
         return key
 
-    def _envelope(self, event: Event) -> tuple[str, bytes, str]:
+    def _envelope(self, event: Event) -> tuple[str, tuple[Event, EventId, int]]:
         parts = key_parts(event, self.worker)
         key = self.key_of(parts)
         venue = parts[0]
@@ -332,8 +348,7 @@ class Sink:
         self._seq[venue] = seq
         prev = self._last_on_key.get(key, 0)
         self._last_on_key[key] = seq
-        event_id = EventId(venue, self.epoch, seq)
-        return key, self._encode(event, event_id, prev), str(event_id)
+        return key, (event, EventId(venue, self.epoch, seq), prev)
 
     async def _retrying(self, op: Callable[[], Any]) -> Any:
         delays = self.backoff.delays()
@@ -402,7 +417,7 @@ class SourceStats:
     """Counters of one source (the stream's own counters are in ``stream.stats``)."""
 
     read: int = 0
-    """Messages read from the engine."""
+    """Events read from the engine (an engine message holds one or more)."""
     duplicates: int = 0
     """Messages with an id already read (a retried write): dropped."""
     holes: int = 0
@@ -576,14 +591,18 @@ class Source:
                 await asyncio.sleep(delay)
 
     def _deliver(self, key: str, payload: bytes) -> None:
-        self.stats.read += 1
-        put = self.stream._put
         try:
-            decoded = decode(payload)
+            envelopes = decode_message(payload)
         except MalformedMessage as exc:
+            self.stats.read += 1
             self.stats.malformed += 1
-            put(Error(None, None, ErrorKind.MALFORMED, f"{key}: {exc}", time.time_ns(), exc))
+            self.stream._put(Error(None, None, ErrorKind.MALFORMED, f"{key}: {exc}", time.time_ns(), exc))
             return
+        for decoded in envelopes:
+            self._deliver_one(key, decoded)
+
+    def _deliver_one(self, key: str, decoded: Decoded) -> None:
+        self.stats.read += 1
         event_id, event = decoded.id, decoded.event
         if decoded.version > 1:
             self.stats.newer_schema += 1
@@ -600,7 +619,7 @@ class Source:
         self.books.on_event(event)
         if self.on_id is not None:
             self.on_id(event_id, event)
-        put(event)
+        self.stream._put(event)
 
     def _hole(self, key: str, event: Event, expected: int, decoded: Decoded) -> None:
         self.stats.holes += 1

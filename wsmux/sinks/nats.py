@@ -11,8 +11,9 @@ default name ``WSMUX``, captures ``wsmux.>``)::
     wsmux._worker.{worker}             a worker's own events
 
 A ``.``, ``*``, ``>`` or space inside a part becomes ``_``. Workers keep their
-epoch counter, state and heartbeat in the key-value bucket ``WSMUX_state``
-(keys ``epoch.{worker}``, ``state.{worker}``, ``hb.{worker}``: JSON
+epoch counter (one for all workers, so an epoch names one run of one
+worker), state and heartbeat in the key-value bucket ``WSMUX_state``
+(keys ``epoch``, ``state.{worker}``, ``hb.{worker}``: JSON
 ``{epoch, ts}`` rewritten every heartbeat interval; a ``ts`` older than three
 intervals means the worker is gone).
 
@@ -139,19 +140,19 @@ class NatsEngine:
         nats_kv = _nats().js.errors
         while True:
             try:
-                entry = await self._kv.get(f"epoch.{worker}")
+                entry = await self._kv.get("epoch")
             except nats_kv.KeyNotFoundError:
                 entry = None
             try:
                 if entry is None:
                     epoch = 1
-                    await self._kv.create(f"epoch.{worker}", b"1")
+                    await self._kv.create("epoch", b"1")
                 else:
                     epoch = int(entry.value) + 1
-                    await self._kv.update(f"epoch.{worker}", str(epoch).encode(), last=entry.revision)
+                    await self._kv.update("epoch", str(epoch).encode(), last=entry.revision)
                 break
             except nats_kv.KeyWrongLastSequenceError:
-                continue  # another start of the same worker took this epoch: take the next
+                continue  # another worker took this epoch at the same time: take the next
         try:
             state = await self._kv.get(f"state.{worker}")
         except nats_kv.KeyNotFoundError:

@@ -8,7 +8,8 @@ Key scheme (``prefix`` defaults to ``wsmux``)::
                                        (wsmux:binance:book:BTC-USDT)
     wsmux:{venue}:status               the venue's Connected/Disconnected/Error...
     wsmux:_worker:{worker}             a worker's own events (Dropped, venue-less Error)
-    wsmux:_epoch:{worker}              the worker's epoch counter (INCR)
+    wsmux:_epoch                       the epoch counter of all workers (INCR): an
+                                       epoch names one run of one worker
     wsmux:_state:{worker}              the worker's last saved state (JSON)
     wsmux:_hb:{worker}                 heartbeat: JSON {epoch, ts}, expires after
                                        3 heartbeat intervals (absent: worker gone)
@@ -94,7 +95,7 @@ class RedisEngine:
         await pipe.execute()
 
     async def begin_epoch(self, worker: str) -> tuple[int, dict[str, Any] | None]:
-        epoch = int(await self._redis.incr(_key(self.prefix, ("_epoch", worker))))
+        epoch = int(await self._redis.incr(_key(self.prefix, ("_epoch",))))  # one counter: epochs unique across workers
         raw = await self._redis.get(_key(self.prefix, ("_state", worker)))
         return epoch, (orjson.loads(raw) if raw else None)
 
