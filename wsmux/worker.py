@@ -78,8 +78,9 @@ from typing import Any, TextIO
 
 import attrs
 
+from wsmux import exchanges
 from wsmux.adapter import Endpoint
-from wsmux.errors import ConfigError
+from wsmux.errors import ConfigError, UnknownVenue
 from wsmux.model import Channel
 from wsmux.multiplexer import Multiplexer
 from wsmux.sinks._base import Sink, disconnect_markers
@@ -150,6 +151,10 @@ def load_config(path: str | Path) -> WorkerConfig:
         channels = entry.get("channels", ["book", "trades"])
         if not isinstance(venue, str) or not isinstance(symbols, list) or not symbols:
             raise ConfigError(f'{path}: each [[subscribe]] needs venue = "..." and symbols = [...]: {entry!r}')
+        try:
+            exchanges.get(venue)
+        except UnknownVenue as exc:
+            raise ConfigError(f"{path}: {exc}") from None
         for channel in channels:
             for symbol in symbols:
                 subs.extend(Subscription.parse(f"{venue}:{channel}:{symbol}"))

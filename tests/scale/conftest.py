@@ -16,26 +16,6 @@ pytest.importorskip("nats", reason="the nats extra is not installed: pip install
 from wsmux.sinks import NatsSink, NatsSource, RedisStreamSink, RedisStreamSource, Sink, Source
 
 
-@pytest.fixture
-def redis_server(tmp_path: Path) -> Iterator[EngineProcess]:
-    server = redis_process(tmp_path)
-    if server is None:
-        pytest.skip("redis-server is not installed (apt-get install redis-server)")
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def nats_server(tmp_path: Path) -> Iterator[EngineProcess]:
-    server = nats_process(tmp_path)
-    if server is None:
-        pytest.skip("nats-server is not installed (apt-get install nats-server)")
-    server.start()
-    yield server
-    server.stop()
-
-
 class Engine:
     """One engine under test: its server and how to build a sink and a source on it."""
 

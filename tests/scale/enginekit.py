@@ -74,9 +74,15 @@ class EngineProcess:
         self.start()
 
 
+def _which(name: str) -> str | None:
+    """The server binary on PATH, or in the sbin folders Debian installs to
+    (not on a non-root user's PATH)."""
+    return shutil.which(name) or shutil.which(name, path="/usr/sbin:/usr/local/sbin:/sbin")
+
+
 def redis_process(tmp: Path) -> EngineProcess | None:
     """A Redis server (not started), or None when ``redis-server`` is absent."""
-    binary = shutil.which("redis-server")
+    binary = _which("redis-server")
     if binary is None:
         return None
     port = free_port()
@@ -86,7 +92,7 @@ def redis_process(tmp: Path) -> EngineProcess | None:
 
 def nats_process(tmp: Path) -> EngineProcess | None:
     """A NATS server with JetStream (not started), or None when ``nats-server`` is absent."""
-    binary = shutil.which("nats-server")
+    binary = _which("nats-server")
     if binary is None:
         return None
     port = free_port()

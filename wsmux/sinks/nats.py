@@ -27,6 +27,7 @@ awaited together.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
@@ -254,7 +255,8 @@ class NatsReader:
         except nats.js.errors.NotFoundError:
             # no sink ran yet: create the stream (a sink later applies its limits)
             prefix = self.filter.split(".", 1)[0]
-            await js.add_stream(name=self.stream, subjects=[f"{prefix}.>"])
+            with contextlib.suppress(nats.js.errors.BadRequestError):  # a sink created it meanwhile
+                await js.add_stream(name=self.stream, subjects=[f"{prefix}.>"])
         self._sub = await js.pull_subscribe(self.filter, durable=self.durable, stream=self.stream, config=config)
 
     async def close(self) -> None:
