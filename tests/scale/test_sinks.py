@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from conftest import Engine
 
 from wsmux import book, trades
 from wsmux.model import BookUpdate, Error, Event, Gap, Resynced, Trade
 from wsmux.multiplexer import Multiplexer
-from wsmux.sinks import EventId
+from wsmux.sinks import EventId, SyncSource
 from wsmux.testing import MockBinance, collect_until
 
 
@@ -70,3 +72,18 @@ async def test_two_workers_on_one_venue_never_share_ids(engine: Engine) -> None:
     assert len(set(ids)) == 2
     await first.close()
     await second.close()
+
+
+def test_the_sync_facade_reads_a_source(engine: Engine) -> None:
+    """Plain threads: SyncSource runs the source on a background loop."""
+
+    async def publish() -> None:
+        sink = engine.sink(worker="s")
+        await sink.start()
+        await sink.publish([Trade("binance", "BTC-USDT", 1.0, 1.0, None, str(n), None, 1) for n in range(5)])
+        await sink.close()
+
+    asyncio.run(publish())
+    with SyncSource(lambda: engine.source(trades("binance", "BTC-USDT"), start="all")) as stream:
+        got = [stream.get(timeout=10) for _ in range(5)]
+    assert [e.trade_id for e in got if isinstance(e, Trade)] == ["0", "1", "2", "3", "4"]

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from wsmux.sinks._base import Engine, Reader, Sink, SinkStats, Source, SourceBooks, SourceStats, key_parts
 from wsmux.sinks._codec import SCHEMA_VERSION, Decoded, EventId, decode, decode_message, encoder, message_encoder
+from wsmux.sinks._sync import SyncSource
 from wsmux.sinks.nats import NatsSink, NatsSource
 from wsmux.sinks.redis import RedisStreamSink, RedisStreamSource
 
@@ -33,6 +34,7 @@ __all__ = [
     "Source",
     "SourceBooks",
     "SourceStats",
+    "SyncSource",
     "decode",
     "decode_message",
     "encoder",
