@@ -5,6 +5,7 @@ SIGKILL and restarted shows markers and resynced books."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -111,9 +112,14 @@ async def test_two_workers_one_consumer_then_sigkill_and_restart(engine: Engine,
                 assert {i.venue for i in ids} >= set(SYMBOLS)
                 assert not any(isinstance(e, Gap) for e in seen)
 
-                # SIGKILL binance's worker, restart it: end markers, then a resynced book
+                # SIGKILL binance's worker: its heartbeat stops; restart it: end markers, then a resynced book
+                assert await source.worker_alive("t-0of2") and await source.worker_alive("t-1of2")
                 workers[0].send_signal(signal.SIGKILL)
                 workers[0].wait(10)
+                async with asyncio.timeout(10):
+                    while await source.worker_alive("t-0of2"):
+                        await asyncio.sleep(0.1)  # polls the engine until the heartbeat is older than its ttl
+                assert await source.worker_alive("t-1of2")
                 workers[0] = start_worker(config, "0/2")
                 after: list[Event] = []
 

@@ -193,6 +193,10 @@ class Reader(Protocol):
     async def ack(self, handles: Sequence[Any]) -> None:
         """Acknowledge read messages (they are not redelivered)."""
 
+    async def heartbeat(self, worker: str) -> dict[str, Any] | None:
+        """The last heartbeat of ``worker`` (``{"epoch", "ts", "ttl"}``), or
+        None when there is none or it expired."""
+
 
 @attrs.define(slots=True)
 class SinkStats:
@@ -552,6 +556,15 @@ class Source:
         await self.reader.connect()
         self._task = asyncio.get_running_loop().create_task(self._run(), name=f"wsmux-{self.stream.name}")
         return self.stream
+
+    async def worker_alive(self, worker: str) -> bool:
+        """Whether ``worker`` (a shard: ``{worker}-{i}of{n}``) wrote a
+        heartbeat within its time to live (three heartbeat intervals): a
+        worker that was killed stops being alive within that time."""
+        beat = await self.reader.heartbeat(worker)
+        if beat is None:
+            return False
+        return time.time_ns() - int(beat["ts"]) <= float(beat["ttl"]) * 1e9
 
     @property
     def stopping(self) -> bool:

@@ -278,6 +278,16 @@ class NatsReader:
             out.append(("", b"", msgs[-1]))  # acknowledges the skipped ones too (AckPolicy.ALL)
         return out
 
+    async def heartbeat(self, worker: str) -> dict[str, Any] | None:
+        nats = _nats()
+        js = self._nc.jetstream(timeout=self.timeout)
+        try:
+            kv = await js.key_value(f"{self.stream}_state")
+            entry = await kv.get(f"hb.{worker}")
+        except (nats.js.errors.BucketNotFoundError, nats.js.errors.KeyNotFoundError):
+            return None
+        return orjson.loads(entry.value) if entry.value else None
+
     async def ack(self, handles: Sequence[Any]) -> None:
         if handles:
             await handles[-1].ack()  # AckPolicy.ALL: acknowledges everything up to it

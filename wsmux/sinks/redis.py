@@ -103,7 +103,7 @@ class RedisEngine:
         await self._redis.set(_key(self.prefix, ("_state", worker)), orjson.dumps(state))
 
     async def heartbeat(self, worker: str, epoch: int, ttl: float) -> None:
-        body = orjson.dumps({"epoch": epoch, "ts": time.time_ns()})
+        body = orjson.dumps({"epoch": epoch, "ts": time.time_ns(), "ttl": ttl})
         await self._redis.set(_key(self.prefix, ("_hb", worker)), body, px=max(1, int(ttl * 1000)))
 
 
@@ -157,7 +157,15 @@ class RedisReader:
     name = "redis"
 
     def __init__(
-        self, url: str, keys: Sequence[str], group: str, consumer: str, start: str, claim_idle: float, timeout: float
+        self,
+        url: str,
+        keys: Sequence[str],
+        group: str,
+        consumer: str,
+        start: str,
+        claim_idle: float,
+        timeout: float,
+        prefix: str = "wsmux",
     ) -> None:
         if start not in ("new", "all"):
             raise ConfigError(f"start must be 'new' or 'all', not {start!r}")
@@ -170,6 +178,7 @@ class RedisReader:
         self.start = start
         self.claim_idle = claim_idle
         self.timeout = timeout
+        self.prefix = prefix
         self._redis: Any = None
         self._pending: dict[str, str] = {}
         self._next_claim = 0.0
@@ -247,6 +256,10 @@ class RedisReader:
                     out.append((name, fields.get(b"d", b""), (name, eid)))
         return out
 
+    async def heartbeat(self, worker: str) -> dict[str, Any] | None:
+        raw = await self._redis.get(_key(self.prefix, ("_hb", worker)))  # expires by itself
+        return orjson.loads(raw) if raw else None
+
     async def ack(self, handles: Sequence[Any]) -> None:
         by_key: dict[str, list[Any]] = {}
         for key, eid in handles:
@@ -301,7 +314,9 @@ class RedisStreamSource(Source):
     ) -> None:
         _redis()
         subs = flatten_subscriptions(subscriptions)
-        reader = RedisReader(url, [*redis_keys(subs, prefix), *keys], group, consumer, start, claim_idle, timeout)
+        reader = RedisReader(
+            url, [*redis_keys(subs, prefix), *keys], group, consumer, start, claim_idle, timeout, prefix
+        )
         super().__init__(
             reader, subs, maxsize=maxsize, overflow=overflow, name=name, batch=batch, backoff=backoff, on_id=on_id
         )
