@@ -9,8 +9,11 @@ Per engine, three figures:
   consumer) reading the same events through a Stream with a callback, both
   in this one process (so they share one core: a lower bound for separate
   processes), exact count checked;
-* ``latency`` — at a paced rate, receive time (the event's ``recv_ns``,
-  stamped when the worker got it) to the consumer's callback: p50/p99.
+* ``worker->consumer`` — the same with the publisher in its own process
+  (this process only consumes), from the first event received to the last;
+* ``latency`` — two processes, at a paced rate, receive time (the event's
+  ``recv_ns``, stamped when the publisher made it) to the consumer's
+  callback: p50/p99.
 
 Throughput is given by wall clock and per CPU second of this process (the
 second is steadier on a loaded machine; the engine's own CPU is not in it).
@@ -129,6 +132,53 @@ async def end_to_end(
     return n / seconds, n / cpu, percentiles(latencies)
 
 
+async def publisher(kind: str, url: str, n: int, pace: float | None) -> None:
+    """The worker side of the two-process run: publish ``n`` events (paced or not)."""
+    server = EngineProcess([kind], 0, url)
+    sink = sink_for(kind, server, "bench-proc")
+    await sink.start()
+    step = BATCH if pace is None else 100
+    for i in range(0, n, step):
+        await sink.publish(make_events(step, i))
+        if pace is not None:
+            await asyncio.sleep(step / pace)
+    await sink.close()
+
+
+async def two_processes(
+    kind: str, server: EngineProcess, n: int, pace: float | None
+) -> tuple[float, float, dict[str, float]]:
+    """A publishing process and this consuming process: (events/s from the
+    first to the last event received, events per consumer CPU second, latency)."""
+    source = source_for(kind, server)
+    stream = await source.start()
+    latencies: list[int] = []
+    done = asyncio.Event()
+    first: list[float] = []
+
+    def on_event(event: Event) -> None:
+        if not first:
+            first.append(time.perf_counter())
+        latencies.append(time.time_ns() - event.recv_ns)  # type: ignore[attr-defined]
+        if len(latencies) == n:
+            done.set()
+
+    stream.on(Trade, on_event).on(BookUpdate, on_event)
+    c0 = time.process_time()
+    argv = [sys.executable, __file__, "--publish", kind, server.url, str(n), str(pace or 0)]
+    child = await asyncio.create_subprocess_exec(*argv)
+    try:
+        await asyncio.wait_for(done.wait(), 120)
+    except TimeoutError:
+        raise SystemExit(f"{kind}: timed out with {len(latencies)} of {n} events ({source.stats})") from None
+    seconds, cpu = time.perf_counter() - first[0], time.process_time() - c0
+    await child.wait()
+    if source.stats.duplicates or source.stats.holes:
+        raise SystemExit(f"{kind}: {source.stats}")
+    await source.close()
+    return (n - 1) / seconds, n / cpu, percentiles(latencies)
+
+
 async def bench(kind: str, n: int) -> None:
     make = redis_process if kind == "redis" else nats_process
     with tempfile.TemporaryDirectory() as tmp:
@@ -148,10 +198,15 @@ async def bench(kind: str, n: int) -> None:
                 f"{kind:5s} end-to-end   {rate:10,.0f} events/s  ({per_cpu:10,.0f} per CPU second; "
                 f"sink -> {kind} -> source callback in one process, exact count)"
             )
-            _, _, lat = await end_to_end(kind, server, 20_000, 10_000.0)
+            rate, per_cpu, _ = await two_processes(kind, server, n, None)
+            print(
+                f"{kind:5s} worker->consumer {rate:10,.0f} events/s  ({per_cpu:10,.0f} per consumer CPU second; "
+                "publisher and consumer in two processes, exact count)"
+            )
+            _, _, lat = await two_processes(kind, server, 20_000, 10_000.0)
             print(
                 f"{kind:5s} latency      p50 {lat['p50_us']:8,.0f} µs  p99 {lat['p99_us']:8,.0f} µs"
-                "  (receive -> consumer callback at 10,000 events/s)"
+                "  (receive -> consumer callback at 10,000 events/s, two processes)"
             )
         finally:
             server.stop()
@@ -161,7 +216,12 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--engines", default="redis,nats")
+    parser.add_argument("--publish", nargs=4, metavar=("KIND", "URL", "N", "PACE"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.publish:
+        kind, url, n, pace = args.publish
+        asyncio.run(publisher(kind, url, int(n), float(pace) or None))
+        return
     for kind in args.engines.split(","):
         asyncio.run(bench(kind, args.events))
 
