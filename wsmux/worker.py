@@ -8,6 +8,7 @@ records the raw message log and serves metrics. The config (stdlib
     worker = "eu-1"                    # name: ids, state and heartbeat keys
     snapshot_every = 10.0              # seconds between book snapshots per symbol
     heartbeat_every = 1.0              # seconds between heartbeats
+    status_every = 10.0                # seconds between status lines on stdout
     record = "/var/lib/wsmux/log"      # optional: record raw frames there
     metrics_port = 9100                # optional: serve metrics (needs mux.serve_metrics)
 
@@ -102,6 +103,7 @@ class WorkerConfig:
     overflow: Overflow = Overflow.DROP_OLDEST
     snapshot_every: float = 10.0
     heartbeat_every: float = 1.0
+    status_every: float = 10.0
     record: str | None = None
     metrics_port: int | None = None
     shard: tuple[int, int] | None = None
@@ -190,6 +192,7 @@ def load_config(path: str | Path) -> WorkerConfig:
         overflow=overflow,
         snapshot_every=_positive(data, "snapshot_every", 10.0),
         heartbeat_every=_positive(data, "heartbeat_every", 1.0),
+        status_every=_positive(data, "status_every", 10.0),
         record=data.get("record"),
         metrics_port=metrics_port,
         shard=shard,
@@ -271,6 +274,7 @@ async def run_worker(
             tasks = [
                 loop.create_task(_every(config.heartbeat_every, lambda: _heartbeat(sink, config))),
                 loop.create_task(_every(config.snapshot_every, snapshots.publish)),
+                loop.create_task(_every(config.status_every, _Status(sink, stream, snapshots, out).line)),
             ]
             await stop.wait()
             for task in tasks:
@@ -299,17 +303,47 @@ class _BookSnapshots:
         self.stream = stream
         self.books = [(s.venue, s.symbol) for s in subs if s.channel is Channel.BOOK]
 
+    def valid(self, venue: str, symbol: str) -> bool:
+        try:
+            return self.mux.book(venue, symbol).valid
+        except Exception:  # not placed yet
+            return False
+
     def publish(self) -> None:
         now = time.time_ns()
         for venue, symbol in self.books:
-            try:
+            if self.valid(venue, symbol):
                 view = self.mux.book(venue, symbol)
-            except Exception:  # not placed yet
-                continue
-            if view.valid:
                 book = view.copy()
                 self.stream._put(book.snapshot_event(now))
                 self.stream._put(book.resynced_event(now))
+
+
+class _Status:
+    """A status line on stdout every ``status_every`` seconds."""
+
+    def __init__(self, sink: Sink, stream: Stream, snapshots: _BookSnapshots, out: TextIO) -> None:
+        self.sink = sink
+        self.stream = stream
+        self.snapshots = snapshots
+        self.out = out
+        self.last = (time.monotonic(), 0)
+        self.started = False
+
+    def line(self) -> None:
+        now, published = time.monotonic(), self.sink.stats.published
+        then, before = self.last
+        self.last = (now, published)
+        if not self.started:
+            self.started = True
+            return  # the first call, at start: nothing to say yet
+        valid = sum(1 for v, s in self.snapshots.books if self.snapshots.valid(v, s))
+        self.out.write(
+            f"{time.strftime('%H:%M:%S')} published {published:,} ({(published - before) / (now - then):,.0f}/s), "
+            f"buffered {self.stream.buffered:,}, dropped {self.stream.stats.dropped:,}, "
+            f"engine errors {self.sink.stats.engine_errors}, books valid {valid}/{len(self.snapshots.books)}\n"
+        )
+        self.out.flush()
 
 
 async def _heartbeat(sink: Sink, config: WorkerConfig) -> None:

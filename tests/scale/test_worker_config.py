@@ -72,7 +72,11 @@ def test_the_shard_rule_is_stable_and_covers_every_venue_once() -> None:
 async def test_a_worker_with_mocks_publishes_and_stops_cleanly(engine: Engine) -> None:
     config = load_config(EXAMPLE)
     config = attrs.evolve(
-        config, sink={"kind": engine.kind, "url": engine.server.url}, metrics_port=9999, snapshot_every=0.5
+        config,
+        sink={"kind": engine.kind, "url": engine.server.url},
+        metrics_port=9999,
+        snapshot_every=0.5,
+        status_every=0.2,
     )
     stop = asyncio.Event()
     out = io.StringIO()
@@ -81,12 +85,14 @@ async def test_a_worker_with_mocks_publishes_and_stops_cleanly(engine: Engine) -
     async with source as stream:
         resynced: list[Event] = []
 
-        def two_snapshots(e: Event) -> bool:  # the sync, then a periodic snapshot
+        def three_snapshots(e: Event) -> bool:
+            # the sync, then two periodic snapshots 0.5 s apart: the 0.2 s
+            # status timer fires in between, with the book valid
             if isinstance(e, Resynced):
                 resynced.append(e)
-            return len(resynced) == 2
+            return len(resynced) == 3
 
-        await collect_until(stream, two_snapshots, timeout=30)
+        await collect_until(stream, three_snapshots, timeout=30)
         assert source.book("kraken", "BTC-USD").valid
         stop.set()
         assert await asyncio.wait_for(worker, 30) == 0
@@ -94,3 +100,4 @@ async def test_a_worker_with_mocks_publishes_and_stops_cleanly(engine: Engine) -
     assert "worker example-1of2 epoch" in text and "kraken" in text and "binance" not in text
     assert "metrics_port 9999: this wsmux has no metrics server" in text
     assert "stopped:" in text
+    assert "books valid 1/1" in text  # the status line (every status_every seconds)
