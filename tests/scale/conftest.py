@@ -32,6 +32,7 @@ class Engine:
         """A source of ``subs`` (and of the own events of ``workers``)."""
         if self.kind == "redis":
             keys = [f"wsmux:_worker:{w}" for w in workers]
+            kw.setdefault("group", consumer)  # each test consumer reads everything (its own group)
             return RedisStreamSource(*subs, url=self.server.url, consumer=consumer, keys=keys, **kw)
         subjects = [f"wsmux._worker.{w}" for w in workers]
         return NatsSource(*subs, servers=self.server.url, durable=consumer, subjects=subjects, **kw)

@@ -32,12 +32,15 @@ snapshots, which make them valid again).
 Theory of operation — source
 ----------------------------
 The source's one task reads batches of ``(key, payload, handle)`` from the
-reader, decodes each envelope and checks it against the last id read on the
-same key: an id already read is a duplicate (dropped, counted in
-:attr:`SourceStats.duplicates`); a ``prev`` that is not the last ``seq``
-read means the engine lost events on that key (trimmed): a ``Gap`` (reason
-``SEQUENCE``) is delivered before the event and that book turns invalid; a
-new epoch on a book key means a restarted worker: the book waits for its
+reader, decodes each envelope and checks its id against what it read of the
+same key and epoch: an id among the last :data:`DEDUP_WINDOW` read is a
+duplicate (dropped, counted in :attr:`SourceStats.duplicates`); a ``prev``
+beyond the highest ``seq`` read means the engine lost events on that key
+(trimmed): a ``Gap`` (reason ``SEQUENCE``) is delivered before the event
+and that book turns invalid; an event below the highest ``seq`` read (a
+message redelivered after a consumer crash, behind newer ones) is delivered
+but never applied to a book — a book that missed it turns invalid; a new
+epoch on a book key means a restarted worker: the book waits for its
 snapshot. Events then update the consumer-side books (:class:`SourceBooks`:
 ``BookSnapshot`` replaces a book, ``BookUpdate`` applies to a book that has a
 base, ``Gap`` invalidates, ``Resynced`` restores one that has a base) and go
@@ -52,6 +55,7 @@ counted, reported as ``Error`` events and retried with backoff.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import time
@@ -423,7 +427,10 @@ class SourceStats:
     read: int = 0
     """Events read from the engine (an engine message holds one or more)."""
     duplicates: int = 0
-    """Messages with an id already read (a retried write): dropped."""
+    """Events with an id already read (a retried write, a redelivery): dropped."""
+    late: int = 0
+    """Events read after later events of their key (a redelivery after a
+    consumer crash, an older epoch): delivered, never applied to the books."""
     holes: int = 0
     """Places where the engine lost events (each reported as a ``Gap``/``Error``)."""
     malformed: int = 0
@@ -509,6 +516,35 @@ class SourceBooks:
         return sorted(self._books)
 
 
+class _KeyState:
+    """What a source read of one key in one epoch: the highest ``seq`` and
+    the last :data:`DEDUP_WINDOW` ids (duplicates are recent: a retried
+    batch, a redelivered one)."""
+
+    __slots__ = ("last", "order", "seen")
+
+    def __init__(self) -> None:
+        self.last = 0
+        self.seen: set[int] = set()
+        self.order: collections.deque[int] = collections.deque()
+
+    def remember(self, seq: int) -> bool:
+        """False if ``seq`` was read already."""
+        seen = self.seen
+        if seq in seen:
+            return False
+        seen.add(seq)
+        order = self.order
+        order.append(seq)
+        if len(order) > DEDUP_WINDOW:
+            seen.discard(order.popleft())
+        return True
+
+
+DEDUP_WINDOW = 65_536
+"""Ids remembered per key and epoch to drop duplicates."""
+
+
 class Source:
     """Read events back from an engine through a real :class:`~wsmux.Stream`
     (see the module docstring). The engine modules build it.
@@ -546,8 +582,10 @@ class Source:
             on_close=self._stream_closed,
             clock_ns=time.time_ns,
         )
-        self._last: dict[str, tuple[int, int]] = {}
-        """Per key: (epoch, seq) of the last event read."""
+        self._keys: dict[tuple[str, int], _KeyState] = {}
+        """Per key and epoch: what was read."""
+        self._epoch_of: dict[str, int] = {}
+        """Per key: the newest epoch read."""
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
 
@@ -619,20 +657,40 @@ class Source:
         event_id, event = decoded.id, decoded.event
         if decoded.version > 1:
             self.stats.newer_schema += 1
-        last = self._last.get(key)
-        if last is not None and last[0] == event_id.epoch:
-            if event_id.seq <= last[1]:
-                self.stats.duplicates += 1
-                return
-            if decoded.prev != last[1]:
-                self._hole(key, event, last[1], decoded)
-        elif last is not None and last[0] != event_id.epoch:
-            self._new_epoch(event)
-        self._last[key] = (event_id.epoch, event_id.seq)
-        self.books.on_event(event)
+        epoch, seq = event_id.epoch, event_id.seq
+        newest = self._epoch_of.get(key)
+        if newest is None or epoch > newest:
+            if newest is not None:
+                self._new_epoch(event)
+            self._epoch_of[key] = epoch
+        state = self._keys.get((key, epoch))
+        if state is None:
+            state = self._keys[key, epoch] = _KeyState()
+        if not state.remember(seq):
+            self.stats.duplicates += 1
+            return
+        if seq > state.last and epoch == self._epoch_of[key]:
+            if state.last and decoded.prev > state.last:
+                self._hole(key, event, state.last, decoded)
+            state.last = seq
+            self.books.on_event(event)
+        else:  # redelivered late (after later events of its key) or from an older epoch
+            self.stats.late += 1
+            self._late(key, event)
         if self.on_id is not None:
             self.on_id(event_id, event)
         self.stream._put(event)
+
+    def _late(self, key: str, event: Event) -> None:
+        """A book event that comes after later ones of its key: the book
+        missed it; it waits for its next snapshot."""
+        if isinstance(event, BookUpdate | BookSnapshot):
+            book = (event.venue, event.symbol)
+            if self.books.valid(book):
+                now = time.time_ns()
+                gap = Gap(book[0], book[1], Channel.BOOK, GapReason.SEQUENCE, None, None, now, f"late event on {key}")
+                self.books.on_event(gap)
+                self.stream._put(gap)
 
     def _hole(self, key: str, event: Event, expected: int, decoded: Decoded) -> None:
         self.stats.holes += 1

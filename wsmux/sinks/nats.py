@@ -205,9 +205,10 @@ class NatsReader:
     NATS 2.9 filters a consumer by one subject: the consumer takes the
     narrowest wildcard covering the wanted subjects (``wsmux.binance.>`` for
     one venue) and messages on other subjects are acknowledged and skipped.
-    Acknowledgement is ``AckPolicy.ALL`` (one acknowledgement per batch);
-    unacknowledged messages come back after ``ack_wait`` seconds, to this
-    durable consumer under whatever process runs it next.
+    Every message is acknowledged (``AckPolicy.EXPLICIT``; a message holds
+    a key's share of a batch, so acknowledgements are few); unacknowledged
+    messages come back after ``ack_wait`` seconds, to this durable consumer
+    under whatever process runs it next.
     """
 
     name = "nats"
@@ -246,7 +247,7 @@ class NatsReader:
         js = self._nc.jetstream(timeout=self.timeout)
         config = ConsumerConfig(
             deliver_policy=DeliverPolicy.NEW if self.start == "new" else DeliverPolicy.ALL,
-            ack_policy=AckPolicy.ALL,
+            ack_policy=AckPolicy.EXPLICIT,
             ack_wait=self.ack_wait,
             max_ack_pending=-1,
         )
@@ -273,10 +274,8 @@ class NatsReader:
         except nats.errors.TimeoutError:
             return []
         wanted = self.subjects
-        out = [(m.subject, m.data, m) for m in msgs if m.subject in wanted]
-        if len(out) < len(msgs):
-            out.append(("", b"", msgs[-1]))  # acknowledges the skipped ones too (AckPolicy.ALL)
-        return out
+        # messages of subjects not wanted are only acknowledged (empty key)
+        return [(m.subject, m.data, m) if m.subject in wanted else ("", b"", m) for m in msgs]
 
     async def heartbeat(self, worker: str) -> dict[str, Any] | None:
         nats = _nats()
@@ -289,8 +288,8 @@ class NatsReader:
         return orjson.loads(entry.value) if entry.value else None
 
     async def ack(self, handles: Sequence[Any]) -> None:
-        if handles:
-            await handles[-1].ack()  # AckPolicy.ALL: acknowledges everything up to it
+        for msg in handles:  # a message holds a key's share of a batch: acknowledgements are few
+            await msg.ack()
 
 
 def _common_filter(subjects: Iterable[str]) -> str:
