@@ -9,6 +9,7 @@ records the raw message log and serves metrics. The config (stdlib
     snapshot_every = 10.0              # seconds between book snapshots per symbol
     heartbeat_every = 1.0              # seconds between heartbeats
     status_every = 10.0                # seconds between status lines on stdout
+    shutdown_timeout = 10.0            # seconds to publish what is left on SIGTERM
     record = "/var/lib/wsmux/log"      # optional: record raw frames there
     metrics_port = 9100                # optional: serve metrics (needs mux.serve_metrics)
 
@@ -61,7 +62,10 @@ every ``heartbeat_every`` seconds; it stops when the worker dies.
 
 Stop (SIGTERM or SIGINT): the multiplexer closes, everything buffered is
 published, then the same end-of-data markers (the books are no longer
-maintained), the state with ``clean: true``; the process exits 0.
+maintained), the state with ``clean: true``; the process exits 0. If the
+engine does not take all that within ``shutdown_timeout`` seconds, the
+worker says how many events are lost and exits 1 (its state stays
+``clean: false``, so the next start publishes the markers).
 """
 
 from __future__ import annotations
@@ -104,6 +108,7 @@ class WorkerConfig:
     snapshot_every: float = 10.0
     heartbeat_every: float = 1.0
     status_every: float = 10.0
+    shutdown_timeout: float = 10.0
     record: str | None = None
     metrics_port: int | None = None
     shard: tuple[int, int] | None = None
@@ -193,6 +198,7 @@ def load_config(path: str | Path) -> WorkerConfig:
         snapshot_every=_positive(data, "snapshot_every", 10.0),
         heartbeat_every=_positive(data, "heartbeat_every", 1.0),
         status_every=_positive(data, "status_every", 10.0),
+        shutdown_timeout=_positive(data, "shutdown_timeout", 10.0),
         record=data.get("record"),
         metrics_port=metrics_port,
         shard=shard,
@@ -284,15 +290,26 @@ async def run_worker(
                     await task
         finally:
             await mux.close()
-        await sink.flush()
-        await sink.publish(disconnect_markers(state, time.time_ns()))
-        await sink.engine.save_state(config.worker, {**state, "clean": True})
-        await sink.close()
+        status = 0
+        try:
+            async with asyncio.timeout(config.shutdown_timeout):
+                await sink.flush()
+                await sink.publish(disconnect_markers(state, time.time_ns()))
+                await sink.engine.save_state(config.worker, {**state, "clean": True})
+        except TimeoutError:
+            # the engine is down: what is left is lost; the next start marks this epoch
+            status = 1
+            out.write(
+                f"wsmux run: worker {config.worker}: the {sink.engine.name} engine did not take the last "
+                f"{stream.buffered:,} events within {config.shutdown_timeout:g} s; they are lost and the "
+                "next start publishes the end markers of this epoch\n"
+            )
+        await sink.close(flush=False)
         out.write(
             f"wsmux run: worker {config.worker} stopped: {sink.stats.published:,} events published, "
             f"{sink.stats.engine_errors} engine errors, {stream.stats.dropped} dropped\n"
         )
-    return 0
+    return status
 
 
 class _BookSnapshots:

@@ -101,3 +101,30 @@ async def test_a_worker_with_mocks_publishes_and_stops_cleanly(engine: Engine) -
     assert "metrics_port 9999: this wsmux has no metrics server" in text
     assert "stopped:" in text
     assert "books valid 1/1" in text  # the status line (every status_every seconds)
+
+
+async def test_sigterm_with_the_engine_down_exits_1_within_the_shutdown_timeout(engine: Engine) -> None:
+    config = attrs.evolve(
+        load_config(EXAMPLE),
+        sink={"kind": engine.kind, "url": engine.server.url, "timeout": 0.5},
+        shutdown_timeout=1.0,
+    )
+    stop = asyncio.Event()
+    out = io.StringIO()
+    worker = asyncio.get_running_loop().create_task(run_worker(config, shard=(1, 2), stop=stop, out=out))
+    source = engine.source(book("kraken", "BTC-USD"), start="all")
+    async with source as stream:
+        await collect_until(stream, lambda e: isinstance(e, Resynced), timeout=30)
+    engine.server.stop()
+    stop.set()
+    assert await asyncio.wait_for(worker, 30) == 1
+    assert "did not take the last" in out.getvalue() and "stopped:" in out.getvalue()
+
+
+def test_a_shard_table_in_the_config(tmp_path: Path) -> None:
+    path = tmp_path / "w.toml"
+    path.write_text(EXAMPLE.read_text() + "\n[shard]\nindex = 1\ncount = 2\n")
+    assert load_config(path).shard == (1, 2)
+    path.write_text(EXAMPLE.read_text() + "\n[shard]\nindex = 2\ncount = 2\n")
+    with pytest.raises(ConfigError, match="shard index"):
+        load_config(path)

@@ -404,11 +404,11 @@ class Sink:
                 # the pump reads the buffer next; wait for it to pick the batch up
                 await asyncio.sleep(0)
 
-    async def close(self) -> None:
-        """Flush, stop reading the streams, save the state and disconnect."""
+    async def close(self, *, flush: bool = True) -> None:
+        """Flush (unless ``flush`` is False), stop reading the streams and disconnect."""
         if self._closed:
             return
-        if self._started:
+        if self._started and flush:
             await self.flush()
         self._closed = True
         for task in self._tasks:
