@@ -10,6 +10,7 @@ from wsmux import book, trades
 from wsmux.model import BookUpdate, Error, Event, Gap, Resynced, Trade
 from wsmux.multiplexer import Multiplexer
 from wsmux.sinks import EventId, SyncSource
+from wsmux.stream import Stream
 from wsmux.testing import MockBinance, collect_until
 
 
@@ -87,3 +88,15 @@ def test_the_sync_facade_reads_a_source(engine: Engine) -> None:
     with SyncSource(lambda: engine.source(trades("binance", "BTC-USDT"), start="all")) as stream:
         got = [stream.get(timeout=10) for _ in range(5)]
     assert [e.trade_id for e in got if isinstance(e, Trade)] == ["0", "1", "2", "3", "4"]
+
+
+async def test_close_publishes_what_a_closed_stream_still_buffers(engine: Engine) -> None:
+    sink = engine.sink(worker="f")
+    await sink.start()
+    local = Stream(tuple(trades("binance", "BTC-USDT")), name="local")
+    sink.attach(local)
+    for n in range(300):
+        local._put(Trade("binance", "BTC-USDT", 1.0, 1.0, None, str(n), None, 1))
+    await local.aclose()  # the multiplexer closed first, as at a worker's shutdown
+    await sink.close()
+    assert sink.stats.published == 300

@@ -393,16 +393,13 @@ class Sink:
         return sorted(self._last_on_key)
 
     async def flush(self) -> None:
-        """Wait until every event buffered in the attached streams is written."""
+        """Wait until every event buffered in the attached streams (closed
+        ones too: they are read to the end) is written."""
         while True:
             await self._idle.wait()
-            if not any(s.buffered for s in self._streams if not s.closed):
-                await asyncio.sleep(0)
-                if self._idle.is_set() and not any(s.buffered for s in self._streams if not s.closed):
-                    return
-            else:
-                # the pump reads the buffer next; wait for it to pick the batch up
-                await asyncio.sleep(0)
+            if not any(s.buffered and not t.done() for s, t in zip(self._streams, self._tasks, strict=True)):
+                return
+            await asyncio.sleep(0)  # the pump takes the next batch on its next turn
 
     async def close(self, *, flush: bool = True) -> None:
         """Flush (unless ``flush`` is False), stop reading the streams and disconnect."""
