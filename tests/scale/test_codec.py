@@ -3,6 +3,8 @@ fields, both encodings, malformed input. No engine needed."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import msgpack
@@ -76,3 +78,28 @@ def test_the_wire_form_is_the_dict_form_of_wsmux_convert(event: Event, fmt: str)
     assert orjson.loads(orjson.dumps(written["e"])) == orjson.loads(orjson.dumps(to_dict(event)))
     (decoded,) = decode_message(data)
     assert to_dict(decoded.event) == to_dict(from_dict(orjson.loads(orjson.dumps(to_dict(event)))))
+
+
+def test_missing_extras_raise_a_typed_error_naming_the_extra() -> None:
+    code = """
+import sys
+class Block:
+    def find_spec(self, name, path=None, target=None):
+        if name.split('.')[0] in ('redis', 'nats', 'msgpack'):
+            raise ImportError(name)
+sys.meta_path.insert(0, Block())
+import wsmux.sinks  # importable without any extra
+from wsmux.errors import ConfigError
+from wsmux.sinks import NatsSink, RedisStreamSource, encoder
+for make in (RedisStreamSource, NatsSink, lambda: encoder('msgpack')):
+    try:
+        make()
+    except ConfigError as exc:
+        print(exc)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.splitlines() == [
+        "Redis sinks and sources need redis: pip install 'wsmux[redis]'",
+        "NATS sinks and sources need nats-py: pip install 'wsmux[nats]'",
+        "format='msgpack' needs msgpack: pip install 'wsmux[msgpack]'",
+    ]
