@@ -100,3 +100,20 @@ async def test_close_publishes_what_a_closed_stream_still_buffers(engine: Engine
     await local.aclose()  # the multiplexer closed first, as at a worker's shutdown
     await sink.close()
     assert sink.stats.published == 300
+
+
+async def test_linger_lets_a_small_batch_grow(engine: Engine) -> None:
+    batches = []
+    for linger in (0.0, 0.5):
+        sink = engine.sink(worker=f"l{int(linger * 10)}", linger=linger)
+        await sink.start()
+        local = Stream(tuple(trades("binance", "BTC-USDT")), name="local")
+        sink.attach(local)
+        local._put(Trade("binance", "BTC-USDT", 1.0, 1.0, None, "1", None, 1))
+        await asyncio.sleep(0)  # one loop turn: the sink takes the first event (and lingers, if it does)
+        local._put(Trade("binance", "BTC-USDT", 1.0, 1.0, None, "2", None, 1))
+        local._put(Trade("binance", "BTC-USDT", 1.0, 1.0, None, "3", None, 1))
+        await sink.close()
+        assert sink.stats.published == 3
+        batches.append(sink.stats.batches)
+    assert batches == [2, 1]

@@ -223,6 +223,9 @@ class Sink:
         worker: the name of the publishing worker (ids, state, heartbeat).
         format: ``"json"`` or ``"msgpack"``.
         batch: most events per engine write.
+        linger: seconds to wait for more events when fewer than ``batch``
+            are buffered (0: write what is there at once; batches still
+            grow while a write is in flight).
         backoff: delays between retries of a failed write.
         on_loss: called after the sink wrote loss markers.
     """
@@ -234,11 +237,15 @@ class Sink:
         worker: str = "wsmux",
         format: Format = "json",
         batch: int = 1000,
+        linger: float = 0.0,
         backoff: Backoff | None = None,
         on_loss: Callable[[], object] | None = None,
     ) -> None:
         if not isinstance(batch, int) or batch < 1:
             raise ConfigError(f"batch must be a positive int, not {batch!r}")
+        if isinstance(linger, bool) or not isinstance(linger, int | float) or not 0 <= linger < 60:
+            raise ConfigError(f"linger must be seconds in [0, 60), not {linger!r}")
+        self.linger = float(linger)
         if not worker or any(c in worker for c in ".:*> "):
             raise ConfigError(f"worker name must be non-empty without '.', ':', '*', '>' or spaces: {worker!r}")
         self.engine = engine
@@ -280,6 +287,10 @@ class Sink:
         while True:
             try:
                 events = await stream.get_batch(self.batch)
+                if self.linger and len(events) < self.batch:
+                    await asyncio.sleep(self.linger)  # let a small batch grow (fewer, larger writes)
+                    while len(events) < self.batch and stream.buffered:
+                        events += await stream.get_batch(self.batch - len(events))
             except StopAsyncIteration:
                 return
             self._busy += 1
@@ -397,6 +408,8 @@ class Sink:
         ones too: they are read to the end) is written."""
         while True:
             await self._idle.wait()
+            if not self._idle.is_set():
+                continue  # a pump started its next write before this task woke up
             if not any(s.buffered and not t.done() for s, t in zip(self._streams, self._tasks, strict=True)):
                 return
             await asyncio.sleep(0)  # the pump takes the next batch on its next turn

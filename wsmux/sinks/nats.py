@@ -176,7 +176,7 @@ class NatsSink(Sink):
         stream: the JetStream stream (created if absent).
         max_msgs: cap of messages kept in the stream (``None``: no cap).
         duplicate_window: seconds JetStream remembers message ids.
-        worker, format, batch, backoff: see :class:`~wsmux.sinks.Sink`.
+        worker, format, batch, linger, backoff: see :class:`~wsmux.sinks.Sink`.
         timeout: seconds for one NATS operation (a batch's acknowledgements).
     """
 
@@ -191,12 +191,13 @@ class NatsSink(Sink):
         worker: str = "wsmux",
         format: Format = "json",
         batch: int = 1000,
+        linger: float = 0.0,
         timeout: float = 5.0,
         backoff: Backoff | None = None,
     ) -> None:
         _nats()
         engine = NatsEngine(servers, prefix, stream, max_msgs, duplicate_window, timeout)
-        super().__init__(engine, worker=worker, format=format, batch=batch, backoff=backoff)
+        super().__init__(engine, worker=worker, format=format, batch=batch, linger=linger, backoff=backoff)
 
 
 class NatsReader:

@@ -117,6 +117,7 @@ class RedisStreamSink(Sink):
         worker: this publisher's name (ids, state and heartbeat keys).
         format: ``"json"`` (orjson) or ``"msgpack"``.
         batch: most events per pipelined write.
+        linger: seconds to wait for a small batch to grow (see :class:`~wsmux.sinks.Sink`).
         timeout: seconds for one Redis operation.
         backoff: delays between retries of a failed write.
 
@@ -132,12 +133,18 @@ class RedisStreamSink(Sink):
         worker: str = "wsmux",
         format: Format = "json",
         batch: int = 1000,
+        linger: float = 0.0,
         timeout: float = 5.0,
         backoff: Backoff | None = None,
     ) -> None:
         _redis()
         super().__init__(
-            RedisEngine(url, prefix, maxlen, timeout), worker=worker, format=format, batch=batch, backoff=backoff
+            RedisEngine(url, prefix, maxlen, timeout),
+            worker=worker,
+            format=format,
+            batch=batch,
+            linger=linger,
+            backoff=backoff,
         )
 
 
