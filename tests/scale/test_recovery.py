@@ -6,7 +6,7 @@ periodic snapshot."""
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
+import io
 
 from conftest import Engine
 
@@ -71,7 +71,7 @@ async def test_a_dead_peers_unacknowledged_entries_are_claimed(engine: Engine) -
     assert sorted(ids, key=int) == [str(i) for i in range(1, 11)]
 
 
-async def test_a_late_consumer_gets_a_consistent_book(engine: Engine, tmp_path: Path) -> None:
+async def test_a_late_consumer_gets_a_consistent_book(engine: Engine) -> None:
     async with MockBinance([SYMBOL]) as mock:
         config = WorkerConfig(
             worker="late",
@@ -81,7 +81,7 @@ async def test_a_late_consumer_gets_a_consistent_book(engine: Engine, tmp_path: 
             snapshot_every=0.3,
         )
         stop = asyncio.Event()
-        worker = asyncio.get_running_loop().create_task(run_worker(config, stop=stop, out=open(tmp_path / "out", "w")))
+        worker = asyncio.get_running_loop().create_task(run_worker(config, stop=stop, out=io.StringIO()))
         early = engine.source(book("binance", SYMBOL), consumer="early", start="all")
         async with early as stream:
             await collect_until(stream, lambda e: isinstance(e, Resynced), timeout=30)
