@@ -784,6 +784,9 @@ def build_parser() -> argparse.ArgumentParser:
     from wsmux import bench
 
     bench.add_parser(commands)
+    from wsmux import worker
+
+    worker.add_parser(commands)
     return parser
 
 
@@ -968,6 +971,10 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
             from wsmux import bench
 
             return bench.run_from_args(args)
+        if args.command == "run":
+            from wsmux import worker
+
+            return worker.run_from_args(args, out)
     except KeyboardInterrupt:
         out.write("\ninterrupted\n")
         return 130

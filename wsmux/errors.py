@@ -29,6 +29,7 @@ __all__ = [
     "ConfigError",
     "ConnectTimeout",
     "ConnectionClosed",
+    "EngineError",
     "LocalError",
     "LogError",
     "LoopThreadDied",
@@ -195,6 +196,11 @@ class ConnectTimeout(TransportError, TimeoutError):
 
 class ConnectionClosed(TransportError):
     """The connection was closed by the peer or the network."""
+
+
+class EngineError(TransportError):
+    """A sink's or source's engine (Redis, NATS) is unreachable or refused an
+    operation (wsmux reconnects with backoff where it can)."""
 
 
 class SnapshotFailed(TransportError):
