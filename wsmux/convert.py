@@ -95,10 +95,10 @@ from wsmux.model import (
     Trade,
 )
 
-__all__ = ["EVENT_TAGS", "converter", "from_dict", "from_json", "to_dict", "to_json"]
+__all__ = ["EVENT_TAGS", "converter", "from_dict", "from_json", "register_event", "to_dict", "to_json"]
 
 EVENT_TAGS: Final[Mapping[type[Event], str]] = types.MappingProxyType(
-    {
+    _TAGS := {
         Trade: "trade",
         Quote: "quote",
         ConsolidatedQuote: "consolidated_quote",
@@ -279,13 +279,37 @@ def _checked(fn: _Structure, tag: str) -> _Structure:
     return structure
 
 
+def _register(cls: type[Event], tag: str) -> None:
+    un = _tagged(make_dict_unstructure_fn(cls, converter), tag)
+    st = _checked(make_dict_structure_fn(cls, converter), tag)
+    _TO_DICT[cls] = un
+    _FROM_DICT[tag] = (cls, st)
+    converter.register_unstructure_hook(cls, un)
+    converter.register_structure_hook(cls, st)
+
+
 for _cls, _tag in EVENT_TAGS.items():
-    _un = _tagged(make_dict_unstructure_fn(_cls, converter), _tag)
-    _st = _checked(make_dict_structure_fn(_cls, converter), _tag)
-    _TO_DICT[_cls] = _un
-    _FROM_DICT[_tag] = (_cls, _st)
-    converter.register_unstructure_hook(_cls, _un)
-    converter.register_structure_hook(_cls, _st)
+    _register(_cls, _tag)
+
+
+def register_event(cls: type[Event], tag: str) -> None:
+    """Give event class ``cls`` (built with :func:`wsmux.model.event`) the
+    dict/JSON form under ``"type"`` tag ``tag``, as the built-in events have
+    (how :mod:`wsmux.analytics` outputs log and go to sinks). Registering the
+    same class under the same tag again does nothing.
+
+    Raises:
+        ConfigError: ``tag`` names another class, or ``cls`` has another tag.
+    """
+    known = _TAGS.get(cls)
+    if known == tag:
+        return
+    if known is not None:
+        raise ConfigError(f"{cls.__qualname__} is registered as {known!r}, not {tag!r}")
+    if tag in _FROM_DICT:
+        raise ConfigError(f"event tag {tag!r} is taken by {_FROM_DICT[tag][0].__qualname__}")
+    _TAGS[cls] = tag
+    _register(cls, tag)
 
 
 def _is_event_base(t: Any) -> bool:

@@ -875,6 +875,45 @@ class Multiplexer:
             raise NotSubscribed(f"no consolidated stream for {symbol!r}: call mux.subscribe_consolidated() first")
         return cons
 
+    def analyze(
+        self,
+        operator: Any,
+        *subscriptions: Subscription | str | Iterable[Subscription],
+        maxsize: int = 100_000,
+        overflow: Overflow | str = Overflow.BLOCK,
+        name: str = "",
+    ) -> Stream:
+        """A stream of the outputs of ``operator`` (a
+        :class:`wsmux.analytics.Operator`) fed by ``subscriptions``.
+
+        Subscribes like :meth:`subscribe` and attaches the operator with
+        :func:`wsmux.analytics.attach`. With ``BLOCK`` (the default) a full
+        output stream pauses the venues feeding it, like any BLOCK stream.
+        Closing the returned stream detaches the operator and unsubscribes.
+        """
+        from wsmux.analytics import attach  # analytics is a layer above: imported on use
+
+        self._check_usable()
+        overflow = _to_overflow(overflow)
+        feeder = self.subscribe(*subscriptions, name=f"{name or 'analytics'}-feed")
+
+        async def close_feeder(stream: Stream) -> None:
+            with contextlib.suppress(ValueError):
+                self._streams.remove(stream)
+            with contextlib.suppress(ValueError):
+                self._blocking.remove(stream)
+            await feeder.aclose()
+
+        try:
+            out = attach(feeder, operator, maxsize=maxsize, overflow=overflow, name=name, on_close=close_feeder)
+        except BaseException:
+            self._spawn(feeder.aclose())
+            raise
+        self._streams.append(out)
+        if overflow is Overflow.BLOCK:
+            self._blocking.append(out)
+        return out
+
     def _live_book(self, venue: str, symbol: str) -> OrderBook | None:
         shard = self._sub_conn.get(Subscription(venue, Channel.BOOK, symbol))
         return shard.book(symbol) if shard is not None else None

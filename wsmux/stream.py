@@ -178,6 +178,17 @@ class Stream:
         self._dispatch_cache.clear()
         return self
 
+    def off(self, event_type: type[E], callback: Callable[[E], object]) -> None:
+        """Remove a callback registered with :meth:`on` for ``event_type``
+        (nothing happens if it is not registered)."""
+        for table in (self._sync_cbs, self._async_cbs):
+            fns: list[Any] | None = table.get(event_type)
+            if fns is not None and callback in fns:
+                fns.remove(callback)
+                if not fns:
+                    del table[event_type]
+        self._dispatch_cache.clear()
+
     # --- producer side (called by the multiplexer) -----------------------------------
 
     def _put(self, event: Event) -> None:
