@@ -47,6 +47,7 @@ from wsmux.model import (
     Levels,
     Resynced,
     Stale,
+    Trade,
 )
 
 __all__ = ["BOOK_EVENTS", "BookFed", "BookSource", "event_time"]
@@ -123,8 +124,18 @@ class BookFed(Operator):
 
     def _bind(self, venue: str, symbol: str) -> None:
         self._bound = (venue, symbol)
+        self._validity.venue = venue
+        self._validity.symbol = symbol
         if self._given is None:
             self._own = OrderBook(venue, symbol)
+
+    def _check_instrument(self, ev: BookUpdate | BookSnapshot | Trade) -> None:
+        """Bind to the first instrument seen; another one is a ConfigError."""
+        bound = self._bound
+        if bound is None:
+            self._bind(ev.venue, ev.symbol)
+        elif ev.venue != bound[0] or ev.symbol != bound[1]:
+            _instrument_check(bound, ev, self.name)
 
     def reset(self) -> None:
         """Forget the book and the validity state (subclasses extend it to
@@ -146,11 +157,7 @@ class BookFed(Operator):
         return self._on_other(event)
 
     def _book_event(self, ev: BookUpdate | BookSnapshot) -> Sequence[AnalyticEvent]:
-        bound = self._bound
-        if bound is None:
-            self._bind(ev.venue, ev.symbol)
-        elif ev.venue != bound[0] or ev.symbol != bound[1]:
-            _instrument_check(bound, ev, self.name)
+        self._check_instrument(ev)
         own = self._own
         if own is not None:
             if type(ev) is BookSnapshot:
