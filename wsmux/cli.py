@@ -563,6 +563,24 @@ def build_parser() -> argparse.ArgumentParser:
         help="summary table (default) or one JSON event per line, with the venue's native symbol",
     )
 
+    export = commands.add_parser(
+        "export",
+        help="replay logs or captures into Parquet/CSV: trades, bbo, bars:1s, book:10",
+        description="Replay wsmux logs or text captures (as `wsmux replay` reads them) and write one table "
+        "for research: trades, bbo (quotes and book top changes), bars:INTERVAL (time bars by exchange time) "
+        "or book:N (top N levels after every book event). Progress goes to stderr.",
+    )
+    export.add_argument("paths", nargs="+", metavar="LOG", help="log files, capture files or folders of them")
+    export.add_argument("--to", choices=["parquet", "csv"], required=True, help="parquet (needs wsmux[parquet]) or csv")
+    export.add_argument(
+        "--what", required=True, metavar="WHAT", help="trades | bbo | bars:INTERVAL (bars:1s, bars:5m) | book:N"
+    )
+    export.add_argument("--out", required=True, metavar="PATH", help="the file to write")
+    export.add_argument(
+        "--text-venue", default=None, metavar="VENUE", help="venue id of text captures (default: detected)"
+    )
+    export.add_argument("--quiet", action="store_true", help="no progress bar")
+
     log = commands.add_parser("log", help="message-log tools")
     log_commands = log.add_subparsers(dest="log_command", required=True, metavar="LOG_COMMAND")
     info = log_commands.add_parser(
@@ -649,6 +667,23 @@ def _replay(args: argparse.Namespace, out: TextIO) -> int:
     return status
 
 
+def _export(args: argparse.Namespace, out: TextIO) -> int:
+    from wsmux.analytics import export
+
+    result = export(
+        args.paths,
+        to=args.to,
+        what=args.what,
+        out=args.out,
+        venue=args.text_venue,
+        progress=None if args.quiet else sys.stderr,
+    )
+    out.write(f"{result.rows:,} rows ({args.what}) from {result.frames:,} frames written to {args.out}\n")
+    if result.skipped_invalid:
+        out.write(f"{result.skipped_invalid:,} book events while a book was invalid (gap, resync) were not exported\n")
+    return EXIT_OK
+
+
 def _parse_subscription(text: str) -> Subscription:
     venue, sep, rest = text.partition(":")
     channel, sep2, symbol = rest.partition(":")
@@ -716,6 +751,8 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
             return asyncio.run(_record(args, out))
         if args.command == "replay":
             return _replay(args, out)
+        if args.command == "export":
+            return _export(args, out)
         if args.command == "log":
             return _log_info(args, out)
         if args.command == "bench":

@@ -1,16 +1,26 @@
 """Streaming analytics on wsmux events: operators fed events, emitting typed events.
 
 Every analytic is an :class:`Operator` (sans-I/O: ``update(event)`` returns
-output events, ``reset()`` forgets). :func:`attach` feeds operators from a
-:class:`~wsmux.Stream` and returns a stream of their outputs;
-:meth:`wsmux.Multiplexer.analyze` subscribes and attaches in one call.
-Outputs derive from :class:`AnalyticEvent` and convert to dicts/JSON like
-every wsmux event. Book-fed operators emit :class:`Suspended` /
-:class:`Resumed` when their input book becomes unusable / usable again.
+output events, ``reset()`` forgets, ``flush()`` closes what is open at the end
+of data). :func:`attach` feeds operators from a :class:`~wsmux.Stream` and
+returns a stream of their outputs; :meth:`wsmux.Multiplexer.analyze`
+subscribes and attaches in one call. Outputs derive from
+:class:`AnalyticEvent` and convert to dicts/JSON like every wsmux event.
+Book-fed operators emit :class:`Suspended` / :class:`Resumed` when their
+input book becomes unusable / usable again.
+
+Families: bars (:class:`TimeBars`, :class:`TickBars`, :class:`VolumeBars`,
+:class:`DollarBars`), VWAP and volume profile (:class:`RollingVwap`,
+:class:`SessionVwap`, :class:`VolumeProfile`), trade classification
+(:class:`TradeClassifier`); :class:`ExactSum` keeps their sums exact.
 """
 
 from __future__ import annotations
 
+from wsmux.analytics._bars import Bar, DollarBars, TickBars, TimeBars, VolumeBars, format_interval, parse_interval
+from wsmux.analytics._classify import ClassificationSummary, ClassifiedTrade, TradeClassifier
+from wsmux.analytics._exact import ExactSum
+from wsmux.analytics._export import ExportResult, export, parse_what
 from wsmux.analytics._operator import (
     NOTHING,
     AnalyticEvent,
@@ -21,18 +31,44 @@ from wsmux.analytics._operator import (
     Suspended,
     attach,
 )
+from wsmux.analytics._vwap import Profile, RollingVwap, SessionVwap, VolumeProfile, Vwap, value_area
 from wsmux.convert import register_event
 
 register_event(Suspended, "suspended")
 register_event(Resumed, "resumed")
+register_event(Bar, "bar")
+register_event(Vwap, "vwap")
+register_event(Profile, "volume_profile")
+register_event(ClassifiedTrade, "classified_trade")
+register_event(ClassificationSummary, "classification_summary")
 
 __all__ = [
     "NOTHING",
     "AnalyticEvent",
+    "Bar",
     "BookValidity",
+    "ClassificationSummary",
+    "ClassifiedTrade",
+    "DollarBars",
+    "ExactSum",
+    "ExportResult",
     "Operator",
     "PerInstrument",
+    "Profile",
     "Resumed",
+    "RollingVwap",
+    "SessionVwap",
     "Suspended",
+    "TickBars",
+    "TimeBars",
+    "TradeClassifier",
+    "VolumeBars",
+    "VolumeProfile",
+    "Vwap",
     "attach",
+    "export",
+    "format_interval",
+    "parse_interval",
+    "parse_what",
+    "value_area",
 ]

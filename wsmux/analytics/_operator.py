@@ -23,8 +23,8 @@ usable and :class:`Resumed` when it is usable again.
 Theory of operation of :class:`BookValidity` (a two-state machine):
 
 * It starts *suspended* with reason ``"no book yet"``, not yet reported.
-* ``BookSnapshot``, ``BookUpdate`` or ``Resynced`` (channel ``BOOK``) of its
-  venue and symbol make the book *valid* (updates also refresh its age); the
+* ``BookSnapshot``, ``BookUpdate``, ``Quote`` (a BBO feed) or ``Resynced``
+  (channel ``BOOK``) of its venue and symbol make the book *valid* (updates also refresh its age); the
   transition yields a :class:`Resumed` if a :class:`Suspended` was reported.
 * ``Gap`` (channel ``BOOK``, this symbol) → suspended, ``"book invalid: <reason>"``;
   ``Stale`` of this symbol (or of the whole connection, ``symbol`` None) →
@@ -53,6 +53,7 @@ from wsmux.model import (
     Event,
     Gap,
     MarketEvent,
+    Quote,
     Resynced,
     Stale,
     event,
@@ -142,6 +143,12 @@ class Operator(abc.ABC):
     def reset(self) -> None:
         """Forget all state (as if newly built with the same settings)."""
 
+    def flush(self) -> Sequence[AnalyticEvent]:
+        """End of data: emit what is still open (e.g. the last, unfinished bar)
+        and close it. Default: nothing. Not called by :func:`attach` (a live
+        stream has no end); replays and exports call it."""
+        return NOTHING
+
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name}>"
 
@@ -193,6 +200,12 @@ class PerInstrument(Operator):
     def reset(self) -> None:
         self._ops.clear()
 
+    def flush(self) -> Sequence[AnalyticEvent]:
+        out: list[AnalyticEvent] = []
+        for op in self._ops.values():
+            out.extend(op.flush())
+        return out or NOTHING
+
 
 class BookValidity:
     """Whether the book of one venue and symbol may feed a feature, followed
@@ -228,7 +241,7 @@ class BookValidity:
     def observe(self, ev: Event) -> Suspended | Resumed | None:
         """Follow one event; the reported transition it caused, if any. O(1)."""
         cls = type(ev)
-        if cls is BookUpdate or cls is BookSnapshot:
+        if cls is BookUpdate or cls is BookSnapshot or cls is Quote:
             book: BookUpdate = ev  # type: ignore[assignment]
             self.venue, self.symbol = book.venue, book.symbol
             if book.ts is not None:
@@ -268,6 +281,15 @@ class BookValidity:
             return None
         self._reported = True
         return Suspended(self.venue, self.symbol, self.operator, self.reason, ts, recv_ns)
+
+    def mark(
+        self, valid: bool, ts: int | None, recv_ns: int, reason: str = "book invalid"
+    ) -> Suspended | Resumed | None:
+        """Set the state from an outside check (e.g. :attr:`wsmux.BookView.valid`
+        read at an input); the reported transition, if any. O(1)."""
+        if valid is self.valid:
+            return None
+        return self._resume(ts, recv_ns) if valid else self._invalidate(reason, ts, recv_ns)
 
     def _invalidate(self, reason: str, ts: int | None, recv_ns: int) -> Suspended | None:
         was_valid = self.valid
