@@ -362,3 +362,20 @@ def test_outputs_round_trip_through_the_converter() -> None:
     assert {type(o) for o in outs} == {OrderFlow, Imbalance, WeightedMidPrice, SpreadDepthStats, Volatility}
     for o in outs:
         assert from_dict(to_dict(o)) == o
+
+
+def test_flush_emits_the_open_window_at_end_of_data() -> None:
+    truth = generated(seed=10, steps=500)
+    ofi = OrderFlowImbalance(interval_ns=10 * SEC)
+    sd = SpreadDepth(10 * SEC)
+    closed = run(ofi, truth.events)
+    closed_sd = run(sd, truth.events)
+    (last,) = ofi.flush()
+    assert isinstance(last, OrderFlow) and not last.complete and last.events > 0
+    e = batch_ofi_terms(truth, 1)
+    assert math.fsum([w.ofi for w in of_type(closed, OrderFlow)]) + last.ofi == pytest.approx(float(e.sum()), abs=1e-9)
+    assert sum(w.events for w in of_type(closed, OrderFlow)) + last.events == len(e)
+    assert ofi.flush() == ()
+    (open_sd,) = sd.flush()
+    assert isinstance(open_sd, SpreadDepthStats) and open_sd.start_ts > closed_sd[-1].start_ts  # type: ignore[attr-defined]
+    assert 0 < open_sd.covered_ns <= 10 * SEC

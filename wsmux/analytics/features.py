@@ -326,6 +326,10 @@ class OrderFlowImbalance(BookFed):
 
     def _suspend(self) -> Sequence[AnalyticEvent]:
         self._prev = None
+        return self.flush()
+
+    def flush(self) -> Sequence[AnalyticEvent]:
+        """End of data: the open window, marked ``complete=False`` (if it has changes)."""
         if self._n:
             return (self._emit(False, self._last_ts, self._last_recv),)
         return NOTHING
@@ -446,6 +450,7 @@ class SpreadDepth(BookFed):
         super().__init__(book=book)
         self._state: tuple[float, float, float] | None = None  # spread, bid depth, ask depth
         self._state_t = 0
+        self._last_event: tuple[int | None, int] = (None, 0)
         self._clear_bucket(0)
 
     def _clear_bucket(self, start: int) -> None:
@@ -512,8 +517,19 @@ class SpreadDepth(BookFed):
             recv_ns,
         )
 
+    def flush(self) -> Sequence[AnalyticEvent]:
+        """End of data: the open bucket, covering up to the last book event."""
+        if not self._changes:
+            return NOTHING
+        ts, recv_ns = self._last_event
+        out = self._emit(ts, recv_ns)
+        self._state = None
+        self._clear_bucket(self._start + self.interval_ns)
+        return (out,)
+
     def _on_book(self, ev: BookUpdate | BookSnapshot) -> Sequence[AnalyticEvent]:
         t = event_time(ev.ts, ev.recv_ns)
+        self._last_event = (ev.ts, ev.recv_ns)
         out: Sequence[AnalyticEvent] = NOTHING
         if self._state is not None:
             if t > self._state_t:
