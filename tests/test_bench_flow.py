@@ -9,7 +9,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 
-import bench_flow  # noqa: E402
+import bench_flow
 
 
 def test_bench_flow_reports_every_case(capsys: pytest.CaptureFixture[str]) -> None:
