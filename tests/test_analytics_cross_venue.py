@@ -264,3 +264,30 @@ def test_pair_operators_restart_after_a_gap_and_round_trip() -> None:
     assert corr and corr[0].returns < 10  # the window restarted
     for o in (*outs[-3:], s, *after[:3]):
         assert from_dict(to_dict(o)) == o
+
+
+def test_receive_clock_for_venues_whose_clocks_disagree() -> None:
+    a = BookSnapshot("a", SYM, ((101.0, 1.0),), ((101.5, 1.0),), T0, T0, integrity=SEQ)
+    b = BookSnapshot("b", SYM, ((99.5, 1.0),), ((100.0, 1.0),), T0 - 100 * SEC, T0 + 1, integrity=SEQ)  # 100 s behind
+    by_exchange = CrossVenueSpread(SYM, "ab", fees_bps=0.0, max_age_ns=SEC)
+    by_receive = CrossVenueSpread(SYM, "ab", fees_bps=0.0, max_age_ns=SEC, clock="receive")
+    by_exchange.update(a)
+    by_receive.update(a)
+    assert not [o for o in by_exchange.update(b) if isinstance(o, Opportunity)]  # b looks 100 s stale
+    assert [o for o in by_receive.update(b) if isinstance(o, Opportunity)]
+    with pytest.raises(ConfigError):
+        CrossVenueSpread(SYM, "ab", fees_bps=0.0, max_age_ns=SEC, clock="wall")  # type: ignore[arg-type]
+
+
+async def test_the_cross_venue_example_runs_on_the_mocks(capsys: pytest.CaptureFixture[str]) -> None:
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "examples" / "cross_venue_spread.py"
+    spec = importlib.util.spec_from_file_location("cross_venue_spread", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    await module.main(1.0, 0.0, 2.0)
+    summary = capsys.readouterr().out.splitlines()[-1]
+    assert "opportunities net of 0.0 bp taker fees" in summary and "consolidated quotes in 1.0 s" in summary

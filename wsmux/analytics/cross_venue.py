@@ -37,6 +37,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
+from typing import Literal, TypeAlias
 
 from wsmux.analytics._bookfed import BookSource, event_time
 from wsmux.analytics._operator import NOTHING, AnalyticEvent, BookValidity, Operator, Resumed, Suspended
@@ -58,6 +59,7 @@ from wsmux.model import (
 
 __all__ = [
     "INTEGRITY_RANK",
+    "Clock",
     "Correlation",
     "CrossVenueSpread",
     "LeadLag",
@@ -66,6 +68,9 @@ __all__ = [
     "ReturnCorrelation",
     "VenueSet",
 ]
+
+Clock: TypeAlias = Literal["exchange", "receive"]
+"""Which time a cross-venue operator compares across venues (see :class:`VenueSet`)."""
 
 INTEGRITY_RANK: Mapping[Integrity | None, int] = {
     None: 0,
@@ -192,6 +197,11 @@ class VenueSet:
         books: live books to read, by venue (others are kept from the events).
         max_age_ns: the freshness bound, by event time (None: no bound).
         min_integrity: the weakest integrity accepted (None: any).
+        clock: ``"exchange"`` (default): times are the venues' own event
+            times (the receive time where a venue sends none), comparable
+            across venues whose clocks agree (real exchanges: within
+            milliseconds); ``"receive"``: local receive times, for venues
+            whose clocks do not agree (or mocks with synthetic time).
     """
 
     def __init__(
@@ -203,7 +213,11 @@ class VenueSet:
         books: Mapping[str, BookSource] | None = None,
         max_age_ns: int | None = None,
         min_integrity: Integrity | None = None,
+        clock: Clock = "exchange",
     ) -> None:
+        if clock not in ("exchange", "receive"):
+            raise ConfigError(f"{operator}: clock must be 'exchange' or 'receive', not {clock!r}")
+        self.receive_clock = clock == "receive"
         names = tuple(dict.fromkeys(venues))
         if len(names) < 2:
             raise ConfigError(f"{operator}: needs at least two venues, not {names!r}")
@@ -260,7 +274,7 @@ class VenueSet:
                     return None
             else:
                 v.integrity = v.book.integrity
-            t = event_time(book_ev.ts, book_ev.recv_ns)
+            t = book_ev.recv_ns if self.receive_clock else event_time(book_ev.ts, book_ev.recv_ns)
             v.last_t = t
             if self.now is None or t > self.now:
                 self.now = t
@@ -347,6 +361,7 @@ class CrossVenueSpread(Operator):
         min_integrity: the weakest :class:`~wsmux.Integrity` accepted.
         min_net_bps: emit only opportunities whose net edge is above this.
         books: live books by venue (``mux.book(venue, symbol)``).
+        clock: which times measure freshness (see :class:`VenueSet`).
     """
 
     accepts = _ACCEPTS
@@ -361,11 +376,12 @@ class CrossVenueSpread(Operator):
         min_integrity: Integrity | None = Integrity.SEQUENCE,
         min_net_bps: float = 0.0,
         books: Mapping[str, BookSource] | None = None,
+        clock: Clock = "exchange",
         name: str = "",
     ) -> None:
         self.name = name or f"cross-spread-{symbol}"
         self.venues = VenueSet(
-            self.name, symbol, venues, books=books, max_age_ns=max_age_ns, min_integrity=min_integrity
+            self.name, symbol, venues, books=books, max_age_ns=max_age_ns, min_integrity=min_integrity, clock=clock
         )
         self.fees = _fees(fees_bps, self.venues.names)
         self.min_net_bps = float(min_net_bps)
@@ -529,6 +545,7 @@ class _PairOperator(Operator):
         books: Mapping[str, BookSource] | None,
         max_age_ns: int | None,
         min_integrity: Integrity | None,
+        clock: Clock,
     ) -> None:
         if not isinstance(interval_ns, int) or interval_ns < 1:
             raise ConfigError(f"{self.name}: interval_ns must be a positive int, not {interval_ns!r}")
@@ -538,7 +555,9 @@ class _PairOperator(Operator):
         self.symbol = symbol
         self.venue_a, self.venue_b = pair
         self.interval_ns = interval_ns
-        self.venues = VenueSet(self.name, symbol, pair, books=books, max_age_ns=max_age_ns, min_integrity=min_integrity)
+        self.venues = VenueSet(
+            self.name, symbol, pair, books=books, max_age_ns=max_age_ns, min_integrity=min_integrity, clock=clock
+        )
         self._pairs = _PairReturns(interval_ns, cap)
 
     def reset(self) -> None:
@@ -600,11 +619,12 @@ class ReturnCorrelation(_PairOperator):
         books: Mapping[str, BookSource] | None = None,
         max_age_ns: int | None = None,
         min_integrity: Integrity | None = None,
+        clock: Clock = "exchange",
     ) -> None:
         if not isinstance(window, int) or window < 2:
             raise ConfigError(f"ReturnCorrelation: window must be an int >= 2, not {window!r}")
         self.window = window
-        super().__init__(symbol, venues, interval_ns, window, books, max_age_ns, min_integrity)
+        super().__init__(symbol, venues, interval_ns, window, books, max_age_ns, min_integrity, clock)
         self._a = RollingWindow(size=window)
         self._b = RollingWindow(size=window)
         self._ab = RollingWindow(size=window)
@@ -663,6 +683,7 @@ class LeadLag(_PairOperator):
         books: Mapping[str, BookSource] | None = None,
         max_age_ns: int | None = None,
         min_integrity: Integrity | None = None,
+        clock: Clock = "exchange",
     ) -> None:
         if not isinstance(max_lag, int) or max_lag < 1:
             raise ConfigError(f"LeadLag: max_lag must be a positive int, not {max_lag!r}")
@@ -670,7 +691,7 @@ class LeadLag(_PairOperator):
             raise ConfigError(f"LeadLag: window must be an int >= 2, not {window!r}")
         self.window = window
         self.max_lag = max_lag
-        super().__init__(symbol, venues, interval_ns, window + max_lag, books, max_age_ns, min_integrity)
+        super().__init__(symbol, venues, interval_ns, window + max_lag, books, max_age_ns, min_integrity, clock)
         self._a = RollingWindow(size=window)
         self._b = RollingWindow(size=window)
         self._hist_a: deque[float] = deque(maxlen=max_lag + 1)
