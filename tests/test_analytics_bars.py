@@ -4,7 +4,9 @@ streams and on the recorded trades of ../shared/recordings; properties; exact su
 from __future__ import annotations
 
 import math
-from decimal import Decimal
+from collections.abc import Iterable
+from decimal import Decimal, localcontext
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -41,6 +43,11 @@ def run(op: Operator, trades: list[Trade]) -> list[Bar]:
     return out
 
 
+def exact_notional(prices: Iterable[float], sizes: Iterable[float]) -> float:
+    """The exact sum of the exact products, correctly rounded (rational arithmetic)."""
+    return float(sum((Fraction(p) * Fraction(s) for p, s in zip(prices, sizes, strict=True)), Fraction(0)))
+
+
 def frame(trades: list[Trade]) -> pd.DataFrame:
     return pd.DataFrame(
         {
@@ -70,7 +77,7 @@ def batch_time_bars(trades: list[Trade], interval: int) -> pd.DataFrame:
                 "high": g["price"].max(),
                 "low": g["price"].min(),
                 "volume": math.fsum(g["size"]),
-                "notional": math.fsum(g["notional"]),
+                "notional": exact_notional(g["price"], g["size"]),
                 "buy_volume": math.fsum(g.loc[g["side"] == "buy", "size"]),
                 "sell_volume": math.fsum(g.loc[g["side"] == "sell", "size"]),
                 "trades": len(g),
@@ -166,9 +173,10 @@ def test_a_day_of_trades_sums_exactly() -> None:
     trades = random_trades(172_800, seed=3, mean_gap_ns=490_000_000, lot_decimals=8, start_ns=midnight)
     assert trades[-1].ts is not None and trades[-1].ts - trades[0].ts < 86_400 * SECOND
     (bar,) = run(TimeBars("1d"), trades)
-    exact = sum((Decimal(t.size) for t in trades), Decimal(0))
+    with localcontext(prec=400):  # Decimal(float) is exact; so are these sums at 400 digits
+        exact = sum((Decimal(t.size) for t in trades), Decimal(0))
+        exact_notional = sum((Decimal(t.price) * Decimal(t.size) for t in trades), Decimal(0))
     assert bar.volume == float(exact)
-    exact_notional = sum((Decimal(t.price * t.size) for t in trades), Decimal(0))
     assert bar.notional == float(exact_notional)
     naive = 0.0
     for t in trades:
@@ -187,11 +195,11 @@ def test_rolling_and_session_vwap_match_batch() -> None:
     assert len(rolling) == len(trades)
     window = 30 * SECOND
     eff = df["eff"].to_numpy()
-    notional = (df["price"] * df["size"]).to_numpy()
+    price = df["price"].to_numpy()
     size = df["size"].to_numpy()
     for i in range(0, len(trades), 37):
         lo = np.searchsorted(eff, eff[i] - window, side="right")
-        ref = math.fsum(notional[lo : i + 1]) / math.fsum(size[lo : i + 1])
+        ref = exact_notional(price[lo : i + 1], size[lo : i + 1]) / math.fsum(size[lo : i + 1])
         assert rolling[i].vwap == pytest.approx(ref, rel=1e-15)
         assert rolling[i].volume == math.fsum(size[lo : i + 1])
         assert rolling[i].trades == i + 1 - lo
@@ -201,7 +209,7 @@ def test_rolling_and_session_vwap_match_batch() -> None:
     assert (day <= key).all()
     for i in range(0, len(trades), 41):
         mask = (key == key[i]).to_numpy() & (np.arange(len(trades)) <= i)
-        ref = math.fsum(notional[mask]) / math.fsum(size[mask])
+        ref = exact_notional(price[mask], size[mask]) / math.fsum(size[mask])
         assert sessions[i].vwap == pytest.approx(ref, rel=1e-15)  # type: ignore[attr-defined]
 
 
@@ -236,7 +244,8 @@ def test_recorded_trades_bars_and_vwap_match_batch(recordings_dir: Path) -> None
             assert got[col].tolist() == ref[col].tolist(), (venue, symbol, col)
         last = [v for v in vwaps if (v.venue, v.symbol) == (venue, symbol)][-1]
         size = [t.size for t in group]
-        assert last.vwap == pytest.approx(math.fsum(t.price * t.size for t in group) / math.fsum(size), rel=1e-15)
+        ref = exact_notional([t.price for t in group], size) / math.fsum(size)
+        assert last.vwap == pytest.approx(ref, rel=1e-15)
 
 
 def test_bad_inputs_raise_typed_errors() -> None:
@@ -254,3 +263,38 @@ def test_bad_inputs_raise_typed_errors() -> None:
         op.update(Trade("v", "S", math.nan, 1.0, None, "3", T0, T0))
     op.reset()
     assert op.flush() == ()
+
+
+finite = st.floats(allow_nan=False, allow_infinity=False, min_value=-1e300, max_value=1e300)
+
+
+@settings(max_examples=300, deadline=None)
+@given(xs=st.lists(finite, max_size=60), ys=st.lists(finite, min_size=1, max_size=60))
+def test_exact_sum_is_the_correctly_rounded_exact_sum(xs: list[float], ys: list[float]) -> None:
+    s, t, p = ExactSum(), ExactSum(), ExactSum()
+    for x in xs:
+        s.add(x)
+    for y in ys:
+        t.add(y)
+    assert s.value == math.fsum(xs) == float(sum(map(Fraction, xs), Fraction(0)))
+    assert ExactSum.total(s, t) == math.fsum(xs + ys)
+    for x in xs:
+        s.add(-x)  # removal is exact: back to exactly zero
+    assert not s and s.value == 0.0
+    small = [y / 1e300 for y in ys]  # products stay within the float range
+    for a, b in zip(ys, small, strict=True):
+        p.add_product(a, b)
+    assert p.value == float(sum((Fraction(a) * Fraction(b) for a, b in zip(ys, small, strict=True)), Fraction(0)))
+
+
+def test_exact_sum_rejects_non_finite() -> None:
+    s = ExactSum()
+    for bad in (math.nan, math.inf, -math.inf):
+        with pytest.raises(ConfigError):
+            s.add(bad)
+        with pytest.raises(ConfigError):
+            s.add_product(1.0, bad)
+
+    big = ExactSum()
+    big.add_product(1e300, 1e300)
+    assert big.value == math.inf

@@ -172,3 +172,16 @@ def test_bad_what_is_a_config_error(tmp_path: Path) -> None:
         export([tmp_path], to="csv", what="candles", out=tmp_path / "x.csv")
     with pytest.raises(ConfigError):
         export([tmp_path], to="json", what="trades", out=tmp_path / "x.csv")
+
+
+def test_example_bars_to_parquet_runs(
+    coinbase_log: tuple[Path, list[Trade]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import runpy
+
+    example = runpy.run_path(str(Path(__file__).parents[1] / "examples" / "bars_to_parquet.py"))
+    out = tmp_path / "bars.parquet"
+    assert example["main"]([str(coinbase_log[0]), "--out", str(out)]) == 0
+    bars = pd.read_parquet(out)
+    assert bars["trades"].sum() == 3_000
+    assert f"{len(bars)} bars from 3000 frames" in capsys.readouterr().out

@@ -32,7 +32,7 @@ from wsmux.analytics import (
     VolumeProfile,
 )
 from wsmux.convert import from_dict, to_dict
-from wsmux.errors import ConfigError
+from wsmux.errors import ConfigError, WsmuxError
 from wsmux.model import Instrument
 
 
@@ -191,3 +191,35 @@ def test_classifier_on_recorded_books_and_trades(recordings_dir: Path) -> None:
     agree = sum(s.quote_agree for s in coinbase)
     compared = sum(s.quote_compared for s in coinbase)
     assert compared > 40 and agree / compared > 0.8
+
+
+def test_classifier_reading_a_live_book_view_agrees_with_the_event_fed_one(recordings_dir: Path) -> None:
+    """Replay.book gives the same live BookView as Multiplexer.book: reading it at each
+    trade classifies exactly like the classifier that rebuilds the book from the events."""
+    from wsmux.log import Replay
+
+    replay = Replay([recordings_dir / "COINBASE.ws.28.0"])
+    fed = PerInstrument(lambda v, s: TradeClassifier())
+    viewing: dict[tuple[str, str], TradeClassifier] = {}
+    pairs = 0
+    for ev in replay.events():
+        if not isinstance(ev, Trade | BookSnapshot | BookUpdate | Gap | Resynced):
+            continue
+        a = [o for o in fed.update(ev) if isinstance(o, ClassifiedTrade)]
+        if isinstance(ev, Trade):
+            key = (ev.venue, ev.symbol)
+            if key not in viewing:
+                try:
+                    viewing[key] = TradeClassifier(book=replay.book(*key))
+                except WsmuxError:
+                    continue  # no book of this symbol in the capture
+            b = [o for o in viewing[key].update(ev) if isinstance(o, ClassifiedTrade)]
+            assert [(c.bid, c.ask, c.quote, c.lee_ready) for c in a] == [
+                (c.bid, c.ask, c.quote, c.lee_ready) for c in b
+            ]
+            pairs += 1
+        else:
+            key = (ev.venue, ev.symbol)
+            if key in viewing:
+                viewing[key].update(ev)
+    assert pairs > 50

@@ -6,9 +6,9 @@ Every bar operator follows one instrument (wrap it in
 :class:`~wsmux.Trade` events only. A bar holds OHLC, volume, notional, VWAP,
 trade count, buy/sell (aggressor) volume and the first/last trade times.
 Volumes and notionals are exact sums (:class:`~wsmux.analytics.ExactSum`): a
-bar's volume is the exact sum of its trades' sizes, correctly rounded once;
-its notional is the exact sum of ``fl(price * size)`` (each product rounded
-once to the nearest double).
+bar's volume is the exact sum of its trades' sizes and its notional the exact
+sum of the products ``price * size`` (products not rounded either), each
+correctly rounded once when the bar is emitted.
 
 Time bars (theory of operation)
 -------------------------------
@@ -128,8 +128,8 @@ class _Accumulator:
     """The open bar's state. ``add`` costs O(1) amortised (an exact-sum step per
     trade for its side's volume and one for its notional)."""
 
-    __slots__ = ("approx_volume", "buy", "close", "first_ts", "high", "last_recv", "last_ts", "late", "low",
-                 "notional", "open", "sell", "trades", "unsided")  # fmt: skip
+    __slots__ = ("approx_notional", "approx_volume", "buy", "close", "first_ts", "high", "last_recv", "last_ts",
+                 "late", "low", "notional", "open", "sell", "trades", "unsided")  # fmt: skip
 
     def __init__(self) -> None:
         self.buy = ExactSum()
@@ -149,8 +149,8 @@ class _Accumulator:
         self.high = -_INF
         self.low = _INF
         self.first_ts = self.last_ts = self.last_recv = 0
-        self.approx_volume = 0.0
-        """A plain running sum, only to decide cheaply that a volume threshold is not reached yet."""
+        self.approx_volume = self.approx_notional = 0.0
+        """Plain running sums, only to decide cheaply that a threshold is not reached yet."""
 
     def add(self, price: float, size: float, side: Side | None, ts: int) -> None:
         if not (0.0 < price < _INF and 0.0 < size < _INF):
@@ -162,7 +162,8 @@ class _Accumulator:
         else:
             self.unsided.add(size)
         self.approx_volume += size
-        self.notional.add(price * size)
+        self.approx_notional += price * size
+        self.notional.add_product(price, size)
         if price > self.high:  # noqa: PLR1730 (an if is cheaper than max() per trade)
             self.high = price
         if price < self.low:  # noqa: PLR1730
@@ -186,7 +187,7 @@ class _Accumulator:
         self.late += 1
 
     def volume(self) -> float:
-        return math.fsum(self.buy.partials + self.sell.partials + self.unsided.partials)
+        return ExactSum.total(self.buy, self.sell, self.unsided)
 
     def bar(self, venue: str, symbol: str, kind: str, start: int, end: int, ts: int | None, recv_ns: int) -> Bar:
         volume = self.volume()
@@ -301,7 +302,27 @@ class TimeBars(_BarOperator):
         return (bar,)
 
 
-class TickBars(_BarOperator):
+class _ActivityBars(_BarOperator):
+    """Bars that close on the trade that completes them (:meth:`_full`)."""
+
+    def update(self, event: Event) -> Sequence[AnalyticEvent]:
+        """O(1) amortised."""
+        trade: Trade = event  # type: ignore[assignment]
+        if trade.symbol != self._symbol or trade.venue != self._venue:
+            self._bind(trade)
+        acc = self._acc
+        acc.add(trade.price, trade.size, trade.side, trade.ts if trade.ts is not None else trade.recv_ns)
+        acc.last_recv = trade.recv_ns
+        if not self._full():
+            return NOTHING
+        return (self._close(trade.ts, trade.recv_ns),)
+
+    def _full(self) -> bool:
+        """True once the open bar is complete."""
+        raise NotImplementedError
+
+
+class TickBars(_ActivityBars):
     """A bar every ``n`` trades."""
 
     def __init__(self, n: int) -> None:
@@ -310,43 +331,16 @@ class TickBars(_BarOperator):
         super().__init__(f"tick:{n}")
         self.n = n
 
-    def update(self, event: Event) -> Sequence[AnalyticEvent]:
-        """O(1)."""
-        trade: Trade = event  # type: ignore[assignment]
-        if trade.symbol != self._symbol or trade.venue != self._venue:
-            self._bind(trade)
-        ts = trade.ts if trade.ts is not None else trade.recv_ns
-        acc = self._acc
-        acc.add(trade.price, trade.size, trade.side, ts)
-        acc.last_recv = trade.recv_ns
-        if acc.trades < self.n:
-            return NOTHING
-        return (self._close(trade.ts, trade.recv_ns),)
+    def _full(self) -> bool:
+        return self._acc.trades >= self.n
 
 
-class _ThresholdBars(_BarOperator):
+class _ThresholdBars(_ActivityBars):
     def __init__(self, what: str, threshold: float) -> None:
         if not (0.0 < threshold < _INF):
             raise ConfigError(f"{what} bars need a positive finite threshold, not {threshold!r}")
         super().__init__(f"{what}:{threshold:g}")
         self.threshold = threshold
-
-    def update(self, event: Event) -> Sequence[AnalyticEvent]:
-        """O(1) amortised."""
-        trade: Trade = event  # type: ignore[assignment]
-        if trade.symbol != self._symbol or trade.venue != self._venue:
-            self._bind(trade)
-        ts = trade.ts if trade.ts is not None else trade.recv_ns
-        acc = self._acc
-        acc.add(trade.price, trade.size, trade.side, ts)
-        acc.last_recv = trade.recv_ns
-        if self._below():
-            return NOTHING
-        return (self._close(trade.ts, trade.recv_ns),)
-
-    def _below(self) -> bool:
-        """True while the bar is below its threshold (exactly)."""
-        raise NotImplementedError
 
 
 _MARGIN = 1.0 - 1e-9
@@ -360,9 +354,9 @@ class VolumeBars(_ThresholdBars):
     def __init__(self, threshold: float) -> None:
         super().__init__("volume", threshold)
 
-    def _below(self) -> bool:
+    def _full(self) -> bool:
         acc = self._acc
-        return acc.approx_volume < self.threshold * _MARGIN or acc.volume() < self.threshold
+        return acc.approx_volume >= self.threshold * _MARGIN and acc.volume() >= self.threshold
 
 
 class DollarBars(_ThresholdBars):
@@ -371,5 +365,6 @@ class DollarBars(_ThresholdBars):
     def __init__(self, threshold: float) -> None:
         super().__init__("dollar", threshold)
 
-    def _below(self) -> bool:
-        return self._acc.notional.value < self.threshold
+    def _full(self) -> bool:
+        acc = self._acc
+        return acc.approx_notional >= self.threshold * _MARGIN and acc.notional.value >= self.threshold

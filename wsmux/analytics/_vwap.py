@@ -112,6 +112,13 @@ class _TradeOperator(Operator):
         self._venue = ""
         self._symbol = ""
 
+    def _time(self, trade: Trade) -> int:
+        """Check the trade (instrument, price, size) and return its time (exchange, else receive)."""
+        if trade.symbol != self._symbol or trade.venue != self._venue:
+            self._bind(trade)
+        _check_trade(trade)
+        return trade.ts if trade.ts is not None else trade.recv_ns
+
     def _bind(self, trade: Trade) -> None:
         if self._venue:
             raise ConfigError(
@@ -145,22 +152,19 @@ class RollingVwap(_TradeOperator):
 
     def update(self, event: Event) -> Sequence[AnalyticEvent]:
         trade: Trade = event  # type: ignore[assignment]
-        if trade.symbol != self._symbol or trade.venue != self._venue:
-            self._bind(trade)
-        _check_trade(trade)
-        ts = trade.ts if trade.ts is not None else trade.recv_ns
+        ts = self._time(trade)
         ts = max(ts, self._newest)  # a late trade is kept as if it arrived now
         self._newest = ts
         notional, volume = self._notional, self._volume
-        term = trade.price * trade.size
+        price, size = trade.price, trade.size
         window = self._trades
-        window.append((ts, term, trade.size))
-        notional.add(term)
-        volume.add(trade.size)
+        window.append((ts, price, size))
+        notional.add_product(price, size)
+        volume.add(size)
         start = ts - self.window
         while window[0][0] <= start:
-            _, old_term, old_size = window.popleft()
-            notional.add(-old_term)
+            _, old_price, old_size = window.popleft()
+            notional.add_product(-old_price, old_size)
             volume.add(-old_size)
         v = volume.value
         return (Vwap(self._venue, self._symbol, self.kind, notional.value / v, v, len(window), start, trade.ts,
@@ -192,17 +196,14 @@ class SessionVwap(_TradeOperator):
 
     def update(self, event: Event) -> Sequence[AnalyticEvent]:
         trade: Trade = event  # type: ignore[assignment]
-        if trade.symbol != self._symbol or trade.venue != self._venue:
-            self._bind(trade)
-        _check_trade(trade)
-        ts = trade.ts if trade.ts is not None else trade.recv_ns
+        ts = self._time(trade)
         if ts >= self._end:
             self._notional.clear()
             self._volume.clear()
             self._trades = 0
             self._start = ts - (ts - self.origin_ns) % self.session
             self._end = self._start + self.session
-        self._notional.add(trade.price * trade.size)
+        self._notional.add_product(trade.price, trade.size)
         self._volume.add(trade.size)
         self._trades += 1
         v = self._volume.value
@@ -302,10 +303,7 @@ class VolumeProfile(_TradeOperator):
 
     def update(self, event: Event) -> Sequence[AnalyticEvent]:
         trade: Trade = event  # type: ignore[assignment]
-        if trade.symbol != self._symbol or trade.venue != self._venue:
-            self._bind(trade)
-        _check_trade(trade)
-        ts = trade.ts if trade.ts is not None else trade.recv_ns
+        ts = self._time(trade)
         ts = max(ts, self._newest)  # a late trade is kept as if it arrived now
         self._newest = ts
         out: Sequence[AnalyticEvent] = NOTHING
@@ -335,6 +333,6 @@ class VolumeProfile(_TradeOperator):
             nan = math.nan
             return Profile(self._venue, self._symbol, self.window, width, (), (), nan, nan, nan, 0.0, ts, recv_ns)
         poc, low, high = value_area(volumes, self.value_area)
-        total = math.fsum([p for k in keys for p in self._buckets[k].partials])
+        total = ExactSum.total(*self._buckets.values())
         return Profile(self._venue, self._symbol, self.window, width, prices, volumes, prices[poc], prices[low],
                        prices[high], total, ts, recv_ns)  # fmt: skip
