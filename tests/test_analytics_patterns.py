@@ -228,3 +228,46 @@ def test_hidden_liquidity_groups_one_takers_trades_and_needs_a_book() -> None:
     assert h2.side is Side.SELL
     for o in (s, h, h2):
         assert from_dict(to_dict(o)) == o
+
+
+def test_reset_makes_every_flow_operator_as_new() -> None:
+    """Running a stream, reset(), and running it again gives the outputs of a new operator."""
+    from wsmux.analytics import (
+        BookImbalance,
+        CrossVenueSpread,
+        LeadLag,
+        MidVolatility,
+        OrderFlowImbalance,
+        ReturnCorrelation,
+        SpreadDepth,
+        WeightedMid,
+    )
+    from wsmux.model import evolve
+
+    one = generated(seed=21, steps=600).events
+    two = [evolve(e, venue="w") for e in generated(seed=22, steps=600).events]  # type: ignore[misc]
+    both = sorted(one + two, key=lambda e: e.ts)  # type: ignore[attr-defined]
+    makers = [
+        (lambda: OrderFlowImbalance(3, interval_ns=SEC), one),
+        (lambda: BookImbalance(4), one),
+        (WeightedMid, one),
+        (lambda: SpreadDepth(SEC), one),
+        (lambda: MidVolatility(SEC, 5), one),
+        (
+            lambda: QuoteStuffing(window_ns=SEC, min_updates=20, max_trades=3),
+            [e for e in one if not isinstance(e, BookSnapshot)],
+        ),
+        (lambda: FleetingWalls(0.5), wall_stream(2)[0]),
+        (lambda: HiddenLiquidity(ratio=0.5), one),
+        (lambda: CrossVenueSpread(S, (V, "w"), fees_bps=0.0, max_age_ns=SEC, min_integrity=None), both),
+        (lambda: ReturnCorrelation(S, (V, "w"), interval_ns=SEC, window=5), both),
+        (lambda: LeadLag(S, (V, "w"), interval_ns=SEC, window=5, max_lag=2), both),
+    ]
+    for make, events in makers:
+        op = make()  # type: ignore[operator]
+        first = [o for e in events for o in op.update(e)]
+        op.reset()
+        again = [o for e in events for o in op.update(e)]
+        fresh = make()  # type: ignore[operator]
+        assert again == first == [o for e in events for o in fresh.update(e)], op.name
+        assert first, op.name

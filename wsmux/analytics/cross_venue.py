@@ -541,12 +541,18 @@ class _PairOperator(Operator):
         symbol: str,
         venues: tuple[str, str],
         interval_ns: int,
+        window: int,
         cap: int,
         books: Mapping[str, BookSource] | None,
         max_age_ns: int | None,
         min_integrity: Integrity | None,
         clock: Clock,
     ) -> None:
+        if not isinstance(window, int) or isinstance(window, bool) or window < 2:
+            raise ConfigError(f"{self.name}: window must be an int >= 2, not {window!r}")
+        self.window = window
+        self._a = RollingWindow(size=window)
+        self._b = RollingWindow(size=window)
         if not isinstance(interval_ns, int) or interval_ns < 1:
             raise ConfigError(f"{self.name}: interval_ns must be a positive int, not {interval_ns!r}")
         pair = tuple(venues)
@@ -563,6 +569,7 @@ class _PairOperator(Operator):
     def reset(self) -> None:
         self.venues.reset()
         self._pairs.reset()
+        self._restart()
 
     def update(self, event: Event) -> Sequence[AnalyticEvent]:
         out: list[AnalyticEvent] = []
@@ -591,7 +598,9 @@ class _PairOperator(Operator):
         raise NotImplementedError
 
     def _restart(self) -> None:
-        """Both grids restart (a venue became unusable)."""
+        """Both grids restart (a venue became unusable): empty the windows."""
+        self._a.reset()
+        self._b.reset()
 
 
 class ReturnCorrelation(_PairOperator):
@@ -621,21 +630,12 @@ class ReturnCorrelation(_PairOperator):
         min_integrity: Integrity | None = None,
         clock: Clock = "exchange",
     ) -> None:
-        if not isinstance(window, int) or window < 2:
-            raise ConfigError(f"ReturnCorrelation: window must be an int >= 2, not {window!r}")
-        self.window = window
-        super().__init__(symbol, venues, interval_ns, window, books, max_age_ns, min_integrity, clock)
-        self._a = RollingWindow(size=window)
-        self._b = RollingWindow(size=window)
+        super().__init__(symbol, venues, interval_ns, window, window, books, max_age_ns, min_integrity, clock)
         self._ab = RollingWindow(size=window)
 
     def _restart(self) -> None:
-        for w in (self._a, self._b, self._ab):
-            w.reset()
-
-    def reset(self) -> None:
-        super().reset()
-        self._restart()
+        super()._restart()
+        self._ab.reset()
 
     def _on_pairs(
         self, pairs: list[tuple[int, float, float]], ts: int | None, recv_ns: int, out: list[AnalyticEvent]
@@ -687,29 +687,19 @@ class LeadLag(_PairOperator):
     ) -> None:
         if not isinstance(max_lag, int) or max_lag < 1:
             raise ConfigError(f"LeadLag: max_lag must be a positive int, not {max_lag!r}")
-        if not isinstance(window, int) or window < 2:
-            raise ConfigError(f"LeadLag: window must be an int >= 2, not {window!r}")
-        self.window = window
         self.max_lag = max_lag
-        super().__init__(symbol, venues, interval_ns, window + max_lag, books, max_age_ns, min_integrity, clock)
-        self._a = RollingWindow(size=window)
-        self._b = RollingWindow(size=window)
+        super().__init__(symbol, venues, interval_ns, window, window + max_lag, books, max_age_ns, min_integrity, clock)
         self._hist_a: deque[float] = deque(maxlen=max_lag + 1)
         self._hist_b: deque[float] = deque(maxlen=max_lag + 1)
         # products for lags -max_lag..max_lag
         self._prods = [RollingWindow(size=window) for _ in range(2 * max_lag + 1)]
 
     def _restart(self) -> None:
-        self._a.reset()
-        self._b.reset()
+        super()._restart()
         self._hist_a.clear()
         self._hist_b.clear()
         for w in self._prods:
             w.reset()
-
-    def reset(self) -> None:
-        super().reset()
-        self._restart()
 
     def _on_pairs(
         self, pairs: list[tuple[int, float, float]], ts: int | None, recv_ns: int, out: list[AnalyticEvent]
