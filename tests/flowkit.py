@@ -131,8 +131,33 @@ def recorded_binance() -> list[Event] | None:
     return events
 
 
+def recorded_coinbase() -> list[Event] | None:
+    """Every event of the Coinbase recording (level2, ticker, matches for 10
+    products) replayed through the Feed, or None when the recordings are absent."""
+    from recordings.test_coinbase_recording import RECORDING, lines, recorded_subscriptions
+
+    from wsmux._pipeline import Feed
+    from wsmux.exchanges.coinbase import CoinbaseAdapter
+    from wsmux.model import Channel
+
+    if not RECORDING.is_file():
+        return None
+    subs = recorded_subscriptions()
+    adapter = CoinbaseAdapter()
+    events: list[Event] = []
+    feed = Feed(adapter, events.append)
+    for sub in subs:
+        if sub.channel is Channel.BOOK:
+            feed.add_book(sub)
+    adapter.subscribe(subs)
+    for direction, stamp, text in lines(RECORDING):
+        if direction == "recv":
+            feed.on_frame(text, int(stamp * 1e9))
+    return events
+
+
 def trades_of(events: list[Event]) -> Iterator[Trade]:
     return (e for e in events if isinstance(e, Trade))
 
 
-__all__ = ["SEC", "T0", "DictBook", "Side", "Truth", "book_truth", "generated", "recorded_binance", "trades_of"]
+__all__ = ["SEC", "T0", "DictBook", "Side", "Truth", "book_truth", "generated", "recorded_binance", "recorded_coinbase", "trades_of"]

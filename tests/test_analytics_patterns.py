@@ -175,8 +175,9 @@ def batch_displayed(events: list[Event], lookback: int) -> dict[int, float]:
                         side.pop(p, None) if s == 0 else side.__setitem__(p, s)
             bp = max(bids)
             ap = min(asks)
-            touch[Side.SELL].append((e.ts, bp, bids[bp]))  # type: ignore[arg-type]
-            touch[Side.BUY].append((e.ts, ap, asks[ap]))  # type: ignore[arg-type]
+            t = e.ts if e.ts is not None else e.recv_ns
+            touch[Side.SELL].append((t, bp, bids[bp]))
+            touch[Side.BUY].append((t, ap, asks[ap]))
         elif isinstance(e, Trade):
             hist = touch[e.side]  # type: ignore[index]
             ends = [h[0] for h in hist[1:]] + [None]
@@ -271,3 +272,40 @@ def test_reset_makes_every_flow_operator_as_new() -> None:
         fresh = make()  # type: ignore[operator]
         assert again == first == [o for e in events for o in fresh.update(e)], op.name
         assert first, op.name
+
+
+def test_hidden_liquidity_and_quote_bursts_on_the_coinbase_recording_match_batch() -> None:
+    from flowkit import recorded_coinbase
+
+    events = recorded_coinbase()
+    if events is None:
+        pytest.skip("recordings not found")
+    judged = bursts = 0
+    for symbol in sorted({e.symbol for e in events if isinstance(e, Trade)}):
+        mine = [e for e in events if isinstance(e, BookSnapshot | BookUpdate | Trade) and e.symbol == symbol]
+        first_book = next((i for i, e in enumerate(mine) if isinstance(e, BookSnapshot)), None)
+        if first_book is None:
+            continue
+        mine = mine[first_book:]
+        lookback = 500 * MS
+        displayed = batch_displayed(mine, lookback)
+        op = HiddenLiquidity(ratio=1.0, lookback_ns=lookback)
+        for i, e in enumerate(mine):
+            out = op.update(e)
+            if isinstance(e, Trade) and displayed.get(i, 0.0) > 0 and e.size > displayed[i]:
+                assert [type(o) for o in out] == [HiddenFill] and out[0].displayed == displayed[i]  # type: ignore[attr-defined]
+        judged += sum(1 for d in displayed.values() if d > 0)
+        # bursts: the counts of a batch over the recorded prefix at each report
+        stuff = QuoteStuffing(window_ns=SEC, min_updates=5, max_trades=0)
+        flow = [e for e in mine if not isinstance(e, BookSnapshot) and e.ts is not None]
+        times = np.array([e.ts for e in flow], dtype=np.int64)
+        assert np.all(np.diff(times) >= 0)  # the recording's times never go back per product
+        is_trade = np.array([isinstance(e, Trade) for e in flow])
+        for k, e in enumerate(flow):
+            for b in stuff.update(e):
+                recent = times[: k + 1] > times[k] - SEC
+                assert isinstance(b, QuoteBurst)
+                assert (b.updates, b.trades) == (int(np.sum(recent & ~is_trade[: k + 1])), 0)
+                assert int(np.sum(recent & is_trade[: k + 1])) == 0
+                bursts += 1
+    assert judged > 20 and bursts > 5, (judged, bursts)

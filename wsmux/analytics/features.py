@@ -438,8 +438,11 @@ class SpreadDepth(BookFed):
     a long quiet stretch closes at most one bucket per state with data,
     empty buckets are not emitted). A suspension ends the current state:
     the time until the book is usable again is not covered (``covered_ns``
-    says how much was). Depth is the summed size of the best ``levels``
-    levels per side. Cost: O(levels) per book event.
+    says how much was). An event older than the latest one (a venue's
+    snapshot without a timestamp filed at its receive time, say) changes the
+    state without time credit: a state holds from the latest time seen.
+    Depth is the summed size of the best ``levels`` levels per side.
+    Cost: O(levels) per book event.
     """
 
     name = "spread-depth"
@@ -506,7 +509,8 @@ class SpreadDepth(BookFed):
             self.levels,
             self._start,
             self._start + self.interval_ns,
-            self._spread_w / held if held else _NAN,
+            # a weighted mean lies within the extremes: clamp the last-bit rounding
+            min(max(self._spread_w / held, self._min), self._max) if held else _NAN,
             self._min,
             self._max,
             self._bid_w / held if held else _NAN,
