@@ -160,4 +160,15 @@ def trades_of(events: list[Event]) -> Iterator[Trade]:
     return (e for e in events if isinstance(e, Trade))
 
 
-__all__ = ["SEC", "T0", "DictBook", "Side", "Truth", "book_truth", "generated", "recorded_binance", "recorded_coinbase", "trades_of"]
+__all__ = [
+    "SEC",
+    "T0",
+    "DictBook",
+    "Side",
+    "Truth",
+    "book_truth",
+    "generated",
+    "recorded_binance",
+    "recorded_coinbase",
+    "trades_of",
+]
