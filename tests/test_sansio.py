@@ -33,6 +33,9 @@ SANS_IO_FILES = sorted(
         *(PACKAGE / "exchanges").rglob("*.py"),
         *(PACKAGE / name for name in ("adapter.py", "model.py", "errors.py", "subscriptions.py", "_json.py")),
         *(PACKAGE / name for name in ("_pipeline.py", "convert.py")),
+        # the analytics operators of the flow family (the package's attach() pumps a Stream)
+        *(PACKAGE / "analytics" / name for name in ("_bookfed.py", "stats.py", "features.py")),
+        *(PACKAGE / "analytics" / name for name in ("cross_venue.py", "patterns.py")),
     ]
 )
 
