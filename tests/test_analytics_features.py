@@ -446,3 +446,18 @@ async def test_features_on_a_live_multiplexer_book_view() -> None:
             assert all(o.bid <= o.weighted_mid <= o.ask for o in seen_live)
             for s in (out_live, out_own, source):
                 await s.aclose()
+
+
+def test_spread_depth_does_not_credit_suspended_time() -> None:
+    op = SpreadDepth(10 * SEC, levels=1)
+    snap = BookSnapshot("x", "A-B", ((100.0, 1.0),), ((101.0, 1.0),), T0, T0)
+    op.update(snap)  # spread 1 from T0
+    op.update(BookUpdate("x", "A-B", (), ((102.0, 1.0), (101.0, 0.0)), T0 + 2 * SEC, T0))  # spread 2 from +2 s
+    op.update(Gap("x", "A-B", Channel.BOOK, GapReason.SEQUENCE, 1, 3, T0))  # suspended at ~+2 s: not covered
+    op.update(BookSnapshot("x", "A-B", ((100.0, 1.0),), ((104.0, 1.0),), T0 + 6 * SEC, T0))  # spread 4 from +6 s
+    (stats,) = op.update(BookUpdate("x", "A-B", ((100.0, 2.0),), (), T0 + 11 * SEC, T0))
+    assert isinstance(stats, SpreadDepthStats)
+    # covered: [0, 2) spread 1 and [6, 10) spread 4; the state of spread 2 ended with the gap
+    assert stats.covered_ns == 6 * SEC
+    assert stats.mean_spread == pytest.approx((1 * 2 + 4 * 4) / 6)
+    assert (stats.min_spread, stats.max_spread) == (1.0, 4.0)

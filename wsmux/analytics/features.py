@@ -436,9 +436,10 @@ class SpreadDepth(BookFed):
     so a bucket's mean spread is ``sum(spread_i * held_i) / sum(held_i)``
     (a state that spans a bucket boundary is split between the buckets;
     a long quiet stretch closes at most one bucket per state with data,
-    empty buckets are not emitted). A suspension ends the current state:
-    the time until the book is usable again is not covered (``covered_ns``
-    says how much was). An event older than the latest one (a venue's
+    empty buckets are not emitted). A suspension drops the current state
+    (its end is not known in event time, so it is not credited) and the time
+    until the book is usable again is not covered (``covered_ns`` says how
+    much was). An event older than the latest one (a venue's
     snapshot without a timestamp filed at its receive time, say) changes the
     state without time credit: a state holds from the latest time seen.
     Depth is the summed size of the best ``levels`` levels per side.
@@ -538,12 +539,13 @@ class SpreadDepth(BookFed):
         if self._state is not None:
             if t > self._state_t:
                 out = self._accrue(t, ev.ts, ev.recv_ns)
-        elif t >= self._start + self.interval_ns or not self._changes:
-            # no state carried over (the first book, or after a suspension)
-            if self._changes:
-                out = (self._emit(ev.ts, ev.recv_ns),)
-            self._clear_bucket(t - t % self.interval_ns)
-            self._state_t = t
+        else:
+            # no state carried over (the first book, or after a suspension): time starts counting now
+            if t >= self._start + self.interval_ns or not self._changes:
+                if self._changes:
+                    out = (self._emit(ev.ts, ev.recv_ns),)
+                self._clear_bucket(t - t % self.interval_ns)
+            self._state_t = max(t, self._start)
         book = self.book
         assert book is not None
         bids, asks = book.depth(self.levels)
