@@ -230,7 +230,7 @@ class OrderFlowImbalance(BookFed):
         self.events = None if events is None else _positive_int(events, "events")
         self.name = f"ofi-{levels}"
         super().__init__(book=book)
-        self._prev: tuple[tuple[float, ...], ...] | None = None
+        self._prev: tuple[tuple[float, float, float, float], ...] | None = None
         self._sums = [0.0] * levels
         self._n = 0
         self._start = 0
@@ -244,26 +244,20 @@ class OrderFlowImbalance(BookFed):
         self._sums = [0.0] * self.levels
         self._n = 0
 
-    def _tops(self) -> tuple[tuple[float, ...], ...]:
-        """(bid prices, bid sizes, ask prices, ask sizes) of the best levels."""
+    def _tops(self) -> tuple[tuple[float, float, float, float], ...]:
+        """``(bid price, bid size, ask price, ask size)`` of each of the best levels."""
         book = self.book
         assert book is not None
         m = self.levels
         if m == 1:
-            bp, bs, ap, as_ = book.bbo()
-            if bp != bp:  # nan: empty side  # noqa: PLR0124
-                bp, bs = -_INF, 0.0
-            if ap != ap:  # noqa: PLR0124
-                ap, as_ = _INF, 0.0
-            return ((bp,), (bs,), (ap,), (as_,))
+            top = book.bbo()  # one tuple, no copy, when both sides are there
+            if top[0] != top[0] or top[2] != top[2]:
+                top = _fill(top)
+            return (top,)
         bids, asks = book.depth(m)
-        pad = m - len(bids)
-        bp_ = tuple(p for p, _ in bids) + (-_INF,) * pad
-        bs_ = tuple(s for _, s in bids) + (0.0,) * pad
-        pad = m - len(asks)
-        ap_ = tuple(p for p, _ in asks) + (_INF,) * pad
-        as_s = tuple(s for _, s in asks) + (0.0,) * pad
-        return (bp_, bs_, ap_, as_s)
+        bids += ((-_INF, 0.0),) * (m - len(bids))
+        asks += ((_INF, 0.0),) * (m - len(asks))
+        return tuple((b[0], b[1], a[0], a[1]) for b, a in zip(bids, asks, strict=True))
 
     def _on_book(self, ev: BookUpdate | BookSnapshot) -> Sequence[AnalyticEvent]:
         now = self._tops()
@@ -282,20 +276,17 @@ class OrderFlowImbalance(BookFed):
             self._start = t
         if prev is None:
             return out
-        bpn, bsn, apn, asn = now
-        bpp, bsp, app, asp = prev
         sums = self._sums
-        for m in range(self.levels):
-            pb, pb0, pa, pa0 = bpn[m], bpp[m], apn[m], app[m]
+        for m, ((pb, qb, pa, qa), (pb0, qb0, pa0, qa0)) in enumerate(zip(now, prev, strict=True)):
             e = 0.0
             if pb >= pb0:
-                e += bsn[m]
+                e += qb
             if pb <= pb0:
-                e -= bsp[m]
+                e -= qb0
             if pa <= pa0:
-                e -= asn[m]
+                e -= qa
             if pa >= pa0:
-                e += asp[m]
+                e += qa0
             sums[m] += e
         self._n += 1
         self._last_ts = ev.ts
@@ -333,6 +324,16 @@ class OrderFlowImbalance(BookFed):
         if self._n:
             return (self._emit(False, self._last_ts, self._last_recv),)
         return NOTHING
+
+
+def _fill(top: tuple[float, float, float, float]) -> tuple[float, float, float, float]:
+    """A top of book with an empty side as a level of size 0 at -inf (bid) / +inf (ask)."""
+    bp, bs, ap, as_ = top
+    if bp != bp:  # noqa: PLR0124
+        bp, bs = -_INF, 0.0
+    if ap != ap:  # noqa: PLR0124
+        ap, as_ = _INF, 0.0
+    return (bp, bs, ap, as_)
 
 
 # --- book imbalance and weighted mid -------------------------------------------------------
