@@ -277,10 +277,10 @@ class OrderFlowImbalance(BookFed):
         if prev is None:
             return out
         sums = self._sums
-        for m, ((pb, qb, pa, qa), (pb0, qb0, pa0, qa0)) in enumerate(zip(now, prev, strict=True)):
-            e = 0.0
-            if pb >= pb0:
-                e += qb
+        for m in range(self.levels):
+            pb, qb, pa, qa = now[m]
+            pb0, qb0, pa0, qa0 = prev[m]
+            e = qb if pb >= pb0 else 0.0
             if pb <= pb0:
                 e -= qb0
             if pa <= pa0:
