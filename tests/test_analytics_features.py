@@ -195,8 +195,26 @@ def test_ofi_config_errors() -> None:
 
 
 def test_imbalance_and_weighted_mid_match_numpy_and_stay_in_bounds() -> None:
-    truth = generated(seed=9, steps=2_000)
-    imb = BookImbalance(5)
+    assert check_imbalance_and_weighted_mid(generated(seed=9, steps=2_000), 5) > 1_000
+
+
+@pytest.mark.parametrize("venue", sorted(RECORDED))
+def test_imbalance_and_weighted_mid_on_recorded_books_match_numpy(venue: str) -> None:
+    events = RECORDED[venue]()
+    if events is None:
+        pytest.skip("recordings not found")
+    emitted = 0
+    for symbol in sorted({e.symbol for e in events if isinstance(e, BookSnapshot)}):
+        truth = book_truth(events, venue, symbol)
+        if len(truth.books) >= 5:
+            emitted += check_imbalance_and_weighted_mid(truth, 10)
+    assert emitted > 100
+
+
+def check_imbalance_and_weighted_mid(truth: Truth, levels: int) -> int:
+    """BookImbalance(levels) and WeightedMid against numpy on the true books; returns
+    the imbalances emitted (nothing emitted means: unchanged)."""
+    imb = BookImbalance(levels)
     wmid = WeightedMid()
     by_book_imb: list[Imbalance | None] = []
     by_book_wm: list[WeightedMidPrice | None] = []
@@ -206,7 +224,7 @@ def test_imbalance_and_weighted_mid_match_numpy_and_stay_in_bounds() -> None:
         if isinstance(ev, BookSnapshot | BookUpdate):
             by_book_imb.append(a[0] if a else None)
             by_book_wm.append(b[0] if b else None)
-    bp, bs, ap, as_ = top_arrays(truth, 5)
+    bp, bs, ap, as_ = top_arrays(truth, levels)
     bv, av = bs.sum(axis=1), as_.sum(axis=1)
     ref_imb = (bv - av) / (bv + av)
     ref_wm = (bp[:, 0] * as_[:, 0] + ap[:, 0] * bs[:, 0]) / (bs[:, 0] + as_[:, 0])
@@ -216,6 +234,7 @@ def test_imbalance_and_weighted_mid_match_numpy_and_stay_in_bounds() -> None:
         got_i, got_w = by_book_imb[i], by_book_wm[i]
         if got_i is not None:
             assert got_i.value == pytest.approx(ref_imb[i], abs=1e-12)
+            assert (got_i.bid_size, got_i.ask_size) == (pytest.approx(bv[i]), pytest.approx(av[i]))
             assert -1.0 <= got_i.value <= 1.0
             last_imb = got_i.value
             emitted += 1
@@ -228,7 +247,7 @@ def test_imbalance_and_weighted_mid_match_numpy_and_stay_in_bounds() -> None:
             last_wm = got_w.weighted_mid
         else:
             assert last_wm == pytest.approx(ref_wm[i], rel=1e-15)
-    assert emitted > len(truth.books) // 2
+    return emitted
 
 
 def test_weighted_mid_on_recorded_books_is_within_the_touch() -> None:
