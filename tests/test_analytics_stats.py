@@ -128,6 +128,15 @@ def test_count_minmax_matches_numpy(size: int) -> None:
         assert (mm.min, mm.max) == (ref.min(), ref.max())
 
 
+def test_non_finite_samples_are_refused() -> None:
+    for add in (EWMA(SEC).add, RollingWindow(size=3).add, RollingWindow(span_ns=SEC).add):
+        for bad in (math.nan, math.inf, -math.inf):
+            with pytest.raises(ConfigError):
+                add(bad, 1)
+    with pytest.raises(ConfigError):
+        RollingMinMax(size=3).add(math.nan)
+
+
 def test_window_config_errors() -> None:
     for bad in ({}, {"size": 3, "span_ns": 5}, {"size": 0}, {"span_ns": -1}):
         with pytest.raises(ConfigError):
@@ -167,8 +176,10 @@ def test_quantile_sketch_remove_and_merge() -> None:
     rest = xs[2_000:]
     true = float(np.quantile(rest, 0.5, method="lower"))
     assert abs(whole.quantile(0.5) - true) <= 0.02 * true
-    with pytest.raises(ValueError):
+    with pytest.raises(ConfigError):
         QuantileSketch().remove(1.0)
+    with pytest.raises(ConfigError):
+        QuantileSketch().add(math.nan)
     with pytest.raises(ConfigError):
         a.merge(QuantileSketch(0.01))
     assert math.isnan(QuantileSketch().quantile(0.5))

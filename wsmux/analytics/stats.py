@@ -97,7 +97,13 @@ class EWMA:
         self.late = 0
 
     def add(self, x: float, t_ns: int) -> None:
-        """Add sample ``x`` observed at event time ``t_ns``."""
+        """Add sample ``x`` observed at event time ``t_ns``.
+
+        Raises:
+            ConfigError: ``x`` is not finite (it would poison every later mean).
+        """
+        if not math.isfinite(x):
+            raise ConfigError(f"EWMA.add: {x!r} is not a finite number")
         last = self._last_t
         if last is None:
             self.mean = x
@@ -183,7 +189,13 @@ class RollingWindow:
         self._since_rebuild = 0
 
     def add(self, x: float, t_ns: int = 0) -> None:
-        """Add sample ``x`` (at event time ``t_ns``; needed for time windows)."""
+        """Add sample ``x`` (at event time ``t_ns``; needed for time windows).
+
+        Raises:
+            ConfigError: ``x`` is not finite.
+        """
+        if not math.isfinite(x):
+            raise ConfigError(f"RollingWindow.add: {x!r} is not a finite number")
         values = self._values
         values.append(x)
         # Neumaier: keep the low-order bits lost by the float sum in _c
@@ -307,7 +319,13 @@ class RollingMinMax:
         self._count = 0
 
     def add(self, x: float, t_ns: int = 0) -> None:
-        """Add sample ``x`` (at event time ``t_ns``; needed for time windows)."""
+        """Add sample ``x`` (at event time ``t_ns``; needed for time windows).
+
+        Raises:
+            ConfigError: ``x`` is ``nan``.
+        """
+        if x != x:  # noqa: PLR0124 - nan
+            raise ConfigError("RollingMinMax.add: nan is not a value")
         i = self._n
         self._n = i + 1
         entry = (i, t_ns, x)
@@ -401,7 +419,7 @@ class QuantileSketch:
         return math.ceil(math.log(magnitude) * self._inv_log_gamma)
 
     def add(self, x: float) -> None:
-        """Add value ``x`` (finite; a ``nan`` raises ``ValueError``)."""
+        """Add value ``x`` (a ``nan`` raises :class:`~wsmux.errors.ConfigError`)."""
         if x > self.min_value:
             k = self._key(x)
             self._pos[k] = self._pos.get(k, 0) + 1
@@ -411,14 +429,14 @@ class QuantileSketch:
         elif not math.isnan(x):
             self.zeros += 1
         else:
-            raise ValueError("QuantileSketch.add: nan")
+            raise ConfigError("QuantileSketch.add: nan is not a value")
         self.count += 1
 
     def remove(self, x: float) -> None:
         """Remove one earlier-added value ``x`` (for sliding windows).
 
         Raises:
-            ValueError: no value in ``x``'s bucket.
+            ConfigError: no value in ``x``'s bucket (a ``ValueError``).
         """
         if x > self.min_value:
             store, k = self._pos, self._key(x)
@@ -426,13 +444,13 @@ class QuantileSketch:
             store, k = self._neg, self._key(-x)
         else:
             if self.zeros == 0:
-                raise ValueError(f"QuantileSketch.remove: {x!r} was not added")
+                raise ConfigError(f"QuantileSketch.remove: {x!r} was not added")
             self.zeros -= 1
             self.count -= 1
             return
         n = store.get(k, 0)
         if n == 0:
-            raise ValueError(f"QuantileSketch.remove: {x!r} was not added")
+            raise ConfigError(f"QuantileSketch.remove: {x!r} was not added")
         if n == 1:
             del store[k]
         else:
