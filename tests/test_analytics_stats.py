@@ -135,6 +135,9 @@ def test_non_finite_samples_are_refused() -> None:
                 add(bad, 1)
     with pytest.raises(ConfigError):
         RollingMinMax(size=3).add(math.nan)
+    for price in (0.0, -1.0, math.nan, math.inf):
+        with pytest.raises(ConfigError):
+            RealizedVolatility(SEC, 5).add(price, 1)
 
 
 def test_window_config_errors() -> None:

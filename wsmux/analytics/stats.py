@@ -597,7 +597,13 @@ class RealizedVolatility:
         return self._sampler.interval_ns
 
     def add(self, price: float, t_ns: int) -> int:
-        """Add a price tick; returns how many grid returns it completed."""
+        """Add a price tick; returns how many grid returns it completed.
+
+        Raises:
+            ConfigError: ``price`` is not a positive finite number (no log return).
+        """
+        if not 0.0 < price < math.inf:
+            raise ConfigError(f"RealizedVolatility.add: price {price!r} is not positive and finite")
         closed = self._sampler.observe(price, t_ns)
         return 0 if closed is None else self._closed(closed[1], closed[2])
 
