@@ -1,6 +1,6 @@
 """1-second bars to Parquet from a log (or a text capture), then a look at them.
 
-Two ways: ``wsmux.analytics.export`` (what ``wsmux export`` runs), and the
+Two ways: ``wsmux.export.export`` (what ``wsmux export`` runs), and the
 same bars computed by hand with the operators, to show the pieces::
 
     python examples/bars_to_parquet.py LOG... [--out bars.parquet] [--interval 1s]
@@ -14,7 +14,8 @@ import argparse
 import sys
 
 from wsmux import Trade
-from wsmux.analytics import Bar, PerInstrument, TimeBars, export
+from wsmux.analytics import Bar, PerInstrument, TimeBars
+from wsmux.export import export
 from wsmux.log import Replay
 
 

@@ -78,6 +78,10 @@ def batch_time_bars(trades: list[Trade], interval: int) -> pd.DataFrame:
                 "low": g["price"].min(),
                 "volume": math.fsum(g["size"]),
                 "notional": exact_notional(g["price"], g["size"]),
+                "vwap": float(
+                    sum((Fraction(p) * Fraction(q) for p, q in zip(g["price"], g["size"], strict=True)), Fraction(0))
+                    / sum(map(Fraction, g["size"]), Fraction(0))
+                ),
                 "buy_volume": math.fsum(g.loc[g["side"] == "buy", "size"]),
                 "sell_volume": math.fsum(g.loc[g["side"] == "sell", "size"]),
                 "trades": len(g),
@@ -102,7 +106,7 @@ def test_time_bars_match_batch(interval: str, late_share: float) -> None:
     assert len(got) == len(ref)
     for col in ("start_ts", "open", "close", "high", "low", "trades", "late", "first_ts", "last_ts"):
         assert got[col].tolist() == ref[col].tolist(), col
-    for col in ("volume", "notional", "buy_volume", "sell_volume"):  # exact sums: equal to fsum, bit for bit
+    for col in ("volume", "notional", "buy_volume", "sell_volume", "vwap"):  # exact, rounded once: bit for bit
         assert got[col].tolist() == ref[col].tolist(), col
     assert (got["end_ts"] - got["start_ts"] == parse_interval(interval)).all()
     # pandas' own (pairwise, inexact) sums agree to rounding
@@ -284,7 +288,12 @@ def test_exact_sum_is_the_correctly_rounded_exact_sum(xs: list[float], ys: list[
     small = [y / 1e300 for y in ys]  # products stay within the float range
     for a, b in zip(ys, small, strict=True):
         p.add_product(a, b)
-    assert p.value == float(sum((Fraction(a) * Fraction(b) for a, b in zip(ys, small, strict=True)), Fraction(0)))
+    exact = sum((Fraction(a) * Fraction(b) for a, b in zip(ys, small, strict=True)), Fraction(0))
+    assert p.value == float(exact)
+    if t:
+        assert ExactSum.ratio(p, t) == float(exact / sum(map(Fraction, ys), Fraction(0)))
+    else:
+        assert math.isnan(ExactSum.ratio(p, t))
 
 
 def test_exact_sum_rejects_non_finite() -> None:
@@ -298,3 +307,12 @@ def test_exact_sum_rejects_non_finite() -> None:
     big = ExactSum()
     big.add_product(1e300, 1e300)
     assert big.value == math.inf
+
+
+def test_time_bars_use_the_receive_time_when_the_venue_sends_none() -> None:
+    op = TimeBars("1s")
+    first = Trade("v", "S", 10.0, 1.0, None, "1", None, T0 + 100)
+    assert op.update(first) == ()
+    (bar,) = op.update(Trade("v", "S", 11.0, 2.0, None, "2", None, T0 + SECOND))
+    assert isinstance(bar, Bar) and bar.start_ts == T0 and bar.first_ts == T0 + 100 and bar.ts is None
+    assert bar.recv_ns == T0 + SECOND and bar.volume == 1.0

@@ -13,10 +13,11 @@ import pytest
 from tradegen import random_trades, write_coinbase_log
 
 from wsmux import BookSnapshot, BookUpdate, Quote, Trade
-from wsmux.analytics import PerInstrument, TimeBars, export
+from wsmux.analytics import PerInstrument, TimeBars
 from wsmux.cli import main
 from wsmux.convert import to_dict
 from wsmux.errors import ConfigError
+from wsmux.export import export
 from wsmux.log import Replay
 
 

@@ -180,6 +180,16 @@ def test_per_instrument_builds_one_operator_per_symbol() -> None:
     per.reset()
     assert not per.operators
 
+    def strict(venue: str, symbol: str) -> Operator:
+        if not symbol:
+            raise ValueError("needs an instrument")  # e.g. a factory reading mux.book(venue, symbol)
+        return CountEvery(1)
+
+    with pytest.raises(ValueError):
+        PerInstrument(strict)
+    given = PerInstrument(strict, accepts=(Trade,), name="strict")
+    assert given.name == "strict" and [o.count for o in given.update(trade(1))] == [1]  # type: ignore[attr-defined]
+
 
 async def test_multiplexer_analyze_subscribes_and_unsubscribes() -> None:
     async with MockToy(["BTC-USD"], seed=3) as mock:
@@ -187,12 +197,21 @@ async def test_multiplexer_analyze_subscribes_and_unsubscribes() -> None:
             endpoints={"toy": mock.endpoint}, adapters={"toy": ToyAdapter}, backoff=Backoff(initial=0.01, cap=0.05)
         ) as mux:
             op = CountEvery(1)
-            out = mux.analyze(op, trades("toy", "BTC-USD"), book("toy", "BTC-USD"), name="counter")
+            out = mux.analyze(op, trades("toy", "BTC-USD"), book("toy", "BTC-USD"), name="counter", maxsize=1_000)
             assert out.overflow is Overflow.BLOCK
             await collect_until(out, lambda e: isinstance(e, Resumed))  # subscribed and synced
             await mock.publish(50)
             got = await collect_until(out, lambda e: isinstance(e, Counted) and e.count >= 3)
             counted = [e for e in got if isinstance(e, Counted)]
             assert [e.count for e in counted] == list(range(1, len(counted) + 1))
+            # BLOCK: a full output stream pauses the venue feeding it, like any BLOCK stream
+            assert mux._wait_unblocked("toy") is None
+            for i in range(out.maxsize):
+                out._put(Counted("toy", "BTC-USD", i, None, 0))
+            assert out.blocked
+            waiter = mux._wait_unblocked("toy")
+            assert waiter is not None
+            waiter.close()  # (a coroutine: not awaited here)
             await out.aclose()
             assert not any(s.channel is Channel.TRADES for s in mux._sub_refs)
+            assert out not in mux._blocking and out not in mux._streams

@@ -31,11 +31,9 @@ SANS_IO_FILES = sorted(
     [
         *(PACKAGE / "book").rglob("*.py"),
         *(PACKAGE / "exchanges").rglob("*.py"),
+        *(PACKAGE / "analytics").rglob("*.py"),
         *(PACKAGE / name for name in ("adapter.py", "model.py", "errors.py", "subscriptions.py", "_json.py")),
         *(PACKAGE / name for name in ("_pipeline.py", "convert.py")),
-        # the analytics operators of the flow family (the package's attach() pumps a Stream)
-        *(PACKAGE / "analytics" / name for name in ("_bookfed.py", "stats.py", "features.py")),
-        *(PACKAGE / "analytics" / name for name in ("cross_venue.py", "patterns.py")),
     ]
 )
 
@@ -179,6 +177,7 @@ SUBPROCESS = textwrap.dedent(
     package.__path__ = [str(root)]
     sys.modules["wsmux"] = package  # wsmux/__init__.py (the multiplexer) is not run
     names = ["wsmux.book", "wsmux.book.checksum", "wsmux.book.l3", "wsmux.exchanges", "wsmux._pipeline"]
+    names += ["wsmux.analytics"]
     names += ["wsmux.exchanges." + p.stem for p in sorted((root / "exchanges").glob("*.py")) if p.stem != "__init__"]
     for name in names:
         importlib.import_module(name)

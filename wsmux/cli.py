@@ -668,7 +668,7 @@ def _replay(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _export(args: argparse.Namespace, out: TextIO) -> int:
-    from wsmux.analytics import export
+    from wsmux.export import export
 
     result = export(
         args.paths,

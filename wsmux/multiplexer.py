@@ -27,7 +27,7 @@ import logging
 import math
 import os
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import httpx
@@ -88,6 +88,9 @@ from wsmux.model import (
 )
 from wsmux.stream import Overflow, Stream
 from wsmux.subscriptions import Subscription, to_channel
+
+if TYPE_CHECKING:
+    from wsmux.analytics import Operator
 
 __all__ = ["BookView", "L3BookView", "Multiplexer"]
 
@@ -877,7 +880,7 @@ class Multiplexer:
 
     def analyze(
         self,
-        operator: Any,
+        operator: Operator,
         *subscriptions: Subscription | str | Iterable[Subscription],
         maxsize: int = 100_000,
         overflow: Overflow | str = Overflow.BLOCK,

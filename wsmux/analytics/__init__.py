@@ -24,7 +24,6 @@ from __future__ import annotations
 from wsmux.analytics._bars import Bar, DollarBars, TickBars, TimeBars, VolumeBars, format_interval, parse_interval
 from wsmux.analytics._classify import ClassificationSummary, ClassifiedTrade, TradeClassifier
 from wsmux.analytics._exact import ExactSum
-from wsmux.analytics._export import ExportResult, export, parse_what
 from wsmux.analytics._operator import (
     NOTHING,
     AnalyticEvent,
@@ -105,7 +104,6 @@ __all__ = [
     "ClassifiedTrade",
     "DollarBars",
     "ExactSum",
-    "ExportResult",
     "Operator",
     "PerInstrument",
     "Profile",
@@ -120,9 +118,7 @@ __all__ = [
     "VolumeProfile",
     "Vwap",
     "attach",
-    "export",
     "format_interval",
     "parse_interval",
-    "parse_what",
     "value_area",
 ]

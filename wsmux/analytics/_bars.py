@@ -92,7 +92,7 @@ class Bar(AnalyticEvent):
         end_ts: time bars: the interval's (exclusive) end; other bars: the last trade's time.
         volume: exact sum of the trades' sizes.
         notional: exact sum of price * size.
-        vwap: ``notional / volume``.
+        vwap: Σ price·size / Σ size: the exact ratio, rounded once (so within [low, high]).
         trades: number of trades.
         buy_volume: volume of trades whose taker bought (venue-reported side).
         sell_volume: volume of trades whose taker sold; trades without a side are in neither.
@@ -187,14 +187,13 @@ class _Accumulator:
         self.late += 1
 
     def volume(self) -> float:
-        return ExactSum.total(self.buy, self.sell, self.unsided)
+        return ExactSum.merged(self.buy, self.sell, self.unsided).value
 
     def bar(self, venue: str, symbol: str, kind: str, start: int, end: int, ts: int | None, recv_ns: int) -> Bar:
-        volume = self.volume()
+        sizes = ExactSum.merged(self.buy, self.sell, self.unsided)
+        volume = sizes.value
         notional = self.notional.value
-        vwap = notional / volume
-        # fl(Σp·s)/fl(Σs) can land an ulp outside [low, high] when every price is equal
-        vwap = min(max(vwap, self.low), self.high)
+        vwap = ExactSum.ratio(self.notional, sizes)  # the exact ratio rounded once: within [low, high]
         return Bar(
             venue, symbol, kind, start, end, self.open, self.high, self.low, self.close, volume, notional, vwap,
             self.trades, self.buy.value, self.sell.value, self.first_ts, self.last_ts, self.late, ts, recv_ns,
@@ -284,7 +283,7 @@ class TimeBars(_BarOperator):
             return NOTHING
         out: Sequence[AnalyticEvent] = NOTHING
         if acc.trades:
-            out = (acc.bar(self._venue, self._symbol, self.kind, self._start, self._end, ts, trade.recv_ns),)
+            out = (acc.bar(self._venue, self._symbol, self.kind, self._start, self._end, trade.ts, trade.recv_ns),)
             acc.clear()
         interval = self.interval
         self._start = ts - (ts - self.origin_ns) % interval

@@ -81,11 +81,28 @@ class ExactSum:
         return _ratio(self._n, self._shift)
 
     @staticmethod
+    def merged(*sums: ExactSum) -> ExactSum:
+        """A new exact sum of several (exact: nothing is rounded). O(number of sums)."""
+        out = ExactSum()
+        shift = out._shift = max([s._shift for s in sums], default=0)
+        out._n = sum([s._n << (shift - s._shift) for s in sums])
+        return out
+
+    @staticmethod
     def total(*sums: ExactSum) -> float:
         """The exact sum of several sums, correctly rounded (rounded once, not per part)."""
-        shift = max([s._shift for s in sums], default=0)
-        n = sum([s._n << (shift - s._shift) for s in sums])
-        return _ratio(n, shift)
+        return ExactSum.merged(*sums).value
+
+    @staticmethod
+    def ratio(num: ExactSum, den: ExactSum) -> float:
+        """The exact quotient ``num / den`` correctly rounded (one rounding: a
+        VWAP from it lies within the prices it averages); nan when ``den`` is zero. O(1)."""
+        if not den._n:
+            return math.nan
+        try:
+            return (num._n << den._shift) / (den._n << num._shift)
+        except OverflowError:
+            return math.inf if (num._n > 0) == (den._n > 0) else -math.inf
 
     def clear(self) -> None:
         """Back to zero."""

@@ -58,10 +58,11 @@ from wsmux.model import (
     Stale,
     event,
 )
-from wsmux.stream import Overflow, Stream
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable
+
+    from wsmux.stream import Overflow, Stream
 
 __all__ = [
     "NOTHING",
@@ -164,16 +165,26 @@ class PerInstrument(Operator):
     """One operator per (venue, symbol), built on first sight by ``factory(venue, symbol)``.
 
     Events without a ``symbol`` (a venue-wide ``Disconnected`` or ``Stale``)
-    go to every operator of that venue. ``accepts`` is the factory's.
+    go to every operator of that venue. ``accepts`` is the inner operators'
+    (without it, ``factory("", "")`` is called once to learn it: pass it
+    when the factory cannot build an operator for no instrument).
     Cost: one dict lookup per event on top of the inner operator.
     """
 
-    def __init__(self, factory: Callable[[str, str], Operator], *, name: str = "") -> None:
+    def __init__(
+        self,
+        factory: Callable[[str, str], Operator],
+        *,
+        accepts: tuple[type[Event], ...] | None = None,
+        name: str = "",
+    ) -> None:
         self._factory = factory
         self._ops: dict[tuple[str, str], Operator] = {}
-        probe = factory("", "")
-        self.accepts = probe.accepts
-        self.name = name or f"per-instrument {probe.name}"
+        if accepts is None:  # learn it from an operator built for no instrument
+            probe = factory("", "")
+            accepts, name = probe.accepts, name or f"per-instrument {probe.name}"
+        self.accepts = accepts
+        self.name = name or "per-instrument"
 
     @property
     def operators(self) -> dict[tuple[str, str], Operator]:
@@ -349,7 +360,7 @@ def attach(
     source: Stream,
     *operators: Operator,
     maxsize: int = 100_000,
-    overflow: Overflow = Overflow.DROP_OLDEST,
+    overflow: Overflow | str = "drop_oldest",
     name: str = "",
     on_close: Callable[[Stream], Awaitable[None]] | None = None,
 ) -> Stream:
@@ -363,7 +374,8 @@ def attach(
     the stream keeps running. Closing the output stream detaches the
     operators (then calls ``on_close``).
 
-    ``overflow`` defaults to ``DROP_OLDEST`` (counted and reported): a plain
+    ``overflow`` (an :class:`~wsmux.Overflow` or its value) defaults to
+    ``DROP_OLDEST`` (counted and reported): a plain
     source stream cannot pause the connections feeding it for a slow output
     reader. :meth:`wsmux.Multiplexer.analyze` can, and defaults to ``BLOCK``.
 
@@ -372,8 +384,14 @@ def attach(
             or an operator whose ``accepts`` is empty or overlapping.
         ClosedError: ``source`` is closed.
     """
+    from wsmux.stream import Overflow, Stream  # the stream layer (asyncio) only when attaching
+
     if not operators:
         raise ConfigError("attach() needs at least one operator")
+    try:
+        policy = overflow if isinstance(overflow, Overflow) else Overflow(overflow)
+    except ValueError:
+        raise ConfigError(f"unknown overflow policy {overflow!r}") from None
     for op in operators:
         _check_accepts(op)
     registered: list[tuple[type[Event], Callable[[Event], None]]] = []
@@ -387,7 +405,7 @@ def attach(
     out = Stream(
         source.subscriptions,
         maxsize=maxsize,
-        overflow=overflow,
+        overflow=policy,
         name=name or f"analytics-{'+'.join(op.name for op in operators)}",
         on_close=detach,
         clock_ns=source._clock_ns,

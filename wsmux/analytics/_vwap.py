@@ -50,7 +50,7 @@ class Vwap(AnalyticEvent):
 
     Attributes:
         kind: ``"rolling:5m"`` or ``"session:1d"``.
-        vwap: Σ price·size / Σ size over the trades in scope.
+        vwap: Σ price·size / Σ size over the trades in scope (the exact ratio, rounded once).
         volume: Σ size in scope (exact).
         trades: trades in scope.
         start_ts: the scope's start (rolling: ``t - window``, exclusive; session: the boundary).
@@ -166,8 +166,8 @@ class RollingVwap(_TradeOperator):
             _, old_price, old_size = window.popleft()
             notional.add_product(-old_price, old_size)
             volume.add(-old_size)
-        v = volume.value
-        return (Vwap(self._venue, self._symbol, self.kind, notional.value / v, v, len(window), start, trade.ts,
+        vwap = ExactSum.ratio(notional, volume)
+        return (Vwap(self._venue, self._symbol, self.kind, vwap, volume.value, len(window), start, trade.ts,
                      trade.recv_ns),)  # fmt: skip
 
 
@@ -206,8 +206,8 @@ class SessionVwap(_TradeOperator):
         self._notional.add_product(trade.price, trade.size)
         self._volume.add(trade.size)
         self._trades += 1
-        v = self._volume.value
-        return (Vwap(self._venue, self._symbol, self.kind, self._notional.value / v, v, self._trades, self._start,
+        vwap = ExactSum.ratio(self._notional, self._volume)
+        return (Vwap(self._venue, self._symbol, self.kind, vwap, self._volume.value, self._trades, self._start,
                      trade.ts, trade.recv_ns),)  # fmt: skip
 
 

@@ -1,5 +1,8 @@
 """Export replayed market data to Parquet or CSV for research (``wsmux export``).
 
+This module does file I/O and times its progress bar, so it lives outside the
+sans-I/O :mod:`wsmux.analytics` whose operators it runs.
+
 The inputs are anything :class:`wsmux.log.Replay` reads — wsmux logs, folders
 of them, text captures (venue and subscriptions detected from the capture
 itself) — replayed as fast as possible through the same adapters and book
@@ -25,7 +28,6 @@ from __future__ import annotations
 
 import csv
 import math
-import sys
 import time
 import typing
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -34,12 +36,11 @@ from typing import Any, Literal, TextIO
 
 import attrs
 
-from wsmux.analytics._bars import Bar, TimeBars, parse_interval
-from wsmux.analytics._operator import PerInstrument
+from wsmux.analytics import Bar, PerInstrument, TimeBars, parse_interval
 from wsmux.errors import ConfigError, WsmuxError
 from wsmux.model import BookSnapshot, BookUpdate, Event, Quote, Trade
 
-__all__ = ["ExportResult", "export", "parse_what"]
+__all__ = ["ExportResult", "Progress", "export", "parse_what"]
 
 Kind = Literal["str", "int", "float"]
 Column = tuple[str, Kind]
@@ -393,7 +394,3 @@ def _live_book_reader(replay: Any) -> Callable[[str, str], Any]:
             return None
 
     return read
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit("use: wsmux export")
