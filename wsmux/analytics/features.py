@@ -32,7 +32,7 @@ from wsmux.analytics._operator import NOTHING, AnalyticEvent
 from wsmux.analytics.stats import RealizedVolatility
 from wsmux.convert import register_event
 from wsmux.errors import ConfigError
-from wsmux.model import BookSnapshot, BookUpdate, event
+from wsmux.model import BookSnapshot, BookUpdate, Levels, event
 
 __all__ = [
     "BookImbalance",
@@ -230,6 +230,7 @@ class OrderFlowImbalance(BookFed):
         self.events = None if events is None else _positive_int(events, "events")
         self.name = f"ofi-{levels}"
         super().__init__(book=book)
+        self._watch = _TopWatch(levels)
         self._prev: tuple[tuple[float, float, float, float], ...] | None = None
         self._sums = [0.0] * levels
         self._n = 0
@@ -241,6 +242,7 @@ class OrderFlowImbalance(BookFed):
     def reset(self) -> None:
         super().reset()
         self._prev = None
+        self._watch.forget()
         self._sums = [0.0] * self.levels
         self._n = 0
 
@@ -255,13 +257,15 @@ class OrderFlowImbalance(BookFed):
                 top = _fill(top)
             return (top,)
         bids, asks = book.depth(m)
+        self._watch.read(bids, asks)
         bids += ((-_INF, 0.0),) * (m - len(bids))
         asks += ((_INF, 0.0),) * (m - len(asks))
         return tuple((b[0], b[1], a[0], a[1]) for b, a in zip(bids, asks, strict=True))
 
     def _on_book(self, ev: BookUpdate | BookSnapshot) -> Sequence[AnalyticEvent]:
-        now = self._tops()
         prev = self._prev
+        # an update below the top levels changes nothing there: every term is 0
+        now = prev if prev is not None and self.levels > 1 and self._watch.unchanged(ev) else self._tops()
         self._prev = now
         t = event_time(ev.ts, ev.recv_ns)
         out: Sequence[AnalyticEvent] = NOTHING
@@ -317,6 +321,7 @@ class OrderFlowImbalance(BookFed):
 
     def _suspend(self) -> Sequence[AnalyticEvent]:
         self._prev = None
+        self._watch.forget()
         return self.flush()
 
     def flush(self) -> Sequence[AnalyticEvent]:
@@ -324,6 +329,42 @@ class OrderFlowImbalance(BookFed):
         if self._n:
             return (self._emit(False, self._last_ts, self._last_recv),)
         return NOTHING
+
+
+class _TopWatch:
+    """Whether a book update can have changed the best ``n`` levels last read.
+
+    A level strictly worse than the n-th best of its side (lower for bids,
+    higher for asks) can neither be in the top n nor enter it, nor can its
+    removal change it: an update that touches only such levels leaves the
+    top n as it was, and a feature over the top n need not read the book
+    again. With fewer than n levels on a side every change counts.
+    """
+
+    __slots__ = ("n", "worst_ask", "worst_bid")
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.forget()
+
+    def forget(self) -> None:
+        """Nothing is known: the next update counts whatever it touches."""
+        self.worst_bid = -_INF
+        self.worst_ask = _INF
+
+    def read(self, bids: Levels, asks: Levels) -> None:
+        """The top n just read (best first)."""
+        n = self.n
+        self.worst_bid = bids[n - 1][0] if len(bids) >= n else -_INF
+        self.worst_ask = asks[n - 1][0] if len(asks) >= n else _INF
+
+    def unchanged(self, ev: BookUpdate | BookSnapshot) -> bool:
+        """True if ``ev`` cannot have changed the top n last read."""
+        if type(ev) is not BookUpdate:
+            return False
+        wb = self.worst_bid
+        wa = self.worst_ask
+        return all(level[0] < wb for level in ev.bids) and all(level[0] > wa for level in ev.asks)
 
 
 def _fill(top: tuple[float, float, float, float]) -> tuple[float, float, float, float]:
@@ -356,10 +397,16 @@ class BookImbalance(BookFed):
         self.name = f"imbalance-{levels}"
         super().__init__(book=book)
         self._last = _NAN
+        self._watch = _TopWatch(levels)
 
     def reset(self) -> None:
         super().reset()
         self._last = _NAN
+        self._watch.forget()
+
+    def _suspend(self) -> Sequence[AnalyticEvent]:
+        self._watch.forget()
+        return NOTHING
 
     def _on_book(self, ev: BookUpdate | BookSnapshot) -> Sequence[AnalyticEvent]:
         book = self.book
@@ -369,7 +416,11 @@ class BookImbalance(BookFed):
             bv = 0.0 if bv != bv else bv  # noqa: PLR0124
             av = 0.0 if av != av else av  # noqa: PLR0124
         else:
+            watch = self._watch
+            if watch.unchanged(ev):
+                return NOTHING
             bids, asks = book.depth(self.levels)
+            watch.read(bids, asks)
             bv = math.fsum([s for _, s in bids])
             av = math.fsum([s for _, s in asks])
         total = bv + av
@@ -454,6 +505,7 @@ class SpreadDepth(BookFed):
         self.levels = _positive_int(levels, "SpreadDepth levels")
         super().__init__(book=book)
         self._state: tuple[float, float, float] | None = None  # spread, bid depth, ask depth
+        self._watch = _TopWatch(levels)
         self._state_t = 0
         self._last_event: tuple[int | None, int] = (None, 0)
         self._clear_bucket(0)
@@ -471,6 +523,7 @@ class SpreadDepth(BookFed):
     def reset(self) -> None:
         super().reset()
         self._state = None
+        self._watch.forget()
         self._clear_bucket(0)
 
     def _accrue(self, until: int, ts: int | None, recv_ns: int) -> list[AnalyticEvent]:
@@ -547,9 +600,13 @@ class SpreadDepth(BookFed):
                     out = (self._emit(ev.ts, ev.recv_ns),)
                 self._clear_bucket(t - t % self.interval_ns)
             self._state_t = max(t, self._start)
+        if self._state is not None and self._watch.unchanged(ev):
+            self._changes += 1  # a change below the top levels: the state holds on
+            return out
         book = self.book
         assert book is not None
         bids, asks = book.depth(self.levels)
+        self._watch.read(bids, asks)
         if not bids or not asks:
             self._state = None
             return out
@@ -562,6 +619,7 @@ class SpreadDepth(BookFed):
 
     def _suspend(self) -> Sequence[AnalyticEvent]:
         self._state = None
+        self._watch.forget()
         return NOTHING
 
 
