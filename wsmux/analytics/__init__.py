@@ -13,6 +13,10 @@ Families: bars (:class:`TimeBars`, :class:`TickBars`, :class:`VolumeBars`,
 :class:`DollarBars`), VWAP and volume profile (:class:`RollingVwap`,
 :class:`SessionVwap`, :class:`VolumeProfile`), trade classification
 (:class:`TradeClassifier`); :class:`ExactSum` keeps their sums exact.
+Book and order-flow features (:mod:`wsmux.analytics.features`), cross-venue
+signals (:mod:`wsmux.analytics.cross_venue`), patterns
+(:mod:`wsmux.analytics.patterns`) and the online statistics they are built
+from (:mod:`wsmux.analytics.stats`) are re-exported here too.
 """
 
 from __future__ import annotations
@@ -31,6 +35,28 @@ from wsmux.analytics._operator import (
     attach,
 )
 from wsmux.analytics._vwap import Profile, RollingVwap, SessionVwap, VolumeProfile, Vwap, value_area
+from wsmux.analytics.cross_venue import (
+    Correlation,
+    CrossVenueSpread,
+    LeadLag,
+    LeadLagEstimate,
+    Opportunity,
+    ReturnCorrelation,
+)
+from wsmux.analytics.features import (
+    BookImbalance,
+    Imbalance,
+    MidVolatility,
+    OrderFlow,
+    OrderFlowImbalance,
+    SpreadDepth,
+    SpreadDepthStats,
+    Volatility,
+    WeightedMid,
+    WeightedMidPrice,
+)
+from wsmux.analytics.patterns import FleetingWall, FleetingWalls, HiddenFill, HiddenLiquidity, QuoteBurst, QuoteStuffing
+from wsmux.analytics.stats import EWMA, GridSampler, QuantileSketch, RealizedVolatility, RollingMinMax, RollingWindow
 from wsmux.convert import register_event
 
 register_event(Suspended, "suspended")
@@ -42,6 +68,34 @@ register_event(ClassifiedTrade, "classified_trade")
 register_event(ClassificationSummary, "classification_summary")
 
 __all__ = [
+    "Correlation",
+    "CrossVenueSpread",
+    "LeadLag",
+    "LeadLagEstimate",
+    "Opportunity",
+    "ReturnCorrelation",
+    "BookImbalance",
+    "Imbalance",
+    "MidVolatility",
+    "OrderFlow",
+    "OrderFlowImbalance",
+    "SpreadDepth",
+    "SpreadDepthStats",
+    "Volatility",
+    "WeightedMid",
+    "WeightedMidPrice",
+    "FleetingWall",
+    "FleetingWalls",
+    "HiddenFill",
+    "HiddenLiquidity",
+    "QuoteBurst",
+    "QuoteStuffing",
+    "EWMA",
+    "GridSampler",
+    "QuantileSketch",
+    "RealizedVolatility",
+    "RollingMinMax",
+    "RollingWindow",
     "NOTHING",
     "AnalyticEvent",
     "Bar",
