@@ -166,6 +166,14 @@ class MockExchange(abc.ABC):
         """The venue's clock: real time plus :attr:`clock_skew`."""
         return time.time_ns() + int(self.clock_skew * 1e9)
 
+    def stamp_ns(self, last_ns: int, step_ns: int = 1_000_000) -> int:
+        """The timestamp of a venue's next message: :meth:`now_ns` in whole
+        ``step_ns``, but at least ``step_ns`` after ``last_ns`` (strictly
+        increasing whatever the rate; exact in the venue's millisecond or ISO
+        text): timestamps a latency measurement can read."""
+        now = self.now_ns()
+        return max(last_ns + step_ns, now - now % step_ns)
+
     def server_time_body(self, now_ns: int) -> str:
         """The venue's answer to :attr:`server_time_path` at ``now_ns`` (venue subclasses)."""
         raise NotImplementedError

@@ -104,6 +104,8 @@ class MockBitfinex(MockExchange):
         self.candles = MinuteCandles()
         """The one-minute candles built from the mock's trades."""
         self._step_candles: dict[str, list[MockCandle]] = {}
+        self._mts = _MTS0
+        """The venue clock of the last trade (ms; see :meth:`stamp_ns`)."""
         """Symbol -> the candles its current step's trade closed and formed."""
 
     # --- helpers for tests ---------------------------------------------------------
@@ -344,11 +346,10 @@ class MockBitfinex(MockExchange):
         self._mark_book(conn, chan)
         return frames
 
-    def _trade_row(self, market: Market, change: Change) -> str:
+    def _trade_row(self, market: Market, change: Change, mts: int) -> str:
         trade = change.trade
         assert trade is not None
         sign = "" if trade.side is Side.BUY else "-"
-        mts = _MTS0 + trade.trade_id * 7
         return (
             f"[{trade.trade_id},{mts},{sign}{_js(market.size_text(trade.size))},{_js(market.price_text(trade.price))}]"
         )
@@ -363,7 +364,7 @@ class MockBitfinex(MockExchange):
             cid = chan.chan_id
             if chan.kind == "trades":
                 if change.trade is not None:
-                    row = self._trade_row(market, change)
+                    row = self._trades[symbol][-1]  # this step's trade (publish made it)
                     out.append(self._frame(conn, f'[{cid},"te",{row}'))
                     out.append(self._frame(conn, f'[{cid},"tu",{row}'))
                 continue
@@ -408,8 +409,8 @@ class MockBitfinex(MockExchange):
                 change = market.step()
                 trade = change.trade
                 if trade is not None:
-                    self._trades[symbol].append(self._trade_row(market, change))
-                    mts = _MTS0 + trade.trade_id * 7  # the trade's MTS (see _trade_row)
+                    self._mts = mts = self.stamp_ns(self._mts * 1_000_000) // 1_000_000
+                    self._trades[symbol].append(self._trade_row(market, change, mts))
                     finished, forming = self.candles.on_trade(symbol, mts, trade.price, trade.size)
                     self._step_candles[symbol] = [c for c in (finished, forming) if c is not None]
                 if self.faults.silent:

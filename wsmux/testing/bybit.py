@@ -132,7 +132,7 @@ class MockBybit(MockExchange):
         return base + quote
 
     def _now(self) -> int:
-        self._ms += 1
+        self._ms = self.stamp_ns(self._ms * 1_000_000) // 1_000_000
         return self._ms
 
     # --- client messages --------------------------------------------------------------

@@ -160,7 +160,7 @@ class MockCoinbase(MockExchange):
         return f"{tag:08x}-0000-4000-8000-{product.next_order:012x}"
 
     def _time(self) -> str:
-        self._now_ns += 1_000_000
+        self._now_ns = self.stamp_ns(self._now_ns)
         return iso(self._now_ns)
 
     def last_seq(self, symbol: str) -> int:
@@ -604,7 +604,7 @@ class MockCoinbaseAdvanced(MockExchange):
         """The five-minute candles built from the mock's trades (``candles``)."""
 
     def _time(self) -> str:
-        self._now_ns += 1_000_000
+        self._now_ns = self.stamp_ns(self._now_ns)
         return iso(self._now_ns, 9)
 
     def http(self, path: str, query: dict[str, str]) -> tuple[int, bytes] | None:

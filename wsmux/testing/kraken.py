@@ -118,8 +118,8 @@ class _KrakenMockBase(MockExchange):
         return f"{base}/{quote}"
 
     def _tick_ns(self) -> int:
-        """A deterministic venue clock: 1 ms per message."""
-        self._now_ns += 1_000_000
+        """The venue clock: real time (plus the skew), at least 1 ms per message."""
+        self._now_ns = self.stamp_ns(self._now_ns)
         return self._now_ns
 
     def _books(self, conn: MockConnection) -> dict[str, _View]:

@@ -139,7 +139,7 @@ class MockOkx(MockExchange):
         conn.state["business"] = request is not None and request.path.rstrip("/") == _BUSINESS_PATH
 
     def _now(self) -> str:
-        self._ms += 1
+        self._ms = self.stamp_ns(self._ms * 1_000_000) // 1_000_000
         return str(self._ms)
 
     # --- client messages ----------------------------------------------------------
