@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -62,3 +63,22 @@ def test_an_unknown_endpoint_key_in_the_environment_is_refused() -> None:
     )
     assert done.returncode == 2, done
     assert "did you mean 'binance'" in done.stderr
+
+
+def test_the_cli_logs_each_failed_attempt_with_its_reason(tmp_path: Path) -> None:
+    """stderr carries the library's WARNING lines (one per failed attempt,
+    with the reason and the next retry); --log-file takes them instead."""
+    done = run_cli("record", "binance:BTC-USDT", "--out", str(tmp_path), "--duration", "1", "--refresh", "0.5")
+    # the 1-s duration ended it, not the 30-s connect deadline
+    assert re.search(r"nothing connected within (1|1\.\d|2) s", done.stderr), done.stderr
+    attempts = [line for line in done.stderr.splitlines() if " WARNING wsmux.connection.binance: " in line]
+    assert attempts and all("connection refused" in line and "retrying in" in line for line in attempts)
+    log = tmp_path / "wsmux.log"
+    done = run_cli("--log-file", str(log), "record", "binance:BTC-USDT", "--out", str(tmp_path), "--duration", "1")
+    assert done.returncode == 3
+    assert " WARNING wsmux." not in done.stderr
+    lines = log.read_text().splitlines()
+    assert lines and all(" WARNING wsmux." in line for line in lines)
+    done = run_cli("--log-level", "error", "record", "binance:BTC-USDT", "--out", str(tmp_path), "--duration", "1")
+    assert done.returncode == 3 and " WARNING wsmux." not in done.stderr
+    assert run_cli("--log-level", "loud", "venues").returncode == 2

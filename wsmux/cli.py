@@ -17,6 +17,7 @@ import argparse
 import asyncio
 import contextlib
 import importlib
+import logging
 import math
 import shutil
 import sys
@@ -431,7 +432,10 @@ def _connect_verdict(view: LiveView, connect_deadline: float | None, out: TextIO
     """Exit status 3 (and the reason on stderr) if nothing ever connected."""
     if view.connections > 0:
         return None
-    sys.stderr.write(view.failure_report(connect_deadline or 0.0))
+    waited = time.monotonic() - view.started  # a --duration shorter than the deadline ends it first
+    if connect_deadline is not None:
+        waited = min(waited, connect_deadline)
+    sys.stderr.write(view.failure_report(round(waited, 1)))
     out.flush()
     return 3
 
@@ -651,6 +655,21 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"wsmux {__version__}")
+    parser.add_argument(
+        "--log-level",
+        type=_log_level,
+        default=logging.WARNING,
+        metavar="LEVEL",
+        help="the 'wsmux' loggers' level: debug, info, warning (default), error",
+    )
+    parser.add_argument(
+        "--log-file",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="append log lines to PATH (default: stderr, except under a live terminal view of "
+        "demo/watch, whose venue panel shows each venue's last error)",
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     demo = commands.add_parser("demo", help="run mock exchanges in-process and watch the live view")
@@ -943,10 +962,50 @@ def _report(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK
 
 
+def _log_level(text: str) -> int:
+    level = logging.getLevelName(text.upper())
+    if not isinstance(level, int):
+        raise argparse.ArgumentTypeError(f"not a log level: {text!r} (debug, info, warning, error)")
+    return level
+
+
+def _configure_logging(args: argparse.Namespace, out: TextIO) -> logging.Handler | None:
+    """Send the ``wsmux`` logger tree to ``--log-file``, else to stderr —
+    except under the live terminal view of ``demo``/``watch`` (log lines would
+    tear the screen; the view shows each venue's state and last error).
+    Returns the handler added (removed again by :func:`main`)."""
+    logger = logging.getLogger("wsmux")
+    logger.setLevel(args.log_level)
+    handler: logging.Handler
+    if args.log_file is not None:
+        handler = logging.FileHandler(args.log_file, encoding="utf-8")
+    elif args.command in ("demo", "watch") and out.isatty():
+        return None
+    else:
+        handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logger.addHandler(handler)
+    return handler
+
+
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     """Entry point of the ``wsmux`` console script."""
     out = out or sys.stdout
     args = build_parser().parse_args(argv)
+    try:
+        handler = _configure_logging(args, out)
+    except OSError as exc:
+        sys.stderr.write(f"wsmux: --log-file: {exc}\n")
+        return EXIT_USAGE
+    try:
+        return _main(args, out)
+    finally:
+        if handler is not None:
+            logging.getLogger("wsmux").removeHandler(handler)
+            handler.close()
+
+
+def _main(args: argparse.Namespace, out: TextIO) -> int:
     try:
         if args.command == "venues":
             out.write(_venues_table() + "\n")
