@@ -40,7 +40,7 @@ from wsmux.adapter import Adapter, HttpRequest, Outgoing, Reply
 from wsmux.book import BookSync, Diff, OrderBook, Verdict
 from wsmux.book._l3sync import L3Sync
 from wsmux.book.l3 import L3Book
-from wsmux.errors import MalformedMessage, RemoteError, UnknownMessage, WsmuxError
+from wsmux.errors import MalformedMessage, RemoteError, SubscriptionRejected, UnknownMessage, WsmuxError
 from wsmux.metrics._registry import DISABLED_MASK
 from wsmux.model import (
     BookSnapshot,
@@ -182,6 +182,9 @@ class Feed:
         self.sink = sink
         self.syncs: dict[str, BookSync] = {}
         self.book_subs: dict[str, Subscription] = {}
+        self.subscriptions: set[Subscription] = set()
+        """What the connection subscribed (the Connection shares its set): a
+        venue's rejection is mapped to the symbol it names."""
         self.actions: list[Action] = []
         self.stats = FeedStats()
         self._fetching: set[str] = set()
@@ -497,7 +500,26 @@ class Feed:
             kind = ErrorKind.VENUE_ERROR
         else:
             kind = ErrorKind.MALFORMED
-        self.sink(Error(self.venue, None, kind, f"{type(exc).__name__}: {exc}", recv_ns))
+        symbol = self._rejected_symbol(str(exc)) if isinstance(exc, SubscriptionRejected) else None
+        self.sink(Error(self.venue, symbol, kind, f"{type(exc).__name__}: {exc}", recv_ns))
+
+    def _rejected_symbol(self, text: str) -> str | None:
+        """The subscribed symbol a venue's rejection names (its native
+        spelling in the venue's text; the longest match, so ``BTC-USDT`` wins
+        over ``BTC-USD``), or None when none or several do."""
+        found: dict[str, int] = {}
+        for sub in self.subscriptions:
+            try:
+                native = self.adapter.to_native(sub.symbol, sub.channel)
+            except Exception:
+                continue
+            if native and native in text:
+                found[sub.symbol] = max(found.get(sub.symbol, 0), len(native))
+        if not found:
+            return None
+        longest = max(found.values())
+        named = [symbol for symbol, length in found.items() if length == longest]
+        return named[0] if len(named) == 1 else None
 
     def _want_snapshot(self, symbol: str) -> None:
         if symbol in self._fetching:

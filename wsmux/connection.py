@@ -419,6 +419,7 @@ class Connection:
         self.wait_unblocked = wait_unblocked
         self.recorder = recorder
         self.subscriptions: set[Subscription] = set()
+        self.feed.subscriptions = self.subscriptions  # one set: rejections name their symbol
         self.route = ""
         """The adapter's connection group (:meth:`~wsmux.Adapter.route`) this connection serves."""
         self.stats = ConnectionStats()
