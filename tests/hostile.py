@@ -46,8 +46,12 @@ class HostileServer:
         body_size: int = 10 * 2**20,
         declare_length: bool = True,
         ok_body: bytes = b"{}",
+        hang_up_first: int = 0,
     ) -> None:
         self.http_mode = http_mode
+        self.hang_up_first = hang_up_first
+        """Close the connection of the first this-many requests without an answer
+        (what a server does to an idle keep-alive connection as it is reused)."""
         self.drip_interval = drip_interval
         self.body_size = body_size
         self.declare_length = declare_length
@@ -116,7 +120,9 @@ class HostileServer:
             self.requests += 1
             self.requested.set()
             mode = self.http_mode
-            if mode == "ok":
+            if self.requests <= self.hang_up_first:
+                pass  # closed below, no answer
+            elif mode == "ok":
                 await self._send_head(writer, len(self.ok_body))
                 writer.write(self.ok_body)
                 await writer.drain()

@@ -77,6 +77,22 @@ async def test_fetch_rest_reads_a_body_within_bounds() -> None:
             await fetch_rest(http, HttpRequest(f"{srv.http_url}/x"), deadline=WAIT, max_body=6)
 
 
+async def test_fetch_rest_sends_a_get_again_when_the_server_hangs_up_unanswered() -> None:
+    """A pooled keep-alive connection the server closed as it was reused
+    ("Server disconnected without sending a response") costs one more try,
+    not a failed snapshot; a server that never answers still fails."""
+    async with HostileServer(http_mode="ok", ok_body=b"[1]", hang_up_first=1) as srv, httpx.AsyncClient() as http:
+        response = await fetch_rest(http, HttpRequest(f"{srv.http_url}/depth"), deadline=WAIT, max_body=2**20)
+        assert (response.status_code, response.body, srv.requests) == (200, b"[1]", 2)
+    async with HostileServer(http_mode="ok", hang_up_first=10) as srv, httpx.AsyncClient() as http:
+        with pytest.raises(httpx.RemoteProtocolError):
+            await fetch_rest(http, HttpRequest(f"{srv.http_url}/depth"), deadline=WAIT, max_body=2**20)
+        assert srv.requests == 2  # once more, not forever
+        with pytest.raises(httpx.RemoteProtocolError):  # a POST is never sent twice
+            await fetch_rest(http, HttpRequest(f"{srv.http_url}/t", method="POST"), deadline=WAIT, max_body=2**20)
+        assert srv.requests == 3
+
+
 async def _until(predicate: object) -> None:
     while not predicate():  # type: ignore[operator]
         await asyncio.sleep(0.005)

@@ -263,6 +263,11 @@ async def fetch_rest(http: httpx.AsyncClient, request: HttpRequest, *, deadline:
     declared ``Content-Length`` already does, so an oversized answer costs at
     most ``max_body`` bytes of memory.
 
+    A ``GET`` whose pooled keep-alive connection turns out to be closed by
+    the server before any answer (``httpx.RemoteProtocolError``, "Server
+    disconnected without sending a response": the server dropped the idle
+    connection as it was reused) is sent once more, within the same deadline.
+
     Raises:
         RestDeadlineExceeded: the request took longer than ``deadline`` seconds.
         RestBodyTooLarge: the body exceeds ``max_body`` bytes.
@@ -270,26 +275,36 @@ async def fetch_rest(http: httpx.AsyncClient, request: HttpRequest, *, deadline:
     """
     try:
         async with asyncio.timeout(deadline):
-            async with http.stream(
-                request.method, request.url, params=list(request.params), content=request.body
-            ) as response:
-                declared = response.headers.get("Content-Length", "")
-                if declared.isdigit() and int(declared) > max_body:
-                    raise RestBodyTooLarge(
-                        f"{request.url} declares a body of {int(declared)} bytes, over the cap of {max_body}"
-                    )
-                chunks: list[bytes] = []
-                size = 0
-                async for chunk in response.aiter_bytes():
-                    size += len(chunk)
-                    if size > max_body:
-                        raise RestBodyTooLarge(f"{request.url} sent more than the cap of {max_body} body bytes")
-                    chunks.append(chunk)
-                return RestResponse(response.status_code, response.headers, b"".join(chunks), str(response.url))
+            if request.method == "GET":
+                try:
+                    return await _read_rest(http, request, max_body)
+                except httpx.RemoteProtocolError:
+                    pass  # a stale pooled connection: the retry opens a new one
+            return await _read_rest(http, request, max_body)
     except TimeoutError as exc:
         if isinstance(exc, RestDeadlineExceeded | ConnectTimeout):
             raise
         raise RestDeadlineExceeded(f"{request.method} {request.url} did not finish within {deadline} s") from exc
+
+
+async def _read_rest(http: httpx.AsyncClient, request: HttpRequest, max_body: int) -> RestResponse:
+    """One attempt of :func:`fetch_rest` (no deadline of its own)."""
+    async with http.stream(
+        request.method, request.url, params=list(request.params), content=request.body
+    ) as response:
+        declared = response.headers.get("Content-Length", "")
+        if declared.isdigit() and int(declared) > max_body:
+            raise RestBodyTooLarge(
+                f"{request.url} declares a body of {int(declared)} bytes, over the cap of {max_body}"
+            )
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in response.aiter_bytes():
+            size += len(chunk)
+            if size > max_body:
+                raise RestBodyTooLarge(f"{request.url} sent more than the cap of {max_body} body bytes")
+            chunks.append(chunk)
+        return RestResponse(response.status_code, response.headers, b"".join(chunks), str(response.url))
 
 
 class ConnectGate:
