@@ -141,9 +141,13 @@ async def test_buffered_diffs_are_bounded_while_snapshots_queue() -> None:
                 await mock.publish(1)
                 await asyncio.sleep(0)
             syncs = [s for c in mux.connections() for s in c.feed.syncs.values()]
-            waiting = [len(s._buffer) for s in syncs if not s.valid]
+            # queued: the REST request not sent yet; in flight: sent, the answer awaited
+            waiting = [len(s._buffer) for s in syncs if not s.valid and not s._requested]
+            in_flight = [(len(s._buffer), s.rule.max_buffer) for s in syncs if not s.valid and s._requested]
             reader.cancel()
             await stream.aclose()
     assert waiting, "no book was waiting: the storm did not queue snapshots"
     # a bound tied to one REST round trip (a few diffs), not to the length of the queue
     assert max(waiting) <= PRE_REQUEST_BUFFER, f"{len(waiting)} waiting books buffer up to {max(waiting)} diffs each"
+    # a book whose request is on the wire keeps what arrives meanwhile (the answer may need it), within its rule
+    assert all(n <= limit for n, limit in in_flight), in_flight
