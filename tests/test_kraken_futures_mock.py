@@ -308,3 +308,17 @@ async def test_conformance_on_every_channel() -> None:
     assert any(loads(f).get("feed") == "ticker" for f in frames)
     report = check_adapter(KrakenFuturesAdapter, symbol=symbol, frames=frames, subscriptions=subs, mutations=500)
     assert report.events > 60 and report.mutations == 500
+
+
+async def test_level_messages_never_show_a_crossed_book_in_between() -> None:
+    """One message per level: when the bid moves up through the old best ask,
+    the ask's removal must come first, or the client sees a crossed book for a
+    moment and resyncs for nothing (found by the benchmark's generated stream)."""
+    async with MockKrakenFutures(["BTC-USD-PERP"], seed=1, levels=300) as mock:
+        async with client(mock, list(book(LIN, "BTC-USD-PERP"))) as c:
+            await c.wait(lambda: c.count(Resynced) == 1)
+            for _ in range(30):
+                await mock.publish(100)
+                await c.sync()
+            assert not [e for e in c.events if isinstance(e, Gap)]
+            assert_same_book(c, mock, "BTC-USD-PERP")

@@ -168,6 +168,10 @@ class MockKrakenFutures(MockExchange):
         faults = self.faults
         seqs: dict[str, int] = conn.state["seq"]
         levels = [("buy", p, s) for p, s in change.bids] + [("sell", p, s) for p, s in change.asks]
+        # one message per level: removals first, as a matching engine emits them (a bid that
+        # moves up through the old best ask comes after that ask's removal), so no
+        # intermediate book is crossed
+        levels.sort(key=lambda level: level[2] != 0)
         if faults.take("crossed"):
             best_ask = market.best_ask()
             levels.append(("buy", best_ask, 1))
