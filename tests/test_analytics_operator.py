@@ -155,6 +155,18 @@ async def test_attach_feeds_outputs_reports_errors_and_detaches() -> None:
     assert source.stats.received == 7
 
 
+async def test_closing_the_source_ends_the_output_after_what_it_buffered() -> None:
+    source = Stream((), name="src")
+    out = attach(source, CountEvery(2))
+    kept = attach(source, CountEvery(1))
+    await kept.aclose()  # closed first: forgotten by the source
+    for i in range(1, 5):
+        source._put(trade(i))
+    await source.aclose()
+    assert out.closed and source._dependents == []
+    assert [e async for e in out] == [Counted("v", "S", 2, 2_000, 4_000), Counted("v", "S", 4, 4_000, 8_000)]
+
+
 async def test_attach_rejects_bad_operators() -> None:
     source = Stream(())
     with pytest.raises(ConfigError):

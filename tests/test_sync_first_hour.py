@@ -191,3 +191,23 @@ def test_facade_calls_from_a_callback_do_not_deadlock(mock_thread: ThreadedMock[
         assert done.wait(10)
     assert results[0] is True
     assert "would deadlock" in str(results[1])
+
+
+def test_the_sync_facade_runs_analytics(mock_thread: ThreadedMock[MockToy]) -> None:
+    from wsmux.analytics import Bar, TickBars
+
+    with make_mux(mock_thread) as mux:
+        bars = mux.analyze(TickBars(5), trades("toy", "BTC-USD"))
+        published = 0
+        got: list[Bar] = []
+        while len(got) < 3 and published < 5000:  # bounded: the operator runs on the loop thread
+            mock_thread.publish(50)
+            published += 50
+            try:
+                while len(got) < 3:
+                    event = bars.get(timeout=0.5)
+                    if isinstance(event, Bar):
+                        got.append(event)
+            except TimeoutError:
+                continue
+        assert len(got) == 3 and all(b.trades == 5 and b.kind == "tick:5" for b in got)

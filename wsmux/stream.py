@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import enum
 import inspect
 import logging
@@ -147,6 +148,7 @@ class Stream:
         self._iterated = False
         self._buffering = True
         self._early: list[Event] = []
+        self._dependents: list[Stream] = []
         """Events that arrived before the first callback of an unread stream
         (handed to each callback registered until the stream is read)."""
         self._pending_drops = 0
@@ -557,6 +559,18 @@ class Stream:
             self._async_task = None
         if self._on_close is not None:
             await self._on_close(self)
+        for dependent in list(self._dependents):  # streams fed only by this one end with it
+            await dependent.aclose()
+
+    def _close_with_me(self, dependent: Stream) -> None:
+        """Close ``dependent`` (a stream fed from this one's callbacks, e.g. an
+        analytics output) when this stream closes; undone by
+        :meth:`_forget_dependent`."""
+        self._dependents.append(dependent)
+
+    def _forget_dependent(self, dependent: Stream) -> None:
+        with contextlib.suppress(ValueError):
+            self._dependents.remove(dependent)
 
     async def __aenter__(self) -> Stream:
         return self

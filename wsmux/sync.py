@@ -63,6 +63,7 @@ from wsmux.stream import Overflow, Stream, StreamStats
 from wsmux.subscriptions import Subscription
 
 if TYPE_CHECKING:
+    from wsmux.analytics import Operator
     from wsmux.metrics._prometheus import MetricsServer
 
 __all__ = ["Multiplexer", "SyncStream"]
@@ -494,6 +495,23 @@ class Multiplexer:
             lambda mux: mux.subscribe_consolidated(
                 symbol, venue_list, channel=channel, maxsize=maxsize, overflow=overflow, name=name
             )
+        )
+        return SyncStream(stream, runner)
+
+    def analyze(
+        self,
+        operator: Operator,
+        *subscriptions: Subscription | str | Iterable[Subscription],
+        maxsize: int = 100_000,
+        overflow: Overflow | str = Overflow.BLOCK,
+        name: str = "",
+    ) -> SyncStream:
+        """Like :meth:`wsmux.Multiplexer.analyze`: a stream of ``operator``'s
+        outputs (the operator runs on the loop thread)."""
+        runner, _ = self._parts()
+        subs = tuple(subscriptions)
+        stream = self._call(
+            lambda mux: mux.analyze(operator, *subs, maxsize=maxsize, overflow=overflow, name=name)
         )
         return SyncStream(stream, runner)
 

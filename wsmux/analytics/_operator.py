@@ -372,7 +372,8 @@ def attach(
     dispatched, in order. An operator that raises is reported as an
     :class:`~wsmux.Error` (kind ``CALLBACK``) in the output stream and counted;
     the stream keeps running. Closing the output stream detaches the
-    operators (then calls ``on_close``).
+    operators (then calls ``on_close``); closing ``source`` closes the output
+    too (what it buffered can still be read).
 
     ``overflow`` (an :class:`~wsmux.Overflow` or its value) defaults to
     ``DROP_OLDEST`` (counted and reported): a plain
@@ -399,6 +400,7 @@ def attach(
     async def detach(stream: Stream) -> None:
         for cls, fn in registered:
             source.off(cls, fn)
+        source._forget_dependent(stream)
         if on_close is not None:
             await on_close(stream)
 
@@ -415,4 +417,5 @@ def attach(
         for cls in op.accepts:
             source.on(cls, feed)
             registered.append((cls, feed))
+    source._close_with_me(out)  # the source ends: so do its outputs (buffered outputs stay readable)
     return out
