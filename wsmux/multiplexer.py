@@ -699,10 +699,13 @@ class Multiplexer:
         subs = self._collect(subscriptions)
         checkers: dict[str, Adapter] = {}
         for sub in subs:
-            checker = checkers.get(sub.venue) or self._new_adapter(sub.venue)
-            checkers[sub.venue] = checker
-            checker.check(sub)
             listed = self._instrument_cache.get(sub.venue) if self.validate_symbols else None
+            checker = checkers.get(sub.venue)
+            if checker is None:
+                checker = checkers[sub.venue] = self._new_adapter(sub.venue)
+                if listed is not None:  # symbols spelled from the list (Hyperliquid spot coins)
+                    checker.use_instruments(tuple(listed.by_symbol.values()))
+            checker.check(sub)
             if listed is not None:
                 listed.check(sub.symbol)  # UnknownSymbol with close matches
         unique = tuple(dict.fromkeys(subs))
