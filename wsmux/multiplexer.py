@@ -705,9 +705,9 @@ class Multiplexer:
                 checker = checkers[sub.venue] = self._new_adapter(sub.venue)
                 if listed is not None:  # symbols spelled from the list (Hyperliquid spot coins)
                     checker.use_instruments(tuple(listed.by_symbol.values()))
-            checker.check(sub)
-            if listed is not None:
+            if listed is not None:  # first: the list knows the symbols (did you mean)
                 listed.check(sub.symbol)  # UnknownSymbol with close matches
+            checker.check(sub)
         unique = tuple(dict.fromkeys(subs))
         stream = Stream(
             unique,
