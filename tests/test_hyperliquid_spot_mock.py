@@ -18,6 +18,7 @@ from wsmux import (
     BookUpdate,
     Channel,
     Error,
+    ErrorKind,
     Gap,
     Integrity,
     Multiplexer,
@@ -156,3 +157,26 @@ async def test_conformance_on_spot_frames() -> None:
     report = check_adapter(_SpotReady, symbol=HYPE, frames=frames, subscriptions=subs, mutations=400)
     assert report.events > 60 and report.mutations == 400
     assert {"BookSnapshot", "Trade", "Quote", "Candle"} <= set(report.kinds)
+
+
+async def test_a_pair_listed_after_the_first_connection_is_refused_and_reported() -> None:
+    """The venue's connections keep the list their first connection got; a
+    pair listed later (the list is fetched again after its TTL, here at once) cannot be
+    spelled by them: the subscription is refused with an Error event and
+    counted, never lost silently or crashing the placement."""
+    ubtc = "UBTC-USDC"
+    async with MockHyperliquid([HYPE, ubtc]) as mock:
+        index = mock.spot_index.pop(ubtc)  # not listed yet
+        async with Multiplexer(endpoints={"hyperliquid": mock.endpoint}, backoff=FAST, instruments_ttl=1e-9) as mux:
+            first = await mux.asubscribe(book("hyperliquid", HYPE))
+            await collect_until(first, lambda e: isinstance(e, Resynced))
+            mock.spot_index[ubtc] = index  # listed now
+            later = await mux.asubscribe(book("hyperliquid", ubtc))
+            [error] = await collect_until(later, lambda e: isinstance(e, Error))
+            assert isinstance(error, Error) and error.kind is ErrorKind.UNKNOWN_SYMBOL and error.symbol == ubtc
+            assert "listed since the venue's first connection" in error.message
+            assert mux.counters["unknown_symbols"] == 1
+            assert not any('"@142"' in str(m) for m in mock.received)
+            await mock.publish(5)  # the first book is still served
+            await wait_book_time(first, HYPE, await publish_until_top_changes(mock, HYPE))
+            await first.aclose()

@@ -174,10 +174,11 @@ def spot_instruments(venue: str, meta: dict[str, Any]) -> list[Instrument]:
 
 
 class HyperliquidAdapter(Adapter):
-    """Hyperliquid perpetuals (``wss://api.hyperliquid.xyz/ws``), venue id ``"hyperliquid"``.
+    """Hyperliquid perpetuals and spot pairs (``wss://api.hyperliquid.xyz/ws``), venue id ``"hyperliquid"``.
 
     Channels: books (``l2Book``, top 20), quotes (``bbo``), trades, funding and
-    open interest (``activeAssetCtx``), one-minute candles. See the module
+    open interest (``activeAssetCtx``, perpetuals only), one-minute candles.
+    Spot symbols need the ``spotMeta`` list (:meth:`use_instruments`). See the module
     docstring for the rules (sheet: ``shared/exchanges/hyperliquid.md``).
     """
 
