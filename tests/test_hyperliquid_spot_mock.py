@@ -180,3 +180,27 @@ async def test_a_pair_listed_after_the_first_connection_is_refused_and_reported(
             await mock.publish(5)  # the first book is still served
             await wait_book_time(first, HYPE, await publish_until_top_changes(mock, HYPE))
             await first.aclose()
+
+
+async def test_a_recorded_spot_session_replays_under_the_unified_symbols(tmp_path: object) -> None:
+    """The meta and spotMeta answers are in the message log: a replay spells
+    ``@107`` back to HYPE-USDC as the live run did."""
+    from pathlib import Path
+
+    from wsmux.log import Replay
+
+    directory = Path(str(tmp_path))
+    async with MockHyperliquid([HYPE, BTC]) as mock:
+        async with Multiplexer(endpoints={"hyperliquid": mock.endpoint}, backoff=FAST, record=str(directory)) as mux:
+            stream = await mux.asubscribe(trades("hyperliquid", HYPE), book("hyperliquid", HYPE))
+            await collect_until(stream, lambda e: isinstance(e, Resynced))
+            await mock.publish(200)
+            n = mock.markets[HYPE].next_trade_id - 1
+            live = await collect_until(stream, lambda e: isinstance(e, Trade) and e.trade_id == str(10**14 + 7 * n))
+            await stream.aclose()
+    live_trades = [e for e in live if isinstance(e, Trade)]
+    replayed = list(Replay(sorted(directory.glob("*.wslog"))).events())
+    assert not [e for e in replayed if isinstance(e, Error)]
+    replayed_trades = [e for e in replayed if isinstance(e, Trade)]
+    assert len(live_trades) == n > 10 and replayed_trades[: len(live_trades)] == live_trades
+    assert {e.symbol for e in replayed if isinstance(e, BookUpdate)} == {HYPE}
