@@ -201,12 +201,14 @@ def test_bad_book_messages_are_malformed() -> None:
         json.dumps({"channel": "l2Book", "data": {"coin": "BTC", "time": "x", "levels": [[], []]}}),
         json.dumps({"channel": "l2Book", "data": {"coin": "BTC", "levels": [[], []]}}),
         book_frame([("abc", "1")], []),
-        book_frame([("1", "1")], [], coin="ETH"),  # never subscribed
     ]
     for frame in bad:
         with pytest.raises(MalformedMessage) as info:
             a.parse(frame, RECV)
         assert not isinstance(info.value, UnknownMessage)
+    # a coin never subscribed is well formed, just not ours (a spot '@n' unlisted): reported, not "unreadable"
+    with pytest.raises(UnknownMessage, match="'ETH'"):
+        a.parse(book_frame([("1", "1")], [], coin="ETH"), RECV)
     # a failed first snapshot is not remembered: the next good one is whole
     assert isinstance(a.parse(book_frame([("1", "1")], []), RECV)[0], BookSnapshot)
 

@@ -14,9 +14,6 @@ from wsmux.cli import DEMO_SYMBOLS, MOCKS, _load_mock
 from wsmux.exchanges import get
 
 VENUES = sorted(v for v in MOCKS if get(v)().instruments_requests())
-POST_ONLY = {"hyperliquid"}
-"""Mocks whose instruments endpoint is a POST with a body (``/info``): the
-mock answers it in-process (``mock.rest``) but its HTTP server takes GETs only."""
 
 
 async def _listed(adapter: Adapter) -> set[str]:
@@ -31,7 +28,7 @@ async def _listed(adapter: Adapter) -> set[str]:
     return listed
 
 
-@pytest.mark.parametrize("venue", sorted(set(VENUES) - POST_ONLY))
+@pytest.mark.parametrize("venue", VENUES)
 async def test_mock_serves_its_instruments(venue: str) -> None:
     symbols = DEMO_SYMBOLS.get(venue, ["BTC-USDT", "ETH-USDT"])
     async with _load_mock(venue)(symbols) as mock:

@@ -699,12 +699,15 @@ class Multiplexer:
         subs = self._collect(subscriptions)
         checkers: dict[str, Adapter] = {}
         for sub in subs:
-            checker = checkers.get(sub.venue) or self._new_adapter(sub.venue)
-            checkers[sub.venue] = checker
-            checker.check(sub)
             listed = self._instrument_cache.get(sub.venue) if self.validate_symbols else None
-            if listed is not None:
+            checker = checkers.get(sub.venue)
+            if checker is None:
+                checker = checkers[sub.venue] = self._new_adapter(sub.venue)
+                if listed is not None:  # symbols spelled from the list (Hyperliquid spot coins)
+                    checker.use_instruments(tuple(listed.by_symbol.values()))
+            if listed is not None:  # first: the list knows the symbols (did you mean)
                 listed.check(sub.symbol)  # UnknownSymbol with close matches
+            checker.check(sub)
         unique = tuple(dict.fromkeys(subs))
         stream = Stream(
             unique,
@@ -883,16 +886,43 @@ class Multiplexer:
             return fresh
         lists = await self._instrument_lists({sub.venue for sub in fresh}, self.instruments_timeout)
         keep: list[Subscription] = []
+        placed: dict[str, Adapter] = {}
         for sub in fresh:
             listed = lists.get(sub.venue)
             try:
                 if listed is not None:
                     listed.check(sub.symbol)
+                    self._placed_check(sub, placed)
             except UnknownSymbol as exc:
                 self._refuse(sub, exc)
             else:
                 keep.append(sub)
         return keep
+
+    def _placed_check(self, sub: Subscription, placed: dict[str, Adapter]) -> None:
+        """Check ``sub`` with the list the venue's connections were given
+        (fixed by its first connection): a symbol listed since then may be
+        unknown to them (a Hyperliquid spot pair spelled from the list).
+
+        Raises:
+            UnknownSymbol: the connections' adapters cannot map ``sub``.
+        """
+        units = self._units.get(sub.venue)
+        if units is None:  # no connection yet: it will get the current list
+            return
+        checker = placed.get(sub.venue)
+        if checker is None:
+            checker = placed[sub.venue] = self._new_adapter(sub.venue)
+            checker.use_instruments(units)
+        try:
+            checker.check(sub)
+        except UnknownSymbol as exc:
+            raise UnknownSymbol(
+                f"{exc} (listed since the venue's first connection, whose instrument list its connections keep; "
+                "a new Multiplexer knows it)",
+                venue=sub.venue,
+                symbol=sub.symbol,
+            ) from exc
 
     def _refuse(self, sub: Subscription, exc: UnknownSymbol) -> None:
         """Drop ``sub`` (an unlisted symbol) and tell the streams that asked for it."""

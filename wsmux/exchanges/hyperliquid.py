@@ -7,13 +7,20 @@ Venue rules come from the wsmux fact sheet ``shared/exchanges/hyperliquid.md``
 * **Endpoint.** ``wss://api.hyperliquid.xyz/ws`` (testnet
   ``wss://api.hyperliquid-testnet.xyz/ws``); REST ``POST
   https://api.hyperliquid.xyz/info`` with a JSON body (``{"type":"meta"}``
-  lists the perpetuals). No compression.
-* **Symbols.** Perpetuals only: ``BTC-USD-PERP`` is the coin ``BTC``
+  lists the perpetuals, ``{"type":"spotMeta"}`` the spot tokens and pairs).
+  No compression.
+* **Symbols.** Perpetuals: ``BTC-USD-PERP`` is the coin ``BTC``
   (Hyperliquid perps are USDC-margined and priced in USD; wsmux names the
-  quote ``USD``, like dYdX). Spot pairs (``PURR/USDC``, ``@<index>``) need the
-  ``spotMeta`` index and are not mapped yet; coins whose name is not upper
-  case letters and digits (``kPEPE``, builder-deployed ``xyz:TSLA``) have no
-  unified name and are left out of the instruments.
+  quote ``USD``, like dYdX). Spot: ``HYPE-USDC`` is the pair's coin, which is
+  ``@<index>`` (the pair's ``index`` in ``spotMeta.universe``) or, for the one
+  legacy pair, its name ``PURR/USDC``. The base and quote names come from the
+  pair's ``tokens`` ([base, quote] token indices) in ``spotMeta.tokens``, so a
+  spot symbol can only be spelled once that list is known
+  (:meth:`HyperliquidAdapter.use_instruments`): without it a spot symbol
+  raises :class:`~wsmux.errors.UnknownSymbol` saying so, never a guessed
+  coin. Coins and tokens whose name is not upper case letters and digits
+  (``kPEPE``, builder-deployed ``xyz:TSLA``) have no unified name and are
+  left out of the instruments, as are two pairs with the same token names.
 * **Subscribing.** One subscription per message:
   ``{"method":"subscribe","subscription":{"type":"l2Book","coin":"BTC"}}``,
   acknowledged by ``{"channel":"subscriptionResponse","data":{...}}``;
@@ -45,6 +52,9 @@ Venue rules come from the wsmux fact sheet ``shared/exchanges/hyperliquid.md``
 * **Funding and open interest (``activeAssetCtx``).** ``ctx.funding`` (hourly
   rate), ``ctx.markPx``, ``ctx.openInterest`` (in the coin). No timestamp:
   the events have ``ts=None``; the next funding time is not sent.
+* **Spot.** Books, quotes, trades and candles as for perpetuals, under the
+  pair's coin (``@107``); sizes are in the base token. ``activeAssetCtx``
+  (funding, open interest) is for perpetuals only.
 * **Candles (``candle``, interval ``1m``).** ``t`` open time, ``o/h/l/c``,
   ``v`` volume in the coin. The forming candle is pushed repeatedly with no
   "closed" flag, so every :class:`~wsmux.Candle` has ``closed=False``.
@@ -64,6 +74,7 @@ from wsmux.errors import (
     MalformedMessage,
     RemoteError,
     SubscriptionRejected,
+    UnknownChannel,
     UnknownSymbol,
     WsmuxError,
     unknown_message,
@@ -72,7 +83,7 @@ from wsmux.exchanges._snapshots import SnapshotDiffer
 from wsmux.model import Candle, Channel, Event, Funding, Instrument, OpenInterest, Quote, Side, Trade
 from wsmux.subscriptions import Subscription, parse_symbol
 
-__all__ = ["BOOK_DEPTH", "HyperliquidAdapter", "hyperliquid_coin"]
+__all__ = ["BOOK_DEPTH", "HyperliquidAdapter", "hyperliquid_coin", "spot_instruments"]
 
 BOOK_DEPTH = 20
 """Levels per side of every ``l2Book`` message (hyperliquid.md, "Book handling")."""
@@ -84,27 +95,90 @@ _TAKER = {"B": Side.BUY, "A": Side.SELL}
 _ERRORS = (KeyError, TypeError, ValueError, IndexError, AttributeError)
 
 _Handler = Callable[[Any, int], Sequence[Event | Diff]]
+_PERP_ONLY = frozenset({Channel.FUNDING, Channel.OPEN_INTEREST})
+_META = b'{"type":"meta"}'
+_SPOT_META = b'{"type":"spotMeta"}'
 
 
-def hyperliquid_coin(symbol: str) -> str:
-    """``BTC-USD-PERP`` → ``BTC`` (hyperliquid.md: perpetuals are named by coin).
+def hyperliquid_coin(symbol: str, spot: dict[str, str] | None = None) -> str:
+    """The coin of a unified symbol: ``BTC-USD-PERP`` → ``BTC`` (perpetuals
+    are named by coin), a spot pair ``HYPE-USDC`` → its coin in ``spot``
+    (unified → coin, from :func:`spot_instruments`), e.g. ``@107``.
 
     Raises:
-        UnknownSymbol: not a USD perpetual.
+        UnknownSymbol: not a USD perpetual nor a spot pair of ``spot``; for a
+            spot symbol without ``spot`` the message says the ``spotMeta``
+            list is needed.
     """
     base, quote, kind = parse_symbol(symbol)
+    if kind is None:
+        coin = spot.get(symbol) if spot else None
+        if coin is not None:
+            return coin
+        if not spot:
+            raise UnknownSymbol(
+                f"hyperliquid spot coins are numbered ('@107'): {symbol!r} can only be spelled from the venue's "
+                "spotMeta instrument list, which is not loaded (use Multiplexer.asubscribe() or "
+                "load_instruments() with validate_symbols on, or Adapter.use_instruments())",
+                venue="hyperliquid",
+                symbol=symbol,
+            )
+        raise UnknownSymbol(f"hyperliquid lists no spot pair {symbol!r}", venue="hyperliquid", symbol=symbol)
     if kind != "PERP" or quote != "USD":
         raise UnknownSymbol(
-            f"hyperliquid maps perpetuals only, named BASE-USD-PERP (e.g. 'BTC-USD-PERP'), not {symbol!r}"
+            "hyperliquid maps perpetuals named BASE-USD-PERP (e.g. 'BTC-USD-PERP') and spot pairs "
+            f"BASE-QUOTE (e.g. 'HYPE-USDC'), not {symbol!r}",
+            venue="hyperliquid",
+            symbol=symbol,
         )
     return base
 
 
+def _unified_name(name: Any) -> bool:
+    """Whether a venue coin or token name can be part of a unified symbol."""
+    return name.__class__ is str and name.isascii() and name.isalnum() and name.isupper()
+
+
+def _lot(decimals: Any) -> float:
+    """The size step 10^-``szDecimals``."""
+    if decimals.__class__ is not int or not 0 <= decimals <= 18:
+        raise ValueError(f"szDecimals {decimals!r}")
+    return float(f"1e-{decimals}")
+
+
+def spot_instruments(venue: str, meta: dict[str, Any]) -> list[Instrument]:
+    """The spot pairs of a ``spotMeta`` answer (``{"tokens": [{"name",
+    "szDecimals", "index"}], "universe": [{"name", "index", "tokens": [base,
+    quote]}]}``): ``BASE-QUOTE`` with the pair's coin as ``native``
+    (``PURR/USDC`` keeps its name, every other pair is ``@<index>``) and the
+    base token's size step as lot. A token is found by its ``index`` field
+    (its list position when it has none). Pairs whose token names cannot be
+    unified, and pairs that would share a unified name, are left out."""
+    tokens = {t.get("index", position): t for position, t in enumerate(meta["tokens"])}
+    found: dict[str, Instrument] = {}
+    clashes: set[str] = set()
+    for pair in meta["universe"]:
+        base_index, quote_index = pair["tokens"]
+        base, quote = tokens[base_index], tokens[quote_index]
+        if not (_unified_name(base["name"]) and _unified_name(quote["name"])):
+            continue
+        symbol = f"{base['name']}-{quote['name']}"
+        index = pair["index"]
+        if index.__class__ is not int:
+            raise TypeError(f"pair index {index!r}")
+        coin = "PURR/USDC" if pair["name"] == "PURR/USDC" else f"@{index}"
+        if symbol in found:
+            clashes.add(symbol)
+        found[symbol] = Instrument(venue, symbol, coin, "spot", None, _lot(base["szDecimals"]), None)
+    return [i for s, i in found.items() if s not in clashes]
+
+
 class HyperliquidAdapter(Adapter):
-    """Hyperliquid perpetuals (``wss://api.hyperliquid.xyz/ws``), venue id ``"hyperliquid"``.
+    """Hyperliquid perpetuals and spot pairs (``wss://api.hyperliquid.xyz/ws``), venue id ``"hyperliquid"``.
 
     Channels: books (``l2Book``, top 20), quotes (``bbo``), trades, funding and
-    open interest (``activeAssetCtx``), one-minute candles. See the module
+    open interest (``activeAssetCtx``, perpetuals only), one-minute candles.
+    Spot symbols need the ``spotMeta`` list (:meth:`use_instruments`). See the module
     docstring for the rules (sheet: ``shared/exchanges/hyperliquid.md``).
     """
 
@@ -136,6 +210,7 @@ class HyperliquidAdapter(Adapter):
     def __init__(self, *, url: str | None = None, rest_url: str | None = None) -> None:
         super().__init__(url=url, rest_url=rest_url)
         self._symbols: dict[str, str] = {}  # coin -> unified (learned at subscribe)
+        self._spot: dict[str, str] = {}  # unified spot pair -> coin (learned from spotMeta)
         self._depths: dict[str, int] = {}  # unified -> subscribed book depth
         # Per-connection state:
         self._books = SnapshotDiffer(self.venue)
@@ -155,19 +230,24 @@ class HyperliquidAdapter(Adapter):
     # --- symbols and books ----------------------------------------------------------
 
     def to_native(self, symbol: str, channel: Channel = Channel.TRADES) -> str:
-        """``BTC-USD-PERP`` → ``BTC`` (see :func:`hyperliquid_coin`)."""
-        return hyperliquid_coin(symbol)
+        """``BTC-USD-PERP`` → ``BTC``, ``HYPE-USDC`` → ``@107`` once the spot
+        list is known (see :func:`hyperliquid_coin`)."""
+        return hyperliquid_coin(symbol, self._spot)
 
     def check(self, subscription: Subscription) -> None:
         super().check(subscription)
+        if subscription.channel in _PERP_ONLY and parse_symbol(subscription.symbol)[2] is None:
+            raise UnknownChannel(
+                f"hyperliquid serves {subscription.channel.value} for perpetuals only, not {subscription.symbol!r}"
+            )
         depth = subscription.depth
         if subscription.channel is Channel.BOOK and depth is not None and depth > BOOK_DEPTH:
             raise ConfigError(f"hyperliquid serves at most {BOOK_DEPTH} book levels per side, not {depth}")
 
     def _unified(self, coin: Any) -> str:
         symbol = self._symbols.get(coin)
-        if symbol is None:
-            raise MalformedMessage(f"hyperliquid: data for a coin never subscribed: {coin!r}")
+        if symbol is None:  # a spot coin of an unknown pair ('@999') is a well-formed message we cannot name
+            raise unknown_message("coin (never subscribed)", coin)
         return symbol
 
     def book_rule(self, symbol: str) -> SyncRule:
@@ -196,28 +276,42 @@ class HyperliquidAdapter(Adapter):
 
     def instruments_request(self) -> HttpRequest:
         """``POST /info`` with ``{"type":"meta"}`` (hyperliquid.md, "Endpoints")."""
-        return HttpRequest(f"{self.rest_url}/info", method="POST", body=b'{"type":"meta"}')
+        return HttpRequest(f"{self.rest_url}/info", method="POST", body=_META)
+
+    def instruments_requests(self) -> list[HttpRequest]:
+        """``POST /info`` with ``{"type":"meta"}`` (perpetuals) and with
+        ``{"type":"spotMeta"}`` (spot pairs)."""
+        return [self.instruments_request(), HttpRequest(f"{self.rest_url}/info", method="POST", body=_SPOT_META)]
 
     def parse_instruments(self, body: bytes) -> list[Instrument]:
-        """The perpetuals of a ``meta`` response: ``universe[].name`` and
-        ``szDecimals`` (lot = 10^-szDecimals). Delisted coins and coins with no
-        unified name are left out; the tick depends on the price (5
-        significant figures), so it is not given."""
+        """The instruments of a ``meta`` or a ``spotMeta`` answer (a
+        ``spotMeta`` answer has ``tokens``; see :func:`spot_instruments`).
+        Perpetuals: ``universe[].name`` and ``szDecimals`` (lot =
+        10^-szDecimals); delisted coins and coins with no unified name are
+        left out. The tick depends on the price (5 significant figures), so
+        it is not given.
+
+        Raises:
+            MalformedMessage: the body is neither answer.
+        """
         try:
-            universe = loads(body)["universe"]
+            meta = loads(body)
+            if "tokens" in meta:
+                return spot_instruments(self.venue, meta)
             out: list[Instrument] = []
-            for entry in universe:
+            for entry in meta["universe"]:
                 name = entry["name"]
-                if entry.get("isDelisted") or not (name.isascii() and name.isalnum() and name.isupper()):
+                if entry.get("isDelisted") or not _unified_name(name):
                     continue
-                decimals = entry["szDecimals"]
-                if decimals.__class__ is not int or not 0 <= decimals <= 18:
-                    raise ValueError(f"szDecimals {decimals!r}")
-                lot = float(f"1e-{decimals}")
-                out.append(Instrument(self.venue, f"{name}-USD-PERP", name, "perp", None, lot, None))
+                out.append(Instrument(self.venue, f"{name}-USD-PERP", name, "perp", None, _lot(entry["szDecimals"])))
             return out
         except (JSONDecodeError, *_ERRORS) as exc:
-            raise MalformedMessage(f"hyperliquid: bad meta response: {exc!r}", body) from exc
+            raise MalformedMessage(f"hyperliquid: bad meta or spotMeta response: {exc!r}", body) from exc
+
+    def use_instruments(self, instruments: Sequence[Instrument]) -> None:
+        """Learn the coins of the spot pairs (``HYPE-USDC`` → ``@107``):
+        spot symbols can be subscribed from then on."""
+        self._spot.update({i.symbol: i.native for i in instruments if i.kind == "spot" and i.venue == self.venue})
 
     # --- subscriptions ----------------------------------------------------------------
 
@@ -282,8 +376,8 @@ class HyperliquidAdapter(Adapter):
                 raise self._error(msg.get("data"))
             raise unknown_message("channel", channel, frame)
         except MalformedMessage as exc:
-            if exc.frame is None:
-                raise MalformedMessage(exc.reason, frame) from exc
+            if exc.frame is None:  # the same class (UnknownMessage stays one), with the frame
+                raise type(exc)(exc.reason, frame) from exc
             raise
         except WsmuxError:
             raise

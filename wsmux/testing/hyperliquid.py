@@ -17,11 +17,17 @@ per subscription type:
 * ``candle`` (``1m``) — the forming candle after each trade; a market step is
   one second of mock time, so a candle spans 60 steps.
 
+Spot pairs (``HYPE-USDC``, ``PURR-USDC``) stream under their coin as the
+venue names it: ``PURR/USDC`` for the legacy pair, ``@<index>`` for the others
+(:data:`SPOT_PAIRS` fixes the indices; other spot pairs get ``@200`` on).
+
 ``conn.state["time"][symbol]`` is the ``time`` of the last ``l2Book`` message
-rendered for a connection (for synchronising tests). :meth:`MockHyperliquid.info`
-answers the REST ``POST /info`` bodies ``{"type":"meta"}`` and
-``{"type":"l2Book","coin":..}`` (the mock's HTTP server answers GETs only,
-so tests call it directly).
+rendered for a connection (for synchronising tests). The REST server
+(:attr:`MockHyperliquid.rest_url`, a port of its own: the WebSocket server's
+HTTP answers GETs only) answers ``POST /info`` (:meth:`MockHyperliquid.info`)
+with the bodies ``{"type":"meta"}``, ``{"type":"spotMeta"}`` (the listed spot
+pairs plus a few not streamed, like the venue's) and
+``{"type":"l2Book","coin":..}``.
 
 Faults (``mock.faults``) on ``l2Book``: ``skip_seq`` (a message is lost — the
 next one heals the book, nothing can detect it), ``duplicate``, ``reorder``
@@ -39,22 +45,33 @@ from typing import Any, ClassVar
 from wsmux._json import dumps, loads
 from wsmux.exchanges.hyperliquid import BOOK_DEPTH, CANDLE_INTERVAL, hyperliquid_coin
 from wsmux.model import Side
+from wsmux.subscriptions import parse_symbol
 from wsmux.testing._market import Change, Market
+from wsmux.testing._rest import RestServedMock, RestServer
 from wsmux.testing._server import MockConnection
 from wsmux.testing._stepped import SteppedMock
 
-__all__ = ["MockHyperliquid"]
+__all__ = ["SPOT_PAIRS", "MockHyperliquid"]
+
+SPOT_PAIRS = {"PURR-USDC": 0, "HYPE-USDC": 107, "UBTC-USDC": 142, "UETH-USDC": 151}
+"""Spot pair → its ``spotMeta.universe`` index (the coin is ``@<index>``,
+``PURR/USDC`` for index 0). Indices as the venue's where the sheet's examples
+or the brief name them; the values matter only in that they are not positions."""
+_EXTRA_SPOT = {"JEFF-USDC": 4, "HFUN-USDC": 2}
+"""Spot pairs listed in ``spotMeta`` but never streamed by the mock."""
+_SPOT_SZ_DECIMALS = 5  # the mock's lot (0.00001) for every streamed token
 
 _MINUTE_MS = 60_000
 _TYPES = frozenset({"l2Book", "bbo", "trades", "activeAssetCtx", "candle"})
 _SIDE = {Side.BUY: "B", Side.SELL: "A"}
 
 
-class MockHyperliquid(SteppedMock):
+class MockHyperliquid(SteppedMock, RestServedMock):
     """Mock Hyperliquid endpoint. See the module docstring.
 
     Args:
-        symbols: unified perpetual symbols to list (``BTC-USD-PERP``).
+        symbols: unified symbols to list: perpetuals (``BTC-USD-PERP``) and
+            spot pairs (``HYPE-USDC``).
         seed, rate, host, levels: see :class:`~wsmux.testing.MockExchange`.
     """
 
@@ -73,11 +90,25 @@ class MockHyperliquid(SteppedMock):
         levels: int = 50,
     ) -> None:
         super().__init__(symbols, seed=seed, rate=rate, host=host, levels=levels)
-        self.coins = {s: hyperliquid_coin(s) for s in self.symbols}
+        spot = [s for s in self.symbols if parse_symbol(s)[2] is None]
+        self.spot_index = {s: SPOT_PAIRS.get(s, 200 + i) for i, s in enumerate(spot)}
+        """Streamed spot pair -> its spotMeta index."""
+        coins = {s: "PURR/USDC" if i == 0 else f"@{i}" for s, i in self.spot_index.items()}
+        self.coins = {s: coins.get(s) or hyperliquid_coin(s) for s in self.symbols}
         self.unified = {v: k for k, v in self.coins.items()}
         self.candles: dict[str, list[Any]] = {}
         """symbol -> the forming candle [t, o, h, l, c, v, n] in ticks and lots."""
         self._tid = 10**14
+        self._rest = RestServer(self._post, not_found=b"null", delay=lambda: self.faults.snapshot_delay)
+
+    # --- REST server ------------------------------------------------------------------
+
+    def _post(self, method: str, path: str, query: dict[str, str], body: bytes) -> tuple[int, bytes] | None:
+        if path != "/info":
+            return None
+        if method != "POST":
+            return 405, b"Method Not Allowed"
+        return self.info(body)
 
     # --- client messages ----------------------------------------------------------
 
@@ -260,22 +291,55 @@ class MockHyperliquid(SteppedMock):
 
     # --- REST (POST /info) ------------------------------------------------------------
 
+    def _meta(self) -> dict[str, Any]:
+        universe: list[dict[str, Any]] = [
+            {"name": coin, "szDecimals": 5, "maxLeverage": 40}
+            for symbol, coin in self.coins.items()
+            if symbol not in self.spot_index
+        ]
+        universe.append({"name": "kPEPE", "szDecimals": 0, "maxLeverage": 10})
+        universe.append({"name": "OLD", "szDecimals": 2, "maxLeverage": 3, "isDelisted": True})
+        return {"universe": universe, "marginTables": []}
+
+    def spot_meta(self) -> dict[str, Any]:
+        """The ``spotMeta`` answer: tokens (``name``, ``szDecimals``,
+        ``index``; USDC first, a lower-case ``kHYPE`` no unified name can
+        carry) and the pairs (``name``, ``index``, ``tokens`` [base, quote]):
+        the streamed spot pairs, a few others, and ``kHYPE/USDC``. Pair names
+        are ``PURR/USDC`` for index 0 and ``@<index>`` otherwise, like the venue's."""
+        pairs = {**_EXTRA_SPOT, **self.spot_index, "kHYPE-USDC": 300}
+        names = dict.fromkeys(["USDC", *(name for pair in pairs for name in pair.split("-"))])
+        token_index = {name: 3 * position for position, name in enumerate(names)}  # indices are not positions
+        tokens = [
+            {"name": n, "szDecimals": 8 if n == "USDC" else _SPOT_SZ_DECIMALS, "weiDecimals": 8, "index": i}
+            for n, i in token_index.items()
+        ]
+        universe = [
+            {
+                "name": "PURR/USDC" if index == 0 else f"@{index}",
+                "index": index,
+                "tokens": [token_index[pair.split("-")[0]], token_index[pair.split("-")[1]]],
+                "isCanonical": index == 0,
+            }
+            for pair, index in sorted(pairs.items(), key=lambda item: item[1])
+        ]
+        return {"tokens": tokens, "universe": universe}
+
     def info(self, body: bytes | str) -> tuple[int, bytes]:
         """Answer a ``POST /info`` body: ``{"type":"meta"}`` (the perpetuals,
-        with a delisted and a lower-case coin like the venue's) or
-        ``{"type":"l2Book","coin":..}``."""
+        with a delisted and a lower-case coin like the venue's),
+        ``{"type":"spotMeta"}`` (see :meth:`spot_meta`) or
+        ``{"type":"l2Book","coin":..}``. The instruments answers count in
+        :attr:`instruments_served` and obey ``faults.instruments_status``."""
         try:
             request = loads(body)
             kind = request["type"]
         except Exception:
             return 422, b"Failed to deserialize the JSON body into the target type"
         if kind == "meta":
-            universe: list[dict[str, Any]] = [
-                {"name": coin, "szDecimals": 5, "maxLeverage": 40} for coin in self.unified
-            ]
-            universe.append({"name": "kPEPE", "szDecimals": 0, "maxLeverage": 10})
-            universe.append({"name": "OLD", "szDecimals": 2, "maxLeverage": 3, "isDelisted": True})
-            return 200, dumps({"universe": universe, "marginTables": []}).encode()
+            return self.instruments_answer(self._meta)
+        if kind == "spotMeta":
+            return self.instruments_answer(self.spot_meta)
         if kind == "l2Book" and request.get("coin") in self.unified:
             symbol = self.unified[request["coin"]]
             return 200, dumps(loads(self._book_message(symbol, *self.top(symbol)))["data"]).encode()

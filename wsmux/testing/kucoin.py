@@ -45,7 +45,6 @@ is lost), ``duplicate`` (sent twice), ``reorder`` (held back behind the next),
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 from collections.abc import Iterable
 from typing import Any, ClassVar, Self
@@ -55,7 +54,8 @@ from wsmux._json import dumps, loads
 from wsmux.exchanges.kucoin import kucoin_futures_symbol
 from wsmux.subscriptions import parse_symbol
 from wsmux.testing._market import Change, MarketTrade
-from wsmux.testing._server import MockConnection, MockExchange
+from wsmux.testing._rest import RestServedMock, RestServer
+from wsmux.testing._server import MockConnection
 
 __all__ = ["MockKucoin", "MockKucoinFutures"]
 
@@ -64,7 +64,7 @@ _OK = "200000"
 Frame = tuple[tuple[str, str], str]  # ((topic, native), text)
 
 
-class _MockKucoinBase(MockExchange):
+class _MockKucoinBase(RestServedMock):
     """Bullet, REST server, subscribe handshake and fault plumbing shared by spot and futures."""
 
     server_time_path: ClassVar[str | None] = "/api/v1/timestamp"
@@ -100,7 +100,11 @@ class _MockKucoinBase(MockExchange):
         self._ms = _T0_MS
         self._steps = dict.fromkeys(self.symbols, 0)
         self._held: list[Frame] = []
-        self._rest: asyncio.Server | None = None
+        self._rest = RestServer(
+            lambda method, path, query, _body: self.rest(method, path, query),
+            not_found=b'{"code":"404","msg":"Not Found"}',
+            delay=lambda: self.faults.snapshot_delay,
+        )
         self.subscribed = asyncio.Event()
         """Set whenever a connection's subscribe was accepted (tests clear it to wait for the next)."""
 
@@ -116,52 +120,6 @@ class _MockKucoinBase(MockExchange):
         return self._ms
 
     # --- REST server (GET and POST) --------------------------------------------------
-
-    async def start(self) -> None:
-        await super().start()
-        self._rest = await asyncio.start_server(self._serve_http, self.host, 0)
-
-    async def stop(self) -> None:
-        if self._rest is not None:
-            self._rest.close()
-            await self._rest.wait_closed()
-            self._rest = None
-        await super().stop()
-
-    @property
-    def rest_url(self) -> str:
-        assert self._rest is not None, "server not started"
-        return f"http://{self.host}:{self._rest.sockets[0].getsockname()[1]}"
-
-    async def _serve_http(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            head = await reader.readuntil(b"\r\n\r\n")
-            lines = head.decode("latin-1").split("\r\n")
-            method, target, _ = lines[0].split(" ", 2)
-            length = 0
-            for line in lines[1:]:
-                name, _, value = line.partition(":")
-                if name.strip().lower() == "content-length":
-                    length = int(value)
-            if length:
-                await reader.readexactly(length)
-            parts = urlsplit(target)
-            if self.faults.snapshot_delay:
-                await asyncio.sleep(self.faults.snapshot_delay)
-            answer = self.rest(method, parts.path, dict(parse_qsl(parts.query)))
-            status, body = answer if answer is not None else (404, b'{"code":"404","msg":"Not Found"}')
-            writer.write(
-                f"HTTP/1.1 {status} {'OK' if status == 200 else 'Error'}\r\nContent-Type: application/json\r\n"
-                f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
-                + body
-            )
-            await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError, ValueError):
-            pass
-        finally:
-            writer.close()
-            with contextlib.suppress(ConnectionError):
-                await writer.wait_closed()
 
     def rest(self, method: str, path: str, query: dict[str, str]) -> tuple[int, bytes] | None:
         """Answer a REST request (POST for the bullet, GET otherwise), or None for 404."""
