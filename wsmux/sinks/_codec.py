@@ -209,12 +209,27 @@ def decode_message(data: bytes) -> list[Decoded]:
     return [_decoded(obj)]
 
 
+_new_tuple = tuple.__new__
+
+
 def _decoded(obj: Any) -> Decoded:
+    # Per event on the consumer's hot path: the NamedTuples are built with
+    # tuple.__new__ (their generated __new__ is a Python call each), and
+    # values already of their type are not converted again.
     try:
         version = obj["v"]
         venue, epoch, seq = obj["id"]
-        event_id = EventId(str(venue), int(epoch), int(seq))
-        prev = int(obj.get("p") or 0)
+        event_id = _new_tuple(
+            EventId,
+            (
+                venue if venue.__class__ is str else str(venue),
+                epoch if epoch.__class__ is int else int(epoch),
+                seq if seq.__class__ is int else int(seq),
+            ),
+        )
+        prev = obj.get("p") or 0
+        if prev.__class__ is not int:
+            prev = int(prev)
         if not isinstance(version, int) or version < 1:
             raise ValueError(f"bad schema version {version!r}")
         event = from_dict(obj["e"])
@@ -222,4 +237,4 @@ def _decoded(obj: Any) -> Decoded:
         raise MalformedMessage(f"engine message holds no readable event: {exc}") from exc
     except Exception as exc:  # orjson/msgpack errors, wrong shapes: not an envelope
         raise MalformedMessage(f"engine message is not a wsmux envelope: {type(exc).__name__}: {exc}") from exc
-    return Decoded(event_id, prev, version, event)
+    return _new_tuple(Decoded, (event_id, prev, version, event))
