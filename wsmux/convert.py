@@ -308,22 +308,17 @@ def _checked(fn: _Structure, tag: str) -> _Structure:
 _FAST_FROM_DICT: dict[str, Callable[[Mapping[str, Any]], Event]] = {}
 
 
-def _fast_levels(value: Any) -> Levels:
-    """:func:`_levels_in` with floats taken as they are (the common case)."""
-    return tuple(
-        [
-            (
-                p if p.__class__ is float else _float_in(p, None),
-                s if s.__class__ is float else _float_in(s, None),
-            )
-            for p, s in value
-        ]
-    )
+_FAST_LEVELS: Final = (
+    # _levels_in with floats taken as they are (the common case), inlined
+    "tuple([(p if p.__class__ is float else _float_in(p, None), s if s.__class__ is float else _float_in(s, None))"
+    " for p, s in x])"
+)
 
 
 def _is_call_hook(hook: Any) -> bool:
     """Whether ``hook`` is cattrs' ``cl(value)`` hook (str, int, bool)."""
-    return getattr(hook, "__func__", None) is cattrs.BaseConverter._structure_call
+    call = cattrs.BaseConverter._structure_call
+    return hook is call or getattr(hook, "__func__", None) is call
 
 
 def _fast_conversion(t: Any, name: str, ns: dict[str, Any]) -> str:
@@ -338,7 +333,7 @@ def _fast_conversion(t: Any, name: str, ns: dict[str, Any]) -> str:
     if t is float and hook is _float_in:
         return "x if x.__class__ is float else _float_in(x, None)"
     if t == Levels and hook is _levels_in:
-        return "_fast_levels(x)"
+        return _FAST_LEVELS
     if _is_optional_primitive(t):
         kinds = [a for a in _union_args(t) if a is not type(None)]
         if len(kinds) == 1:
@@ -365,7 +360,7 @@ def _fast_structure_fn(cls: type[Event], tag: str) -> Callable[[Mapping[str, Any
     except KeyError:
         return None
     hints = typing.get_type_hints(cls)
-    ns: dict[str, Any] = {"_layout": layout, "_cls": cls, "_float_in": _float_in, "_fast_levels": _fast_levels}
+    ns: dict[str, Any] = {"_layout": layout, "_cls": cls, "_float_in": _float_in}
     lines = [f"def from_dict_{tag}(o):"]
     args: list[str] = []
     for i, field in enumerate(attrs.fields(typing.cast(Any, cls))):
