@@ -45,8 +45,13 @@ venue, so it is not a :class:`~wsmux.errors.MalformedMessage`.
 Speed: :func:`to_dict` uses cattrs' generated per-class functions with
 hand-written hooks for levels, enums and optional primitives, so it does no
 per-attribute type dispatch: it costs what building the dict by hand costs
-(measured: 0.5 µs for a trade, 0.05 µs per book level; :func:`from_dict`
-about 2.5 µs for a trade).
+(measured: 0.5 µs for a trade, 0.05 µs per book level). :func:`from_dict`
+reads through a per-class function generated from the attrs fields that
+applies the same conversions as cattrs' hooks and builds the event through
+its layout; on any failure cattrs reads the dict again and raises its own
+detailed error, so results and errors are cattrs' (measured on a loaded
+machine: 0.6 µs for a trade, 1.9 µs for a 5-level book update, against 2.2
+and 3.9 µs through cattrs).
 """
 
 from __future__ import annotations
@@ -349,6 +354,8 @@ def _fast_conversion(t: Any, name: str, ns: dict[str, Any]) -> str:
         return lookup if kind is t else f"None if x is None else ({lookup})"
     ns[f"_h_{name}"] = hook
     ns[f"_t_{name}"] = t
+    if hook is _text_levels_in:  # absent venue text (the common case) is None
+        return f"None if x is None else _h_{name}(x, _t_{name})"
     return f"_h_{name}(x, _t_{name})"
 
 
