@@ -13,7 +13,10 @@ Per engine, three figures:
   (this process only consumes), from the first event received to the last;
 * ``latency`` — two processes, at a paced rate, receive time (the event's
   ``recv_ns``, stamped when the publisher made it) to the consumer's
-  callback: p50/p99.
+  callback: p50/p99;
+* ``decode`` (first, no engine) — µs per event to decode messages of 1,000
+  envelopes of the same mix (``decode_message``: parse, envelope, event),
+  JSON and MessagePack, the best of repeated runs (``--decode-only``: only this).
 
 Throughput is given by wall clock and per CPU second of this process (the
 second is steadier on a loaded machine; the engine's own CPU is not in it).
@@ -37,7 +40,17 @@ from benchlib import percentiles
 
 from wsmux import trades
 from wsmux.model import BookUpdate, Event, Side, Trade
-from wsmux.sinks import NatsSink, NatsSource, RedisStreamSink, RedisStreamSource, Sink, Source
+from wsmux.sinks import (
+    EventId,
+    NatsSink,
+    NatsSource,
+    RedisStreamSink,
+    RedisStreamSource,
+    Sink,
+    Source,
+    decode_message,
+    message_encoder,
+)
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "scale"))
 from enginekit import EngineProcess, nats_process, redis_process
@@ -77,6 +90,19 @@ def _book_subs() -> Any:
     from wsmux import book
 
     return book("binance", SYMBOL)
+
+
+def decode_cost(fmt: str, repeats: int = 30) -> float:
+    """µs per event of ``decode_message`` on one message of ``BATCH``
+    envelopes, the best of ``repeats`` runs (the least disturbed by other jobs)."""
+    events = make_events(BATCH)
+    message = message_encoder(fmt)([(e, EventId("binance", 1, i + 1), i) for i, e in enumerate(events)])  # type: ignore[arg-type]
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        decode_message(message)
+        best = min(best, time.perf_counter() - t0)
+    return best / BATCH * 1e6
 
 
 async def publish_rate(kind: str, server: EngineProcess, n: int) -> tuple[float, float]:
@@ -216,11 +242,16 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--engines", default="redis,nats")
+    parser.add_argument("--decode-only", action="store_true", help="only the decode figures (no engine)")
     parser.add_argument("--publish", nargs=4, metavar=("KIND", "URL", "N", "PACE"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.publish:
         kind, url, n, pace = args.publish
         asyncio.run(publisher(kind, url, int(n), float(pace) or None))
+        return
+    for fmt in ("json", "msgpack"):
+        print(f"decode {fmt:7s} {decode_cost(fmt):6.2f} µs/event  (decode_message, {BATCH} envelopes per message)")
+    if args.decode_only:
         return
     for kind in args.engines.split(","):
         asyncio.run(bench(kind, args.events))

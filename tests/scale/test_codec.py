@@ -3,6 +3,7 @@ fields, both encodings, malformed input. No engine needed."""
 
 from __future__ import annotations
 
+import gc
 import subprocess
 import sys
 from pathlib import Path
@@ -103,3 +104,34 @@ for make in (RedisStreamSource, NatsSink, lambda: encoder('msgpack')):
         "NATS sinks and sources need nats-py: pip install 'wsmux[nats]'",
         "format='msgpack' needs msgpack: pip install 'wsmux[msgpack]'",
     ]
+
+
+def test_decoding_a_large_message_runs_no_garbage_collection_and_restores_the_collector() -> None:
+    """The parse tree of a message is freed before the collector sees it
+    (it would move it to older generations: frequent full collections)."""
+    items = [(V1_EVENTS[n % 2], EventId("binance", 1, n + 1), n) for n in range(1000)]
+    data = message_encoder("json")(items)
+    runs: list[int] = []
+
+    def count(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            runs.append(info["generation"])
+
+    gc.collect()
+    gc.callbacks.append(count)
+    try:
+        decoded = decode_message(data)
+    finally:
+        gc.callbacks.remove(count)
+    assert runs == []
+    assert [d.event for d in decoded] == [e for e, _, _ in items]
+    assert gc.isenabled()
+    with pytest.raises(MalformedMessage):
+        decode_message(b"[{}]")
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        assert len(decode_message(data)) == 1000
+        assert not gc.isenabled()  # a collector the program paused stays paused
+    finally:
+        gc.enable()

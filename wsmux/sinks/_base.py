@@ -554,6 +554,8 @@ class _KeyState:
 DEDUP_WINDOW = 65_536
 """Ids remembered per key and epoch to drop duplicates."""
 
+_NO_STATE = _KeyState()  # a placeholder, replaced at the first envelope of every message
+
 
 class Source:
     """Read events back from an engine through a real :class:`~wsmux.Stream`
@@ -659,37 +661,53 @@ class Source:
             self.stats.malformed += 1
             self.stream._put(Error(None, None, ErrorKind.MALFORMED, f"{key}: {exc}", time.time_ns(), exc))
             return
+        # One message is one key's share of a batch, almost always of one
+        # epoch: the key's state is looked up once per run of an epoch, not
+        # per envelope (the consumer's hot path).
+        stats = self.stats
+        on_book_event = self.books.on_event
+        on_id = self.on_id
+        put = self.stream._put
+        state = _NO_STATE
+        state_epoch: int | None = None
+        current = False
         for decoded in envelopes:
-            self._deliver_one(key, decoded)
+            event_id, prev, version, event = decoded
+            stats.read += 1
+            if version > 1:
+                stats.newer_schema += 1
+            epoch, seq = event_id.epoch, event_id.seq
+            if epoch != state_epoch:
+                state, current = self._key_state(key, epoch, event)
+                state_epoch = epoch
+            if not state.remember(seq):
+                stats.duplicates += 1
+                continue
+            if current and seq > state.last:
+                if state.last and prev > state.last:
+                    self._hole(key, event, state.last, decoded)
+                state.last = seq
+                on_book_event(event)
+            else:  # redelivered late (after later events of its key) or from an older epoch
+                stats.late += 1
+                self._late(key, event)
+            if on_id is not None:
+                on_id(event_id, event)
+            put(event)
 
-    def _deliver_one(self, key: str, decoded: Decoded) -> None:
-        self.stats.read += 1
-        event_id, event = decoded.id, decoded.event
-        if decoded.version > 1:
-            self.stats.newer_schema += 1
-        epoch, seq = event_id.epoch, event_id.seq
+    def _key_state(self, key: str, epoch: int, event: Event) -> tuple[_KeyState, bool]:
+        """What was read of ``key`` in ``epoch``, and whether ``epoch`` is the
+        newest of ``key`` (``event``, the first read of a newer epoch, marks
+        the books of the older one)."""
         newest = self._epoch_of.get(key)
         if newest is None or epoch > newest:
             if newest is not None:
                 self._new_epoch(event)
-            self._epoch_of[key] = epoch
+            self._epoch_of[key] = newest = epoch
         state = self._keys.get((key, epoch))
         if state is None:
             state = self._keys[key, epoch] = _KeyState()
-        if not state.remember(seq):
-            self.stats.duplicates += 1
-            return
-        if seq > state.last and epoch == self._epoch_of[key]:
-            if state.last and decoded.prev > state.last:
-                self._hole(key, event, state.last, decoded)
-            state.last = seq
-            self.books.on_event(event)
-        else:  # redelivered late (after later events of its key) or from an older epoch
-            self.stats.late += 1
-            self._late(key, event)
-        if self.on_id is not None:
-            self.on_id(event_id, event)
-        self.stream._put(event)
+        return state, epoch == newest
 
     def _late(self, key: str, event: Event) -> None:
         """A book event that comes after later ones of its key: the book
