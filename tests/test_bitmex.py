@@ -38,6 +38,7 @@ from wsmux.book import Continuity, SnapshotSource
 from wsmux.errors import UnknownMessage, WsmuxError
 from wsmux.exchanges import get
 from wsmux.exchanges.bitmex import BitmexAdapter, bitmex_symbol, bitmex_unified, iso_ns
+from wsmux.model import Instrument
 from wsmux.reliability import TradeSequencer, TradeVerdict
 from wsmux.testing import parse_events
 
@@ -460,6 +461,25 @@ def test_funding_open_interest_liquidation_candle() -> None:
 
 
 # --- instruments ----------------------------------------------------------------------------------------
+
+
+def test_open_interest_in_base_units() -> None:
+    """``instrument.openInterest`` counts contracts: XBTUSD's (1 USD each) are
+    coins at the last ``markPrice`` the table sent; a linear contract's are
+    multiplied by its contract size once the instruments are known."""
+    adapter = BitmexAdapter()
+    ts = "2021-07-22T22:36:10.014Z"
+    first = [{"symbol": "XBTUSD", "openInterest": 600_000_000}]
+    (unpriced,) = adapter.parse(frame("instrument", "partial", first), RECV)
+    assert isinstance(unpriced, OpenInterest) and math.isnan(unpriced.open_interest)  # no mark yet: dropped and counted
+    rows = [{"symbol": "XBTUSD", "markPrice": 30000.0, "openInterest": 600_000_000, "timestamp": ts}]
+    (oi,) = adapter.parse(frame("instrument", "update", rows), RECV)
+    assert oi == OpenInterest("bitmex", "BTC-USD-PERP", 20_000.0, iso_ns(ts), RECV)
+    (oi,) = adapter.parse(frame("instrument", "update", [{"symbol": "XBTUSD", "openInterest": 660_000_000}]), RECV)
+    assert isinstance(oi, OpenInterest) and oi.open_interest == 22_000.0  # at the last mark price
+    adapter.use_instruments([Instrument("bitmex", "BTC-USDT-PERP", "XBTUSDT", "perp", 0.5, 1000.0, 1e-06)])
+    (oi,) = adapter.parse(frame("instrument", "update", [{"symbol": "XBTUSDT", "openInterest": 5_000_000}]), RECV)
+    assert isinstance(oi, OpenInterest) and oi.open_interest == pytest.approx(5.0)
 
 
 def test_instruments_and_contract_sizes() -> None:

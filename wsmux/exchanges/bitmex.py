@@ -44,7 +44,8 @@ enforced:
   the first ``partial`` is recent history and is skipped), ``quote`` (BBO;
   its ``partial`` is the current quote), ``funding`` (each settled funding:
   ``fundingRate``), ``instrument`` (``openInterest``, in contracts, sent only
-  when it changes), ``liquidation`` (``insert`` rows are new liquidation
+  when it changes; converted like other sizes, an inverse contract's at the
+  last ``markPrice`` the table sent), ``liquidation`` (``insert`` rows are new liquidation
   orders; their later updates and deletes are ignored), ``tradeBin1m``
   (candles; the ``timestamp`` is the bin's *end*).
 * **Keep-alive.** Text ``ping`` → text ``pong``; wsmux pings every 5 s of the
@@ -214,6 +215,7 @@ class BitmexAdapter(Adapter):
         super().__init__(url=url, rest_url=rest_url)
         self._symbols: dict[str, str] = {}  # native -> unified
         self._units: dict[str, _Units] = {}  # native -> size conversion
+        self._marks: dict[str, float] = {}  # native -> last instrument markPrice (inverse open interest)
         # per connection: native symbol -> {level key: price}; absent = no partial
         # yet. The key is the level id for bids and ~id for asks (rows are keyed
         # by symbol, id and side).
@@ -514,15 +516,20 @@ class BitmexAdapter(Adapter):
             raise unknown_message("instrument action", action)
         out: list[Event] = []
         for row in data:
+            native = row["symbol"]
+            mark = row.get("markPrice")
+            if mark is not None:
+                self._marks[native] = _number(mark)
             oi = row.get("openInterest")
             if oi is None:
                 continue  # an update of other fields
+            symbol = self._unified(native)
+            # contracts -> base units; inverse at the last mark price (none yet:
+            # nan, which the quality gate drops and counts)
+            price = self._marks.get(native, _NAN)
+            size = self._units[native].size(_number(oi), price if price > 0 else _NAN)
             ts = row.get("timestamp")
-            out.append(
-                OpenInterest(
-                    self.venue, self._unified(row["symbol"]), _number(oi), None if ts is None else iso_ns(ts), recv_ns
-                )
-            )
+            out.append(OpenInterest(self.venue, symbol, size, None if ts is None else iso_ns(ts), recv_ns))
         return out
 
     def _liquidation(self, action: str, msg: Any, data: Any, recv_ns: int) -> list[Event]:
