@@ -482,6 +482,19 @@ def test_open_interest_in_base_units() -> None:
     assert isinstance(oi, OpenInterest) and oi.open_interest == pytest.approx(5.0)
 
 
+def test_xbteur_is_inverse_once_the_list_says_so() -> None:
+    """``XBTEUR`` contracts are 1 EUR each (``isInverse`` in the list): with
+    the list its sizes are coins at the price; without it, contracts."""
+    row = {"timestamp": "2021-07-22T22:36:10.014Z", "symbol": "XBTEUR", "side": "Buy", "size": 5000,
+           "price": 25000.0, "trdMatchID": "t"}  # fmt: skip
+    adapter = BitmexAdapter()
+    (plain,) = adapter.parse(frame("trade", "insert", [row]), RECV)
+    assert isinstance(plain, Trade) and plain.size == 5000.0
+    adapter.use_instruments([Instrument("bitmex", "BTC-EUR-PERP", "XBTEUR", "perp", 0.5, 1.0, 1.0, True)])
+    (trade,) = adapter.parse(frame("trade", "insert", [row]), RECV)
+    assert isinstance(trade, Trade) and trade.size == 0.2
+
+
 def test_instruments_and_contract_sizes() -> None:
     adapter = BitmexAdapter(rest_url="http://127.0.0.1:9")
     assert adapter.instruments_request().url == "http://127.0.0.1:9/api/v1/instrument/active"
@@ -541,11 +554,11 @@ def test_instruments_and_contract_sizes() -> None:
         },
     ]
     got = adapter.parse_instruments(json.dumps(body).encode())
-    assert [(i.symbol, i.native, i.kind, i.contract_size) for i in got] == [
-        ("BTC-USD-PERP", "XBTUSD", "perp", None),
-        ("BTC-USDT-PERP", "XBTUSDT", "perp", 1e-06),
-        ("XRP-BTC-20210924", "XRPU21", "future", 1.0),
-        ("ETH-USD-PERP", "ETHUSD", "perp", None),
+    assert [(i.symbol, i.native, i.kind, i.contract_size, i.inverse) for i in got] == [
+        ("BTC-USD-PERP", "XBTUSD", "perp", 1.0, True),  # 1 USD a contract
+        ("BTC-USDT-PERP", "XBTUSDT", "perp", 1e-06, False),
+        ("XRP-BTC-20210924", "XRPU21", "future", 1.0, False),
+        ("ETH-USD-PERP", "ETHUSD", "perp", None, False),
     ]
     adapter.use_instruments(got)
     row = {

@@ -35,6 +35,9 @@ enforced:
   new ``partial``. Sides: ``Buy`` bid, ``Sell`` ask.
 * **Units.** Sizes are contracts. Inverse contracts (``isInverse``: XBT
   against USD) are 1 USD each: wsmux reports ``size / price`` (base units).
+  ``XBTEUR`` (inverse, 1 EUR each; not in the sheet, seen in the 2021
+  instruments list) converts the same way once the instruments list says it
+  is inverse; without the list only XBT against USD is known to be inverse.
   Linear contracts whose instruments entry gives
   ``underlyingToPositionMultiplier`` are converted with it once the
   instruments list is known (:meth:`BitmexAdapter.use_instruments`); quanto
@@ -264,8 +267,9 @@ class BitmexAdapter(Adapter):
         """Perpetuals (``typ`` FFWCSX), dated futures (FFCCSX) and spot pairs
         (IFXXXP); other types are left out. ``contract_size`` is the base
         units per contract of linear contracts
-        (``1 / underlyingToPositionMultiplier``); ``None`` for inverse
-        contracts (converted by price) and quanto ones (not convertible)."""
+        (``1 / underlyingToPositionMultiplier``); for inverse contracts
+        (``isInverse``) their face value, 1 USD, with ``inverse=True``
+        (converted by price); ``None`` for quanto ones (not convertible)."""
         try:
             rows = loads(body)
             out: list[Instrument] = []
@@ -286,7 +290,8 @@ class BitmexAdapter(Adapter):
                 except UnknownSymbol:
                     continue
                 per_position = row.get("underlyingToPositionMultiplier")
-                linear = kind != "spot" and not row.get("isInverse") and not row.get("isQuanto") and per_position
+                inverse = kind != "spot" and row.get("isInverse") is True
+                linear = kind != "spot" and not inverse and not row.get("isQuanto") and per_position
                 out.append(
                     Instrument(
                         self.venue,
@@ -295,7 +300,8 @@ class BitmexAdapter(Adapter):
                         kind,
                         _number(row["tickSize"]),
                         _number(row["lotSize"]),
-                        1.0 / _number(per_position) if linear else None,
+                        1.0 if inverse else 1.0 / _number(per_position) if linear else None,
+                        inverse,
                     )
                 )
             return out
@@ -305,12 +311,13 @@ class BitmexAdapter(Adapter):
             raise MalformedMessage(f"bitmex: bad instruments body: {exc!r}", body) from exc
 
     def use_instruments(self, instruments: Sequence[Instrument]) -> None:
-        """Learn dated futures' unified symbols and the contract sizes of
-        linear contracts (their sizes are then reported in base units)."""
+        """Learn dated futures' unified symbols, the contract sizes of
+        linear contracts and which contracts are inverse (``XBTEUR`` too, 1 EUR
+        each): their sizes are then reported in base units."""
         for inst in instruments:
             self._symbols[inst.native] = inst.symbol
             base, quote, _ = parse_symbol(inst.symbol)
-            inverse = base == "BTC" and quote == "USD" and inst.kind != "spot"
+            inverse = inst.inverse or (base == "BTC" and quote == "USD" and inst.kind != "spot")
             self._units[inst.native] = _Units(inverse, inst.contract_size or 1.0)
 
     # --- books ------------------------------------------------------------------------
