@@ -3,7 +3,8 @@
 A multiplexer loads each venue's instrument list and reports sizes of
 contract venues in base units; the mocks keep their markets in contracts.
 :func:`in_base_units` scales the mock's depth by the instrument's contract
-size, and :func:`assert_same_depth` compares level by level: prices exactly,
+size (an inverse contract's face value divided by the level's price), and
+:func:`assert_same_depth` compares level by level: prices exactly,
 sizes to float precision (each venue's adapter multiplies or divides by the
 contract size, which may differ from this multiplication in the last bit).
 """
@@ -24,10 +25,12 @@ def in_base_units(mux: Multiplexer, venue: str, symbol: str, depth: Depth) -> De
     """``depth`` (the mock's, in contracts) in base units, by the contract size
     of the instrument the multiplexer loaded (unchanged when it has none)."""
     inst = mux.instrument(venue, symbol)
-    size = inst.contract_size if inst is not None and not inst.inverse else None
+    size = inst.contract_size if inst is not None else None
     if size is None:
         return depth
     bids, asks = depth
+    if inst is not None and inst.inverse:  # coins at each level's price: contracts * face / price
+        return tuple((p, s * size / p) for p, s in bids), tuple((p, s * size / p) for p, s in asks)
     return tuple((p, s * size) for p, s in bids), tuple((p, s * size) for p, s in asks)
 
 

@@ -38,6 +38,7 @@ from wsmux.book import Continuity, SnapshotSource
 from wsmux.errors import UnknownMessage, WsmuxError
 from wsmux.exchanges import get
 from wsmux.exchanges.bitmex import BitmexAdapter, bitmex_symbol, bitmex_unified, iso_ns
+from wsmux.model import Instrument
 from wsmux.reliability import TradeSequencer, TradeVerdict
 from wsmux.testing import parse_events
 
@@ -462,6 +463,38 @@ def test_funding_open_interest_liquidation_candle() -> None:
 # --- instruments ----------------------------------------------------------------------------------------
 
 
+def test_open_interest_in_base_units() -> None:
+    """``instrument.openInterest`` counts contracts: XBTUSD's (1 USD each) are
+    coins at the last ``markPrice`` the table sent; a linear contract's are
+    multiplied by its contract size once the instruments are known."""
+    adapter = BitmexAdapter()
+    ts = "2021-07-22T22:36:10.014Z"
+    first = [{"symbol": "XBTUSD", "openInterest": 600_000_000}]
+    (unpriced,) = adapter.parse(frame("instrument", "partial", first), RECV)
+    assert isinstance(unpriced, OpenInterest) and math.isnan(unpriced.open_interest)  # no mark yet: dropped and counted
+    rows = [{"symbol": "XBTUSD", "markPrice": 30000.0, "openInterest": 600_000_000, "timestamp": ts}]
+    (oi,) = adapter.parse(frame("instrument", "update", rows), RECV)
+    assert oi == OpenInterest("bitmex", "BTC-USD-PERP", 20_000.0, iso_ns(ts), RECV)
+    (oi,) = adapter.parse(frame("instrument", "update", [{"symbol": "XBTUSD", "openInterest": 660_000_000}]), RECV)
+    assert isinstance(oi, OpenInterest) and oi.open_interest == 22_000.0  # at the last mark price
+    adapter.use_instruments([Instrument("bitmex", "BTC-USDT-PERP", "XBTUSDT", "perp", 0.5, 1000.0, 1e-06)])
+    (oi,) = adapter.parse(frame("instrument", "update", [{"symbol": "XBTUSDT", "openInterest": 5_000_000}]), RECV)
+    assert isinstance(oi, OpenInterest) and oi.open_interest == pytest.approx(5.0)
+
+
+def test_xbteur_is_inverse_once_the_list_says_so() -> None:
+    """``XBTEUR`` contracts are 1 EUR each (``isInverse`` in the list): with
+    the list its sizes are coins at the price; without it, contracts."""
+    row = {"timestamp": "2021-07-22T22:36:10.014Z", "symbol": "XBTEUR", "side": "Buy", "size": 5000,
+           "price": 25000.0, "trdMatchID": "t"}  # fmt: skip
+    adapter = BitmexAdapter()
+    (plain,) = adapter.parse(frame("trade", "insert", [row]), RECV)
+    assert isinstance(plain, Trade) and plain.size == 5000.0
+    adapter.use_instruments([Instrument("bitmex", "BTC-EUR-PERP", "XBTEUR", "perp", 0.5, 1.0, 1.0, True)])
+    (trade,) = adapter.parse(frame("trade", "insert", [row]), RECV)
+    assert isinstance(trade, Trade) and trade.size == 0.2
+
+
 def test_instruments_and_contract_sizes() -> None:
     adapter = BitmexAdapter(rest_url="http://127.0.0.1:9")
     assert adapter.instruments_request().url == "http://127.0.0.1:9/api/v1/instrument/active"
@@ -521,11 +554,11 @@ def test_instruments_and_contract_sizes() -> None:
         },
     ]
     got = adapter.parse_instruments(json.dumps(body).encode())
-    assert [(i.symbol, i.native, i.kind, i.contract_size) for i in got] == [
-        ("BTC-USD-PERP", "XBTUSD", "perp", None),
-        ("BTC-USDT-PERP", "XBTUSDT", "perp", 1e-06),
-        ("XRP-BTC-20210924", "XRPU21", "future", 1.0),
-        ("ETH-USD-PERP", "ETHUSD", "perp", None),
+    assert [(i.symbol, i.native, i.kind, i.contract_size, i.inverse) for i in got] == [
+        ("BTC-USD-PERP", "XBTUSD", "perp", 1.0, True),  # 1 USD a contract
+        ("BTC-USDT-PERP", "XBTUSDT", "perp", 1e-06, False),
+        ("XRP-BTC-20210924", "XRPU21", "future", 1.0, False),
+        ("ETH-USD-PERP", "ETHUSD", "perp", None, False),
     ]
     adapter.use_instruments(got)
     row = {

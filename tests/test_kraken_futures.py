@@ -466,10 +466,67 @@ def test_contract_sizes_become_base_units() -> None:
     assert isinstance(trade, Trade) and trade.size == 500.0
     (plain,) = a.parse(trade_frame(), RECV)  # contractSize 1: unchanged
     assert isinstance(plain, Trade) and plain.size == 0.5
-    inverse = KrakenFuturesInverseAdapter()
-    inverse.use_instruments([Instrument(INV, "BTC-USD-PERP", "PI_XBTUSD", "perp", 0.5, None, 10.0)])
-    (kept,) = inverse.parse(trade_frame(product="PI_XBTUSD"), RECV)
-    assert isinstance(kept, Trade) and kept.size == 0.5  # inverse: contracts (USD), not converted
+
+
+FACE = 10.0  # USD per contract: a non-trivial face value (the real PI_XBTUSD is 1 USD)
+
+
+def coins(contracts: float, price: float) -> float:
+    return contracts * FACE / price
+
+
+def inverse_adapter() -> KrakenFuturesInverseAdapter:
+    a = KrakenFuturesInverseAdapter()
+    a.use_instruments([Instrument(INV, "BTC-USD-PERP", "PI_XBTUSD", "perp", 0.5, None, FACE, True)])
+    return a
+
+
+def test_inverse_instruments_carry_their_usd_face_value() -> None:
+    inv = KrakenFuturesInverseAdapter().parse_instruments(INSTRUMENTS)
+    assert [(i.contract_size, i.inverse) for i in inv] == [(1.0, True), (1.0, True)]
+    assert not any(i.inverse for i in KrakenFuturesAdapter().parse_instruments(INSTRUMENTS))
+
+
+def test_inverse_book_sizes_become_coins_at_each_level_price() -> None:
+    """kraken-futures.md: a ``PI_`` contract is ``contractSize`` USD; with the
+    list, a level of ``qty`` contracts at ``price`` is ``qty * face / price`` coins."""
+    a = inverse_adapter()
+    (snap,) = a.parse(snapshot_frame("PI_XBTUSD"), RECV)
+    assert isinstance(snap, BookSnapshot)
+    assert snap.bids == ((30000.5, coins(2.0, 30000.5)), (30000.0, coins(1.5, 30000.0)))
+    assert snap.asks == ((30001.0, coins(0.25, 30001.0)),)
+    (update,) = parse_events(a, delta(101, qty=3, product="PI_XBTUSD"), RECV)
+    assert isinstance(update, BookUpdate) and update.bids == ((29999.5, coins(3, 29999.5)),)
+    (removal,) = parse_events(a, delta(102, side="sell", price=30001.0, qty=0, product="PI_XBTUSD"), RECV)
+    assert isinstance(removal, BookUpdate) and removal.asks == ((30001.0, 0.0),)
+    # a product without a known face value keeps contracts
+    (other,) = parse_events(a, delta(7, qty=3, product="PI_ETHUSD"), RECV)
+    assert isinstance(other, BookUpdate) and other.bids == ((29999.5, 3.0),)
+
+
+def test_inverse_trades_liquidations_quotes_and_open_interest_in_coins() -> None:
+    a = inverse_adapter()
+    trade, liq = a.parse(trade_frame("liquidation", product="PI_XBTUSD"), RECV)
+    assert isinstance(trade, Trade) and trade.size == coins(0.5, 30000.5)
+    assert isinstance(liq, Liquidation) and liq.size == coins(0.5, 30000.5)
+    lite = frame(feed="ticker_lite", product_id="PI_XBTUSD", bid=30000.0, ask=30002.0, bid_size=40.0, ask_size=8.0)
+    (quote,) = a.parse(lite, RECV)
+    assert isinstance(quote, Quote)
+    assert (quote.bid_size, quote.ask_size) == (coins(40.0, 30000.0), coins(8.0, 30002.0))
+    ticker = frame(feed="ticker", product_id="PI_XBTUSD", time=1700000000000, markPrice=32000.0, openInterest=6400.0)
+    (oi,) = a.parse(ticker, RECV)
+    assert oi == OpenInterest(INV, "BTC-USD-PERP", coins(6400.0, 32000.0), 1700000000000 * MS, RECV)
+    # no mark price: the coins cannot be known; nan, which the quality gate drops and counts
+    (unpriced,) = a.parse(frame(feed="ticker", product_id="PI_XBTUSD", openInterest=6400.0), RECV)
+    assert isinstance(unpriced, OpenInterest) and math.isnan(unpriced.open_interest)
+
+
+def test_inverse_sizes_stay_contracts_without_the_list() -> None:
+    a = KrakenFuturesInverseAdapter()
+    (trade,) = a.parse(trade_frame(product="PI_XBTUSD"), RECV)
+    assert isinstance(trade, Trade) and trade.size == 0.5
+    (snap,) = a.parse(snapshot_frame("PI_XBTUSD"), RECV)
+    assert isinstance(snap, BookSnapshot) and snap.asks == ((30001.0, 0.25),)
 
 
 def test_trade_uids_are_opaque_ids_to_the_trade_sequencer() -> None:

@@ -18,6 +18,7 @@ from typing import Any
 
 import httpx
 import pytest
+from baseunits import assert_same_depth, in_base_units
 from feedclient import FeedClient, feed_client
 
 from wsmux import (
@@ -276,6 +277,40 @@ async def test_multiplexer_book_matches_mock() -> None:
                 assert view.valid
                 assert view.depth() == mock.markets[symbol].depth()
                 assert view.seq == conn.state["seq"][symbol]
+            await stream.aclose()
+
+
+class MockInverseTenUsd(MockKrakenFuturesInverse):
+    contract_size = "10"  # a non-trivial face value (the real PI_XBTUSD is 1 USD)
+
+
+async def test_multiplexer_inverse_sizes_in_coins() -> None:
+    """With the instruments list, an inverse product's book is the mock's book
+    in coins (``contracts * face / price`` per level), and trades, quotes and
+    open interest convert at their own price (open interest: the mark price)."""
+    venue, symbol = "kraken-futures-inverse", "BTC-USD-PERP"
+    async with MockInverseTenUsd([symbol]) as mock:
+        async with Multiplexer(endpoints={venue: mock.endpoint}, backoff=FAST) as mux:
+            stream = mux.subscribe(book(venue, symbol), trades(venue, symbol), open_interest(venue, symbol))
+            seen = await collect_until(stream, lambda e: isinstance(e, Resynced))
+            inst = mux.instrument(venue, symbol)
+            assert inst is not None and inst.inverse and inst.contract_size == 10.0
+            market = mock.markets[symbol]  # not stepped yet: as the ticker sent on subscribing saw it
+            mark = market.price((market.best_bid() + market.best_ask()) // 2)
+            oi_contracts = market.size(500_000 + 37 * market.next_trade_id)
+            await mock.publish(300)
+            conn = next(iter(mock.connections.values()))
+            seen += await wait_seq(stream, symbol, conn.state["seq"][symbol])
+            view = mux.book(venue, symbol)
+            assert view.valid
+            assert_same_depth(view.depth(), in_base_units(mux, venue, symbol, mock.markets[symbol].depth()))
+            trades_seen = [e for e in seen if isinstance(e, Trade)]
+            assert trades_seen
+            for trade in trades_seen:  # whole contracts of 10 USD, as coins at the trade's price
+                contracts = trade.size * trade.price / 10.0
+                assert contracts >= 1 and abs(contracts - round(contracts)) < 1e-9, trade
+            (oi, *_) = [e for e in seen if isinstance(e, OpenInterest)]  # the ticker sent on subscribing
+            assert oi.open_interest == pytest.approx(oi_contracts * 10.0 / mark, rel=1e-12)
             await stream.aclose()
 
 

@@ -389,15 +389,72 @@ def test_futures_instruments_perp_dated_and_inverse() -> None:
     ]}).encode()  # fmt: skip
     adapter = KucoinFuturesAdapter()
     instruments = adapter.parse_instruments(body)
-    assert [(i.symbol, i.native, i.kind, i.contract_size) for i in instruments] == [
-        ("BTC-USDT-PERP", "XBTUSDTM", "perp", 0.001),
-        ("BTC-USD-PERP", "XBTUSDM", "perp", None),
-        ("BTC-USD-20260327", "XBTMH26", "future", None),
+    # kucoin.md: multiplier is negative for inverse contracts; its magnitude is the USD face value
+    assert [(i.symbol, i.native, i.kind, i.contract_size, i.inverse) for i in instruments] == [
+        ("BTC-USDT-PERP", "XBTUSDTM", "perp", 0.001, False),
+        ("BTC-USD-PERP", "XBTUSDM", "perp", 1.0, True),
+        ("BTC-USD-20260327", "XBTMH26", "future", 1.0, True),
     ]
     adapter.use_instruments(instruments)
     assert adapter.to_native("BTC-USD-20260327") == "XBTMH26"
     (update,) = parse_events(adapter, fl2(5, "42500.0,buy,250", symbol="XBTUSDM"), NS)
-    assert isinstance(update, BookUpdate) and update.bids == ((42500.0, 250.0),)  # inverse: contracts
+    assert isinstance(update, BookUpdate) and update.bids == ((42500.0, 250 * 1.0 / 42500.0),)  # coins
+
+
+def test_futures_is_inverse_flag_marks_an_inverse_contract() -> None:
+    """The live endpoint also says ``isInverse``; either sign of the multiplier then reads as its face value."""
+    body = json.dumps({"code": "200000", "data": [
+        {"symbol": "XBTUSDM", "type": "FFWCSX", "baseCurrency": "XBT", "quoteCurrency": "USD",
+         "multiplier": 10, "isInverse": True, "tickSize": 0.1, "lotSize": 1},
+    ]}).encode()  # fmt: skip
+    (inst,) = KucoinFuturesAdapter().parse_instruments(body)
+    assert (inst.contract_size, inst.inverse) == (10.0, True)
+
+
+FACE = 10.0  # USD per contract: a non-trivial face value (the real XBTUSDM is 1 USD)
+
+
+def inverse_futures_adapter() -> KucoinFuturesAdapter:
+    adapter = KucoinFuturesAdapter()
+    adapter.use_instruments([Instrument("kucoin-futures", "BTC-USD-PERP", "XBTUSDM", "perp", 0.1, 1.0, FACE, True)])
+    return adapter
+
+
+def test_futures_inverse_book_in_coins_at_each_level_price() -> None:
+    adapter = inverse_futures_adapter()
+    snap_body = (b'{"code":"200000","data":{"symbol":"XBTUSDM","sequence":10,'
+                 b'"asks":[[40001.0,500]],"bids":[[39999.5,800],[39990,0.5]],"ts":1}}')  # fmt: skip
+    snap = adapter.parse_snapshot("BTC-USD-PERP", snap_body, NS)
+    assert snap.bids == ((39999.5, 800 * FACE / 39999.5), (39990.0, 0.5 * FACE / 39990))
+    assert snap.asks == ((40001.0, 500 * FACE / 40001.0),)
+    (ask,) = parse_events(adapter, fl2(11, "40001.0,sell,250", symbol="XBTUSDM"), NS)
+    assert isinstance(ask, BookUpdate) and ask.asks == ((40001.0, 250 * FACE / 40001.0),)
+    (gone,) = parse_events(adapter, fl2(12, "40001.0,sell,0", symbol="XBTUSDM"), NS)
+    assert isinstance(gone, BookUpdate) and gone.asks == ((40001.0, 0.0),)
+    # a linear contract without a known multiplier still reports its text unchanged
+    (linear,) = parse_events(adapter, fl2(5, "5000.0,buy,83"), NS)
+    assert isinstance(linear, BookUpdate) and linear.bids == ((5000.0, 83.0),)
+
+
+def test_futures_inverse_trade_and_quote_in_coins_candle_volume_in_contracts() -> None:
+    adapter = inverse_futures_adapter()
+    execution = {"symbol": "XBTUSDM", "sequence": 36, "side": "sell", "size": 1000, "price": "40000.0",
+                 "tradeId": "5c9dd00970744d6f5a3d32fc", "ts": 1553846281766256031}  # fmt: skip
+    frame = {"type": "message", "topic": "/contractMarket/execution:XBTUSDM", "subject": "match", "data": execution}
+    (trade,) = adapter.parse(json.dumps(frame), NS)
+    assert isinstance(trade, Trade) and trade.size == 1000 * FACE / 40000.0 == 0.25
+    ticker = {"symbol": "XBTUSDM", "sequence": 1638, "bestBidSize": 795, "bestBidPrice": "39999.5",
+              "bestAskPrice": "40001.0", "bestAskSize": 284, "ts": 1553846081210004941}  # fmt: skip
+    frame = {"type": "message", "topic": "/contractMarket/tickerV2:XBTUSDM", "subject": "tickerV2", "data": ticker}
+    (quote,) = adapter.parse(json.dumps(frame), NS)
+    assert isinstance(quote, Quote)
+    assert (quote.bid_size, quote.ask_size) == (795 * FACE / 39999.5, 284 * FACE / 40001.0)
+    data = {"symbol": "XBTUSDM", "candles": ["1707232560", "40000", "40010", "40020", "39990", "2000", "0.5"],
+            "time": 1707232576021}  # fmt: skip
+    frame = {"type": "message", "topic": "/contractMarket/limitCandle:XBTUSDM_1min", "subject": "candle.stick",
+             "data": data}  # fmt: skip
+    (candle,) = adapter.parse(json.dumps(frame), NS)
+    assert isinstance(candle, Candle) and candle.volume == 2000.0  # many prices in one candle: contracts
 
 
 def test_futures_frames_of_unknown_contracts_are_malformed() -> None:

@@ -282,6 +282,36 @@ async def test_multiplexer_book_matches_mock_and_reconnects_with_a_fresh_token(
             await stream.aclose()
 
 
+class MockKucoinInverseTenUsd(MockKucoinFutures):
+    inverse_face = "10"  # a non-trivial face value (the real XBTUSDM is 1 USD)
+
+
+async def test_multiplexer_inverse_book_and_trades_in_coins() -> None:
+    """An inverse perpetual (``XBTUSDM``): with the instruments list the
+    multiplexer's book is the mock's book in coins, ``contracts * face /
+    price`` per level, and trades convert at their price."""
+    venue, symbol = "kucoin-futures", "BTC-USD-PERP"
+    async with MockKucoinInverseTenUsd([symbol]) as mock:
+        async with Multiplexer(endpoints={venue: mock.endpoint}, backoff=FAST) as mux:
+            stream = mux.subscribe(book(venue, symbol), trades(venue, symbol))
+            await asyncio.wait_for(mock.subscribed.wait(), 10)
+            inst = mux.instrument(venue, symbol)
+            assert inst is not None and inst.inverse and inst.contract_size == 10.0
+            await mock.publish(1)
+            seen = await collect_until(stream, lambda e: isinstance(e, Resynced))
+            await mock.publish(300)
+            seen += await wait_seq(stream, symbol, mock.seq[symbol])
+            view = mux.book(venue, symbol)
+            assert view.valid
+            assert_same_depth(view.depth(), in_base_units(mux, venue, symbol, mock.markets[symbol].depth()))
+            sizes = [(e.price, e.size) for e in seen if isinstance(e, Trade)]
+            assert sizes  # whole contracts of 10 USD, reported as coins at the trade's price
+            for price, size in sizes:
+                contracts = size * price / 10.0
+                assert contracts >= 1 and abs(contracts - round(contracts)) < 1e-9, (price, size)
+            await stream.aclose()
+
+
 async def test_multiplexer_retries_a_failed_bullet_call() -> None:
     async with MockKucoin(["BTC-USDT"]) as mock:
         mock.bullet_failures = 2

@@ -508,6 +508,26 @@ def test_futures_sizes_in_base_units_once_contract_sizes_are_known() -> None:
     )
 
 
+def test_futures_coin_settled_contracts_stay_in_contracts() -> None:
+    """A coin-settled contract's ``contractSize`` is USD (``settleCoin`` is the
+    base coin): multiplying by it would report 100 BTC per contract, so its
+    sizes stay in contracts while linear ones convert."""
+    adapter = futures("BTC-USDT-PERP", "BTC-USD-PERP")
+    detail = (
+        b'{"success":true,"code":0,"data":['
+        b'{"symbol":"BTC_USDT","baseCoin":"BTC","settleCoin":"USDT","contractSize":0.0001,"priceUnit":0.1,"volUnit":1},'
+        b'{"symbol":"BTC_USD","baseCoin":"BTC","settleCoin":"BTC","contractSize":100,"priceUnit":0.5,"volUnit":1}]}'
+    )
+    linear, inverse = adapter.parse_instruments(detail)
+    assert (linear.inverse, inverse.inverse, inverse.contract_size) == (False, True, 100.0)
+    adapter.use_instruments([linear, inverse])
+    deal = '{"channel":"push.deal","data":{"p":6860,"v":20,"T":1,"O":1,"M":2,"t":5},"symbol":"%s","ts":6}'
+    (kept,) = adapter.parse(deal % "BTC_USD", RECV)
+    assert kept.size == 20.0  # type: ignore[attr-defined]
+    (converted,) = adapter.parse(deal % "BTC_USDT", RECV)
+    assert converted.size == 20 * 0.0001  # type: ignore[attr-defined]
+
+
 def test_futures_deals_single_and_list() -> None:
     adapter = futures()
     one = (

@@ -176,6 +176,21 @@ def test_futures_snapshot_from_the_docs_in_contracts_then_base_units() -> None:
     assert event.bids == ((34400.089, 0.001),)
 
 
+def test_futures_inverse_contracts_stay_in_contracts() -> None:
+    """``ctType: "INVERSE"``: ``ctVal`` is a face value in the quote currency,
+    not base units, so the sizes are not multiplied by it."""
+    body = {
+        "code": 200,
+        "data": [{"symbol": "BTC_USDT_PERP", "tSz": "0.1", "lSz": "1", "ctVal": "100", "ctType": "INVERSE"}],
+    }
+    a = PoloniexFuturesAdapter()
+    (inst,) = a.parse_instruments(json.dumps(body).encode())
+    assert (inst.inverse, inst.contract_size) == (True, 100.0)
+    a.use_instruments([inst])
+    (snap,) = a.parse(FUTURES_SNAPSHOT, RECV)
+    assert isinstance(snap, BookSnapshot) and snap.asks == ((46100.0, 9284.0),)
+
+
 def test_quotes_from_the_book_channel() -> None:
     entry = {
         "symbol": "BTC_USDT",

@@ -193,7 +193,8 @@ def test_instruments_of_the_recording() -> None:
     assert len(instruments) == len(rows) == 34
     by_native = {i.native: i for i in instruments}
     assert by_native["XRPU21"].symbol == "XRP-BTC-20210924" and by_native["XRPU21"].contract_size == 1.0
-    assert by_native["XBTUSD"].symbol == "BTC-USD-PERP" and by_native["XBTUSD"].contract_size is None
+    assert by_native["XBTUSD"].symbol == "BTC-USD-PERP" and by_native["XBTUSD"].contract_size == 1.0
+    assert [i.native for i in instruments if i.inverse] == ["XBTUSD", "XBTEUR", "XBTU21", "XBTEURU21", "XBTZ21"]
     assert by_native["UNIUSDT"].contract_size is None  # quanto: stays in contracts
     for inst in instruments:
         assert bitmex_symbol(inst.symbol) == inst.native

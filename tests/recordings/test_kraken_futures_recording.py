@@ -7,7 +7,9 @@ one-level deltas), ``trade`` and ``ticker_lite`` for 10 inverse products
 here from the raw JSON, independently of the adapter (its own product-id
 mapping from the recording's ``configuration`` line, its own level
 arithmetic); every ``seq`` link is checked (+1 per product from the
-snapshot's); the replay must show no gap and no error.
+snapshot's); the replay must show no gap and no error. Without an instruments
+list sizes stay in contracts; with the recorded list (``KRAKEN_FUTURES.0``)
+every book and trade size is the contracts' coins at its price.
 
 The recordings live outside the repository (``../shared/recordings``); the tests
 skip when they are absent.
@@ -16,6 +18,7 @@ skip when they are absent.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -182,3 +185,58 @@ def test_replay_matches_an_independent_rebuild() -> None:
     ]
     assert sum(isinstance(e, Quote) for e in events) == lites > 100
     assert feed.stats.parse_errors == 0
+
+
+def recorded_instruments_body() -> bytes:
+    """The instruments endpoint's answer the recorder saved in ``KRAKEN_FUTURES.0``."""
+    for line in (RECORDINGS / "KRAKEN_FUTURES.0").read_text(encoding="utf-8").splitlines():
+        if "/derivatives/api/v3/instruments -> " in line:
+            return line.split(": ", 1)[1].encode()
+    raise AssertionError("no instruments answer in KRAKEN_FUTURES.0")
+
+
+def test_replay_with_the_recorded_instruments_reports_coins() -> None:
+    """Inverse contracts of ``contractSize`` USD: with the list, the replayed
+    books equal the independent rebuild converted level by level
+    (``qty * contractSize / price``), and trades convert at their price."""
+    symbols = product_symbols()
+    names = list(symbols.values())
+    adapter = KrakenFuturesInverseAdapter()
+    instruments = adapter.parse_instruments(recorded_instruments_body())
+    faces = {i.native: i.contract_size for i in instruments if i.native in symbols}
+    assert set(faces) == set(symbols) and all(i.inverse for i in instruments)
+    adapter.use_instruments(instruments)
+    events: list[Event] = []
+    feed = Feed(adapter, events.append)
+    for sub in book(VENUE, *names):
+        feed.add_book(sub)
+    reference = Reference()
+    live_trades: list[dict[str, Any]] = []
+    for direction, ns, text in frames():
+        if direction != "in":
+            continue
+        msg = json.loads(text)
+        kind = msg.get("feed") if "event" not in msg else None
+        if kind == "book_snapshot":
+            reference.snapshot(msg)
+        elif kind == "book":
+            reference.delta(msg)
+        elif kind == "trade":
+            live_trades.append(msg)
+        feed.on_frame(text, ns)
+    assert not [e for e in events if isinstance(e, Gap | Error)]
+    for product, symbol in symbols.items():
+        face = faces[product]
+        assert face is not None
+        local = feed.book(symbol)
+        assert local is not None and local.valid
+        bids, asks = reference.depth(product)
+        for got, want in zip(local.depth(), (bids, asks), strict=True):
+            assert [p for p, _ in got] == [p for p, _ in want]
+            for (price, size), (_, contracts) in zip(got, want, strict=True):
+                assert math.isclose(size, contracts * face / price, rel_tol=1e-12), (product, price, size)
+    tape = [e for e in events if isinstance(e, Trade)]
+    assert len(tape) == len(live_trades) > 0
+    for trade, msg in zip(tape, live_trades, strict=True):
+        face = faces[msg["product_id"]]
+        assert face is not None and math.isclose(trade.size, msg["qty"] * face / msg["price"], rel_tol=1e-12)

@@ -35,6 +35,9 @@ enforced:
   new ``partial``. Sides: ``Buy`` bid, ``Sell`` ask.
 * **Units.** Sizes are contracts. Inverse contracts (``isInverse``: XBT
   against USD) are 1 USD each: wsmux reports ``size / price`` (base units).
+  ``XBTEUR`` (inverse, 1 EUR each; not in the sheet, seen in the 2021
+  instruments list) converts the same way once the instruments list says it
+  is inverse; without the list only XBT against USD is known to be inverse.
   Linear contracts whose instruments entry gives
   ``underlyingToPositionMultiplier`` are converted with it once the
   instruments list is known (:meth:`BitmexAdapter.use_instruments`); quanto
@@ -44,7 +47,8 @@ enforced:
   the first ``partial`` is recent history and is skipped), ``quote`` (BBO;
   its ``partial`` is the current quote), ``funding`` (each settled funding:
   ``fundingRate``), ``instrument`` (``openInterest``, in contracts, sent only
-  when it changes), ``liquidation`` (``insert`` rows are new liquidation
+  when it changes; converted like other sizes, an inverse contract's at the
+  last ``markPrice`` the table sent), ``liquidation`` (``insert`` rows are new liquidation
   orders; their later updates and deletes are ignored), ``tradeBin1m``
   (candles; the ``timestamp`` is the bin's *end*).
 * **Keep-alive.** Text ``ping`` → text ``pong``; wsmux pings every 5 s of the
@@ -214,6 +218,7 @@ class BitmexAdapter(Adapter):
         super().__init__(url=url, rest_url=rest_url)
         self._symbols: dict[str, str] = {}  # native -> unified
         self._units: dict[str, _Units] = {}  # native -> size conversion
+        self._marks: dict[str, float] = {}  # native -> last instrument markPrice (inverse open interest)
         # per connection: native symbol -> {level key: price}; absent = no partial
         # yet. The key is the level id for bids and ~id for asks (rows are keyed
         # by symbol, id and side).
@@ -262,8 +267,9 @@ class BitmexAdapter(Adapter):
         """Perpetuals (``typ`` FFWCSX), dated futures (FFCCSX) and spot pairs
         (IFXXXP); other types are left out. ``contract_size`` is the base
         units per contract of linear contracts
-        (``1 / underlyingToPositionMultiplier``); ``None`` for inverse
-        contracts (converted by price) and quanto ones (not convertible)."""
+        (``1 / underlyingToPositionMultiplier``); for inverse contracts
+        (``isInverse``) their face value, 1 USD, with ``inverse=True``
+        (converted by price); ``None`` for quanto ones (not convertible)."""
         try:
             rows = loads(body)
             out: list[Instrument] = []
@@ -284,7 +290,8 @@ class BitmexAdapter(Adapter):
                 except UnknownSymbol:
                     continue
                 per_position = row.get("underlyingToPositionMultiplier")
-                linear = kind != "spot" and not row.get("isInverse") and not row.get("isQuanto") and per_position
+                inverse = kind != "spot" and row.get("isInverse") is True
+                linear = kind != "spot" and not inverse and not row.get("isQuanto") and per_position
                 out.append(
                     Instrument(
                         self.venue,
@@ -293,7 +300,8 @@ class BitmexAdapter(Adapter):
                         kind,
                         _number(row["tickSize"]),
                         _number(row["lotSize"]),
-                        1.0 / _number(per_position) if linear else None,
+                        1.0 if inverse else 1.0 / _number(per_position) if linear else None,
+                        inverse,
                     )
                 )
             return out
@@ -303,12 +311,13 @@ class BitmexAdapter(Adapter):
             raise MalformedMessage(f"bitmex: bad instruments body: {exc!r}", body) from exc
 
     def use_instruments(self, instruments: Sequence[Instrument]) -> None:
-        """Learn dated futures' unified symbols and the contract sizes of
-        linear contracts (their sizes are then reported in base units)."""
+        """Learn dated futures' unified symbols, the contract sizes of
+        linear contracts and which contracts are inverse (``XBTEUR`` too, 1 EUR
+        each): their sizes are then reported in base units."""
         for inst in instruments:
             self._symbols[inst.native] = inst.symbol
             base, quote, _ = parse_symbol(inst.symbol)
-            inverse = base == "BTC" and quote == "USD" and inst.kind != "spot"
+            inverse = inst.inverse or (base == "BTC" and quote == "USD" and inst.kind != "spot")
             self._units[inst.native] = _Units(inverse, inst.contract_size or 1.0)
 
     # --- books ------------------------------------------------------------------------
@@ -514,15 +523,20 @@ class BitmexAdapter(Adapter):
             raise unknown_message("instrument action", action)
         out: list[Event] = []
         for row in data:
+            native = row["symbol"]
+            mark = row.get("markPrice")
+            if mark is not None:
+                self._marks[native] = _number(mark)
             oi = row.get("openInterest")
             if oi is None:
                 continue  # an update of other fields
+            symbol = self._unified(native)
+            # contracts -> base units; inverse at the last mark price (none yet:
+            # nan, which the quality gate drops and counts)
+            price = self._marks.get(native, _NAN)
+            size = self._units[native].size(_number(oi), price if price > 0 else _NAN)
             ts = row.get("timestamp")
-            out.append(
-                OpenInterest(
-                    self.venue, self._unified(row["symbol"]), _number(oi), None if ts is None else iso_ns(ts), recv_ns
-                )
-            )
+            out.append(OpenInterest(self.venue, symbol, size, None if ts is None else iso_ns(ts), recv_ns))
         return out
 
     def _liquidation(self, action: str, msg: Any, data: Any, recv_ns: int) -> list[Event]:

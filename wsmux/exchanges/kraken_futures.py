@@ -37,11 +37,18 @@ Each rule is restated where it is enforced:
 * **Trades.** ``side`` is the taker's side; ``uid`` is the trade id (a UUID);
   ``seq`` numbers the product's trades. The ``trade_snapshot`` sent on
   subscribing is history, not live data, and is dropped.
-* **Units.** Linear contracts count the base currency (``contractSize`` from
-  the instruments endpoint multiplies sizes when it is not 1, see
-  :meth:`KrakenFuturesAdapter.use_instruments`). Inverse contracts count USD
-  (one contract = ``contractSize`` USD): their sizes stay in contracts, since
-  the base amount of a level would depend on its price.
+* **Units.** Sizes are converted once the instruments list is known
+  (:meth:`KrakenFuturesAdapter.use_instruments`; the multiplexer passes the
+  list before a venue's first connection), through
+  :class:`~wsmux.exchanges._contracts.ContractSizes`. Linear contracts count
+  the base currency (``contractSize`` multiplies sizes when it is not 1).
+  Inverse contracts count USD (one contract = ``contractSize`` USD): their
+  sizes become coins, ``contracts * contractSize / price`` at the price of
+  the book level, trade, liquidation or quote side (as Binance COIN-M and
+  OKX inverse), and open interest at the ticker's ``markPrice`` (a ticker
+  without one gives a ``nan`` open interest, which the quality gate drops
+  and counts). Without the list, sizes stay in contracts. The book has no
+  checksum, so its levels need not keep the venue's numbers.
 """
 
 from __future__ import annotations
@@ -62,6 +69,7 @@ from wsmux.errors import (
     WsmuxError,
     unknown_message,
 )
+from wsmux.exchanges._contracts import ContractSizes
 from wsmux.exchanges._feeds import SharedFeeds
 from wsmux.model import (
     BookSnapshot,
@@ -216,7 +224,7 @@ class KrakenFuturesAdapter(Adapter):
     def __init__(self, *, url: str | None = None, rest_url: str | None = None) -> None:
         super().__init__(url=url, rest_url=rest_url)
         self._symbols: dict[str, str] = {}  # product id -> unified symbol
-        self._multipliers: dict[str, float] = {}  # product id -> base units per contract (when not 1)
+        self._contracts = ContractSizes(self.venue)  # sizes in base units once instruments are known
         self._feeds = SharedFeeds()  # the channels wanted per (feed, product) on this connection
         self._heartbeat = False
         self._handlers: dict[str, Callable[[dict[str, Any], int], Sequence[Event | Diff]]] = {
@@ -284,6 +292,7 @@ class KrakenFuturesAdapter(Adapter):
                         float(_number(tick)) if tick is not None else None,
                         10.0**-precision if precision.__class__ is int else None,
                         float(_number(size)) if size is not None else None,
+                        not self.linear,
                     )
                 )
             return out
@@ -294,15 +303,11 @@ class KrakenFuturesAdapter(Adapter):
 
     def use_instruments(self, instruments: Sequence[Instrument]) -> None:
         """Report sizes in base units: a linear contract of ``contractSize``
-        other than 1 multiplies every book, trade and open-interest size of
-        its product. (Inverse contracts are USD: see the module docstring.)"""
-        if not self.linear:
-            return
-        for item in instruments:
-            if item.venue == self.venue and item.contract_size is not None and item.contract_size != 1.0:
-                self._multipliers[item.native] = item.contract_size
-            else:
-                self._multipliers.pop(item.native, None)
+        other than 1 multiplies every book, trade, quote and open-interest
+        size of its product; an inverse contract's sizes become coins at
+        their price (see the module docstring)."""
+        # a linear contract of 1 base unit needs no conversion (the usual case: skip the per-message work)
+        self._contracts.learn([item for item in instruments if not self.linear or item.contract_size != 1.0])
 
     # --- books -------------------------------------------------------------------------
 
@@ -394,12 +399,12 @@ class KrakenFuturesAdapter(Adapter):
     def _book_snapshot(self, msg: dict[str, Any], recv_ns: int) -> list[Event]:
         product = msg["product_id"]
         symbol = self._unified(product)
-        mult = self._multipliers.get(product)
         bids = [(float(_number(lv["price"])), float(_number(lv["qty"]))) for lv in msg["bids"]]
         asks = [(float(_number(lv["price"])), float(_number(lv["qty"]))) for lv in msg["asks"]]
-        if mult is not None:
-            bids = [(p, q * mult) for p, q in bids]
-            asks = [(p, q * mult) for p, q in asks]
+        if self._contracts.converts(symbol):
+            size = self._contracts.size
+            bids = [(p, size(symbol, q, p)) for p, q in bids]
+            asks = [(p, size(symbol, q, p)) for p, q in asks]
         bids.sort(reverse=True)
         asks.sort()
         seq = msg["seq"]
@@ -419,9 +424,8 @@ class KrakenFuturesAdapter(Adapter):
             qty.__class__ is not float and qty.__class__ is not int
         ):
             raise TypeError(f"price and qty must be JSON numbers: {price!r}, {qty!r}")
-        mult = self._multipliers.get(product)
-        if mult is not None:
-            qty = qty * mult
+        if self._contracts.converts(symbol):
+            qty = self._contracts.size(symbol, qty, price)
         level = ((price, qty),)
         side = msg["side"]
         if side == "buy":
@@ -435,7 +439,7 @@ class KrakenFuturesAdapter(Adapter):
         symbol = self._unified(product)
         feeds = self._feeds
         price = float(_number(msg["price"]))
-        size = float(_number(msg["qty"])) * self._multipliers.get(product, 1.0)
+        size = self._contracts.size(symbol, _number(msg["qty"]), price)
         side = _SIDES[msg["side"]]
         ts = _ms(msg.get("time"))
         out: list[Event] = []
@@ -454,14 +458,17 @@ class KrakenFuturesAdapter(Adapter):
         ask = msg.get("ask")
         bid_size = msg.get("bid_size")
         ask_size = msg.get("ask_size")
+        bid_price = float(_number(bid)) if bid is not None else _NAN
+        ask_price = float(_number(ask)) if ask is not None else _NAN
+        size = self._contracts.size
         return [
             Quote(
                 self.venue,
                 symbol,
-                float(_number(bid)) if bid is not None else _NAN,
-                float(_number(bid_size)) if bid_size is not None else _NAN,
-                float(_number(ask)) if ask is not None else _NAN,
-                float(_number(ask_size)) if ask_size is not None else _NAN,
+                bid_price,
+                size(symbol, _number(bid_size), bid_price) if bid_size is not None else _NAN,
+                ask_price,
+                size(symbol, _number(ask_size), ask_price) if ask_size is not None else _NAN,
                 _ms(msg.get("time")),
                 recv_ns,
             )
@@ -473,11 +480,11 @@ class KrakenFuturesAdapter(Adapter):
         feeds = self._feeds
         ts = _ms(msg.get("time"))
         out: list[Event] = []
+        mark = msg.get("markPrice")
         rate = msg.get("relative_funding_rate")
         if rate is None:
             rate = msg.get("funding_rate")
         if rate is not None and feeds.wants("ticker", product, Channel.FUNDING):
-            mark = msg.get("markPrice")
             out.append(
                 Funding(
                     self.venue,
@@ -491,7 +498,8 @@ class KrakenFuturesAdapter(Adapter):
             )
         oi = msg.get("openInterest")
         if oi is not None and feeds.wants("ticker", product, Channel.OPEN_INTEREST):
-            size = float(_number(oi)) * self._multipliers.get(product, 1.0)
+            # inverse contracts: coins at the mark price (none: nan, dropped by the quality gate)
+            size = self._contracts.size(symbol, _number(oi), _number(mark) if mark is not None else _NAN)
             out.append(OpenInterest(self.venue, symbol, size, ts, recv_ns))
         return out
 
@@ -499,8 +507,10 @@ class KrakenFuturesAdapter(Adapter):
 class KrakenFuturesInverseAdapter(KrakenFuturesAdapter):
     """Kraken Futures inverse contracts (``PI_``/``FI_``), venue id
     ``"kraken-futures-inverse"``: the same protocol as
-    :class:`KrakenFuturesAdapter`; **sizes are in contracts** (USD face value,
-    ``contractSize`` USD each), not base units."""
+    :class:`KrakenFuturesAdapter`. The venue counts contracts of
+    ``contractSize`` USD each; once :meth:`use_instruments` has the list,
+    sizes are coins (``contracts * contractSize / price``), before that
+    contracts."""
 
     venue: ClassVar[str] = "kraken-futures-inverse"
     linear: ClassVar[bool] = False

@@ -50,9 +50,17 @@ is restated where it is enforced:
   ``sequence`` dropped, the next one must be ``sequence + 1``.
 * **Units.** Futures sizes are contracts; ``multiplier`` from
   ``/api/v1/contracts/active`` is the base amount per contract of linear
-  contracts. After :meth:`~wsmux.Adapter.use_instruments` sizes of linear
-  contracts are reported in base units; inverse contracts (negative
-  multiplier: one contract is a fixed amount of USD) stay in contracts.
+  contracts. Inverse contracts (``XBTUSDM``; ``isInverse`` true, or a
+  negative ``multiplier`` — the sheet's only word on them) are a fixed USD
+  amount each; wsmux reads the face value as ``abs(multiplier)`` USD (real
+  ``XBTUSDM``: ``-1``, 1 USD; the sheet does not say so: unconfirmed). After
+  :meth:`~wsmux.Adapter.use_instruments` sizes are in base units: linear
+  ``contracts * multiplier``; inverse ``contracts * face / price`` at the
+  book level's, trade's or quote side's price (as Binance COIN-M and OKX
+  inverse), through :class:`~wsmux.exchanges._contracts.ContractSizes`.
+  Candle volume of inverse contracts stays in contracts (a candle's trades
+  have many prices). The futures book has no checksum, so its levels need
+  not keep the venue's text. Without the list sizes stay in contracts.
 * **Timestamps.** Spot trades ``time`` and futures trades/tickers ``ts`` are
   ns; spot level2 ``time`` and futures ``timestamp`` are ms; candles start in s.
 """
@@ -536,9 +544,10 @@ class KucoinFuturesAdapter(_KucoinBase):
       (``mark.index.price`` frames carry no event).
     * ``/contractMarket/limitCandle:SYM_1min`` → :class:`~wsmux.Candle`.
 
-    Sizes of linear contracts are in base units once
-    :meth:`use_instruments` has learned their ``multiplier``; before that,
-    and for inverse contracts, in contracts.
+    Sizes are in base units once :meth:`use_instruments` has learned the
+    contracts' ``multiplier`` (inverse contracts: coins at the level's,
+    trade's or quote's price; their candle volume stays in contracts);
+    before that, in contracts.
     """
 
     venue: ClassVar[str] = "kucoin-futures"
@@ -590,8 +599,8 @@ class KucoinFuturesAdapter(_KucoinBase):
             self._symbols[native] = symbol
         return symbol
 
-    def _size(self, symbol: str, contracts: Any) -> float:
-        return self._contracts.to_base(symbol, contracts)
+    def _size(self, symbol: str, contracts: Any, price: Any) -> float:
+        return self._contracts.size(symbol, contracts, price)
 
     # --- books ---------------------------------------------------------------------
 
@@ -614,8 +623,8 @@ class KucoinFuturesAdapter(_KucoinBase):
             return BookSnapshot(
                 self.venue,
                 symbol,
-                tuple([(float(p), size(symbol, s)) for p, s in data["bids"]]),
-                tuple([(float(p), size(symbol, s)) for p, s in data["asks"]]),
+                tuple([(float(p), size(symbol, s, p)) for p, s in data["bids"]]),
+                tuple([(float(p), size(symbol, s, p)) for p, s in data["asks"]]),
                 None if ts is None else _int(ts, "ts"),
                 recv_ns,
                 _int(data["sequence"], "sequence"),
@@ -626,7 +635,7 @@ class KucoinFuturesAdapter(_KucoinBase):
     def _level2(self, topic: str, data: Any, recv_ns: int) -> list[Event | Diff]:
         symbol = self._topic_symbol(topic)
         price, side, contracts = _text(data["change"], "change").split(",")
-        size: Any = self._contracts.to_base(symbol, contracts) if self._contracts.known(symbol) else contracts
+        size: Any = self._contracts.size(symbol, contracts, price) if self._contracts.converts(symbol) else contracts
         level = ((price, size),)
         ts = data.get("timestamp")
         ts_ns = None if ts is None else _int(ts, "timestamp") * _MS
@@ -639,12 +648,13 @@ class KucoinFuturesAdapter(_KucoinBase):
 
     def _match(self, topic: str, data: Any, recv_ns: int) -> list[Event | Diff]:
         symbol = self._unified(data["symbol"])
+        price = data["price"]
         return [
             Trade(
                 self.venue,
                 symbol,
-                float(data["price"]),
-                self._size(symbol, data["size"]),
+                float(price),
+                self._size(symbol, data["size"], price),
                 _SIDES[data["side"]],
                 _text(data["tradeId"], "tradeId"),
                 _int(data["ts"], "ts"),
@@ -655,14 +665,15 @@ class KucoinFuturesAdapter(_KucoinBase):
 
     def _ticker(self, topic: str, data: Any, recv_ns: int) -> list[Event | Diff]:
         symbol = self._unified(data["symbol"])
+        bid, ask = data["bestBidPrice"], data["bestAskPrice"]
         return [
             Quote(
                 self.venue,
                 symbol,
-                float(data["bestBidPrice"]),
-                self._size(symbol, data["bestBidSize"]),
-                float(data["bestAskPrice"]),
-                self._size(symbol, data["bestAskSize"]),
+                float(bid),
+                self._size(symbol, data["bestBidSize"], bid),
+                float(ask),
+                self._size(symbol, data["bestAskSize"], ask),
                 _int(data["ts"], "ts"),
                 recv_ns,
                 _int(data["sequence"], "sequence"),
@@ -687,7 +698,7 @@ class KucoinFuturesAdapter(_KucoinBase):
         ]
 
     def _candles(self, topic: str, data: Any, recv_ns: int) -> list[Event | Diff]:
-        return self._candle(data, recv_ns, self._size)
+        return self._candle(data, recv_ns, self._contracts.to_base)  # inverse: contracts (see the class)
 
     def _candle_ts(self, ts: Any) -> int | None:
         return None if ts is None else _int(ts, "time") * _MS  # futures candle "time" is ms
@@ -701,8 +712,9 @@ class KucoinFuturesAdapter(_KucoinBase):
     def parse_instruments(self, body: bytes) -> list[Instrument]:
         """Perpetuals (``FFWCSX``) and dated futures (``FFICSX``, expiry from
         ``expireDate`` ms, UTC) with ``tickSize``, ``lotSize`` (contracts) and
-        ``multiplier`` (``contract_size``; ``None`` for inverse contracts,
-        whose multiplier is negative)."""
+        ``multiplier`` (``contract_size``: base units per contract, or for an
+        inverse contract — ``isInverse``, or a negative multiplier — its face
+        value ``abs(multiplier)`` USD, with ``inverse=True``)."""
         rows = _body_data(self.venue, body, "contracts")
         out: list[Instrument] = []
         try:
@@ -721,6 +733,7 @@ class KucoinFuturesAdapter(_KucoinBase):
                 if not _unified_ok(symbol):
                     continue
                 multiplier = float(row["multiplier"])
+                inverse = row.get("isInverse") is True or multiplier < 0
                 out.append(
                     Instrument(
                         self.venue,
@@ -729,7 +742,8 @@ class KucoinFuturesAdapter(_KucoinBase):
                         unified_kind,
                         float(row["tickSize"]),
                         float(row["lotSize"]),
-                        multiplier if multiplier > 0 else None,
+                        abs(multiplier) if multiplier else None,
+                        inverse,
                     )
                 )
         except _ERRORS as exc:
@@ -737,7 +751,7 @@ class KucoinFuturesAdapter(_KucoinBase):
         return out
 
     def use_instruments(self, instruments: Sequence[Instrument]) -> None:
-        """Learn contract multipliers (sizes of linear contracts then in base
+        """Learn contract multipliers and face values (sizes then in base
         units) and the native names of dated futures."""
         self._contracts.learn(instruments)
         for inst in instruments:

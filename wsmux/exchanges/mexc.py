@@ -81,7 +81,8 @@ Futures (``wss://contract.mexc.com/edge``)
   (``GET /api/v1/contract/detail``, ``contractSize``) was handed to
   :meth:`~MexcFuturesAdapter.use_instruments`, book, trade, quote, open
   interest and candle volumes are reported in base units; before that, in
-  contracts.
+  contracts. Coin-settled (inverse) contracts, whose ``contractSize`` is USD,
+  stay in contracts (not converted).
 """
 
 from __future__ import annotations
@@ -770,7 +771,9 @@ class MexcFuturesAdapter(Adapter):
 
     def parse_instruments(self, body: bytes) -> list[Instrument]:
         """``data[]``: ``symbol`` (``BTC_USDT``), ``contractSize``, ``priceUnit``
-        (tick), ``volUnit`` (lot, contracts)."""
+        (tick), ``volUnit`` (lot, contracts). A coin-settled contract
+        (``settleCoin`` equal to ``baseCoin``: MEXC's contract API docs, not
+        the sheet) is ``inverse``: its ``contractSize`` is a USD face value."""
         msg = _json_object(body, "contract detail")
         if msg.get("success") is not True:
             raise RemoteError(f"mexc-futures contract detail error {msg.get('code')}: {msg.get('message')}")
@@ -794,6 +797,7 @@ class MexcFuturesAdapter(Adapter):
                         float(row["priceUnit"]),
                         float(row["volUnit"]),
                         float(row["contractSize"]),
+                        row.get("settleCoin") is not None and row.get("settleCoin") == row.get("baseCoin"),
                     )
                 )
         except _ERRORS as exc:
@@ -801,7 +805,9 @@ class MexcFuturesAdapter(Adapter):
         return out
 
     def use_instruments(self, instruments: Sequence[Instrument]) -> None:
-        """Learn contract sizes: book and trade sizes are then in base units."""
+        """Learn contract sizes: book and trade sizes are then in base units.
+        Inverse contracts (a USD face value, no fixed base amount) are not
+        converted: their sizes stay in contracts."""
         for inst in instruments:
-            if inst.venue == self.venue and inst.contract_size:
+            if inst.venue == self.venue and inst.contract_size and not inst.inverse:
                 self._contract[inst.native] = inst.contract_size

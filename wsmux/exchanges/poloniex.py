@@ -36,7 +36,8 @@ futures V3 code; verified 2026-12). Each rule is restated where it is enforced:
 notional ``amount``). Futures sizes are *contracts*; once
 :meth:`PoloniexFuturesAdapter.use_instruments` has learnt an instrument's
 contract value (``ctVal`` from ``/v3/market/allInstruments``, field names
-unconfirmed), book, quote and trade sizes are reported in base units.
+unconfirmed), book, quote and trade sizes are reported in base units; an
+inverse contract (``ctType`` ``"INVERSE"``) stays in contracts.
 """
 
 from __future__ import annotations
@@ -487,7 +488,9 @@ class PoloniexFuturesAdapter(_PoloniexBase):
 
     def parse_instruments(self, body: bytes) -> list[Instrument]:
         """``symbol``, ``tSz`` (tick), ``lSz`` (lot), ``ctVal`` (base units per
-        contract) — field names unconfirmed by the sheet."""
+        contract) — field names unconfirmed by the sheet. ``ctType``
+        ``"INVERSE"`` (Poloniex's docs) marks an inverse contract, whose
+        ``ctVal`` is a quote-currency face value."""
         out: list[Instrument] = []
         try:
             msg = loads(body)
@@ -501,7 +504,14 @@ class PoloniexFuturesAdapter(_PoloniexBase):
                 self._symbols[native] = symbol
                 out.append(
                     Instrument(
-                        self.venue, symbol, native, "perp", float(item["tSz"]), float(item["lSz"]), float(item["ctVal"])
+                        self.venue,
+                        symbol,
+                        native,
+                        "perp",
+                        float(item["tSz"]),
+                        float(item["lSz"]),
+                        float(item["ctVal"]),
+                        item.get("ctType") == "INVERSE",
                     )
                 )
         except WsmuxError:
@@ -512,7 +522,8 @@ class PoloniexFuturesAdapter(_PoloniexBase):
 
     def use_instruments(self, instruments: Sequence[Instrument]) -> None:
         """Learn contract values: book, quote and trade sizes are then reported
-        in base units (``contracts * ctVal``)."""
+        in base units (``contracts * ctVal``). Inverse contracts (a face value,
+        no fixed base amount) are not converted: they stay in contracts."""
         for instrument in instruments:
-            if instrument.venue == self.venue and instrument.contract_size:
+            if instrument.venue == self.venue and instrument.contract_size and not instrument.inverse:
                 self._contract_values[instrument.native] = instrument.contract_size

@@ -15,7 +15,7 @@ answered per topic with ``{"success":true,"subscribe":topic,...}`` or
   (``trdMatchID`` a UUID built from the trade id).
 * ``quote`` — the current quote as ``partial``, then inserts when the best
   bid/ask changes.
-* ``instrument`` — ``partial`` with ``openInterest``, then an ``update``
+* ``instrument`` — ``partial`` with ``openInterest`` and ``markPrice``, then an ``update``
   every 10 steps; ``funding`` — an insert every 50 steps (perpetuals);
   ``liquidation`` — every third trade also inserts a liquidation order;
   ``tradeBin1m`` — a closed bin every 20 steps (mock minutes).
@@ -238,7 +238,12 @@ class MockBitmex(MockExchange):
         }
 
     def _instrument_row(self, native: str, market: Market) -> dict[str, Any]:
-        return {"symbol": native, "openInterest": 500_000 + 37 * market.next_trade_id, "timestamp": self._now()}
+        return {
+            "symbol": native,
+            "openInterest": 500_000 + 37 * market.next_trade_id,
+            "markPrice": market.price((market.best_bid() + market.best_ask()) // 2),
+            "timestamp": self._now(),
+        }
 
     def _trade(self, native: str, market: Market, trade: MarketTrade) -> str:
         row = {

@@ -66,6 +66,9 @@ class MockKrakenFutures(MockExchange):
     ws_path: ClassVar[str] = "/ws/v1"
     tick: ClassVar[str] = "0.5"
     lot: ClassVar[str] = "0.0001"
+    contract_size: ClassVar[str] = "1"
+    """``contractSize`` in the instruments list: base units per linear
+    contract, USD per inverse contract (the real ``PI_XBTUSD``: 1)."""
 
     def __init__(
         self,
@@ -286,7 +289,7 @@ class MockKrakenFutures(MockExchange):
                 if self.linear
                 else "futures_inverse",
                 "tickSize": float(self.tick),
-                "contractSize": 1,
+                "contractSize": float(self.contract_size),
                 "contractValuePrecision": len(self.lot.split(".")[1]) if "." in self.lot else 0,
                 "tradeable": True,
             }

@@ -32,7 +32,8 @@ They speak the protocol of ``shared/exchanges/kucoin.md``:
   ``/contractMarket/tickerV2``, ``/contract/instrument`` (``funding.rate``
   every 10 steps, ``mark.index.price`` every 5), ``limitCandle``. REST:
   ``/api/v1/level2/snapshot``, ``/api/v1/contracts/active`` (``multiplier``
-  :attr:`MockKucoinFutures.multiplier`).
+  :attr:`MockKucoinFutures.multiplier`; USD-quoted perpetuals are inverse:
+  ``isInverse`` and ``multiplier`` ``-``:attr:`MockKucoinFutures.inverse_face`).
 
 Sequences are per symbol and shared by every connection (the venue's book
 sequence). Faults (``mock.faults``) on book messages: ``skip_seq`` (a message
@@ -430,6 +431,9 @@ class MockKucoinFutures(_MockKucoinBase):
     venue: ClassVar[str] = "kucoin-futures"
     lot: ClassVar[str] = "1"
     multiplier: ClassVar[str] = "0.001"
+    inverse_face: ClassVar[str] = "1"
+    """USD per contract of the USD-quoted (inverse) perpetuals, listed as
+    ``multiplier: -face`` with ``isInverse: true`` (real ``XBTUSDM``: 1 USD)."""
     topic_names: ClassVar[dict[str, str]] = {
         "/contractMarket/level2": "book",
         "/contractMarket/execution": "trades",
@@ -551,18 +555,20 @@ class MockKucoinFutures(_MockKucoinBase):
         rows = []
         for symbol, native in self.natives.items():
             base, quote, _ = parse_symbol(symbol)
+            inverse = quote == "USD"  # kucoin.md: XBTUSDM is the inverse perpetual
+            base = "XBT" if base == "BTC" else base
             rows.append(
                 {
                     "symbol": native,
                     "rootSymbol": quote,
                     "type": "FFWCSX",
-                    "baseCurrency": "XBT" if base == "BTC" else base,
+                    "baseCurrency": base,
                     "quoteCurrency": quote,
-                    "settleCurrency": quote,
-                    "multiplier": float(self.multiplier),
+                    "settleCurrency": base if inverse else quote,
+                    "multiplier": -float(self.inverse_face) if inverse else float(self.multiplier),
                     "tickSize": float(self.tick),
                     "lotSize": 1,
-                    "isInverse": False,
+                    "isInverse": inverse,
                     "status": "Open",
                 }
             )
