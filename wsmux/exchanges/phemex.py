@@ -17,8 +17,10 @@ is restated where it is enforced:
   per-symbol unsubscribe is wsmux's reading).
 * **Scaled numbers.** Spot and inverse-contract channels send scaled
   integers: spot prices and quantities are ``Ep``/``Ev`` values scaled by
-  10^8; inverse contracts' prices by 10^``priceScale`` (4 unless the products
-  list says otherwise, :meth:`PhemexAdapter.use_instruments`) and their
+  10^8; inverse contracts' prices by 10^``priceScale`` (4 unless a products
+  list parsed by this same adapter, :meth:`parse_instruments`, says otherwise:
+  the multiplexer's connections do not learn it yet, so a live inverse
+  contract whose ``priceScale`` is not 4 is mis-scaled — BTCUSD's is 4) and their
   quantities are contracts of 1 USD. USDT perpetuals send real-valued decimal
   strings (``priceRp``, ``sizeRq``), passed to the book as they are.
 * **Units.** Spot and USDT-perpetual sizes are base units; inverse contract
