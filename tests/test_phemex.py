@@ -177,6 +177,18 @@ def test_price_scale_from_the_products_list() -> None:
             adapter.parse_instruments(bad)
 
 
+def test_a_connection_adapter_learns_the_price_scale_from_the_instruments() -> None:
+    """The multiplexer parses the products list with one adapter and hands the
+    instruments to each connection's adapter: the scale must travel with them."""
+    body = {"code": 0, "data": {"products": [{"symbol": "XTZUSD", "type": "Perpetual", "priceScale": 2}]}}
+    listed = PhemexAdapter().parse_instruments(json.dumps(body).encode())
+    assert [i.price_scale for i in listed] == [2]
+    live = PhemexAdapter()
+    live.use_instruments(listed)
+    (update,) = parse_events(live, INVERSE, RECV)
+    assert isinstance(update, BookUpdate) and update.asks[0][0] == 301.7  # not 3.017 (scale 4)
+
+
 def test_spot_is_scaled_by_1e8() -> None:
     frame = scaled_book("snapshot", [[3_000_050_000_000, 12_345_000]], [[3_000_100_000_000, 100_000_000]], 9)
     (snap,) = PhemexAdapter().parse(frame, RECV)

@@ -778,6 +778,8 @@ class Instrument:
         inverse: the contract is inverse (a fixed quote-currency amount per
             contract, Binance COIN-M ``contractSize`` USD, OKX inverse swaps):
             its size in base units is ``contracts * contract_size / price``.
+        price_scale: venues that send prices as scaled integers (Phemex inverse
+            contracts): the price is the integer / 10**price_scale.
     """
 
     venue: str
@@ -788,6 +790,7 @@ class Instrument:
     lot_size: float | None = None
     contract_size: float | None = None
     inverse: bool = False
+    price_scale: int | None = None
 
     def format_price(self, price: float) -> str:
         """``price`` with the decimals of the tick size (``29999.99`` for a

@@ -17,10 +17,9 @@ is restated where it is enforced:
   per-symbol unsubscribe is wsmux's reading).
 * **Scaled numbers.** Spot and inverse-contract channels send scaled
   integers: spot prices and quantities are ``Ep``/``Ev`` values scaled by
-  10^8; inverse contracts' prices by 10^``priceScale`` (4 unless a products
-  list parsed by this same adapter, :meth:`parse_instruments`, says otherwise:
-  the multiplexer's connections do not learn it yet, so a live inverse
-  contract whose ``priceScale`` is not 4 is mis-scaled — BTCUSD's is 4) and their
+  10^8; inverse contracts' prices by 10^``priceScale`` (4 unless the products
+  list says otherwise: :attr:`Instrument.price_scale`, learnt by
+  :meth:`PhemexAdapter.use_instruments`) and their
   quantities are contracts of 1 USD. USDT perpetuals send real-valued decimal
   strings (``priceRp``, ``sizeRq``), passed to the book as they are.
 * **Units.** Spot and USDT-perpetual sizes are base units; inverse contract
@@ -272,6 +271,11 @@ class PhemexAdapter(Adapter):
                 spot = row.get("type") == "Spot"
                 tick = row.get("tickSize")
                 lot = row.get("lotSize")
+                scale = row.get("priceScale")
+                if spot or scale is None:
+                    scale = None
+                elif scale.__class__ is not int or not 0 <= scale <= 12:
+                    raise ValueError(f"priceScale {scale!r}")
                 out.append(
                     Instrument(
                         self.venue,
@@ -281,19 +285,23 @@ class PhemexAdapter(Adapter):
                         None if tick is None else float(tick),
                         None if lot is None else float(lot),
                         None,
+                        price_scale=scale,
                     )
                 )
-                scale = row.get("priceScale")
-                if not spot and scale is not None:
-                    if scale.__class__ is not int or not 0 <= scale <= 12:
-                        raise ValueError(f"priceScale {scale!r}")
-                    self._price_scales[native] = scale
-                    self._scales.pop(native, None)
+            self.use_instruments(out)
             return out
         except JSONDecodeError as exc:
             raise MalformedMessage("phemex: products body is not JSON", body) from exc
         except _ERRORS as exc:
             raise MalformedMessage(f"phemex: bad products body: {exc!r}", body) from exc
+
+    def use_instruments(self, instruments: Sequence[Instrument]) -> None:
+        """Learn each inverse contract's ``priceScale`` (what the multiplexer
+        hands every connection's adapter before it connects)."""
+        for inst in instruments:
+            if inst.venue == self.venue and inst.price_scale is not None:
+                self._price_scales[inst.native] = inst.price_scale
+                self._scales.pop(inst.native, None)
 
     # --- books ------------------------------------------------------------------------
 
