@@ -1839,9 +1839,10 @@ class Multiplexer:
             level = logging.INFO if anomaly.kind is AnomalyKind.RECOVERED else logging.WARNING
             _log.log(
                 level,
-                "%s connection %d: message rate %s (%.1f msg/s, baseline %.1f)",
+                "%s connection %s channel %s: message rate %s (%.1f msg/s, baseline %.1f)",
                 anomaly.venue,
                 anomaly.conn_id,
+                anomaly.channel.value if anomaly.channel is not None else "all",
                 anomaly.kind.value,
                 anomaly.rate,
                 anomaly.expected,
