@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import random
 
-from wsmux.metrics import ChannelFlow, FlowBaseline, FlowState
+from wsmux.metrics import ChannelFlow, FlowBaseline, FlowState, MetricsRegistry
 from wsmux.metrics._anomaly import MIN_RATE, MIN_SPIKE_SAMPLES, WINDOW
-from wsmux.model import AnomalyKind
+from wsmux.model import AnomalyKind, Channel
 
 
 def run(flow: FlowBaseline, counts: list[int]) -> list[tuple[int, AnomalyKind]]:
@@ -145,3 +145,23 @@ def test_a_spike_of_an_estimated_channel_needs_enough_sampled_frames() -> None:
     assert frames * 32 > max(4 * mean, mean + 6 * std)  # beyond the rate thresholds...
     assert few.tick(frames * 32, frames, False) is None  # ...but too few frames to tell
     assert enough.tick(MIN_SPIKE_SAMPLES * 32, MIN_SPIKE_SAMPLES, False) is AnomalyKind.SPIKE
+
+
+def test_symbol_stale_timer_follows_the_channel_rate_within_bounds() -> None:
+    registry = MetricsRegistry({})
+    channels = registry.venue("binance").channels
+    busy = channels[Channel.TRADES] = ChannelFlow(warmup=5)
+    quiet = channels[Channel.BOOK] = ChannelFlow(warmup=5)
+    assert registry.symbol_stale_after("binance", Channel.TRADES, 20.0, 1) == 20.0  # not before the warm-up
+    run_channel(busy, [(200, 200)] * 10, exact=True)
+    run_channel(quiet, [(1, 1)] + [(0, 0)] * 9, exact=True)  # 0.1 msg/s
+    # the only symbol of a busy channel: stale sooner (13.8 / 200 s, floored at 20 / 4)
+    assert registry.symbol_stale_after("binance", Channel.TRADES, 20.0, 1) == 5.0
+    # several symbols: one of them may be quiet while the channel is busy, so no sooner
+    assert registry.symbol_stale_after("binance", Channel.TRADES, 20.0, 3) == 20.0
+    # a channel too quiet for an event within 20 s: later, for one symbol or several (13.8 / 0.1 s, capped at 4x)
+    assert registry.symbol_stale_after("binance", Channel.BOOK, 20.0, 1) == 80.0
+    assert registry.symbol_stale_after("binance", Channel.BOOK, 20.0, 4) == 80.0
+    assert registry.symbol_stale_after("binance", Channel.QUOTES, 20.0, 1) == 20.0  # no baseline
+    registry.adaptive_stale = False
+    assert registry.symbol_stale_after("binance", Channel.TRADES, 20.0, 1) == 20.0

@@ -268,6 +268,8 @@ async def test_trades_that_stop_while_the_book_flows_are_a_channel_collapse(metr
         channels = mux.metrics.venue("binance").channels
         assert channels[Channel.TRADES].baseline.expected > 5 and channels[Channel.BOOK].baseline.expected > 5
         assert channels[Channel.TRADES].exact is (not metrics)
+        # the stale_channels timer of the only trades symbol follows the channel's rate (13.8 / ~10 s, floored)
+        assert mux.metrics.symbol_stale_after("binance", Channel.TRADES, 20.0, 1) == 5.0
         mock.trades_on = False
         quiet = [a for _ in range(10) for a in await second()]  # the book keeps flowing
         assert by_channel(quiet) == [(Channel.TRADES, AnomalyKind.COLLAPSE)]  # nothing for BOOK, nor the connection

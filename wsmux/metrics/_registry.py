@@ -302,6 +302,29 @@ class MetricsRegistry:
             out.append(Anomaly(venue, conn_id, channel, kind, rate, base.expected, now_ns))
         return out
 
+    def symbol_stale_after(self, venue: str, channel: Channel, configured: float, symbols: int) -> float:
+        """The seconds of silence after which one subscribed symbol of
+        ``venue``'s ``channel`` is reported stale (the ``stale_channels``
+        watcher), given the ``configured`` timer and how many symbols of that
+        channel the venue has subscribed.
+
+        The channel's baseline predicts the silence expected once in a
+        million (:meth:`FlowBaseline.stall_timeout`), clamped to
+        ``[configured / 4, configured * 4]``. The rate is the channel's, over
+        all its symbols: it is the symbol's own only when ``symbols`` is 1,
+        and then the timer follows it both ways. With several symbols a
+        symbol's rate is unknown (only at most the channel's), so the timer
+        may only lengthen — when even the whole channel is too quiet to be
+        expected within the configured time; a busy channel never makes its
+        quiet symbols stale sooner. ``configured`` until the baseline is
+        ready, or with ``adaptive_stale`` off."""
+        vm = self.venues.get(venue)
+        flow = vm.channels.get(channel) if vm is not None and self.adaptive_stale else None
+        predicted = flow.baseline.stall_timeout(configured / 4, configured * 4) if flow is not None else None
+        if predicted is None:
+            return configured
+        return predicted if symbols == 1 else max(configured, predicted)
+
     def _adapt_stall(self, conn: Connection, flow: FlowBaseline) -> None:
         live = conn.liveness
         base = self._base_stall.get(conn.conn_id)
