@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import random
 
-from wsmux.metrics import FlowBaseline, FlowState
-from wsmux.metrics._anomaly import WINDOW
-from wsmux.model import AnomalyKind
+from wsmux.metrics import ChannelFlow, FlowBaseline, FlowState, MetricsRegistry
+from wsmux.metrics._anomaly import MIN_RATE, MIN_SPIKE_SAMPLES, WINDOW
+from wsmux.model import AnomalyKind, Channel
 
 
 def run(flow: FlowBaseline, counts: list[int]) -> list[tuple[int, AnomalyKind]]:
@@ -92,3 +92,76 @@ def test_stall_timeout_is_sooner_for_busy_feeds_and_bounded() -> None:
     mid = FlowBaseline(warmup=5)
     run(mid, [2] * 10)
     assert mid.stall_timeout(2.5, 40.0) == 13.815510557964274 / 2
+
+
+def sampled(rng: random.Random, rate: float, seconds: int, weight: int) -> list[tuple[int, int]]:
+    """Per second, (estimated events, sampled frames) of a Poisson feed of one
+    event per frame, each frame sampled with probability 1 / ``weight``."""
+    out = []
+    for n in poisson(rng, rate, seconds):
+        k = sum(1 for _ in range(n) if rng.random() < 1 / weight)
+        out.append((k * weight, k))
+    return out
+
+
+def run_channel(flow: ChannelFlow, seconds: list[tuple[int, int]], exact: bool) -> list[tuple[int, AnomalyKind]]:
+    out = []
+    for i, (events, frames) in enumerate(seconds):
+        kind = flow.tick(events, frames, exact)
+        if kind is not None:
+            out.append((i, kind))
+    return out
+
+
+def test_a_busy_channel_estimated_one_in_32_is_quiet_when_steady_and_collapses_when_silent() -> None:
+    rng = random.Random(21)
+    flow = ChannelFlow()
+    assert run_channel(flow, sampled(rng, 1000.0, 1800, 32), exact=False) == []  # noisy estimates, no alarm
+    assert 900 < flow.baseline.expected < 1100 and not flow.exact
+    assert run_channel(flow, [(0, 0)] * 15, exact=False) == [(WINDOW - 1, AnomalyKind.COLLAPSE)]
+    back = run_channel(flow, sampled(rng, 1000.0, 30, 32), exact=False)
+    assert [kind for _, kind in back] == [AnomalyKind.RECOVERED]
+
+
+def test_a_channel_with_too_few_samples_is_not_judged_but_the_same_counts_exact_are() -> None:
+    rng = random.Random(22)
+    counts = sampled(rng, 64.0, 300, 32)  # ~2 sampled frames a second: ~20 per window, below 30
+    estimated, exact = ChannelFlow(), ChannelFlow()
+    assert run_channel(estimated, counts, exact=False) == []
+    assert run_channel(estimated, [(0, 0)] * 30, exact=False) == []  # silence is not proof at this sample size
+    assert estimated.baseline.expected > MIN_RATE
+    run_channel(exact, [(n, n) for n in poisson(rng, 20.0, 300)], exact=True)
+    assert run_channel(exact, [(0, 0)] * 30, exact=True) == [(WINDOW - 1, AnomalyKind.COLLAPSE)]
+
+
+def test_a_spike_of_an_estimated_channel_needs_enough_sampled_frames() -> None:
+    rng = random.Random(23)
+    counts = sampled(rng, 64.0, 300, 32)  # ~2 sampled frames a second
+    few, enough = ChannelFlow(), ChannelFlow()
+    run_channel(few, counts, exact=False)
+    run_channel(enough, counts, exact=False)
+    mean, std = few.baseline.expected, few.baseline.ewma.std
+    frames = MIN_SPIKE_SAMPLES - 1
+    assert frames * 32 > max(4 * mean, mean + 6 * std)  # beyond the rate thresholds...
+    assert few.tick(frames * 32, frames, False) is None  # ...but too few frames to tell
+    assert enough.tick(MIN_SPIKE_SAMPLES * 32, MIN_SPIKE_SAMPLES, False) is AnomalyKind.SPIKE
+
+
+def test_symbol_stale_timer_follows_the_channel_rate_within_bounds() -> None:
+    registry = MetricsRegistry({})
+    channels = registry.venue("binance").channels
+    busy = channels[Channel.TRADES] = ChannelFlow(warmup=5)
+    quiet = channels[Channel.BOOK] = ChannelFlow(warmup=5)
+    assert registry.symbol_stale_after("binance", Channel.TRADES, 20.0, 1) == 20.0  # not before the warm-up
+    run_channel(busy, [(200, 200)] * 10, exact=True)
+    run_channel(quiet, [(1, 1)] + [(0, 0)] * 9, exact=True)  # 0.1 msg/s
+    # the only symbol of a busy channel: stale sooner (13.8 / 200 s, floored at 20 / 4)
+    assert registry.symbol_stale_after("binance", Channel.TRADES, 20.0, 1) == 5.0
+    # several symbols: one of them may be quiet while the channel is busy, so no sooner
+    assert registry.symbol_stale_after("binance", Channel.TRADES, 20.0, 3) == 20.0
+    # a channel too quiet for an event within 20 s: later, for one symbol or several (13.8 / 0.1 s, capped at 4x)
+    assert registry.symbol_stale_after("binance", Channel.BOOK, 20.0, 1) == 80.0
+    assert registry.symbol_stale_after("binance", Channel.BOOK, 20.0, 4) == 80.0
+    assert registry.symbol_stale_after("binance", Channel.QUOTES, 20.0, 1) == 20.0  # no baseline
+    registry.adaptive_stale = False
+    assert registry.symbol_stale_after("binance", Channel.TRADES, 20.0, 1) == 20.0

@@ -4,9 +4,11 @@ timestamps, anomalies and the adaptive stale timer, metrics off."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
-from wsmux import Anomaly, AnomalyKind, Multiplexer, Resynced, Trade, book, trades
+from wsmux import Anomaly, AnomalyKind, BookUpdate, Multiplexer, Resynced, Trade, book, trades
 from wsmux.errors import ConfigError
 from wsmux.metrics._registry import DISABLED_MASK
 from wsmux.model import Channel, Event
@@ -213,4 +215,77 @@ async def test_lost_connections_are_counted_by_kind() -> None:
         vh = mux.health().venue("binance")
         assert vh is not None and vh.failures_by_reason == {"ConnectionClosed": 1}
         assert vh.counters["reconnects"] == 1
+        await stream.aclose()
+
+
+class TradesSwitchBinance(MockBinance):
+    """A Binance mock whose trade stream can be switched off while its book keeps flowing."""
+
+    trades_on = True
+
+    def _trade_frames(self, symbol: str, trade: Any, now: int) -> list[tuple[str, str]]:
+        return super()._trade_frames(symbol, trade, now) if self.trades_on else []
+
+
+@pytest.mark.parametrize(
+    "metrics",
+    [
+        pytest.param({}, id="exact"),  # a quiet connection: every frame sampled, counts exact
+        pytest.param({"sample_every": 2, "dense_below": 1}, id="sampled"),  # counts estimated from 1 frame in 2
+    ],
+)
+async def test_trades_that_stop_while_the_book_flows_are_a_channel_collapse(metrics: dict[str, Any]) -> None:
+    symbol = "BTC-USDT"
+    async with (
+        TradesSwitchBinance([symbol]) as mock,
+        Multiplexer(
+            endpoints={"binance": mock.endpoint}, metrics={"interval": None, "baseline": {"warmup": 5}, **metrics}
+        ) as mux,
+    ):
+        stream = mux.subscribe(*book("binance", symbol), *trades("binance", symbol))
+        seen: list[Anomaly] = []
+        stream.on(Anomaly, seen.append)  # dispatched synchronously by the tick
+        await collect_until(stream, lambda e: isinstance(e, Resynced))  # subscribed, book in sync
+        (conn,) = mux.connections()  # trades and book on one connection
+        assert {s.channel for s in conn.subscriptions} == {Channel.BOOK, Channel.TRADES}
+        assert mux.metrics is not None
+
+        async def second(steps: int = 40) -> list[Anomaly]:
+            """``steps`` market steps reach the stream (up to the last book
+            update), then one metrics tick ("a second"); the anomalies it raised."""
+            await mock.publish(steps)
+            last = mock.update_id(symbol)
+            await collect_until(stream, lambda e: isinstance(e, BookUpdate) and e.seq == last)
+            before = len(seen)
+            mux._metrics_tick()
+            return seen[before:]
+
+        def by_channel(anomalies: list[Anomaly]) -> list[tuple[Channel | None, AnomalyKind]]:
+            return [(a.channel, a.kind) for a in anomalies]
+
+        for _ in range(15):  # ~10 trades and ~13 book updates per "second"
+            assert await second() == []
+        channels = mux.metrics.venue("binance").channels
+        assert channels[Channel.TRADES].baseline.expected > 5 and channels[Channel.BOOK].baseline.expected > 5
+        assert channels[Channel.TRADES].exact is (not metrics)
+        # the stale_channels timer of the only trades symbol follows the channel's rate (13.8 / ~10 s, floored)
+        assert mux.metrics.symbol_stale_after("binance", Channel.TRADES, 20.0, 1) == 5.0
+        mock.trades_on = False
+        quiet = [a for _ in range(10) for a in await second()]  # the book keeps flowing
+        assert by_channel(quiet) == [(Channel.TRADES, AnomalyKind.COLLAPSE)]  # nothing for BOOK, nor the connection
+        (collapse,) = quiet
+        assert collapse.venue == "binance" and collapse.conn_id == conn.conn_id  # one connection carries trades
+        assert collapse.rate < 0.1 * collapse.expected and collapse.expected > 5
+        flows = mux.health().venue("binance").channel_flows  # type: ignore[union-attr]
+        assert flows["trades"]["state"] == "collapse" and flows["book"]["state"] == "normal"
+        mock.trades_on = True
+        back = [a for _ in range(10) for a in await second()]
+        assert by_channel(back) == [(Channel.TRADES, AnomalyKind.RECOVERED)]
+        mock.batch = 10**6  # a burst of trades; the book sends one update for it
+        burst = await second(400)
+        mock.batch = 3
+        assert (Channel.TRADES, AnomalyKind.SPIKE) in by_channel(burst)
+        assert all(a.channel is not Channel.BOOK for a in burst)
+        spike = next(a for a in burst if a.channel is Channel.TRADES)
+        assert spike.rate > 4 * spike.expected
         await stream.aclose()

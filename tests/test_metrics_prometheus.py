@@ -42,6 +42,7 @@ async def test_scrape_the_real_endpoint() -> None:
         await mock.publish(100)
         last = mock.update_id("BTC-USDT")
         await collect_until(stream, lambda e: getattr(e, "seq", None) == last)
+        mux._metrics_tick()  # a second of metrics: the per-channel flow baselines exist
         server = mux.serve_metrics(0)
         assert server.host == "127.0.0.1" and server.port > 0
         async with httpx.AsyncClient() as client:
@@ -66,6 +67,11 @@ async def test_scrape_the_real_endpoint() -> None:
         assert got["wsmux_rest_weight_total", (("venue", "binance"),)] == rest.weight_used > 0  # the snapshot
         assert got["wsmux_events_by_type_estimated_total", (("type", "BookUpdate"), ("venue", "binance"))] > 0
         assert any(name == "wsmux_consumer_latency_seconds_count" for name, _ in got)
+        for channel in ("book", "trades"):
+            assert (
+                got["wsmux_channel_flow_anomaly", (("channel", channel), ("state", "normal"), ("venue", "binance"))]
+                == 1
+            )
         # every series the example Grafana dashboard queries is exported
         families = {f.name for f in text_string_to_metric_families(response.text)}
         exprs = [t["expr"] for panel in json.loads(GRAFANA.read_text())["panels"] for t in panel["targets"]]

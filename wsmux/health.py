@@ -210,6 +210,9 @@ class VenueHealth:
         books: per symbol, ``{"valid": ..., "integrity": ...}``.
         breaker: the circuit breaker's state, None if it has none.
         flows: per connection id, ``{"state", "rate", "expected", "stall_timeout"}``.
+        channel_flows: per subscribed channel (its value), ``{"state", "rate",
+            "expected", "exact"}``: the channel's flow baseline (``exact``:
+            the last second was counted in full, not estimated from samples).
         last_error: the last reconnect reason of any of its connections.
     """
 
@@ -232,6 +235,7 @@ class VenueHealth:
     breaker: str | None
     flows: dict[int, dict[str, Any]]
     last_error: str | None
+    channel_flows: dict[str, dict[str, Any]] = attrs.field(factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return attrs.asdict(self, recurse=False)

@@ -655,19 +655,21 @@ class Stale(StatusEvent):
 
 @event
 class Anomaly(StatusEvent):
-    """A connection's message rate left (or came back into) the bounds of its
-    own streaming baseline (see :mod:`wsmux.metrics`).
+    """A connection's message rate, or a venue's on one channel, left (or came
+    back into) the bounds of its own streaming baseline (see :mod:`wsmux.metrics`).
 
     Attributes:
-        conn_id: the connection whose flow it is.
-        channel: the channel it carries, or None if it carries several.
+        conn_id: the connection whose flow it is; for a channel's flow, the one
+            connection carrying the channel, None if several carry it.
+        channel: for a channel's flow, that channel; for a connection's flow,
+            the channel it carries, or None if it carries several.
         rate: messages per second observed: over the last second for a
             SPIKE, over the detector's 10-s window otherwise.
         expected: the baseline's mean rate (messages per second).
     """
 
     venue: str
-    conn_id: int
+    conn_id: int | None
     channel: Channel | None
     kind: AnomalyKind
     rate: float

@@ -19,6 +19,7 @@ health snapshot. It never installs signal handlers or configures logging.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import difflib
 import itertools
@@ -1552,10 +1553,15 @@ class Multiplexer:
         while not self._closed:
             await asyncio.sleep(tick)
             now = self.clock.time_ns()
+            symbols = collections.Counter((sub.venue, sub.channel) for sub in self._sub_conn)
             for sub, shard in list(self._sub_conn.items()):
                 limit = self._stale_after_by_channel.get(sub.channel)
                 if limit is None:
                     continue
+                if self.metrics is not None:  # the channel's predicted arrival rate, within bounds
+                    limit = self.metrics.symbol_stale_after(
+                        sub.venue, sub.channel, limit, symbols[sub.venue, sub.channel]
+                    )
                 key = (sub.venue, sub.channel, sub.symbol)
                 last = self._last_seen.get(key)
                 if last is None:
@@ -1869,9 +1875,10 @@ class Multiplexer:
             level = logging.INFO if anomaly.kind is AnomalyKind.RECOVERED else logging.WARNING
             _log.log(
                 level,
-                "%s connection %d: message rate %s (%.1f msg/s, baseline %.1f)",
+                "%s connection %s channel %s: message rate %s (%.1f msg/s, baseline %.1f)",
                 anomaly.venue,
                 anomaly.conn_id,
+                anomaly.channel.value if anomaly.channel is not None else "all",
                 anomaly.kind.value,
                 anomaly.rate,
                 anomaly.expected,

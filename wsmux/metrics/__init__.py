@@ -16,13 +16,14 @@ clock-free values that other parts of wsmux reuse.
 
 from __future__ import annotations
 
-from wsmux.metrics._anomaly import FlowBaseline, FlowState
+from wsmux.metrics._anomaly import ChannelFlow, FlowBaseline, FlowState
 from wsmux.metrics._ewma import Ewma, alpha_for_half_life
 from wsmux.metrics._hist import LatencyHistogram, bucket_bounds, bucket_index
 from wsmux.metrics._latency import ClockOffset, VenueLatency
 from wsmux.metrics._registry import MetricsRegistry, VenueMetrics
 
 __all__ = [
+    "ChannelFlow",
     "ClockOffset",
     "Ewma",
     "FlowBaseline",

@@ -96,10 +96,25 @@ def venue_health(
                 books=book_states,
                 flows=flows,
                 last_error=last,
+                channel_flows=_channel_flows(vm),
                 **_latency_part(vm, metrics.interval if metrics is not None else None),
             )
         )
     return out
+
+
+def _channel_flows(vm: VenueMetrics | None) -> dict[str, dict[str, Any]]:
+    if vm is None:
+        return {}
+    return {
+        channel.value: {
+            "state": flow.baseline.state.value,
+            "rate": flow.baseline.window_rate,
+            "expected": flow.baseline.expected,
+            "exact": flow.exact,
+        }
+        for channel, flow in sorted(vm.channels.items(), key=lambda item: item[0].value)
+    }
 
 
 def _by_public_name(counts: Mapping[type, int]) -> dict[str, int]:

@@ -167,6 +167,7 @@ class VenueLatency:
         "bad_ts",
         "clock",
         "events_by_type",
+        "frames_by_type",
         "histograms",
         "mask",
         "no_ts",
@@ -189,6 +190,8 @@ class VenueLatency:
         self._snapshots: collections.deque[dict[Channel, LatencyHistogram]] = collections.deque(maxlen=WINDOWS)
         self.events_by_type: dict[type, int] = {}
         """Market events per class, estimated from the samples (weighted by the sampling rate)."""
+        self.frames_by_type: dict[type, int] = {}
+        """Sampled frames per class (of their last event): the size of the sample behind ``events_by_type``."""
         self.samples = 0
         self.no_ts = 0
         self.bad_ts = 0
@@ -207,6 +210,8 @@ class VenueLatency:
                 return
         by_type = self.events_by_type
         by_type[cls] = by_type.get(cls, 0) + len(events) * weight
+        frames = self.frames_by_type
+        frames[cls] = frames.get(cls, 0) + 1
         ts = event.ts
         if type(ts) is not int:  # None: the venue sends none; anything else is an adapter's bug
             if ts is None:

@@ -228,6 +228,11 @@ def _families(snap: Snapshot) -> Iterator[Any]:
     flow = GaugeMetricFamily(
         "wsmux_flow_anomaly", "1 while the flow is in this state.", labels=["venue", "conn", "state"]
     )
+    channel_flow = GaugeMetricFamily(
+        "wsmux_channel_flow_anomaly",
+        "1 while the venue's flow on this channel is in this state.",
+        labels=["venue", "channel", "state"],
+    )
     stall = GaugeMetricFamily(
         "wsmux_stall_timeout_seconds", "The connection's stale-data timer (adaptive).", labels=["venue", "conn"]
     )
@@ -249,7 +254,9 @@ def _families(snap: Snapshot) -> Iterator[Any]:
             flow.add_metric([vh.venue, str(cid), str(f["state"])], 1.0)
             if f["stall_timeout"] is not None:
                 stall.add_metric([vh.venue, str(cid)], float(f["stall_timeout"]))
-    yield from (rate, offset, uncertainty, ahead, bad_ts, no_ts, rest_weight, by_type, flow, stall)
+        for channel, f in vh.channel_flows.items():
+            channel_flow.add_metric([vh.venue, channel, str(f["state"])], 1.0)
+    yield from (rate, offset, uncertainty, ahead, bad_ts, no_ts, rest_weight, by_type, flow, channel_flow, stall)
 
     latency = HistogramMetricFamily(
         "wsmux_latency_seconds",

@@ -22,7 +22,18 @@ What it adds:
   rates over 1 s, 10 s and 60 s windows and the dashboard's sparkline come;
 * per connection, a :class:`~wsmux.metrics.FlowBaseline` whose anomalies
   :meth:`tick` returns and whose rate prediction sets the connection's
-  stale-data timer (within bounds).
+  stale-data timer (within bounds);
+* per venue and channel, a :class:`~wsmux.metrics.ChannelFlow` fed from the
+  per-class counts the latency sampler keeps (exact where a connection
+  samples every frame, an estimate from one frame in ``sample_every``
+  otherwise, judged only when the sample is large enough: see
+  :mod:`wsmux.metrics._anomaly`), so trades that stop while the book keeps
+  the connection busy are reported. Its anomalies name the venue and the
+  channel, and the connection when exactly one open connection carries the
+  channel. A channel that is the only one of the only connection carrying it
+  is judged by that connection's exact baseline alone (no double report).
+  A venue with a connection that is not open has its channels left unjudged
+  for that second (a reconnect is not a collapse of the market).
 
 :meth:`tick` is a pure function of the connections' counters and the times
 it is handed, so tests drive it with a manual clock.
@@ -36,7 +47,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from wsmux.metrics._anomaly import FlowBaseline
+from wsmux.metrics._anomaly import ChannelFlow, FlowBaseline
 from wsmux.metrics._hist import LatencyHistogram
 from wsmux.metrics._latency import WINDOW_S, VenueLatency
 from wsmux.model import Anomaly, AnomalyKind, Channel
@@ -67,15 +78,36 @@ class VenueMetrics:
         latency: exchange time → receive histograms and the clock offset.
         history: per-second cumulative totals ``(frames, bytes, events)``, oldest first.
         per_second: data events in each of the last 60 seconds (the sparkline).
+        channels: per subscribed channel, its flow baseline.
     """
 
-    __slots__ = ("history", "latency", "per_second", "totals")
+    __slots__ = ("_channel_seen", "channels", "history", "latency", "per_second", "totals")
 
     def __init__(self, latency: VenueLatency) -> None:
         self.latency = latency
         self.totals = _Totals()
         self.history: collections.deque[tuple[int, int, int]] = collections.deque(maxlen=_HISTORY)
         self.per_second: collections.deque[int] = collections.deque(maxlen=60)
+        self.channels: dict[Channel, ChannelFlow] = {}
+        self._channel_seen: dict[Channel, tuple[int, int]] = {}
+
+    def channel_counts(self, channel_of: Mapping[type, Channel]) -> dict[Channel, tuple[int, int]]:
+        """Per channel, the (events, sampled frames) the sampler counted since
+        the previous call (events weighted by the sampling rate)."""
+        lat = self.latency
+        totals: dict[Channel, tuple[int, int]] = {}
+        for cls, events in lat.events_by_type.items():
+            channel = channel_of.get(cls)
+            if channel is not None:
+                e, f = totals.get(channel, (0, 0))
+                totals[channel] = (e + events, f + lat.frames_by_type.get(cls, 0))
+        seen = self._channel_seen
+        out = {}
+        for channel, (events, frames) in totals.items():
+            e0, f0 = seen.get(channel, (0, 0))
+            out[channel] = (events - e0, frames - f0)
+        self._channel_seen = totals
+        return out
 
     def rates(self, tick_s: float = 1.0) -> dict[str, dict[str, float]]:
         """``{"events": {"1s": r, "10s": r, "60s": r}, "frames": ..., "bytes": ...}``
@@ -182,6 +214,9 @@ class MetricsRegistry:
         anomalies: list[Anomaly] = []
         per_venue: dict[str, int] = {}
         seen: set[int] = set()
+        carriers: dict[str, dict[Channel, list[Connection]]] = {}
+        unsettled: set[str] = set()
+        sampled: set[str] = set()
         for conn in connections:
             cid = conn.conn_id
             seen.add(cid)
@@ -191,6 +226,8 @@ class MetricsRegistry:
                 last = self._last[cid] = _Totals()
             vm = self.venue(conn.venue)
             frames = fs.frames - last.frames
+            if conn.feed.sample_mask:
+                sampled.add(conn.venue)  # some frames of the last second were not seen
             conn.feed.sample_mask = 0 if frames < self.dense_below else self.sample_every - 1
             events = fs.events - last.events
             vm.totals.frames += frames
@@ -199,7 +236,13 @@ class MetricsRegistry:
             last.frames, last.bytes, last.events = fs.frames, fs.bytes, fs.events
             per_venue[conn.venue] = per_venue.get(conn.venue, 0) + events
             if conn.state != "open":
+                unsettled.add(conn.venue)
                 continue  # a reconnecting connection is not a collapse of the market
+            by_channel = carriers.setdefault(conn.venue, {})
+            for sub in conn.subscriptions:
+                conns = by_channel.setdefault(sub.channel, [])
+                if not conns or conns[-1] is not conn:
+                    conns.append(conn)
             flow = self.flows.get(cid)
             if flow is None:
                 flow = self.flows[cid] = FlowBaseline(**self.baseline_args)
@@ -211,6 +254,10 @@ class MetricsRegistry:
                 anomalies.append(Anomaly(conn.venue, cid, channel, kind, rate, flow.expected, now_ns))
             if self.adaptive_stale:
                 self._adapt_stall(conn, flow)
+        for venue, vm in self.venues.items():
+            anomalies += self._tick_channels(
+                now_ns, venue, vm, carriers.get(venue, {}), venue in unsettled, venue not in sampled
+            )
         for gone in set(self._last) - seen:
             del self._last[gone]
             self.flows.pop(gone, None)
@@ -221,6 +268,62 @@ class MetricsRegistry:
             if self._ticks % int(WINDOW_S) == 0:
                 vm.latency.rotate()
         return anomalies
+
+    def _tick_channels(
+        self,
+        now_ns: int,
+        venue: str,
+        vm: VenueMetrics,
+        carriers: Mapping[Channel, list[Connection]],
+        unsettled: bool,
+        exact: bool,
+    ) -> list[Anomaly]:
+        """Feed the channel baselines of ``venue`` one second of counts."""
+        counts = vm.channel_counts(self.channel_of)
+        for channel in set(vm.channels) - set(carriers):
+            del vm.channels[channel]  # no longer subscribed
+        if unsettled:
+            return []
+        out = []
+        for channel, conns in carriers.items():
+            flow = vm.channels.get(channel)
+            if flow is None:
+                flow = vm.channels[channel] = ChannelFlow(**self.baseline_args)
+            events, frames = counts.get(channel, (0, 0))
+            kind = flow.tick(events, frames, exact)
+            if kind is None:
+                continue
+            sole = conns[0] if len(conns) == 1 else None
+            if sole is not None and {s.channel for s in sole.subscriptions} == {channel}:
+                continue  # the connection's exact baseline reports it
+            base = flow.baseline
+            rate = float(events) if kind is AnomalyKind.SPIKE else round(base.window_rate, 3)
+            conn_id = sole.conn_id if sole is not None else None
+            out.append(Anomaly(venue, conn_id, channel, kind, rate, base.expected, now_ns))
+        return out
+
+    def symbol_stale_after(self, venue: str, channel: Channel, configured: float, symbols: int) -> float:
+        """The seconds of silence after which one subscribed symbol of
+        ``venue``'s ``channel`` is reported stale (the ``stale_channels``
+        watcher), given the ``configured`` timer and how many symbols of that
+        channel the venue has subscribed.
+
+        The channel's baseline predicts the silence expected once in a
+        million (:meth:`FlowBaseline.stall_timeout`), clamped to
+        ``[configured / 4, configured * 4]``. The rate is the channel's, over
+        all its symbols: it is the symbol's own only when ``symbols`` is 1,
+        and then the timer follows it both ways. With several symbols a
+        symbol's rate is unknown (only at most the channel's), so the timer
+        may only lengthen — when even the whole channel is too quiet to be
+        expected within the configured time; a busy channel never makes its
+        quiet symbols stale sooner. ``configured`` until the baseline is
+        ready, or with ``adaptive_stale`` off."""
+        vm = self.venues.get(venue)
+        flow = vm.channels.get(channel) if vm is not None and self.adaptive_stale else None
+        predicted = flow.baseline.stall_timeout(configured / 4, configured * 4) if flow is not None else None
+        if predicted is None:
+            return configured
+        return predicted if symbols == 1 else max(configured, predicted)
 
     def _adapt_stall(self, conn: Connection, flow: FlowBaseline) -> None:
         live = conn.liveness
