@@ -148,9 +148,11 @@ class Stream:
         self._iterated = False
         self._buffering = True
         self._early: list[Event] = []
-        self._dependents: list[Stream] = []
         """Events that arrived before the first callback of an unread stream
-        (handed to each callback registered until the stream is read)."""
+        (handed to each callback registered until the stream is read; at most
+        ``maxsize``, since the buffer stops growing at the first callback)."""
+        self._dependents: list[Stream] = []
+        """Streams fed from this one's callbacks (analytics outputs): closed with it."""
         self._pending_drops = 0
         self._pending_reasons: dict[str, int] = {}
         self._overflowed = False
