@@ -209,3 +209,28 @@ async def feed_client(
         yield c
     finally:
         await c.close()
+
+
+async def fault_detected_and_healed(
+    c: Any, mock: MockExchange, symbol: str, fault: str, reason: Any, same_book: Callable[[], None]
+) -> None:
+    """The shared fault scenario of the venue mock tests: a synced book, one
+    injected ``fault``, exactly one Gap of ``reason`` on ``symbol``'s book,
+    a resync, and a book equal to the mock's after more steps (``same_book``
+    asserts it). ``c`` is a Feed client (``wait``, ``count``, ``events``, ``sync``)."""
+    from wsmux.model import Gap, GapReason, Resynced
+
+    await c.wait(lambda: c.count(Resynced) == 1)
+    await mock.publish(30)
+    setattr(mock.faults, fault, 1)
+    await mock.publish(5)
+    await c.wait(lambda: c.count(Gap) == 1)
+    gap = next(e for e in c.events if isinstance(e, Gap))
+    assert gap.reason is reason and gap.symbol == symbol and gap.channel is Channel.BOOK
+    if reason is GapReason.SEQUENCE:
+        assert gap.expected is not None and gap.received is not None and gap.received != gap.expected
+    await c.wait(lambda: c.count(Resynced) == 2)  # resubscribed, new snapshot
+    await mock.publish(100)
+    await c.sync()
+    same_book()
+    assert c.count(Gap) == 1

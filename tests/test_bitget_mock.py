@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
+from feedclient import fault_detected_and_healed
 from feedclient_gz import assert_same_book, feed_client
 
 from wsmux import (
@@ -18,7 +19,6 @@ from wsmux import (
     BookSnapshot,
     BookUpdate,
     Candle,
-    Channel,
     Error,
     ErrorKind,
     Event,
@@ -115,20 +115,9 @@ async def test_deep_book_is_trimmed_to_the_venue_view() -> None:
 async def test_fault_detected_and_healed(fault: str, reason: GapReason, checksums: bool) -> None:
     async with MockBitget(["BTC-USDT"], checksums=checksums) as mock:
         async with feed_client(mock, spot(mock), list(book("bitget", "BTC-USDT"))) as c:
-            await c.wait(lambda: c.count(Resynced) == 1)
-            await mock.publish(30)
-            setattr(mock.faults, fault, 1)
-            await mock.publish(5)
-            await c.wait(lambda: c.count(Gap) == 1)
-            gap = next(e for e in c.events if isinstance(e, Gap))
-            assert gap.reason is reason and gap.symbol == "BTC-USDT" and gap.channel is Channel.BOOK
-            if reason is GapReason.SEQUENCE:
-                assert gap.expected is not None and gap.received is not None and gap.received != gap.expected
-            await c.wait(lambda: c.count(Resynced) == 2)  # resubscribed, new snapshot
-            await mock.publish(100)
-            await c.sync()
-            assert_same_book(c, mock, "BTC-USDT")
-            assert c.count(Gap) == 1
+            await fault_detected_and_healed(
+                c, mock, "BTC-USDT", fault, reason, lambda: assert_same_book(c, mock, "BTC-USDT")
+            )
 
 
 async def test_duplicates_are_stale_not_gaps() -> None:

@@ -21,14 +21,13 @@ from typing import Any
 
 import httpx
 import pytest
-from feedclient import FeedClient, feed_client
+from feedclient import FeedClient, fault_detected_and_healed, feed_client
 
 from wsmux import (
     Backoff,
     BookSnapshot,
     BookUpdate,
     Candle,
-    Channel,
     Error,
     ErrorKind,
     Event,
@@ -143,20 +142,9 @@ async def test_book_equals_mock_after_many_steps() -> None:
 async def test_fault_detected_and_healed(fault: str, reason: GapReason) -> None:
     async with MockDeribit(["BTC-USD-PERP"]) as mock:
         async with client(mock, list(book("deribit", "BTC-USD-PERP"))) as c:
-            await c.wait(lambda: c.count(Resynced) == 1)
-            await mock.publish(30)
-            setattr(mock.faults, fault, 1)
-            await mock.publish(5)
-            await c.wait(lambda: c.count(Gap) == 1)
-            gap = next(e for e in c.events if isinstance(e, Gap))
-            assert gap.reason is reason and gap.symbol == "BTC-USD-PERP" and gap.channel is Channel.BOOK
-            if reason is GapReason.SEQUENCE:
-                assert gap.expected is not None and gap.received is not None and gap.received != gap.expected
-            await c.wait(lambda: c.count(Resynced) == 2)  # resubscribed, new snapshot
-            await mock.publish(100)
-            await c.sync()
-            assert_same_book(c, mock, "BTC-USD-PERP")
-            assert c.count(Gap) == 1
+            await fault_detected_and_healed(
+                c, mock, "BTC-USD-PERP", fault, reason, lambda: assert_same_book(c, mock, "BTC-USD-PERP")
+            )
 
 
 async def test_duplicates_are_stale_not_gaps() -> None:

@@ -23,6 +23,7 @@ import httpx
 import pytest
 import websockets
 from candlekit import mock_prices, prices
+from feedclient import fault_detected_and_healed
 
 from wsmux import (
     Backoff,
@@ -190,20 +191,9 @@ async def test_book_equals_mock_after_many_steps(checksums: bool) -> None:
 async def test_fault_detected_and_healed(fault: str, reason: GapReason, checksums: bool) -> None:
     async with MockOkx(["BTC-USDT"], checksums=checksums) as mock:
         async with client(mock, list(book("okx", "BTC-USDT"))) as c:
-            await c.wait(lambda: c.count(Resynced) == 1)
-            await mock.publish(30)
-            setattr(mock.faults, fault, 1)
-            await mock.publish(5)
-            await c.wait(lambda: c.count(Gap) == 1)
-            gap = next(e for e in c.events if isinstance(e, Gap))
-            assert gap.reason is reason and gap.symbol == "BTC-USDT" and gap.channel is Channel.BOOK
-            if reason is GapReason.SEQUENCE:
-                assert gap.expected is not None and gap.received is not None and gap.received != gap.expected
-            await c.wait(lambda: c.count(Resynced) == 2)  # resubscribed, new snapshot
-            await mock.publish(100)
-            await c.sync()
-            assert_same_book(c, mock, "BTC-USDT")
-            assert c.count(Gap) == 1
+            await fault_detected_and_healed(
+                c, mock, "BTC-USDT", fault, reason, lambda: assert_same_book(c, mock, "BTC-USDT")
+            )
 
 
 async def test_duplicates_are_stale_not_gaps() -> None:
