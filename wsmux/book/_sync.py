@@ -136,6 +136,13 @@ class Verdict(enum.Enum):
         return _REASONS[self]
 
 
+_WAITING = SyncState.WAITING
+_APPLIED = Verdict.APPLIED
+_STALE = Verdict.STALE
+_UPDATE_ID = Continuity.UPDATE_ID
+_PREV_ID = Continuity.PREV_ID
+_SEQUENCE = Continuity.SEQUENCE
+_MONOTONIC = Continuity.MONOTONIC
 _BROKEN = frozenset({Verdict.GAP, Verdict.BRIDGE, Verdict.CHECKSUM, Verdict.CROSSED, Verdict.BAD_DATA})
 _REASONS = {
     Verdict.GAP: GapReason.SEQUENCE,
@@ -342,27 +349,108 @@ class BookSync:
         """Offer one update: a :class:`~wsmux.BookUpdate`, or a :class:`Diff`
         straight from an adapter (its levels converted, checked and applied in
         one pass; :attr:`applied` then holds them as floats for the event).
-        O(k log n) when applied."""
-        if self.state is SyncState.WAITING:
-            if self.rule.snapshot is SnapshotSource.REST:
-                buf = self._buffer
-                limit = self.rule.max_buffer
-                if not self._requested and limit > PRE_REQUEST_BUFFER:
-                    limit = PRE_REQUEST_BUFFER
-                if len(buf) >= limit:
-                    buf.popleft()
-                    self.stats.buffer_overflow += 1
-                buf.append(update)
-                self.stats.buffered += 1
-                return Verdict.BUFFERED
-            self.stats.ignored += 1
-            return Verdict.IGNORED
-        verdict = self._check_and_apply(update)
-        if verdict is Verdict.STALE:
-            self.stats.stale += 1
-        elif verdict is not Verdict.APPLIED:
-            self._fail(verdict)
-        return verdict
+        O(k log n) when applied. A broken verdict has already invalidated the
+        book when it is returned; ``STALE`` is counted and changes nothing."""
+        if self.state is _WAITING:
+            return self._wait(update)
+        # the hot path, one call per update: continuity, levels, crossed/checksum
+        rule = self.rule
+        seq = update.seq
+        last = self.last
+        if last is not None and seq is not None:
+            if self._bridging:
+                threshold = last + rule.bridge_offset
+                if seq < threshold:
+                    self.stats.stale += 1
+                    return _STALE
+                first = update.first_seq if update.first_seq is not None else seq
+                if first > threshold:
+                    self.expected, self.received = threshold, first
+                    self.detail = f"first update [{first}, {seq}] does not bridge snapshot {last}"
+                    return self._fail(Verdict.BRIDGE)
+                self._bridging = False
+            else:
+                continuity = rule.continuity
+                if continuity is _UPDATE_ID:
+                    if seq <= last:
+                        self.stats.stale += 1
+                        return _STALE
+                    first = update.first_seq if update.first_seq is not None else seq
+                    if first > last + 1:
+                        self.expected, self.received = last + 1, first
+                        self.detail = f"update [{first}, {seq}] after {last}"
+                        return self._fail(Verdict.GAP)
+                elif continuity is _PREV_ID:
+                    if update.prev_seq != last:
+                        if seq <= last:
+                            self.stats.stale += 1
+                            return _STALE
+                        self.expected, self.received = last, update.prev_seq
+                        self.detail = f"update {seq} follows {update.prev_seq}, book is at {last}"
+                        return self._fail(Verdict.GAP)
+                elif continuity is _SEQUENCE:
+                    if seq != last + 1:
+                        if seq <= last:
+                            self.stats.stale += 1
+                            return _STALE
+                        self.expected, self.received = last + 1, seq
+                        self.detail = f"sequence {seq} after {last}"
+                        return self._fail(Verdict.GAP)
+                elif continuity is _MONOTONIC and seq <= last:
+                    self.stats.stale += 1
+                    return _STALE
+        book = self.book
+        if type(update) is BookUpdate:
+            # an adapter that builds the public event itself (floats + text)
+            ok = book.apply_update(update.bids, update.asks, update.bids_text, update.asks_text)
+            applied: tuple[Levels, Levels] | None = (update.bids, update.asks) if ok else None
+        else:
+            # the hot path: OrderBook.apply, inlined (one call per side)
+            text = book.keep_text
+            try:
+                bids = book._apply_bids(update.bids, book._bids_text if text else None)
+                asks = book._apply_asks(update.asks, book._asks_text if text else None)
+            except (TypeError, ValueError, IndexError, KeyError):  # a level that is not [price, size]
+                bids = asks = None
+            if book.max_depth is not None:
+                book._trim(book.max_depth)
+            applied = None if bids is None or asks is None else (bids, asks)
+        if applied is None:
+            self.expected = self.received = seq
+            self.detail = "update has a level with a bad price or size"
+            return self._fail(Verdict.BAD_DATA)
+        self.applied = applied
+        checksum = update.checksum
+        if checksum is not None or rule.check_crossed:
+            bid_keys = book._bid_keys
+            ask_keys = book._ask_keys
+            if checksum is not None or (bid_keys and ask_keys and bid_keys[-1] >= ask_keys[0]):
+                verdict = self._post_checks(checksum)
+                if verdict is not _APPLIED:
+                    return self._fail(verdict)
+        if seq is not None:
+            self.last = seq
+            book.seq = seq
+        book.ts = update.ts
+        self.stats.applied += 1
+        return _APPLIED
+
+    def _wait(self, update: BookUpdate | Diff) -> Verdict:
+        """An update while the book waits for its snapshot: buffered (REST
+        snapshot venues) or ignored (the venue's stream sends the snapshot)."""
+        if self.rule.snapshot is SnapshotSource.REST:
+            buf = self._buffer
+            limit = self.rule.max_buffer
+            if not self._requested and limit > PRE_REQUEST_BUFFER:
+                limit = PRE_REQUEST_BUFFER
+            if len(buf) >= limit:
+                buf.popleft()
+                self.stats.buffer_overflow += 1
+            buf.append(update)
+            self.stats.buffered += 1
+            return Verdict.BUFFERED
+        self.stats.ignored += 1
+        return Verdict.IGNORED
 
     def on_snapshot(self, snapshot: BookSnapshot) -> Verdict:
         """Offer a snapshot (REST response or stream snapshot).
@@ -404,12 +492,9 @@ class BookSync:
             return self._fail(verdict)
         self._bridging = rule.snapshot is SnapshotSource.REST and seq is not None
         while self._buffer:
-            update = self._buffer.popleft()
-            verdict = self._check_and_apply(update)
-            if verdict is Verdict.STALE:
-                self.stats.stale += 1
-            elif verdict is not Verdict.APPLIED:
-                return self._fail(verdict)
+            verdict = self.on_update(self._buffer.popleft())
+            if verdict is not _APPLIED and verdict is not _STALE:
+                return verdict  # on_update has failed the book
         return Verdict.SYNCED
 
     # --- internals -----------------------------------------------------------
@@ -434,82 +519,6 @@ class BookSync:
         self._local_checksum = None
         self._requested = False
         return verdict
-
-    def _check_and_apply(self, update: BookUpdate | Diff) -> Verdict:
-        rule = self.rule
-        seq = update.seq
-        last = self.last
-        if self._bridging and last is not None and seq is not None:
-            threshold = last + rule.bridge_offset
-            if seq < threshold:
-                return Verdict.STALE
-            first = update.first_seq if update.first_seq is not None else seq
-            if first > threshold:
-                self.expected, self.received = threshold, first
-                self.detail = f"first update [{first}, {seq}] does not bridge snapshot {last}"
-                return Verdict.BRIDGE
-            self._bridging = False
-        elif last is not None and seq is not None:
-            continuity = rule.continuity
-            if continuity is Continuity.UPDATE_ID:
-                if seq <= last:
-                    return Verdict.STALE
-                first = update.first_seq if update.first_seq is not None else seq
-                if first > last + 1:
-                    self.expected, self.received = last + 1, first
-                    self.detail = f"update [{first}, {seq}] after {last}"
-                    return Verdict.GAP
-            elif continuity is Continuity.PREV_ID:
-                if update.prev_seq != last:
-                    if seq <= last:
-                        return Verdict.STALE
-                    self.expected, self.received = last, update.prev_seq
-                    self.detail = f"update {seq} follows {update.prev_seq}, book is at {last}"
-                    return Verdict.GAP
-            elif continuity is Continuity.SEQUENCE:
-                if seq != last + 1:
-                    if seq <= last:
-                        return Verdict.STALE
-                    self.expected, self.received = last + 1, seq
-                    self.detail = f"sequence {seq} after {last}"
-                    return Verdict.GAP
-            elif continuity is Continuity.MONOTONIC and seq <= last:
-                return Verdict.STALE
-        book = self.book
-        if type(update) is BookUpdate:
-            # an adapter that builds the public event itself (floats + text)
-            ok = book.apply_update(update.bids, update.asks, update.bids_text, update.asks_text)
-            applied: tuple[Levels, Levels] | None = (update.bids, update.asks) if ok else None
-        else:
-            # the hot path: OrderBook.apply, inlined (one call per side)
-            text = book.keep_text
-            try:
-                bids = book._apply_bids(update.bids, book._bids_text if text else None)
-                asks = book._apply_asks(update.asks, book._asks_text if text else None)
-            except (TypeError, ValueError, IndexError, KeyError):  # a level that is not [price, size]
-                bids = asks = None
-            if book.max_depth is not None:
-                book._trim(book.max_depth)
-            applied = None if bids is None or asks is None else (bids, asks)
-        if applied is None:
-            self.expected = self.received = seq
-            self.detail = "update has a level with a bad price or size"
-            return Verdict.BAD_DATA
-        self.applied = applied
-        checksum = update.checksum
-        if checksum is not None or rule.check_crossed:
-            bid_keys = book._bid_keys
-            ask_keys = book._ask_keys
-            if checksum is not None or (bid_keys and ask_keys and bid_keys[-1] >= ask_keys[0]):
-                verdict = self._post_checks(checksum)
-                if verdict is not Verdict.APPLIED:
-                    return verdict
-        if seq is not None:
-            self.last = seq
-            book.seq = seq
-        book.ts = update.ts
-        self.stats.applied += 1
-        return Verdict.APPLIED
 
     def _post_checks(self, checksum: int | None) -> Verdict:
         rule = self.rule
