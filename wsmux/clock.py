@@ -31,11 +31,12 @@ class SystemClock:
 
     __slots__ = ()
 
-    def time_ns(self) -> int:
-        return time.time_ns()
-
-    def monotonic(self) -> float:
-        return time.monotonic()
+    # the C functions themselves: read once or more per frame, a Python-level
+    # wrapper method would add a call each time
+    time_ns = staticmethod(time.time_ns)
+    """Wall-clock nanoseconds (``time.time_ns``)."""
+    monotonic = staticmethod(time.monotonic)
+    """Monotonic seconds (``time.monotonic``)."""
 
 
 SYSTEM_CLOCK = SystemClock()

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import random
 import socket
@@ -58,6 +59,7 @@ from wsmux.errors import (
     RestDeadlineExceeded,
     SnapshotFailed,
     TransportError,
+    WsmuxError,
 )
 from wsmux.model import Channel, Connected, ConnectFailed, Disconnected, Error, ErrorKind, Event, Stale
 from wsmux.subscriptions import Subscription
@@ -127,11 +129,14 @@ class Transport(Protocol):
 
 
 class _WsConn:
-    __slots__ = ("_decode", "_ws")
+    __slots__ = ("_decode", "_ws", "raw_recv")
 
     def __init__(self, ws: Any, text_as_bytes: bool) -> None:
         self._ws = ws
         self._decode = False if text_as_bytes else None
+        self.raw_recv: Callable[[], Awaitable[bytes | str]] = functools.partial(ws.recv, decode=self._decode)
+        """The client's own ``recv``, its failures not mapped: the pump awaits
+        it directly (one coroutine less per frame) and maps them itself."""
 
     async def recv(self) -> bytes | str:
         try:
@@ -678,8 +683,15 @@ class Connection:
         recovery = self.recovery
         sleep = asyncio.sleep
         count = 0
+        raw_recv = getattr(ws, "raw_recv", None)
+        recv = ws.recv if raw_recv is None else raw_recv
         while True:
-            frame = await ws.recv()
+            try:
+                frame = await recv()
+            except Exception as exc:
+                if raw_recv is None or isinstance(exc, WsmuxError):
+                    raise
+                raise ConnectionClosed(f"{type(exc).__name__}: {exc}") from exc
             count += 1
             if not count & _YIELD_EVERY:
                 # recv() does not suspend while frames are queued: let other

@@ -22,6 +22,7 @@ import asyncio
 import collections
 import contextlib
 import difflib
+import functools
 import itertools
 import json
 import logging
@@ -574,6 +575,8 @@ class Multiplexer:
         self._venue_streams: dict[str, list[Stream]] = {}
         self._streams: list[Stream] = []
         self._blocking: list[Stream] = []
+        self._blocking_for: dict[str, tuple[Stream, ...]] = {}
+        """Per venue, the BLOCK streams it feeds (cleared when ``_blocking`` changes)."""
         self._pending: set[asyncio.Task[Any]] = set()
         self._consolidated: dict[str, ConsolidatedBBO] = {}
         self._placing = asyncio.Lock()
@@ -982,6 +985,7 @@ class Multiplexer:
         self._streams.append(stream)
         if stream.overflow is Overflow.BLOCK:
             self._blocking.append(stream)
+            self._blocking_for.clear()
         venues = set()
         for sub in stream.subscriptions:
             self._routes.setdefault((sub.venue, sub.channel, sub.symbol), []).append(stream)
@@ -1097,7 +1101,7 @@ class Multiplexer:
             "connect_timeout": self.connect_timeout,
             **self._stall_settings(adapter),
             "stable_after": self.stable_after,
-            "wait_unblocked": lambda venue=venue: self._wait_unblocked(venue),
+            "wait_unblocked": functools.partial(self._wait_unblocked, venue),
             "recorder": self._recorder(venue) if self._record_dir else None,
             "connect_gate": gate,
             "rest_limiter": rest,
@@ -1147,6 +1151,7 @@ class Multiplexer:
             self._streams.remove(stream)
         with contextlib.suppress(ValueError):
             self._blocking.remove(stream)
+            self._blocking_for.clear()
         for lst in self._venue_streams.values():
             with contextlib.suppress(ValueError):
                 lst.remove(stream)
@@ -1289,6 +1294,7 @@ class Multiplexer:
                 self._streams.remove(stream)
             with contextlib.suppress(ValueError):
                 self._blocking.remove(stream)
+                self._blocking_for.clear()
             await feeder.aclose()
 
         try:
@@ -1299,6 +1305,7 @@ class Multiplexer:
         self._streams.append(out)
         if overflow is Overflow.BLOCK:
             self._blocking.append(out)
+            self._blocking_for.clear()
         return out
 
     def _live_book(self, venue: str, symbol: str) -> OrderBook | None:
@@ -1584,10 +1591,13 @@ class Multiplexer:
         """Backpressure for one connection: wait only for a full BLOCK stream
         that this connection's venue feeds (other venues keep flowing).
         Decided per frame, so a BLOCK stream added later is honoured too."""
-        if not self._blocking:
-            return None
-        for stream in self._blocking:
-            if stream.blocked and any(sub.venue == venue for sub in stream.subscriptions):
+        streams = self._blocking_for.get(venue)
+        if streams is None:
+            streams = self._blocking_for[venue] = tuple(
+                stream for stream in self._blocking if any(sub.venue == venue for sub in stream.subscriptions)
+            )
+        for stream in streams:
+            if stream.blocked:
                 return self._paused(stream, venue)
         return None
 
