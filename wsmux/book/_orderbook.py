@@ -426,11 +426,11 @@ class OrderBook:
     def text_depth(self, side: BookSide, n: int) -> list[tuple[str, str]]:
         """The venue's text of the best ``n`` levels of ``side`` (``keep_text`` books).
         O(n)."""
+        if n <= 0:
+            return []
         if side is BookSide.BID:
-            text = self._bids_text
-            return [text[p] for p in self._bid_keys[: -n - 1 : -1]] if n > 0 else []
-        text = self._asks_text
-        return [text[p] for p in self._ask_keys[:n]] if n > 0 else []
+            return list(map(self._bids_text.__getitem__, self._bid_keys[: -n - 1 : -1]))
+        return list(map(self._asks_text.__getitem__, self._ask_keys[:n]))
 
     def imbalance(self, n: int = 5) -> float:
         """(bid volume - ask volume) / total over the best ``n`` levels, in [-1, 1].

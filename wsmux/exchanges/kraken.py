@@ -135,14 +135,15 @@ def kraken_book_checksum(book: OrderBook) -> int:
     cache = _STRIPPED
     if len(cache) > _STRIPPED_MAX:
         cache.clear()
-    parts: list[str] = []
-    for side in (BookSide.ASK, BookSide.BID):
-        for level in book.text_depth(side, KRAKEN_DEPTH):
-            piece = cache.get(level)
-            if piece is None:
-                piece = cache[level] = kraken_strip(level[0]) + kraken_strip(level[1])
-            parts.append(piece)
-    return zlib.crc32("".join(parts).encode())
+    levels = book.text_depth(BookSide.ASK, KRAKEN_DEPTH)
+    levels += book.text_depth(BookSide.BID, KRAKEN_DEPTH)
+    pieces: list[str | None] = list(map(cache.get, levels))  # the look-ups in C: no Python loop
+    if not all(pieces):  # a level not seen before (a stripped piece is never empty)
+        for i, piece in enumerate(pieces):
+            if not piece:
+                level = levels[i]
+                pieces[i] = cache[level] = kraken_strip(level[0]) + kraken_strip(level[1])
+    return zlib.crc32("".join(pieces).encode())  # type: ignore[arg-type]
 
 
 _STRIPPED: dict[tuple[str, str], str] = {}
