@@ -483,3 +483,57 @@ async def test_a_callback_registered_after_the_first_events_still_gets_them() ->
     assert later_async == [trade(1), trade(2), trade(4)]
     assert stream.buffered == 0 and stream.stats.delivered == 5
     check_accounting(stream)
+
+
+# --- the multiplexer's per-class puts (Stream._put_for) ------------------------------------
+
+
+def _routed() -> tuple[object, Stream]:
+    from wsmux import Multiplexer, trades
+
+    mux = Multiplexer(metrics=False)
+    stream = Stream(tuple(trades("v", "A-B")), name="routed")
+    mux._attach_stream(stream)
+    return mux, stream
+
+
+async def test_callbacks_added_or_removed_after_events_flowed_are_honoured_at_once() -> None:
+    # the multiplexer keeps a put per (event class, venue, symbol) built from the
+    # stream's callbacks; adding or removing one must rebuild it
+    mux, stream = _routed()
+    deliver = mux._deliver  # type: ignore[attr-defined]
+    first: list[int] = []
+    second: list[int] = []
+    stream.on(Trade, lambda e: first.append(e.seq))
+    deliver(Trade("v", "A-B", 1.0, 1.0, None, "1", None, 1, 1))
+    stream.on(Trade, lambda e: second.append(e.seq))
+    deliver(Trade("v", "A-B", 1.0, 1.0, None, "2", None, 2, 2))
+    assert first == [1, 2] and second == [2]
+    stream.off(Trade, stream._sync_cbs[Trade][0])
+    deliver(Trade("v", "A-B", 1.0, 1.0, None, "3", None, 3, 3))
+    assert first == [1, 2] and second == [2, 3]
+    assert stream.stats.received == stream.stats.delivered == 3
+
+
+async def test_a_routed_callback_stream_reports_callback_errors_and_buffers_once_read() -> None:
+    mux, stream = _routed()
+    deliver = mux._deliver  # type: ignore[attr-defined]
+    seen: list[int] = []
+
+    def fails(event: Trade) -> None:
+        seen.append(event.seq or 0)
+        raise RuntimeError("boom")
+
+    stream.on(Trade, fails)
+    deliver(Trade("v", "A-B", 1.0, 1.0, None, "1", None, 1, 1))
+    assert seen == [1] and stream.stats.callback_errors == 1
+    stream.__aiter__()  # now read as well: later events are buffered for the reader
+    deliver(Trade("v", "A-B", 1.0, 1.0, None, "2", None, 2, 2))
+    assert seen == [1, 2]
+    report = await asyncio.wait_for(stream.__anext__(), 1)  # the callback's error, reported in band
+    assert isinstance(report, Error) and report.kind is ErrorKind.CALLBACK
+    event = await asyncio.wait_for(stream.__anext__(), 1)
+    assert isinstance(event, Trade) and event.seq == 2
+    await stream.aclose()
+    deliver(Trade("v", "A-B", 1.0, 1.0, None, "3", None, 3, 3))
+    assert seen == [1, 2]  # a closed stream's callbacks get nothing more

@@ -991,6 +991,7 @@ class Multiplexer:
             self._routes.setdefault((sub.venue, sub.channel, sub.symbol), []).append(stream)
             venues.add(sub.venue)
         self._puts.clear()
+        stream._callbacks_changed = self._puts.clear  # its puts depend on its callbacks
         for venue in venues:
             self._venue_streams.setdefault(venue, []).append(stream)
         if self.metrics is not None and stream._clock_ns is not None:
@@ -1549,7 +1550,7 @@ class Multiplexer:
     ) -> tuple[Callable[[Event], None], ...]:
         """Build the dispatch-table entry of (``cls``, ``venue``, ``symbol``)."""
         puts = self._puts[cls, venue, symbol] = tuple(
-            stream._put for stream in self._routes.get((venue, channel, symbol), ())
+            stream._put_for(cls) for stream in self._routes.get((venue, channel, symbol), ())
         )
         return puts
 

@@ -160,6 +160,9 @@ class Stream:
         self._on_close = on_close
         self._clock_ns = clock_ns
         self._dispatch_cache: dict[type, _Resolved] = {}
+        self._callbacks_changed: Callable[[], object] | None = None
+        """Told when callbacks are added or removed (the multiplexer drops the
+        puts it built with :meth:`_put_for`)."""
         self._high = max(1, maxsize * 8 // 10)
         self._low = maxsize // 2
         self._slow = False
@@ -209,6 +212,8 @@ class Stream:
             if self._early:
                 self._replay_early(event_type, callback, is_async)
         self._dispatch_cache.clear()
+        if self._callbacks_changed is not None:
+            self._callbacks_changed()
         return self
 
     def _replay_early(self, event_type: type, callback: Callable[[Any], object], is_async: bool) -> None:
@@ -235,6 +240,8 @@ class Stream:
                 if not fns:
                     del table[event_type]
         self._dispatch_cache.clear()
+        if self._callbacks_changed is not None:
+            self._callbacks_changed()
 
     # --- producer side (called by the multiplexer) -----------------------------------
 
@@ -267,6 +274,42 @@ class Stream:
             stats.delivered += 1
             return
         self._buffer(event)
+
+    def _put_for(self, cls: type) -> Callable[[Event], None]:
+        """What the multiplexer calls to deliver events of class ``cls``: :meth:`_put`,
+        or, for a stream whose only consumers of ``cls`` are sync callbacks (the
+        common callback stream), the same steps without the ones that cannot
+        apply — no per-event look-up of the callbacks, no async queue. Valid
+        until the callbacks change (then :attr:`_callbacks_changed` fires and
+        the caller asks again); closing and iterating are checked per event."""
+        sync_cbs, async_cbs = self._dispatch_cache.get(cls) or self._resolve(cls)
+        if self._closed or self._buffering or async_cbs or not sync_cbs:
+            return self._put
+        stream = self
+        stats = self.stats
+        fns = tuple(sync_cbs)
+        error = self._callback_error
+        sample = self._sample
+
+        def put_to_callbacks(event: Event) -> None:
+            if stream._closed:
+                return
+            stats.received += 1
+            for fn in fns:
+                try:
+                    fn(event)
+                except (KeyboardInterrupt, SystemExit):
+                    raise
+                except BaseException as exc:  # as in _put: the user's error, reported
+                    error(fn, exc)
+            if not stats.received & stream._sample_mask:
+                sample(event)
+            if stream._buffering:  # a callback started reading the stream
+                stream._buffer(event)
+            else:
+                stats.delivered += 1
+
+        return put_to_callbacks
 
     def _sample(self, event: Event) -> None:
         recv_ns = getattr(event, "recv_ns", 0)
