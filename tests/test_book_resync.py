@@ -5,6 +5,7 @@ every level check of the one-shot path."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import random
@@ -26,6 +27,8 @@ from wsmux.book import (
 from wsmux.book._orderbook import MAX_VALUE
 from wsmux.exchanges.binance import BinanceSpotAdapter
 from wsmux.model import BookSide, BookSnapshot, BookUpdate, Error, Gap, Resynced
+from wsmux.multiplexer import Multiplexer
+from wsmux.testing import MockBinance, collect_until
 
 Lvl = tuple[float, float]
 
@@ -376,3 +379,31 @@ def test_feed_a_malformed_body_is_a_snapshot_error_as_before() -> None:
         pass
     assert [type(e) for e in events] == [Error]
     assert feed.stats.snapshot_failures == 1 and not feed.syncs[symbol].valid
+
+
+# --- the connection: the loop runs between steps -------------------------------------------
+
+
+async def test_the_connection_lets_the_loop_run_between_snapshot_steps(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each step ends with a callback scheduled on the loop; it must have run
+    by the time the next step starts (a connection that drove the steps
+    without yielding would run it only after the last one)."""
+    original = Feed.snapshot_body_steps
+    interleaved: list[bool] = []
+
+    def spied(self: Feed, *args: Any, **kwargs: Any) -> Any:
+        loop = asyncio.get_running_loop()
+        ran: list[int] = []
+        for index, _ in enumerate(original(self, *args, **kwargs)):
+            loop.call_soon(ran.append, index)
+            yield
+            interleaved.append(ran[-1:] == [index])
+
+    monkeypatch.setattr(Feed, "snapshot_body_steps", spied)
+    async with MockBinance(["BTC-USDT"]) as mock, Multiplexer(endpoints={"binance": mock.endpoint}) as mux:
+        stream = mux.subscribe(*book_sub("binance", "BTC-USDT"))
+        await collect_until(stream, lambda e: isinstance(e, Resynced))
+        view = mux.book("binance", "BTC-USDT")
+        assert view.valid and view.depth() == mock.markets["BTC-USDT"].depth()
+        await stream.aclose()
+    assert len(interleaved) >= 3 and all(interleaved)
