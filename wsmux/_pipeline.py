@@ -42,7 +42,7 @@ import attrs
 
 from wsmux._reliability.quality import Quality, QualityGate
 from wsmux.adapter import Adapter, HttpRequest, Outgoing, Reply
-from wsmux.book import BookSync, Diff, OrderBook, SnapshotJob, Verdict
+from wsmux.book import BookSync, Diff, OrderBook, Verdict
 from wsmux.book._l3sync import L3Sync
 from wsmux.book.l3 import L3Book
 from wsmux.errors import MalformedMessage, RemoteError, SubscriptionRejected, UnknownMessage, WsmuxError
@@ -193,7 +193,7 @@ class Feed:
         self.actions: list[Action] = []
         self.stats = FeedStats()
         self._fetching: set[str] = set()
-        self._building: dict[str, SnapshotJob] = {}
+        self._building: dict[str, object] = {}
         """REST snapshots being applied in steps (no new fetch for them meanwhile)."""
         self.max_consecutive_errors = 20
         """This many unreadable frames in a row make the connection suspect:
@@ -389,29 +389,25 @@ class Feed:
             self._l3_snapshot_body(symbol, body, recv_ns)
             return
         self._fetching.discard(symbol)
-        if symbol not in self.syncs:
-            return
-        try:
-            snapshot = self.adapter.parse_snapshot(symbol, body, recv_ns)
-        except Exception as exc:
-            self.on_snapshot_error(symbol, exc, recv_ns)
-            return
-        sync = self.syncs.get(snapshot.symbol)
+        sync = self.syncs.get(symbol)
         if sync is None:
-            self._snapshot(snapshot, recv_ns)
             return
-        job = sync.begin_snapshot(snapshot)
+        epoch = sync.epoch
         building = self._building
-        building[symbol] = job
+        token = building[symbol] = object()  # no second fetch while this one is applied
         try:
-            yield  # the parse was one step
+            snapshot = yield from self.adapter.parse_snapshot_steps(symbol, body, recv_ns)
+            if self.syncs.get(snapshot.symbol) is not sync or sync.epoch != epoch:
+                return  # overtaken while parsing (disconnect, unsubscribe, another snapshot)
+            job = sync.begin_snapshot(snapshot)
+            yield
             while not job.step():
                 yield
-        except Exception as exc:  # a level that is not a number: as if the parse had refused it
+        except Exception as exc:  # refused by the adapter, or a level that is not a number
             self.on_snapshot_error(symbol, exc, recv_ns)
             return
         finally:
-            if building.get(symbol) is job:
+            if building.get(symbol) is token:
                 del building[symbol]
         self._snapshot_verdict(snapshot.symbol, sync, sync.finish_snapshot(job), recv_ns)
 

@@ -428,6 +428,12 @@ class BookSync:
         """False once ``job`` was overtaken (see :data:`Verdict.SUPERSEDED`)."""
         return job.epoch == self._epoch
 
+    @property
+    def epoch(self) -> int:
+        """Bumped by every snapshot begun, :meth:`invalidate` and broken verdict
+        (see :class:`SnapshotJob`): work started for an older epoch is stale."""
+        return self._epoch
+
     def finish_snapshot(self, job: SnapshotJob) -> Verdict:
         """Apply a :class:`SnapshotJob` (its remaining steps are done first):
         the verdicts of :meth:`on_snapshot`, or ``SUPERSEDED`` (nothing
