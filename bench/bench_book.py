@@ -34,7 +34,8 @@ from wsmux import book
 from wsmux._pipeline import Feed, FetchSnapshot
 from wsmux.book import BookSync, OrderBook
 from wsmux.exchanges.binance import BinanceSpotAdapter
-from wsmux.exchanges.okx import OkxAdapter
+from wsmux.exchanges.kraken import KrakenAdapter
+from wsmux.model import BookSnapshot
 
 __all__ = ["main", "memory", "resync_ms", "resync_steps_ms"]
 
@@ -84,25 +85,29 @@ def resync_ms(levels: int) -> float:
 
 
 def memory(levels: int, keep_text: bool) -> int:
-    """Bytes retained by one synced book with ``levels`` levels a side."""
-    body = json.loads(_snapshot_body(levels))
-    bids = [(p, s) for p, s in body["bids"]]
-    asks = [(p, s) for p, s in body["asks"]]
-    rule = OkxAdapter().book_rule("BTC-USDT") if keep_text else BinanceSpotAdapter().book_rule("BTC-USDT")
+    """Bytes retained by one synced book with ``levels`` levels a side: the
+    body is decoded inside the measured window, so the floats and (with
+    ``keep_text``, Kraken's rule at depth 1000: the checksum venues' shape) the
+    level text the book keeps are counted."""
+    raw = _snapshot_body(levels)
+    if keep_text:
+        sub = book("kraken", "BTC-USD", depth=1000)[0]
+        rule = KrakenAdapter().book_rule_for(sub)
+    else:
+        rule = BinanceSpotAdapter().book_rule("BTC-USDT")
     gc.collect()
     tracemalloc.start()
     before = tracemalloc.take_snapshot()
     sync = BookSync(rule, OrderBook("v", "BTC-USDT", max_depth=rule.depth, keep_text=rule.keep_text))
-    from wsmux.model import BookSnapshot
-
-    # the snapshot's level text is what a checksum book keeps
+    body = json.loads(raw)
+    bids = [(p, s) for p, s in body["bids"]]
+    asks = [(p, s) for p, s in body["asks"]]
     snap = BookSnapshot(
         "v", "BTC-USDT", tuple((float(p), float(s)) for p, s in bids), tuple((float(p), float(s)) for p, s in asks),
         None, 0, 1, None, tuple(bids) if keep_text else None, tuple(asks) if keep_text else None,
-    )
-    del body
+    )  # fmt: skip
     sync.on_snapshot(snap)
-    del snap, bids, asks
+    del body, snap, bids, asks
     gc.collect()
     after = tracemalloc.take_snapshot()
     tracemalloc.stop()
@@ -138,10 +143,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"[{min(longest):.2f}-{max(longest):.2f}]"
         )
     for levels in (1000,):
-        plain = memory(levels, False)
-        text = memory(400, True)
-        print(f"memory {levels} levels/side, no text: {plain / 1024:.0f} KiB per book")
-        print(f"memory 400 levels/side (OKX, capped at 400), with text: {text / 1024:.0f} KiB per book")
+        print(f"memory {levels} levels/side, no text: {memory(levels, False) / 1024:.0f} KiB per book")
+    for levels in (400, 1000):
+        print(f"memory {levels} levels/side, with kept text: {memory(levels, True) / 1024:.0f} KiB per book")
     for n in (10, 25, 1000):
         print(f"depth({n}) of a 1000-level book: {depth_us(1000, n):.2f} µs")
     return 0

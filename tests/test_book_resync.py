@@ -119,6 +119,19 @@ def test_text_books_keep_the_text_of_the_surviving_levels() -> None:
     assert book.text_depth(BookSide.BID, 5) == [("100.00", "3"), ("99.50", "2")]
 
 
+def test_kept_text_is_keyed_by_the_book_s_own_price_objects() -> None:
+    """One float object per price, shared by the size and the text dicts (a
+    second one per level would cost 24 bytes a level)."""
+    book = OrderBook(keep_text=True)
+    levels = [[f"{100 - i * 0.5}", "1.5"] for i in range(50)]
+    assert book.install(book.start_build(levels, [["200", "1"]], step_levels=7))
+    book._check()
+    assert {id(p) for p in book._bids} == {id(p) for p in book._bids_text}
+    floats = ((100.0, 1.0), (99.0, 2.0))
+    assert book.apply_snapshot(floats, (), (("100.0", "1"), ("99", "2")), ())
+    assert {id(p) for p in book._bids} == {id(p) for p in book._bids_text}
+
+
 def test_text_given_beside_float_levels() -> None:
     book = OrderBook(keep_text=True)
     bids = ((100.0, 1.0), (99.0, 0.0))

@@ -663,12 +663,16 @@ class SnapshotBuild:
                 yield
             if text_levels is not None:
                 text_levels = _as_sequence(text_levels)
+                gathered: dict[float, tuple[str, str]] = {}
                 for start in range(0, len(text_levels), step):
-                    _add_text(text, text_levels[start : start + step])
+                    _add_text(gathered, text_levels[start : start + step])
                     yield
-                if len(text) != len(sizes):  # text of deleted (zero-size) levels
-                    for price in [price for price in text if price not in sizes]:
-                        del text[price]
+                # keyed by the book's own price objects (one float per price,
+                # not two: 24 bytes a level), without the text of deleted levels
+                if gathered.keys() >= sizes.keys():
+                    text.update(zip(sizes, map(gathered.__getitem__, sizes), strict=True))
+                else:  # text missing for some levels: keep what there is
+                    text.update([(price, gathered[price]) for price in sizes if price in gathered])
         self.bid_keys = bid_keys = sorted(self.bids)  # a descending run: linear
         self.ask_keys = ask_keys = sorted(self.asks)  # an ascending run: linear
         for keys in (bid_keys, ask_keys):
