@@ -87,6 +87,11 @@ def test_stepwise_build_equals_applying_levels_in_order(seed: int, step_levels: 
     assert book.depth() == one_by_one(bids, asks).depth()
 
 
+def test_a_small_snapshot_is_one_step() -> None:
+    build = OrderBook().start_build(*ladder(400), step_levels=1000)
+    assert build.step() and build.done and build.ok
+
+
 def test_the_live_book_is_untouched_until_install() -> None:
     book = OrderBook()
     assert book.apply_snapshot(*ladder(3))
@@ -413,8 +418,11 @@ async def test_the_connection_lets_the_loop_run_between_snapshot_steps(monkeypat
             interleaved.append(ran[-1:] == [index])
 
     monkeypatch.setattr(Feed, "snapshot_body_steps", spied)
-    async with MockBinance(["BTC-USDT"]) as mock, Multiplexer(endpoints={"binance": mock.endpoint}) as mux:
-        stream = mux.subscribe(*book_sub("binance", "BTC-USDT"))
+    async with (
+        MockBinance(["BTC-USDT"], levels=5000) as mock,
+        Multiplexer(endpoints={"binance": mock.endpoint}) as mux,
+    ):
+        stream = mux.subscribe(*book_sub("binance", "BTC-USDT", depth=5000))  # a 5,000-level REST snapshot
         await collect_until(stream, lambda e: isinstance(e, Resynced))
         view = mux.book("binance", "BTC-USDT")
         assert view.valid and view.depth() == mock.markets["BTC-USDT"].depth()

@@ -42,7 +42,7 @@ import attrs
 
 from wsmux._reliability.quality import Quality, QualityGate
 from wsmux.adapter import Adapter, HttpRequest, Outgoing, Reply
-from wsmux.book import BookSync, Diff, OrderBook, Verdict
+from wsmux.book import SNAPSHOT_STEP_LEVELS, BookSync, Diff, OrderBook, Verdict
 from wsmux.book._l3sync import L3Sync
 from wsmux.book.l3 import L3Book
 from wsmux.errors import MalformedMessage, RemoteError, SubscriptionRejected, UnknownMessage, WsmuxError
@@ -376,9 +376,9 @@ class Feed:
         self, symbol: str, body: bytes, recv_ns: int, channel: Channel | None = None
     ) -> Generator[None, None, None]:
         """:meth:`on_snapshot_body` in bounded steps: each ``next()`` does one
-        (parsing the body, then at most :data:`~wsmux.book.SNAPSHOT_STEP_LEVELS`
-        levels converted and checked per step) and the last applies the
-        snapshot and delivers its events. Between steps the caller may run
+        (parsing the body, then about :data:`~wsmux.book.SNAPSHOT_STEP_LEVELS`
+        levels converted and checked per step; a small snapshot is one step)
+        and the last applies the snapshot and delivers its events. Between steps the caller may run
         other work — frames of this connection included: the book stays
         invalid and buffers its diffs, which the last step bridges and
         replays. A build overtaken meanwhile (disconnect, unsubscribe,
@@ -400,9 +400,12 @@ class Feed:
             if self.syncs.get(snapshot.symbol) is not sync or sync.epoch != epoch:
                 return  # overtaken while parsing (disconnect, unsubscribe, another snapshot)
             job = sync.begin_snapshot(snapshot)
-            yield
+            if len(snapshot.bids) + len(snapshot.asks) > SNAPSHOT_STEP_LEVELS:
+                yield  # the parse was a step of its own
             while not job.step():
                 yield
+                if not sync.current(job):
+                    return  # overtaken: stop building (finish_snapshot would not apply it)
         except Exception as exc:  # refused by the adapter, or a level that is not a number
             self.on_snapshot_error(symbol, exc, recv_ns)
             return

@@ -655,18 +655,25 @@ class SnapshotBuild:
         step: int,
     ) -> Iterator[None]:
         sides = ((bids, self.bids, bids_text, self.bids_text), (asks, self.asks, asks_text, self.asks_text))
+        done = 0  # levels handled since the last pause: a small snapshot is one step
         for levels, sizes, text_levels, text in sides:
             levels = _as_sequence(levels)
             for start in range(0, len(levels), step):
                 if not _add_levels(sizes, levels[start : start + step]):
                     self.ok = False
-                yield
+                done += min(step, len(levels) - start)
+                if done >= step:
+                    done = 0
+                    yield
             if text_levels is not None:
                 text_levels = _as_sequence(text_levels)
                 gathered: dict[float, tuple[str, str]] = {}
                 for start in range(0, len(text_levels), step):
                     _add_text(gathered, text_levels[start : start + step])
-                    yield
+                    done += min(step, len(text_levels) - start)
+                    if done >= step:
+                        done = 0
+                        yield
                 # keyed by the book's own price objects (one float per price,
                 # not two: 24 bytes a level), without the text of deleted levels
                 if gathered.keys() >= sizes.keys():
