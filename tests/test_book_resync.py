@@ -87,6 +87,33 @@ def test_stepwise_build_equals_applying_levels_in_order(seed: int, step_levels: 
     assert book.depth() == one_by_one(bids, asks).depth()
 
 
+class CountedLevel(tuple):  # type: ignore[type-arg]
+    """A level that counts how often its price or size is read."""
+
+    reads = 0
+
+    def __getitem__(self, index: Any) -> Any:
+        CountedLevel.reads += 1
+        return super().__getitem__(index)
+
+
+@pytest.mark.parametrize(("levels", "step_levels"), [(1000, 300), (950, 1000), (2500, 2000)])
+def test_no_step_handles_more_than_step_levels(levels: int, step_levels: int) -> None:
+    bids, asks = ladder(levels)
+    build = OrderBook().start_build(
+        [CountedLevel(b) for b in bids], [CountedLevel(a) for a in asks], step_levels=step_levels
+    )
+    per_step = []
+    done = False
+    while not done:
+        CountedLevel.reads = 0
+        done = build.step()
+        per_step.append(CountedLevel.reads // 2)  # a price and a size per level
+    assert sum(per_step) == 2 * levels
+    assert max(per_step) == step_levels  # never more, and full steps until the last
+    assert len(per_step) == -(-2 * levels // step_levels) + (2 * levels % step_levels == 0)
+
+
 def test_a_small_snapshot_is_one_step() -> None:
     build = OrderBook().start_build(*ladder(400), step_levels=1000)
     assert build.step() and build.done and build.ok

@@ -589,8 +589,9 @@ class SnapshotBuild:
     """A book snapshot being built beside the live book, in bounded steps.
 
     Made by :meth:`OrderBook.start_build`; :meth:`step` does the next piece of
-    work (converting and checking at most ``step_levels`` levels, or sorting
-    a side) and says whether the build is complete; :meth:`OrderBook.install`
+    work (converting and checking at most ``step_levels`` levels; the last
+    step also sorts each side's prices, a linear pass for a snapshot in
+    best-first order) and says whether the build is complete; :meth:`OrderBook.install`
     swaps the result into the book. Nothing is shared with the live book, so
     a build that is overtaken (a disconnect, another snapshot) is simply
     dropped.
@@ -636,7 +637,7 @@ class SnapshotBuild:
 
     def step(self) -> bool:
         """Do the next step (at most ``step_levels`` levels converted and
-        checked, or one side sorted). Returns True when the build is complete."""
+        checked; the last one also sorts). Returns True when the build is complete."""
         if not self.done:
             next(self._work, None)
         return self.done
@@ -655,24 +656,30 @@ class SnapshotBuild:
         step: int,
     ) -> Iterator[None]:
         sides = ((bids, self.bids, bids_text, self.bids_text), (asks, self.asks, asks_text, self.asks_text))
-        done = 0  # levels handled since the last pause: a small snapshot is one step
+        budget = step  # levels this step may still handle: a small snapshot is one step
         for levels, sizes, text_levels, text in sides:
             levels = _as_sequence(levels)
-            for start in range(0, len(levels), step):
-                if not _add_levels(sizes, levels[start : start + step]):
+            start = 0
+            while start < len(levels):
+                chunk = levels[start : start + budget]
+                if not _add_levels(sizes, chunk):
                     self.ok = False
-                done += min(step, len(levels) - start)
-                if done >= step:
-                    done = 0
+                start += len(chunk)
+                budget -= len(chunk)
+                if not budget:
+                    budget = step
                     yield
             if text_levels is not None:
                 text_levels = _as_sequence(text_levels)
                 gathered: dict[float, tuple[str, str]] = {}
-                for start in range(0, len(text_levels), step):
-                    _add_text(gathered, text_levels[start : start + step])
-                    done += min(step, len(text_levels) - start)
-                    if done >= step:
-                        done = 0
+                start = 0
+                while start < len(text_levels):
+                    chunk = text_levels[start : start + budget]
+                    _add_text(gathered, chunk)
+                    start += len(chunk)
+                    budget -= len(chunk)
+                    if not budget:
+                        budget = step
                         yield
                 # keyed by the book's own price objects (one float per price,
                 # not two: 24 bytes a level), without the text of deleted levels
