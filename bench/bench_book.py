@@ -10,7 +10,8 @@ memory per book, and depth reads.
   target: under 5 ms for 5,000 levels). The connection yields to the loop
   between steps, so other venues' frames go through in between.
 * **memory** — ``tracemalloc`` bytes retained by one synced book of N levels
-  a side, with and without kept level text (checksum venues).
+  a side, with and without kept level text (checksum venues), and by a book
+  after a long run of random diffs (dicts grown by churn).
 * **depth(n)** — a read of the best ``n`` levels, µs.
 
 Medians of interleaved repeats with min-max. Run::
@@ -23,6 +24,7 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import random
 import statistics
 import time
 import timeit
@@ -37,7 +39,7 @@ from wsmux.exchanges.binance import BinanceSpotAdapter
 from wsmux.exchanges.kraken import KrakenAdapter
 from wsmux.model import BookSnapshot
 
-__all__ = ["main", "memory", "resync_ms", "resync_steps_ms"]
+__all__ = ["main", "memory", "memory_churned", "resync_ms", "resync_steps_ms"]
 
 
 def _snapshot_body(levels: int, last_id: int = 1000) -> bytes:
@@ -116,6 +118,33 @@ def memory(levels: int, keep_text: bool) -> int:
     return size
 
 
+def memory_churned(levels: int, diffs: int, seed: int = 3) -> tuple[int, int]:
+    """Bytes retained by a book of ``levels`` levels a side after ``diffs``
+    random diffs over a band 20 % wider than the book (30 % deletes), and
+    its level count: CPython's dicts grow under churn and keep their size."""
+    rng = random.Random(seed)
+    band = levels * 6 // 5
+    gc.collect()
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    ob = OrderBook()
+    ob.apply_snapshot(
+        [(30000.0 - i * 0.01, 1.0 + i % 7) for i in range(levels)],
+        [(30000.01 + i * 0.01, 1.0 + i % 5) for i in range(levels)],
+    )
+    for _ in range(diffs):
+        i = rng.randrange(band)
+        size = 0.0 if rng.random() < 0.3 else rng.randint(1, 999) / 100
+        if rng.random() < 0.5:
+            ob.apply([(30000.0 - i * 0.01, size)], ())
+        else:
+            ob.apply((), [(30000.01 + i * 0.01, size)])
+    gc.collect()
+    size = tracemalloc.get_traced_memory()[0] - before
+    tracemalloc.stop()
+    return size, len(ob)
+
+
 def depth_us(levels: int, n: int) -> float:
     body = json.loads(_snapshot_body(levels))
     ob = OrderBook()
@@ -146,6 +175,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"memory {levels} levels/side, no text: {memory(levels, False) / 1024:.0f} KiB per book")
     for levels in (400, 1000):
         print(f"memory {levels} levels/side, with kept text: {memory(levels, True) / 1024:.0f} KiB per book")
+    churned, count = memory_churned(1000, 100_000)
+    print(f"memory 1000 levels/side after 100,000 random diffs: {churned / 1024:.0f} KiB for {count} levels")
     for n in (10, 25, 1000):
         print(f"depth({n}) of a 1000-level book: {depth_us(1000, n):.2f} µs")
     return 0
