@@ -22,6 +22,11 @@ Event flow per frame::
                         buffered updates, Resynced(channel=L3) delivered
         anything else -> delivered
 
+A REST snapshot body can be fed in bounded steps (:meth:`Feed.snapshot_body_steps`):
+the connection lets other frames through between them, and the book waits,
+buffering diffs, until the last step swaps the built snapshot in (see
+:class:`~wsmux.book.SnapshotJob`).
+
 Order-by-order (L3) books are kept beside the L2 ones (:meth:`Feed.add_l3`),
 keyed by symbol, with their own REST snapshot (``FetchSnapshot.channel`` is
 ``Channel.L3``; see :mod:`wsmux.book._l3sync`).
@@ -30,14 +35,14 @@ keyed by symbol, with their own REST snapshot (``FetchSnapshot.channel`` is
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Generator, Sequence
 from typing import Any
 
 import attrs
 
 from wsmux._reliability.quality import Quality, QualityGate
 from wsmux.adapter import Adapter, HttpRequest, Outgoing, Reply
-from wsmux.book import BookSync, Diff, OrderBook, Verdict
+from wsmux.book import SNAPSHOT_STEP_LEVELS, BookSync, Diff, OrderBook, Verdict
 from wsmux.book._l3sync import L3Sync
 from wsmux.book.l3 import L3Book
 from wsmux.errors import MalformedMessage, RemoteError, SubscriptionRejected, UnknownMessage, WsmuxError
@@ -193,6 +198,8 @@ class Feed:
         self.actions: list[Action] = []
         self.stats = FeedStats()
         self._fetching: set[str] = set()
+        self._building: dict[str, object] = {}
+        """REST snapshots being applied in steps (no new fetch for them meanwhile)."""
         self.max_consecutive_errors = 20
         """This many unreadable frames in a row make the connection suspect:
         every book is invalidated (Gap, reason BAD_DATA) and :attr:`poisoned`
@@ -241,6 +248,7 @@ class Feed:
         sync = self.syncs.pop(symbol, None)
         self.book_subs.pop(symbol, None)
         self._fetching.discard(symbol)
+        self._building.pop(symbol, None)
         if sync is not None:
             sync.invalidate()
 
@@ -367,24 +375,57 @@ class Feed:
                 self._event_failed(event, exc, recv_ns)
 
     def on_snapshot_body(self, symbol: str, body: bytes, recv_ns: int, channel: Channel | None = None) -> None:
-        """Feed the body of a REST snapshot fetched for ``symbol``.
+        """Feed the body of a REST snapshot fetched for ``symbol`` (all of
+        :meth:`snapshot_body_steps` at once).
 
         ``channel`` is :attr:`FetchSnapshot.channel`; when omitted, an L3
         fetch outstanding for ``symbol`` (and no L2 one) routes the body to
         the L3 book.
         """
+        for _ in self.snapshot_body_steps(symbol, body, recv_ns, channel):
+            pass
+
+    def snapshot_body_steps(
+        self, symbol: str, body: bytes, recv_ns: int, channel: Channel | None = None
+    ) -> Generator[None, None, None]:
+        """:meth:`on_snapshot_body` in bounded steps: each ``next()`` does one
+        (parsing the body, then about :data:`~wsmux.book.SNAPSHOT_STEP_LEVELS`
+        levels converted and checked per step; a small snapshot is one step)
+        and the last applies the snapshot and delivers its events. Between steps the caller may run
+        other work — frames of this connection included: the book stays
+        invalid and buffers its diffs, which the last step bridges and
+        replays. A build overtaken meanwhile (disconnect, unsubscribe,
+        another snapshot) is dropped, never applied. Closing the iterator
+        early abandons the snapshot.
+        """
         if channel is Channel.L3 or (channel is None and symbol in self._l3_fetching and symbol not in self._fetching):
             self._l3_snapshot_body(symbol, body, recv_ns)
             return
         self._fetching.discard(symbol)
-        if symbol not in self.syncs:
+        sync = self.syncs.get(symbol)
+        if sync is None:
             return
+        epoch = sync.epoch
+        building = self._building
+        token = building[symbol] = object()  # no second fetch while this one is applied
         try:
-            snapshot = self.adapter.parse_snapshot(symbol, body, recv_ns)
-        except Exception as exc:
+            snapshot = yield from self.adapter.parse_snapshot_steps(symbol, body, recv_ns)
+            if self.syncs.get(snapshot.symbol) is not sync or sync.epoch != epoch:
+                return  # overtaken while parsing (disconnect, unsubscribe, another snapshot)
+            job = sync.begin_snapshot(snapshot)
+            if len(snapshot.bids) + len(snapshot.asks) > SNAPSHOT_STEP_LEVELS:
+                yield  # the parse was a step of its own
+            while not job.step():
+                yield
+                if not sync.current(job):
+                    return  # overtaken: stop building (finish_snapshot would not apply it)
+        except Exception as exc:  # refused by the adapter, or a level that is not a number
             self.on_snapshot_error(symbol, exc, recv_ns)
             return
-        self._snapshot(snapshot, recv_ns)
+        finally:
+            if building.get(symbol) is token:
+                del building[symbol]
+        self._snapshot_verdict(snapshot.symbol, sync, sync.finish_snapshot(job), recv_ns)
 
     def on_fetch_started(self, symbol: str, channel: Channel = Channel.BOOK) -> None:
         """The REST snapshot for ``symbol`` is being requested now (the I/O
@@ -424,6 +465,7 @@ class Feed:
                 self.sink(Gap(self.venue, symbol, Channel.L3, GapReason.DISCONNECT, l3sync.last, None, recv_ns))
             l3sync.invalidate()
         self._fetching.clear()
+        self._building.clear()
         self._l3_fetching.clear()
         if self.gate is not None:
             self.gate.reset_seq()
@@ -535,7 +577,7 @@ class Feed:
         return named[0] if len(named) == 1 else None
 
     def _want_snapshot(self, symbol: str) -> None:
-        if symbol in self._fetching:
+        if symbol in self._fetching or symbol in self._building:
             return
         request = self.adapter.snapshot_request(symbol, self.book_subs[symbol].depth)
         if request is not None:
@@ -548,7 +590,9 @@ class Feed:
         if sync is None:
             self.stats.unknown_book += 1
             return
-        verdict = sync.on_snapshot(snapshot)
+        self._snapshot_verdict(symbol, sync, sync.on_snapshot(snapshot), recv_ns)
+
+    def _snapshot_verdict(self, symbol: str, sync: BookSync, verdict: Verdict, recv_ns: int) -> None:
         if verdict is Verdict.SYNCED:
             book = sync.book
             self.stats.resyncs += 1

@@ -23,8 +23,8 @@ from __future__ import annotations
 
 import abc
 import math
-from collections.abc import Sequence
-from typing import ClassVar
+from collections.abc import Generator, Sequence
+from typing import ClassVar, TypeVar
 
 import attrs
 
@@ -41,7 +41,21 @@ __all__ = [
     "Limits",
     "Outgoing",
     "Reply",
+    "finish_steps",
 ]
+
+_T = TypeVar("_T")
+
+
+def finish_steps(steps: Generator[None, None, _T]) -> _T:
+    """Run a stepwise computation (``yield`` between bounded steps, ``return``
+    the result) to its end at once, e.g. :meth:`Adapter.parse_snapshot_steps`."""
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            result: _T = done.value
+            return result
 
 Outgoing = str | bytes
 """A message to send on the socket: text or binary frame."""
@@ -346,6 +360,15 @@ class Adapter(abc.ABC):
     def parse_snapshot(self, symbol: str, body: bytes, recv_ns: int) -> BookSnapshot:
         """Translate a REST snapshot response body."""
         raise NotImplementedError(f"{self.venue} takes no REST snapshots")
+
+    def parse_snapshot_steps(self, symbol: str, body: bytes, recv_ns: int) -> Generator[None, None, BookSnapshot]:
+        """:meth:`parse_snapshot` in bounded steps (``yield`` between them,
+        ``return`` the snapshot), so a deep book's REST body does not hold the
+        event loop in one piece (:meth:`wsmux._pipeline.Feed.snapshot_body_steps`).
+        The default is one step; venues with deep REST books split the level
+        conversion (Binance)."""
+        yield from ()
+        return self.parse_snapshot(symbol, body, recv_ns)
 
     def time_request(self) -> HttpRequest | None:
         """The venue's REST server-time request (``GET`` :attr:`server_time_path`),

@@ -866,7 +866,12 @@ class Connection:
         else:
             if self.recorder is not None:
                 self.recorder("rest", self.conn_id, recv_ns, body, response.url)
-            self.feed.on_snapshot_body(symbol, body, recv_ns)
+            steps = self.feed.snapshot_body_steps(symbol, body, recv_ns)
+            try:
+                for _ in steps:  # a deep book is applied in bounded steps: other feeds keep flowing
+                    await asyncio.sleep(0)
+            finally:
+                steps.close()
             sync = self.feed.syncs.get(symbol)
             if sync is None or sync.valid:
                 self._snapshot_failures.pop(symbol, None)

@@ -8,12 +8,13 @@ checksum algorithms and :mod:`wsmux.book.l3` the order-by-order book.
 from __future__ import annotations
 
 from wsmux.book._consolidated import ConsolidatedBBO, VenueTop
-from wsmux.book._orderbook import OrderBook
+from wsmux.book._orderbook import SNAPSHOT_STEP_LEVELS, OrderBook, SnapshotBuild
 from wsmux.book._sync import (
     PRE_REQUEST_BUFFER,
     BookSync,
     Continuity,
     Diff,
+    SnapshotJob,
     SnapshotSource,
     SyncRule,
     SyncState,
@@ -23,11 +24,14 @@ from wsmux.book._sync import (
 
 __all__ = [
     "PRE_REQUEST_BUFFER",
+    "SNAPSHOT_STEP_LEVELS",
     "BookSync",
     "ConsolidatedBBO",
     "Continuity",
     "Diff",
     "OrderBook",
+    "SnapshotBuild",
+    "SnapshotJob",
     "SnapshotSource",
     "SyncRule",
     "SyncState",

@@ -16,8 +16,13 @@ and *k* levels in an update:
   *better* than it (a handful near the top);
 * best bid/ask, crossed check: O(1);
 * ``depth(n)``: O(n) slice of the sorted keys (no sorting);
-* snapshot: built in bulk — one pass to validate, one ``dict``, one
-  ``sorted`` (a reversed sorted run, linear for Timsort).
+* snapshot: built in bulk, beside the live book, by a :class:`SnapshotBuild`
+  — per chunk of levels, C-level passes only (``map(float, ...)``, ``sum``/``min``/``max``
+  to check, ``dict.update(zip(...))``), then one ``sorted`` per side (a reversed
+  sorted run, linear for Timsort) — and swapped in at once (:meth:`OrderBook.install`).
+  The build works in steps of at most :data:`SNAPSHOT_STEP_LEVELS` levels, so
+  the I/O layer can let other venues' frames through between steps; the live
+  book is untouched until the finished build is installed.
 
 Prices are floats: the same decimal text always parses to the same float, so
 ``"0.3513"`` and ``"0.35130000"`` are one level.
@@ -43,21 +48,30 @@ from __future__ import annotations
 import math
 from bisect import bisect_left, insort
 from collections.abc import Iterable, Iterator, Sequence
+from operator import itemgetter
 from typing import Any
 
 from wsmux._display import plain
 from wsmux.model import BookSide, BookSnapshot, Channel, Integrity, Level, Levels, Resynced, TextLevels
 
-__all__ = ["MAX_VALUE", "OrderBook"]
+__all__ = ["MAX_VALUE", "SNAPSHOT_STEP_LEVELS", "OrderBook", "SnapshotBuild"]
 
 _NAN = math.nan
 _NEG_INF = -math.inf
 _INF = math.inf
+_isfinite = math.isfinite
+_PRICE = itemgetter(0)
+_SIZE = itemgetter(1)
 
 MAX_VALUE = 1e15
 """Largest price or size a book accepts (exclusive). Far above any real
 market (a price of 10^15 quote units, a size of 10^15 base units); a number
 at or above it — ``1e400`` and ``Infinity`` included — is bad data."""
+
+SNAPSHOT_STEP_LEVELS = 2000
+"""Most levels one :meth:`SnapshotBuild.step` converts and checks (about
+0.2-0.3 ms of C-level work on a 2-core machine): the bound on how long a
+stepwise snapshot build holds the event loop per step."""
 
 
 class OrderBook:
@@ -156,8 +170,9 @@ class OrderBook:
         bids_text: TextLevels | None = None,
         asks_text: TextLevels | None = None,
     ) -> bool:
-        """Replace the book with a snapshot, built in bulk. O(n log n) at
-        worst, O(n) for levels already in best-first order.
+        """Replace the book with a snapshot, built in bulk (:meth:`start_build`,
+        run to the end, then :meth:`install`). O(n log n) at worst, O(n) for
+        levels already in best-first order.
 
         Levels are ``(price, size, ...)`` sequences of floats or of the venue's
         number text (``keep_text`` books keep that text; ``bids_text`` and
@@ -166,29 +181,57 @@ class OrderBook:
         Returns:
             False if a level had a bad price or size (see the module
             docstring); the book is then left cleared.
+
+        Raises:
+            ValueError, TypeError: a price or size is not a number.
         """
+        return self.install(self.start_build(bids, asks, bids_text, asks_text))
+
+    def start_build(
+        self,
+        bids: Iterable[Sequence[Any]],
+        asks: Iterable[Sequence[Any]],
+        bids_text: TextLevels | None = None,
+        asks_text: TextLevels | None = None,
+        step_levels: int = SNAPSHOT_STEP_LEVELS,
+    ) -> SnapshotBuild:
+        """A :class:`SnapshotBuild` of this snapshot (same arguments as
+        :meth:`apply_snapshot`), to be run in steps of at most ``step_levels``
+        levels and then :meth:`install`-ed. The book is not touched. O(1)."""
+        if not self.keep_text:
+            return SnapshotBuild(bids, asks, None, None, step_levels)
+        bids = _as_sequence(bids)
+        asks = _as_sequence(asks)
+        return SnapshotBuild(
+            bids,
+            asks,
+            bids if bids_text is None else bids_text,
+            asks if asks_text is None else asks_text,
+            step_levels,
+        )
+
+    def install(self, build: SnapshotBuild) -> bool:
+        """Replace the book's levels with those of ``build`` (finishing it
+        first if it is not done). O(1) plus the trimming to ``max_depth``.
+
+        Returns:
+            False if a level of the snapshot was bad; the book is then left
+            cleared.
+        """
+        build.finish()
         self.clear()
-        bid_map = _build_side(bids)
-        ask_map = _build_side(asks)
-        if bid_map is None or ask_map is None:
+        if not build.ok:
             return False
-        self._bids = bid_map
-        self._asks = ask_map
-        self._bid_keys = sorted(bid_map)
-        self._ask_keys = sorted(ask_map)
+        self._bids = build.bids
+        self._asks = build.asks
+        self._bid_keys = build.bid_keys
+        self._ask_keys = build.ask_keys
         if self.keep_text:
-            self._load_text(self._bids_text, bid_map, bids_text if bids_text is not None else bids)
-            self._load_text(self._asks_text, ask_map, asks_text if asks_text is not None else asks)
+            self._bids_text = build.bids_text
+            self._asks_text = build.asks_text
         if self.max_depth is not None:
             self._trim(self.max_depth)
         return True
-
-    @staticmethod
-    def _load_text(store: dict[float, tuple[str, str]], sizes: dict[float, float], levels: Iterable[Any]) -> None:
-        for level in levels:
-            price = float(level[0])
-            if price in sizes:
-                store[price] = (level[0], level[1])
 
     def apply(
         self, bids: Iterable[Sequence[Any]], asks: Iterable[Sequence[Any]], *, with_text: bool = True
@@ -542,39 +585,151 @@ def _store_text(store: dict[float, tuple[str, str]], sizes: dict[float, float], 
             store.pop(price, None)
 
 
-def _build_side(levels: Iterable[Sequence[Any]]) -> dict[float, float] | None:
-    """``{price: size}`` of a snapshot side (zero sizes skipped, a later
-    duplicate wins, as if applied in order), or None if a level is bad.
+class SnapshotBuild:
+    """A book snapshot being built beside the live book, in bounded steps.
 
-    Levels that are already ``(float, float)`` pairs (an adapter's
-    :class:`~wsmux.BookSnapshot`) are taken by ``dict()`` in C and only
-    checked here; anything else (the venue's text) is converted level by level.
+    Made by :meth:`OrderBook.start_build`; :meth:`step` does the next piece of
+    work (converting and checking at most ``step_levels`` levels; the last
+    step also sorts each side's prices, a linear pass for a snapshot in
+    best-first order) and says whether the build is complete; :meth:`OrderBook.install`
+    swaps the result into the book. Nothing is shared with the live book, so
+    a build that is overtaken (a disconnect, another snapshot) is simply
+    dropped.
+
+    The result is the one applying the levels in order would give: a later
+    duplicate price wins, a zero size deletes, and one bad level (see the
+    :mod:`module docstring <wsmux.book._orderbook>`) fails the whole snapshot
+    (:attr:`ok` False). A price or size that is not a number raises
+    ``ValueError``/``TypeError`` from :meth:`step`.
     """
-    try:
-        sizes: dict[float, float] = dict(levels)  # type: ignore[arg-type]
-    except (TypeError, ValueError):  # levels of three or more items, or not pairs
-        pass
-    else:
-        zeros: list[float] = []
-        for price, size in sizes.items():
-            if type(price) is not float or type(size) is not float:
-                break  # text (or ints): the converting path below
-            if not (0.0 < price < MAX_VALUE and 0.0 <= size < MAX_VALUE):
-                return None
-            if not size:
-                zeros.append(price)
-        else:
-            for price in zeros:
-                del sizes[price]
-            return sizes
-    out: dict[float, float] = {}
-    for level in levels:
-        price = float(level[0])
-        size = float(level[1])
-        if not (0.0 < price < MAX_VALUE and 0.0 <= size < MAX_VALUE):
-            return None
+
+    __slots__ = (
+        "_work",
+        "ask_keys",
+        "asks",
+        "asks_text",
+        "bid_keys",
+        "bids",
+        "bids_text",
+        "done",
+        "ok",
+    )
+
+    def __init__(
+        self,
+        bids: Iterable[Sequence[Any]],
+        asks: Iterable[Sequence[Any]],
+        bids_text: Iterable[Sequence[Any]] | None,
+        asks_text: Iterable[Sequence[Any]] | None,
+        step_levels: int = SNAPSHOT_STEP_LEVELS,
+    ) -> None:
+        self.bids: dict[float, float] = {}
+        self.asks: dict[float, float] = {}
+        self.bid_keys: list[float] = []
+        self.ask_keys: list[float] = []
+        self.bids_text: dict[float, tuple[str, str]] = {}
+        self.asks_text: dict[float, tuple[str, str]] = {}
+        self.ok = True
+        """False once a level was bad."""
+        self.done = False
+        """True when every step is done."""
+        self._work = self._steps(bids, asks, bids_text, asks_text, max(1, step_levels))
+
+    def step(self) -> bool:
+        """Do the next step (at most ``step_levels`` levels converted and
+        checked; the last one also sorts). Returns True when the build is complete."""
+        if not self.done:
+            next(self._work, None)
+        return self.done
+
+    def finish(self) -> None:
+        """Do every remaining step."""
+        while not self.step():
+            pass
+
+    def _steps(
+        self,
+        bids: Iterable[Sequence[Any]],
+        asks: Iterable[Sequence[Any]],
+        bids_text: Iterable[Sequence[Any]] | None,
+        asks_text: Iterable[Sequence[Any]] | None,
+        step: int,
+    ) -> Iterator[None]:
+        sides = ((bids, self.bids, bids_text, self.bids_text), (asks, self.asks, asks_text, self.asks_text))
+        budget = step  # levels this step may still handle: a small snapshot is one step
+        for levels, sizes, text_levels, text in sides:
+            levels = _as_sequence(levels)
+            start = 0
+            while start < len(levels):
+                chunk = levels[start : start + budget]
+                if not _add_levels(sizes, chunk):
+                    self.ok = False
+                start += len(chunk)
+                budget -= len(chunk)
+                if not budget:
+                    budget = step
+                    yield
+            if text_levels is not None:
+                text_levels = _as_sequence(text_levels)
+                gathered: dict[float, tuple[str, str]] = {}
+                start = 0
+                while start < len(text_levels):
+                    chunk = text_levels[start : start + budget]
+                    _add_text(gathered, chunk)
+                    start += len(chunk)
+                    budget -= len(chunk)
+                    if not budget:
+                        budget = step
+                        yield
+                # keyed by the book's own price objects (one float per price,
+                # not two: 24 bytes a level), without the text of deleted levels
+                if gathered.keys() >= sizes.keys():
+                    text.update(zip(sizes, map(gathered.__getitem__, sizes), strict=True))
+                else:  # text missing for some levels: keep what there is
+                    text.update([(price, gathered[price]) for price in sizes if price in gathered])
+        self.bid_keys = bid_keys = sorted(self.bids)  # a descending run: linear
+        self.ask_keys = ask_keys = sorted(self.asks)  # an ascending run: linear
+        for keys in (bid_keys, ask_keys):
+            # every price in the dicts came through _add_levels, which let no
+            # NaN or infinity through: the ends bound them all
+            if keys and not (keys[0] > 0.0 and keys[-1] < MAX_VALUE):
+                self.ok = False
+        self.done = True
+
+
+def _as_sequence(levels: Iterable[Sequence[Any]]) -> Sequence[Sequence[Any]]:
+    return levels if type(levels) is tuple or type(levels) is list else list(levels)
+
+
+def _add_levels(sizes: dict[float, float], levels: Sequence[Sequence[Any]]) -> bool:
+    """Apply ``(price, size, ...)`` levels to ``sizes`` as if one by one (a
+    zero size deletes); False if one is bad (a price that stays in the book
+    is checked by the caller, from the sorted ends). C-level passes only,
+    unless a zero size makes the order of deletes matter."""
+    prices = list(map(float, map(_PRICE, levels)))
+    amounts = list(map(float, map(_SIZE, levels)))
+    if not prices:
+        return True
+    # a NaN or an infinity anywhere makes its sum non-finite
+    if not (_isfinite(sum(prices)) and _isfinite(sum(amounts))):
+        return False
+    low = min(amounts)
+    if low < 0.0 or max(amounts) >= MAX_VALUE:
+        return False
+    if low:  # no deletes: every price ends up in the dict (the later duplicate wins)
+        sizes.update(zip(prices, amounts, strict=True))
+        return True
+    for price, size in zip(prices, amounts, strict=True):
+        if not 0.0 < price < MAX_VALUE:  # a deleted price never reaches the dict: check it here
+            return False
         if size:
-            out[price] = size
+            sizes[price] = size
         else:
-            out.pop(price, None)
-    return out
+            sizes.pop(price, None)
+    return True
+
+
+def _add_text(text: dict[float, tuple[str, str]], levels: Sequence[Sequence[Any]]) -> None:
+    """Keep the venue's ``(price text, size text)`` of each level, by price (the later wins)."""
+    ptexts = list(map(_PRICE, levels))
+    text.update(zip(map(float, ptexts), zip(ptexts, map(_SIZE, levels), strict=True), strict=True))

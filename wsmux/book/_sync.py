@@ -42,6 +42,17 @@ holds them as floats for the event the pipeline builds).
     when the update carries one, the venue's checksum (``SyncRule.checksum``
     computes it over the local book).
 
+Snapshots are built beside the live book (:class:`SnapshotJob`): the
+machine stays where it was — ``WAITING``, buffering diffs — while a big REST
+snapshot is converted and checked in bounded steps (the I/O layer lets other
+work run between them), and only :meth:`BookSync.finish_snapshot` touches the
+book: the bridge check over everything buffered so far (diffs that arrived
+during the build included), the swap, the replay. Every snapshot begun,
+:meth:`BookSync.invalidate` and every broken verdict starts a new *epoch*; a
+job from an older epoch is never applied (``SUPERSEDED``), so a build
+overtaken by a disconnect, an unsubscribe or a newer snapshot is abandoned.
+:meth:`BookSync.on_snapshot` is the same job run to the end at once.
+
 Any broken rule makes the book invalid *before* the verdict is returned — the
 levels are cleared and ``book.valid`` is False — so no caller can read a
 silently wrong book. The caller (the pipeline) turns the verdict into a
@@ -60,7 +71,7 @@ from typing import Any
 
 import attrs
 
-from wsmux.book._orderbook import OrderBook
+from wsmux.book._orderbook import SNAPSHOT_STEP_LEVELS, OrderBook, SnapshotBuild
 from wsmux.model import BookSnapshot, BookUpdate, GapReason, Integrity, Levels
 
 __all__ = [
@@ -68,6 +79,7 @@ __all__ = [
     "BookSync",
     "Continuity",
     "Diff",
+    "SnapshotJob",
     "SnapshotSource",
     "SyncRule",
     "SyncState",
@@ -119,6 +131,9 @@ class Verdict(enum.Enum):
     """A snapshot made the book valid (buffered updates replayed)."""
     REFETCH = "refetch"
     """The REST snapshot is older than the buffered updates: fetch another."""
+    SUPERSEDED = "superseded"
+    """A :class:`SnapshotJob` was overtaken (the book was invalidated, broke,
+    or another snapshot began) before it finished: nothing was applied."""
     GAP = "gap"
     BRIDGE = "bridge"
     CHECKSUM = "checksum"
@@ -249,6 +264,26 @@ class Diff:
         )
 
 
+class SnapshotJob:
+    """A snapshot offered to a :class:`BookSync` in bounded steps.
+
+    Made by :meth:`BookSync.begin_snapshot`; call :meth:`step` until it returns
+    True (letting other work run in between), then
+    :meth:`BookSync.finish_snapshot`. Not an event; nothing keeps it after.
+    """
+
+    __slots__ = ("build", "epoch", "snapshot")
+
+    def __init__(self, snapshot: BookSnapshot, build: SnapshotBuild, epoch: int) -> None:
+        self.snapshot = snapshot
+        self.build = build
+        self.epoch = epoch
+
+    def step(self) -> bool:
+        """Build the next bounded piece (:meth:`SnapshotBuild.step`); True when done."""
+        return self.build.step()
+
+
 @attrs.define(slots=True)
 class SyncStats:
     """Counters of one :class:`BookSync` (cumulative)."""
@@ -278,6 +313,7 @@ class BookSync:
     __slots__ = (
         "_bridging",
         "_buffer",
+        "_epoch",
         "_local_checksum",
         "_requested",
         "applied",
@@ -315,6 +351,9 @@ class BookSync:
         self.stats = SyncStats()
         self._buffer: deque[BookUpdate | Diff] = deque()
         self._bridging = False
+        self._epoch = 0
+        """Bumped by every snapshot begun, invalidation and broken verdict: a
+        :class:`SnapshotJob` of an older epoch is stale."""
         # Details of the last broken verdict, for the Gap event:
         self.expected: int | None = None
         self.received: int | None = None
@@ -329,7 +368,9 @@ class BookSync:
 
     def invalidate(self) -> None:
         """Mark the book invalid and wait for a new snapshot (e.g. after a
-        disconnect). Clears the levels and the buffer. O(n)."""
+        disconnect). Clears the levels and the buffer; a snapshot job in
+        progress is abandoned. O(n)."""
+        self._epoch += 1
         self.state = SyncState.WAITING
         self.book.valid = False
         self.book.clear()
@@ -453,13 +494,43 @@ class BookSync:
         return Verdict.IGNORED
 
     def on_snapshot(self, snapshot: BookSnapshot) -> Verdict:
-        """Offer a snapshot (REST response or stream snapshot).
+        """Offer a snapshot (REST response or stream snapshot), applied at once
+        (:meth:`begin_snapshot` and :meth:`finish_snapshot` without pauses).
 
         Returns SYNCED when the book became valid, REFETCH when a REST
         snapshot is older than the buffered updates, or a broken verdict if
         the snapshot (or a replayed buffered update) broke a rule.
         """
+        return self.finish_snapshot(self.begin_snapshot(snapshot))
+
+    def begin_snapshot(self, snapshot: BookSnapshot, step_levels: int = SNAPSHOT_STEP_LEVELS) -> SnapshotJob:
+        """Start offering a snapshot in steps of at most ``step_levels`` levels
+        (see :class:`SnapshotJob`). Nothing changes until :meth:`finish_snapshot`:
+        the book keeps its state (a ``WAITING`` book buffers the diffs that
+        arrive meanwhile). Any job begun before is abandoned. O(1)."""
+        self._epoch += 1
+        build = self.book.start_build(snapshot.bids, snapshot.asks, snapshot.bids_text, snapshot.asks_text, step_levels)
+        return SnapshotJob(snapshot, build, self._epoch)
+
+    def current(self, job: SnapshotJob) -> bool:
+        """False once ``job`` was overtaken (see :data:`Verdict.SUPERSEDED`)."""
+        return job.epoch == self._epoch
+
+    @property
+    def epoch(self) -> int:
+        """Bumped by every snapshot begun, :meth:`invalidate` and broken verdict
+        (see :class:`SnapshotJob`): work started for an older epoch is stale."""
+        return self._epoch
+
+    def finish_snapshot(self, job: SnapshotJob) -> Verdict:
+        """Apply a :class:`SnapshotJob` (its remaining steps are done first):
+        the verdicts of :meth:`on_snapshot`, or ``SUPERSEDED`` (nothing
+        applied) if the job was overtaken. O(n) for the swap's clear plus the
+        replay of the buffered updates."""
+        if job.epoch != self._epoch:
+            return Verdict.SUPERSEDED
         rule = self.rule
+        snapshot = job.snapshot
         self.stats.snapshots += 1
         seq = snapshot.seq
         if rule.snapshot is SnapshotSource.REST and seq is not None:
@@ -478,7 +549,7 @@ class BookSync:
                     return Verdict.REFETCH
         book = self.book
         self._local_checksum = None
-        ok = book.apply_snapshot(snapshot.bids, snapshot.asks, snapshot.bids_text, snapshot.asks_text)
+        ok = book.install(job.build)
         book.seq = seq
         book.ts = snapshot.ts
         self.last = seq
@@ -509,6 +580,7 @@ class BookSync:
             stats.bad_data += 1
         else:
             stats.gaps += 1
+        self._epoch += 1
         self.state = SyncState.WAITING
         self.book.valid = False
         self.book.clear()

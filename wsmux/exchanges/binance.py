@@ -20,7 +20,7 @@ tick and lot sizes; COIN-M contract sizes).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Generator, Sequence
 from typing import Any, ClassVar
 
 import attrs
@@ -389,9 +389,9 @@ class BinanceCoinmAdapter(BinanceAdapterBase):
         size = self._contracts.inverse_to_base(event.symbol, getattr(event, field), event.price)
         return attrs.evolve(event, **{field: size})  # type: ignore[no-any-return]
 
-    def parse_snapshot(self, symbol: str, body: bytes, recv_ns: int) -> BookSnapshot:
+    def parse_snapshot_steps(self, symbol: str, body: bytes, recv_ns: int) -> Generator[None, None, BookSnapshot]:
         """As the base, sizes in coins when the face value is known."""
-        snapshot = super().parse_snapshot(symbol, body, recv_ns)
+        snapshot = yield from super().parse_snapshot_steps(symbol, body, recv_ns)
         if self._contracts.face(symbol) is None:
             return snapshot
         return attrs.evolve(  # type: ignore[misc]
