@@ -47,6 +47,22 @@ def test_snapshot_sorts_and_replaces() -> None:
     assert len(book) == 2
 
 
+def test_snapshot_of_text_or_int_pairs_holds_floats() -> None:
+    """Two-item levels that are not float pairs (the venue's text, ints) are
+    converted level by level: the book holds floats, zero sizes are skipped.
+    Compiled by mypyc, ``_build_side``'s ``type(price) is float`` test is
+    decided by the annotation instead: text pairs raised TypeError, int pairs
+    stayed ints."""
+    book = OrderBook()
+    assert book.apply_snapshot([["100.0", "1"], ["99.5", "0"]], [("100.5", "2.50")])
+    assert book.depth() == (((100.0, 1.0),), ((100.5, 2.5),))
+    assert {type(x) for side in book.depth() for level in side for x in level} == {float}
+    assert book.apply_snapshot([[100, 1]], [[101, 2]])
+    assert book.depth() == (((100.0, 1.0),), ((101.0, 2.0),))
+    assert {type(x) for side in book.depth() for level in side for x in level} == {float}
+    book._check()
+
+
 def test_update_sizes_are_absolute_and_zero_deletes() -> None:
     book = sample_book()
     assert book.apply_update([(99.5, 7.0), (100.0, 0.0), (98.0, 1.0)], [(101.0, 0.5)])
