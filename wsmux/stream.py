@@ -280,8 +280,9 @@ class Stream:
         or, for a stream whose only consumers of ``cls`` are sync callbacks (the
         common callback stream), the same steps without the ones that cannot
         apply — no per-event look-up of the callbacks, no async queue. Valid
-        until the callbacks change (then :attr:`_callbacks_changed` fires and
-        the caller asks again); closing and iterating are checked per event."""
+        until the callbacks change or the stream is closed (then
+        :attr:`_callbacks_changed` fires and the caller asks again, getting
+        :meth:`_put`); reading the stream is checked per event."""
         sync_cbs, async_cbs = self._dispatch_cache.get(cls) or self._resolve(cls)
         if self._closed or self._buffering or async_cbs or not sync_cbs:
             return self._put
@@ -292,8 +293,6 @@ class Stream:
         sample = self._sample
 
         def put_to_callbacks(event: Event) -> None:
-            if stream._closed:
-                return
             stats.received += 1
             for fn in fns:
                 try:
@@ -309,7 +308,26 @@ class Stream:
             else:
                 stats.delivered += 1
 
-        return put_to_callbacks
+        if len(fns) > 1:
+            return put_to_callbacks
+        only = fns[0]
+
+        def put_to_callback(event: Event) -> None:  # the same for one callback, without the loop
+            stats.received += 1
+            try:
+                only(event)
+            except (KeyboardInterrupt, SystemExit):
+                raise
+            except BaseException as exc:
+                error(only, exc)
+            if not stats.received & stream._sample_mask:
+                sample(event)
+            if stream._buffering:
+                stream._buffer(event)
+            else:
+                stats.delivered += 1
+
+        return put_to_callback
 
     def _sample(self, event: Event) -> None:
         recv_ns = getattr(event, "recv_ns", 0)
@@ -591,6 +609,8 @@ class Stream:
         if self._closed:
             return
         self._closed = True
+        if self._callbacks_changed is not None:  # no put built for the open stream is used again
+            self._callbacks_changed()
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_result(None)
         if self._space is not None:
