@@ -8,7 +8,8 @@ timer's own cost measured and subtracted):
   breaker, trade-id sequencer) → ``_dispatch`` → ``Stream._put`` → one sync
   callback that counts. A frame that asks for a REST snapshot is answered at
   once from the recording (the body parse and the book build are timed with
-  that frame).
+  that frame). Text frames are handed over as str (``--frames bytes``: as
+  UTF-8 bytes, which is what the default websockets transport delivers).
 * **cryptofeed 2.4.1** (when importable: ``pip install cryptofeed==2.4.1``) —
   its exchange handler ``await handler(message, conn, timestamp)`` with
   counting callbacks, REST snapshots answered from the same recording: the
@@ -550,6 +551,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         default="on",
         help="wsmux metrics on (default), off, or compare: on and off interleaved (median of paired differences)",
     )
+    parser.add_argument(
+        "--frames",
+        choices=("bytes", "str"),
+        default="str",
+        help="what wsmux is handed: str (default, as in every figure so far), or UTF-8 bytes, as its "
+        "default (websockets) transport delivers text frames; cryptofeed always gets str, as its "
+        "transport delivers them",
+    )
     args = parser.parse_args(argv)
     cf = cryptofeed_available()
     print(f"cryptofeed: {cf or 'not installed (pip install cryptofeed==2.4.1 to compare)'}", file=sys.stderr)
@@ -573,6 +582,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             continue
         if args.only and not any(case.name.startswith(o) for o in args.only):
             continue
+        if args.frames == "bytes":
+            case.frames = [f.encode() if isinstance(f, str) else f for f in case.frames]
         result = run_case(case, args.repeat, args.metrics)
         results.append(result)
         print(format_row(result), flush=True)
