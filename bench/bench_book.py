@@ -9,6 +9,14 @@ memory per book, and depth reads.
   is the longest single step: how long the event loop is held at once (the
   target: under 5 ms for 5,000 levels). The connection yields to the loop
   between steps, so other venues' frames go through in between.
+* **stream resync** — a snapshot the venue's *stream* sends (the full-book
+  venues: Coinbase, BitMEX, Deribit, Kraken Futures; their mock's frame at
+  N levels a side), as a live connection handles it (``Feed.step_snapshots``):
+  *frame* is ``on_frame`` of the snapshot frame (JSON and the adapter's
+  parse, which cannot be split, and the build begun), *max step* the longest
+  build step after it (the last one swaps the book in and hands out the
+  BookSnapshot event of the whole book); *at once* is the same frame with
+  stepping off (replays, and live before this release).
 * **memory** — ``tracemalloc`` bytes retained by one synced book of N levels
   a side, with and without kept level text (checksum venues), and by a book
   after a long run of random diffs (dicts grown by churn).
@@ -16,7 +24,7 @@ memory per book, and depth reads.
 
 Medians of interleaved repeats with min-max. Run::
 
-    .venv/bin/python bench/bench_book.py [--levels 1000 5000] [--repeat 7]
+    .venv/bin/python bench/bench_book.py [--levels 1000 5000] [--repeat 7] [--stream VENUE ...]
 """
 
 from __future__ import annotations
@@ -33,13 +41,14 @@ from collections.abc import Sequence
 from typing import Any
 
 from wsmux import book
-from wsmux._pipeline import Feed, FetchSnapshot
+from wsmux._pipeline import BuildSnapshot, Feed, FetchSnapshot
 from wsmux.book import BookSync, OrderBook
+from wsmux.exchanges import get as get_adapter
 from wsmux.exchanges.binance import BinanceSpotAdapter
 from wsmux.exchanges.kraken import KrakenAdapter
 from wsmux.model import BookSnapshot
 
-__all__ = ["main", "memory", "memory_churned", "resync_ms", "resync_steps_ms"]
+__all__ = ["main", "memory", "memory_churned", "resync_ms", "resync_steps_ms", "stream_resync_ms"]
 
 
 def _snapshot_body(levels: int, last_id: int = 1000) -> bytes:
@@ -78,6 +87,48 @@ def resync_steps_ms(levels: int) -> list[float]:
         if not more:
             break
     assert feed.syncs["BTC-USDT"].valid, "the snapshot did not sync"
+    return durations
+
+
+STREAM_VENUES = ("coinbase-advanced", "bitmex", "deribit", "kraken-futures")
+
+
+def stream_snapshot_frame(venue: str, levels: int) -> tuple[Any, bytes | str]:
+    """The subscriptions and the snapshot frame of ``venue``'s mock with
+    ``levels`` levels a side (its largest frame)."""
+    from benchlib import generate_script  # type: ignore[import-not-found]
+
+    script = generate_script(venue, 1, levels=levels)
+    frames = [*script.warmup, *script.data]
+    return list(script.subscriptions), max(frames, key=len)
+
+
+def stream_resync_ms(venue: str, subs: Any, frame: bytes | str, step: bool) -> list[float]:
+    """ms of ``on_frame(frame)`` then of each build step (see the module docstring)."""
+    adapter = get_adapter(venue)()
+    adapter.reset()
+    adapter.connect_url(subs)
+    adapter.subscribe(subs)
+    sink: list[Any] = []
+    feed = Feed(adapter, sink.append)
+    feed.step_snapshots = step
+    for sub in subs:
+        if sub.channel.value == "book":
+            feed.add_book(sub)
+    clock = time.perf_counter
+    gc.collect()  # each run from the same collector state: a full collection lands where the run's own garbage puts it
+    t0 = clock()
+    feed.on_frame(frame, time.time_ns())
+    durations = [(clock() - t0) * 1e3]
+    for action in feed.take_actions():
+        if isinstance(action, BuildSnapshot):
+            while True:
+                t0 = clock()
+                more = next(action.steps, False) is None
+                durations.append((clock() - t0) * 1e3)
+                if not more:
+                    break
+    assert any(sync.valid for sync in feed.syncs.values()), f"{venue}: the snapshot did not sync"
     return durations
 
 
@@ -157,6 +208,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--levels", type=int, nargs="+", default=[1000, 5000], help="levels per side")
     parser.add_argument("--repeat", type=int, default=7, help="repeats (median reported)")
+    parser.add_argument(
+        "--stream", nargs="*", default=list(STREAM_VENUES), help="stream-snapshot venues (none: skip them)"
+    )
     args = parser.parse_args(argv)
     runs: dict[int, list[list[float]]] = {levels: [] for levels in args.levels}
     for _ in range(args.repeat):  # interleaved
@@ -170,6 +224,24 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"[{min(totals):.2f}-{max(totals):.2f}] in {len(steps[0])} steps; "
             f"max step (loop held at once) {statistics.median(longest):5.2f} ms "
             f"[{min(longest):.2f}-{max(longest):.2f}]"
+        )
+    frames = {(venue, levels): stream_snapshot_frame(venue, levels) for venue in args.stream for levels in args.levels}
+    stream_runs: dict[tuple[str, int, bool], list[list[float]]] = {}
+    for _ in range(args.repeat):  # interleaved
+        for (venue, levels), (subs, frame) in frames.items():
+            for step in (True, False):
+                stream_runs.setdefault((venue, levels, step), []).append(stream_resync_ms(venue, subs, frame, step))
+    for (venue, levels), (_, frame) in frames.items():
+        stepped = stream_runs[venue, levels, True]
+        at_once = [sum(run) for run in stream_runs[venue, levels, False]]
+        held = [run[0] for run in stepped]
+        longest = [max(run[1:], default=0.0) for run in stepped]
+        print(
+            f"stream resync {venue:<17} {levels:>5} levels/side ({len(frame) / 1e3:.0f} kB): "
+            f"frame {statistics.median(held):5.2f} ms [{min(held):.2f}-{max(held):.2f}], "
+            f"then {len(stepped[0]) - 1} steps, max step {statistics.median(longest):5.2f} ms "
+            f"[{min(longest):.2f}-{max(longest):.2f}]; at once {statistics.median(at_once):5.2f} ms "
+            f"[{min(at_once):.2f}-{max(at_once):.2f}]"
         )
     for levels in (1000,):
         print(f"memory {levels} levels/side, no text: {memory(levels, False) / 1024:.0f} KiB per book")

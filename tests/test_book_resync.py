@@ -11,10 +11,11 @@ import math
 import random
 from typing import Any
 
+import attrs
 import pytest
 
 from wsmux import book as book_sub
-from wsmux._pipeline import Feed, FetchSnapshot
+from wsmux._pipeline import BuildSnapshot, Feed, FetchSnapshot, Send
 from wsmux.book import (
     BookSync,
     Continuity,
@@ -26,8 +27,9 @@ from wsmux.book import (
 )
 from wsmux.book._orderbook import MAX_VALUE
 from wsmux.exchanges.binance import BinanceSpotAdapter
-from wsmux.model import BookSide, BookSnapshot, BookUpdate, Error, Gap, Resynced
+from wsmux.model import BookSide, BookSnapshot, BookUpdate, Channel, Error, Gap, GapReason, Resynced
 from wsmux.multiplexer import Multiplexer
+from wsmux.subscriptions import Subscription
 from wsmux.testing import MockBinance, collect_until
 
 Lvl = tuple[float, float]
@@ -455,3 +457,231 @@ async def test_the_connection_lets_the_loop_run_between_snapshot_steps(monkeypat
         assert view.valid and view.depth() == mock.markets["BTC-USDT"].depth()
         await stream.aclose()
     assert len(interleaved) >= 3 and all(interleaved)
+
+
+# --- stream snapshots: diffs held while a deep one is built, then replayed ------------------
+
+STREAM_PREV = SyncRule(SnapshotSource.STREAM, Continuity.PREV_ID)
+STREAM_NONE = SyncRule(SnapshotSource.STREAM, Continuity.NONE)
+
+
+def chained(seq: int, bids: Any = (), asks: Any = ()) -> BookUpdate:
+    return BookUpdate("v", "A-B", tuple(bids), tuple(asks), seq, 0, seq, None, seq - 1)
+
+
+def test_diffs_after_a_stream_snapshot_being_built_are_held_then_replayed() -> None:
+    sync = BookSync(STREAM_PREV)
+    assert sync.on_update(chained(4, [(1.0, 1.0)])) is Verdict.IGNORED  # before the snapshot: not ours
+    job = sync.begin_snapshot(snap(10, *ladder(100)), step_levels=10)
+    seq = 10
+    while not job.step():
+        seq += 1  # the stream goes on while the build runs
+        assert sync.on_update(chained(seq, [(1000.0, float(seq))])) is Verdict.BUFFERED
+        assert not sync.valid and len(sync.book) == 0
+    assert seq > 15
+    assert sync.finish_snapshot(job) is Verdict.SYNCED
+    book = sync.book
+    book._check()
+    assert sync.last == book.seq == seq and book.best_bid() == (1000.0, float(seq))
+    assert book.size_at(BookSide.BID, 1.0) == 0.0 and len(book) == 200
+    assert sync.on_update(chained(seq + 1, [(999.0, 3.0)])) is Verdict.APPLIED
+
+
+def test_a_hole_among_the_held_diffs_breaks_the_book_on_replay() -> None:
+    sync = BookSync(STREAM_PREV)
+    job = sync.begin_snapshot(snap(10, *ladder(50)), step_levels=10)
+    job.step()
+    assert sync.on_update(chained(11)) is Verdict.BUFFERED
+    assert sync.on_update(chained(13)) is Verdict.BUFFERED  # 12 never came
+    run_steps(job)
+    assert sync.finish_snapshot(job) is Verdict.GAP
+    assert not sync.valid and len(sync.book) == 0 and (sync.expected, sync.received) == (11, 12)
+
+
+def test_more_held_diffs_than_the_buffer_holds_supersede_the_build() -> None:
+    """A dropped diff cannot be bridged on a stream: the build is given up
+    and the book is broken (a Gap, then a resubscribe), never replayed with a hole."""
+    sync = BookSync(attrs.evolve(STREAM_NONE, max_buffer=3))
+    job = sync.begin_snapshot(snap(10, *ladder(50)), step_levels=10)
+    for seq in (11, 12, 13):
+        assert sync.on_update(chained(seq)) is Verdict.BUFFERED
+    assert sync.on_update(chained(14)) is Verdict.GAP
+    assert sync.stats.buffer_overflow == 1 and "snapshot was being built" in sync.detail
+    run_steps(job)
+    assert sync.finish_snapshot(job) is Verdict.SUPERSEDED
+    assert not sync.valid and len(sync.book) == 0
+    assert sync.on_update(chained(15)) is Verdict.IGNORED  # waits for the next snapshot
+
+
+def test_a_newer_stream_snapshot_drops_the_diffs_held_for_the_older() -> None:
+    sync = BookSync(STREAM_NONE)  # no ids: a held diff would be applied on top of anything
+    old = sync.begin_snapshot(snap(5, *ladder(50)), step_levels=10)
+    assert sync.on_update(upd(6, [(1.0, 9.0)])) is Verdict.BUFFERED
+    new = sync.begin_snapshot(snap(20, ((10.0, 1.0),), ((11.0, 1.0),)))
+    assert sync.finish_snapshot(new) is Verdict.SYNCED
+    assert sync.finish_snapshot(old) is Verdict.SUPERSEDED
+    assert sync.book.depth() == (((10.0, 1.0),), ((11.0, 1.0),))
+
+
+def test_a_stream_snapshot_at_once_holds_nothing_afterwards() -> None:
+    sync = BookSync(STREAM_PREV)
+    assert sync.on_snapshot(snap(10, *ladder(5))) is Verdict.SYNCED
+    sync.invalidate()
+    assert sync.on_update(chained(11)) is Verdict.IGNORED  # waiting for a snapshot again, holding nothing
+
+
+# --- Feed.step_snapshots: a deep stream snapshot leaves on_frame as a BuildSnapshot ------------
+
+
+def deribit_frame(kind: str, bids: Any, asks: Any, change_id: int, prev: int | None = None) -> str:
+    data: dict[str, Any] = {
+        "type": kind, "timestamp": 1700000000000, "instrument_name": "BTC-PERPETUAL",
+        "change_id": change_id, "bids": bids, "asks": asks,
+    }  # fmt: skip
+    if prev is not None:
+        data["prev_change_id"] = prev
+    return json.dumps(
+        {"jsonrpc": "2.0", "method": "subscription", "params": {"channel": "book.BTC-PERPETUAL.100ms", "data": data}}
+    )
+
+
+def deribit_snapshot(levels: int, change_id: int = 10) -> str:
+    bids = [["new", 30000.0 - i * 0.5, 10.0 + i % 7] for i in range(levels)]
+    asks = [["new", 30000.5 + i * 0.5, 20.0 + i % 5] for i in range(levels)]
+    return deribit_frame("snapshot", bids, asks, change_id)
+
+
+def deribit_feed(step: bool) -> tuple[Feed, list[Any]]:
+    from wsmux.exchanges.deribit import DeribitAdapter
+
+    adapter = DeribitAdapter()
+    events: list[Any] = []
+    feed = Feed(adapter, events.append)
+    feed.step_snapshots = step
+    sub = Subscription("deribit", Channel.BOOK, "BTC-USD-PERP")
+    feed.add_book(sub)
+    adapter.subscribe([sub])
+    return feed, events
+
+
+def deribit_session() -> list[str]:
+    frames = [deribit_snapshot(1500)]
+    for cid in range(11, 40):  # changes at the top and deeper, a delete now and then
+        price = 30000.0 - (cid % 9) * 0.5
+        level = ["delete", price, 0.0] if cid % 4 == 0 else ["change", price, float(cid)]
+        frames.append(deribit_frame("change", [level], [], cid, cid - 1))
+    return frames
+
+
+def test_feed_builds_a_deep_stream_snapshot_in_steps_with_the_same_result() -> None:
+    at_once, _ = deribit_feed(step=False)
+    stepped, events_stepped = deribit_feed(step=True)
+    frames = deribit_session()
+    for frame in frames:
+        at_once.on_frame(frame, 1)
+    assert at_once.take_actions() == []
+    stepped.on_frame(frames[0], 1)
+    (action,) = stepped.take_actions()
+    assert isinstance(action, BuildSnapshot) and action.symbol == "BTC-USD-PERP"
+    assert events_stepped == [] and not stepped.syncs["BTC-USD-PERP"].valid  # begun, not built
+    steps = 0
+    for frame in frames[1:]:  # the stream goes on between the steps: its diffs are held
+        stepped.on_frame(frame, 1)
+        if next(action.steps, "done") == "done":
+            break
+        steps += 1
+    else:
+        for _ in action.steps:
+            steps += 1
+    assert steps >= 1  # 3,000 levels: more than one step
+    for frame in frames[1 + steps + 1 :]:
+        stepped.on_frame(frame, 1)
+    assert stepped.take_actions() == []
+    book_once, book_stepped = at_once.book("BTC-USD-PERP"), stepped.book("BTC-USD-PERP")
+    assert book_once is not None and book_stepped is not None
+    book_stepped._check()
+    assert book_stepped.valid and book_stepped.seq == book_once.seq == 39
+    assert book_stepped.depth() == book_once.depth()
+    kinds = [type(e) for e in events_stepped]
+    assert kinds[:2] == [BookSnapshot, Resynced] and Gap not in kinds and Error not in kinds
+
+
+def test_feed_a_small_or_synced_stream_snapshot_is_applied_at_once() -> None:
+    feed, events = deribit_feed(step=True)
+    feed.on_frame(deribit_snapshot(900), 1)  # 1,800 levels: one step's worth
+    assert feed.take_actions() == [] and feed.syncs["BTC-USD-PERP"].valid
+    feed.on_frame(deribit_snapshot(1500, change_id=50), 1)  # a valid book: replaced at once
+    assert feed.take_actions() == [] and feed.syncs["BTC-USD-PERP"].last == 50
+    assert [type(e) for e in events] == [BookSnapshot, Resynced, BookSnapshot, Resynced]
+
+
+def test_feed_disconnect_mid_stream_build_abandons_it() -> None:
+    feed, events = deribit_feed(step=True)
+    feed.on_frame(deribit_snapshot(1500), 1)
+    (action,) = feed.take_actions()
+    next(action.steps)
+    feed.on_disconnect(2)
+    assert list(action.steps) == []  # the next step sees the build was overtaken
+    assert not feed.syncs["BTC-USD-PERP"].valid and len(feed.syncs["BTC-USD-PERP"].book) == 0
+    assert events == [] and feed.take_actions() == []
+
+
+def test_feed_a_bad_level_in_a_deep_stream_snapshot_is_reported_as_at_once() -> None:
+    frame = deribit_snapshot(1500).replace('["new", 30000.0, 10.0]', '["new", 30000.0, -3.0]')
+    assert frame != deribit_snapshot(1500)
+    reports = []
+    for step in (False, True):
+        feed, events = deribit_feed(step)
+        feed.on_frame(frame, 1)
+        for action in feed.take_actions():
+            if isinstance(action, BuildSnapshot):
+                for _ in action.steps:
+                    pass
+        reports.append(([type(e) for e in events], [getattr(e, "reason", None) for e in events]))
+        assert not feed.syncs["BTC-USD-PERP"].valid
+    assert reports[0] == reports[1] and reports[1][0] == [Gap]
+
+
+def test_feed_a_hole_in_the_held_diffs_is_a_gap_and_a_resubscribe() -> None:
+    feed, events = deribit_feed(step=True)
+    feed.on_frame(deribit_snapshot(1500), 1)
+    (action,) = feed.take_actions()
+    feed.on_frame(deribit_frame("change", [["change", 30000.0, 1.0]], [], 11, 10), 1)
+    feed.on_frame(deribit_frame("change", [["change", 30000.0, 2.0]], [], 13, 12), 1)  # 12 is missing
+    for _ in action.steps:
+        pass
+    assert [type(e) for e in events] == [Gap] and events[0].reason is GapReason.SEQUENCE
+    (resubscribe,) = feed.take_actions()
+    assert isinstance(resubscribe, Send)
+    assert not feed.syncs["BTC-USD-PERP"].valid
+
+
+async def test_the_connection_lets_the_loop_run_between_stream_snapshot_steps(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """As for REST snapshots: a callback scheduled at the end of a step has
+    run by the time the next step starts."""
+    from wsmux.testing import MockDeribit
+
+    original = Feed._build_steps
+    interleaved: list[bool] = []
+
+    def spied(self: Feed, *args: Any, **kwargs: Any) -> Any:
+        loop = asyncio.get_running_loop()
+        ran: list[int] = []
+        for index, _ in enumerate(original(self, *args, **kwargs)):
+            loop.call_soon(ran.append, index)
+            yield
+            interleaved.append(ran[-1:] == [index])
+
+    monkeypatch.setattr(Feed, "_build_steps", spied)
+    async with (
+        MockDeribit(["BTC-USD-PERP"], levels=3000) as mock,
+        Multiplexer(endpoints={"deribit": mock.endpoint}) as mux,
+    ):
+        stream = mux.subscribe(*book_sub("deribit", "BTC-USD-PERP"))  # a 3,000-level stream snapshot
+        await collect_until(stream, lambda e: isinstance(e, Resynced))
+        view = mux.book("deribit", "BTC-USD-PERP")
+        assert view.valid and len(view.depth()[0]) > 2000
+        await stream.aclose()
+    assert len(interleaved) >= 2 and all(interleaved)

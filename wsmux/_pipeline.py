@@ -25,7 +25,12 @@ Event flow per frame::
 A REST snapshot body can be fed in bounded steps (:meth:`Feed.snapshot_body_steps`):
 the connection lets other frames through between them, and the book waits,
 buffering diffs, until the last step swaps the built snapshot in (see
-:class:`~wsmux.book.SnapshotJob`).
+:class:`~wsmux.book.SnapshotJob`). With :attr:`Feed.step_snapshots` (set by
+live connections), a deep snapshot the *stream* sends (more than
+:data:`~wsmux.book.SNAPSHOT_STEP_LEVELS` levels, for a book that waits for
+it) is built the same way: ``on_frame`` only begins it and asks, with a
+:class:`BuildSnapshot` action, for its steps to be run; the diffs that
+follow it on the stream are buffered meanwhile and replayed on top of it.
 
 Order-by-order (L3) books are kept beside the L2 ones (:meth:`Feed.add_l3`),
 keyed by symbol, with their own REST snapshot (``FetchSnapshot.channel`` is
@@ -42,7 +47,7 @@ import attrs
 
 from wsmux._reliability.quality import Quality, QualityGate
 from wsmux.adapter import Adapter, HttpRequest, Outgoing, Reply
-from wsmux.book import SNAPSHOT_STEP_LEVELS, BookSync, Diff, OrderBook, Verdict
+from wsmux.book import SNAPSHOT_STEP_LEVELS, BookSync, Diff, OrderBook, SnapshotJob, Verdict
 from wsmux.book._l3sync import L3Sync
 from wsmux.book.l3 import L3Book
 from wsmux.errors import MalformedMessage, RemoteError, SubscriptionRejected, UnknownMessage, WsmuxError
@@ -70,7 +75,7 @@ from wsmux.model import (
 )
 from wsmux.subscriptions import Subscription
 
-__all__ = ["FetchSnapshot", "Feed", "FeedStats", "Send", "number_text_problem"]
+__all__ = ["BuildSnapshot", "FetchSnapshot", "Feed", "FeedStats", "Send", "number_text_problem"]
 
 _APPLIED = Verdict.APPLIED
 _BOOK_UPDATE = layout_of(BookUpdate)
@@ -161,7 +166,18 @@ class FetchSnapshot:
     :meth:`Feed.on_snapshot_body`."""
 
 
-Action = Send | FetchSnapshot
+@attrs.frozen(slots=True, eq=False)
+class BuildSnapshot:
+    """Action: run ``steps`` to the end, letting other work run between two
+    ``next()`` calls (each is one bounded step of a deep stream snapshot's
+    build; the last applies it and delivers its events). Closing ``steps``
+    early abandons the snapshot (the book stays invalid)."""
+
+    symbol: str
+    steps: Generator[None, None, None]
+
+
+Action = Send | FetchSnapshot | BuildSnapshot
 
 
 @attrs.define(slots=True)
@@ -229,6 +245,11 @@ class Feed:
         self.sample_latency: Callable[[Sequence[Any], int, int], None] = _no_sample
         """Called with a sampled frame's events, receive time and the sampling
         rate (:meth:`wsmux.metrics.VenueLatency.sample`)."""
+        self.step_snapshots = False
+        """Build a waiting book's deep stream snapshot in steps (a
+        :class:`BuildSnapshot` action) instead of inside :meth:`on_frame`.
+        Off by default, so a replay or a test applies every snapshot at once,
+        in frame order; live connections turn it on."""
 
     # --- subscriptions ----------------------------------------------------------
 
@@ -590,7 +611,34 @@ class Feed:
         if sync is None:
             self.stats.unknown_book += 1
             return
+        if (
+            self.step_snapshots
+            and not sync.valid
+            and len(snapshot.bids) + len(snapshot.asks) > SNAPSHOT_STEP_LEVELS
+        ):
+            job = sync.begin_snapshot(snapshot)  # from here the book holds the diffs that follow
+            self.actions.append(BuildSnapshot(symbol, self._build_steps(sync, job, recv_ns)))
+            return
         self._snapshot_verdict(symbol, sync, sync.on_snapshot(snapshot), recv_ns)
+
+    def _build_steps(self, sync: BookSync, job: SnapshotJob, recv_ns: int) -> Generator[None, None, None]:
+        """The steps of a stream snapshot's build (see :class:`BuildSnapshot`)."""
+        symbol = job.snapshot.symbol
+        building = self._building
+        token = building[symbol] = object()
+        try:
+            while not job.step():
+                yield
+                if not sync.current(job):
+                    return  # overtaken: a disconnect, an unsubscribe, a newer snapshot, a lost diff
+        except Exception as exc:  # a level that is not a number: as if applied at once in on_frame
+            if sync.current(job):
+                self._event_failed(job.snapshot, exc, recv_ns)
+            return
+        finally:
+            if building.get(symbol) is token:
+                del building[symbol]
+        self._snapshot_verdict(symbol, sync, sync.finish_snapshot(job), recv_ns)
 
     def _snapshot_verdict(self, symbol: str, sync: BookSync, verdict: Verdict, recv_ns: int) -> None:
         if verdict is Verdict.SYNCED:

@@ -46,7 +46,7 @@ import attrs
 import httpx
 
 from wsmux import _json
-from wsmux._pipeline import Feed, FetchSnapshot, Send
+from wsmux._pipeline import BuildSnapshot, Feed, FetchSnapshot, Send
 from wsmux._reliability.limits import ConnectLimiter, RestLimiter
 from wsmux._reliability.liveness import LivenessAction, LivenessTimers, RecoveryTracker
 from wsmux._retry import Backoff, TokenBucket, should_retry
@@ -428,6 +428,7 @@ class Connection:
         self.venue = adapter.venue
         self.sink = sink
         self.feed = Feed(adapter, sink)
+        self.feed.step_snapshots = True  # a deep stream snapshot never holds the loop in one piece
         self.http = http
         self.clock = clock
         self.backoff = backoff
@@ -825,6 +826,21 @@ class Connection:
                 await self._send_all(action.messages)
             elif isinstance(action, FetchSnapshot):
                 self._spawn(self._fetch_snapshot(action), f"wsmux-snap-{action.symbol}")
+            elif isinstance(action, BuildSnapshot):
+                self._spawn(self._build_snapshot(action), f"wsmux-build-{action.symbol}")
+
+    async def _build_snapshot(self, action: BuildSnapshot) -> None:
+        """Run a deep stream snapshot's build steps, letting other feeds (and
+        this connection's frames, whose diffs the book buffers) through between them."""
+        steps = action.steps
+        try:
+            for _ in steps:
+                await asyncio.sleep(0)
+        finally:
+            steps.close()
+        if self.feed.actions:
+            with contextlib.suppress(TransportError):
+                await self._do_actions()
 
     async def _fetch_snapshot(self, action: FetchSnapshot) -> None:
         symbol = action.symbol

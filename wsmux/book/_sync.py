@@ -12,7 +12,12 @@ state machine enforces all of them. The machine has two states:
     :data:`PRE_REQUEST_BUFFER` while the request waits for the venue's REST
     budget (:meth:`BookSync.request_sent` marks it sent), then at most
     ``SyncRule.max_buffer``; the oldest are dropped and counted. For
-    stream-snapshot venues they are ignored until the venue's snapshot comes.
+    stream-snapshot venues they are ignored until the venue's snapshot comes —
+    except while a snapshot the stream already sent is being built in steps
+    (:meth:`BookSync.begin_snapshot` on a waiting book): the diffs that
+    follow it on the stream are buffered (at most ``SyncRule.max_buffer``;
+    one more supersedes the build and is a ``GAP``: a dropped diff could not
+    be bridged) and replayed on top of it.
 
 Updates come as :class:`~wsmux.BookUpdate` events or, on the hot path, as
 :class:`Diff` objects carrying the venue's decoded level lists: their levels
@@ -314,6 +319,7 @@ class BookSync:
         "_bridging",
         "_buffer",
         "_epoch",
+        "_holding",
         "_local_checksum",
         "_requested",
         "applied",
@@ -351,6 +357,8 @@ class BookSync:
         self.stats = SyncStats()
         self._buffer: deque[BookUpdate | Diff] = deque()
         self._bridging = False
+        self._holding = False
+        """A stream snapshot is being built in steps: buffer the diffs that follow it."""
         self._epoch = 0
         """Bumped by every snapshot begun, invalidation and broken verdict: a
         :class:`SnapshotJob` of an older epoch is stale."""
@@ -378,6 +386,7 @@ class BookSync:
         self.last = None
         self._buffer.clear()
         self._bridging = False
+        self._holding = False
         self._local_checksum = None
         self._requested = False
 
@@ -490,6 +499,15 @@ class BookSync:
             buf.append(update)
             self.stats.buffered += 1
             return Verdict.BUFFERED
+        if self._holding:  # diffs after a stream snapshot being built: all of them, or none
+            if len(self._buffer) >= self.rule.max_buffer:
+                self.stats.buffer_overflow += 1
+                self.expected = self.received = None
+                self.detail = f"more than {self.rule.max_buffer} updates arrived while a snapshot was being built"
+                return self._fail(Verdict.GAP)
+            self._buffer.append(update)
+            self.stats.buffered += 1
+            return Verdict.BUFFERED
         self.stats.ignored += 1
         return Verdict.IGNORED
 
@@ -507,8 +525,15 @@ class BookSync:
         """Start offering a snapshot in steps of at most ``step_levels`` levels
         (see :class:`SnapshotJob`). Nothing changes until :meth:`finish_snapshot`:
         the book keeps its state (a ``WAITING`` book buffers the diffs that
-        arrive meanwhile). Any job begun before is abandoned. O(1)."""
+        arrive meanwhile). Any job begun before is abandoned. O(1).
+
+        On a waiting book of a stream-snapshot venue, the updates that arrive
+        until :meth:`finish_snapshot` are buffered (they follow the snapshot
+        on the stream) and replayed on top of it."""
         self._epoch += 1
+        if self._holding:  # diffs held for an overtaken stream snapshot precede this one
+            self._buffer.clear()
+        self._holding = self.state is _WAITING and self.rule.snapshot is SnapshotSource.STREAM
         build = self.book.start_build(snapshot.bids, snapshot.asks, snapshot.bids_text, snapshot.asks_text, step_levels)
         return SnapshotJob(snapshot, build, self._epoch)
 
@@ -529,6 +554,7 @@ class BookSync:
         replay of the buffered updates."""
         if job.epoch != self._epoch:
             return Verdict.SUPERSEDED
+        self._holding = False
         rule = self.rule
         snapshot = job.snapshot
         self.stats.snapshots += 1
@@ -588,6 +614,7 @@ class BookSync:
         self.last = None
         self._buffer.clear()
         self._bridging = False
+        self._holding = False
         self._local_checksum = None
         self._requested = False
         return verdict

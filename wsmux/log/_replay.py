@@ -31,7 +31,7 @@ from urllib.parse import urlsplit
 import attrs
 
 from wsmux import _json, exchanges
-from wsmux._pipeline import Feed, FetchSnapshot, Send
+from wsmux._pipeline import BuildSnapshot, Feed, FetchSnapshot, Send
 from wsmux.adapter import Adapter
 from wsmux.errors import ConfigError, LogError, UnknownSymbol, UnknownVenue, UnsupportedVenue, WsmuxError
 from wsmux.log._detect import Capture, detect_capture, is_text_capture_name
@@ -384,6 +384,10 @@ class Replay:
         for action in feed.take_actions():
             if isinstance(action, Send):
                 continue  # resubscribe messages: the recording shows what the venue answered
+            if isinstance(action, BuildSnapshot):  # only if a caller turned step_snapshots on
+                for _ in action.steps:
+                    pass
+                continue
             feed.on_fetch_started(action.symbol, action.channel)  # the recorded request went out now
             self._pending.setdefault(key, {})[action.symbol] = action
             self._answer(key, feed, ns)
