@@ -431,11 +431,13 @@ def test_feed_a_malformed_body_is_a_snapshot_error_as_before() -> None:
 # --- the connection: the loop runs between steps -------------------------------------------
 
 
-async def test_the_connection_lets_the_loop_run_between_snapshot_steps(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Each step ends with a callback scheduled on the loop; it must have run
-    by the time the next step starts (a connection that drove the steps
-    without yielding would run it only after the last one)."""
-    original = Feed.snapshot_body_steps
+def spy_on_steps(monkeypatch: pytest.MonkeyPatch, method: str) -> list[bool]:
+    """Wrap the Feed's step generator ``method``: each step ends with a
+    callback scheduled on the loop; the returned list says, per step after
+    the first, whether it had run by the time the next step started (a
+    connection that drove the steps without yielding would run it only after
+    the last one)."""
+    original = getattr(Feed, method)
     interleaved: list[bool] = []
 
     def spied(self: Feed, *args: Any, **kwargs: Any) -> Any:
@@ -446,7 +448,15 @@ async def test_the_connection_lets_the_loop_run_between_snapshot_steps(monkeypat
             yield
             interleaved.append(ran[-1:] == [index])
 
-    monkeypatch.setattr(Feed, "snapshot_body_steps", spied)
+    monkeypatch.setattr(Feed, method, spied)
+    return interleaved
+
+
+async def test_the_connection_lets_the_loop_run_between_snapshot_steps(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each step ends with a callback scheduled on the loop; it must have run
+    by the time the next step starts (a connection that drove the steps
+    without yielding would run it only after the last one)."""
+    interleaved = spy_on_steps(monkeypatch, "snapshot_body_steps")
     async with (
         MockBinance(["BTC-USDT"], levels=5000) as mock,
         Multiplexer(endpoints={"binance": mock.endpoint}) as mux,
@@ -663,18 +673,7 @@ async def test_the_connection_lets_the_loop_run_between_stream_snapshot_steps(
     run by the time the next step starts."""
     from wsmux.testing import MockDeribit
 
-    original = Feed._build_steps
-    interleaved: list[bool] = []
-
-    def spied(self: Feed, *args: Any, **kwargs: Any) -> Any:
-        loop = asyncio.get_running_loop()
-        ran: list[int] = []
-        for index, _ in enumerate(original(self, *args, **kwargs)):
-            loop.call_soon(ran.append, index)
-            yield
-            interleaved.append(ran[-1:] == [index])
-
-    monkeypatch.setattr(Feed, "_build_steps", spied)
+    interleaved = spy_on_steps(monkeypatch, "_build_steps")
     async with (
         MockDeribit(["BTC-USD-PERP"], levels=3000) as mock,
         Multiplexer(endpoints={"deribit": mock.endpoint}) as mux,
