@@ -116,6 +116,15 @@ def _digit_underscore_digit(frame: Any) -> bool:
 _UNDERSCORE_DIGIT: dict[bool, Any] = {True: re.compile(r"_[0-9]"), False: re.compile(rb"_[0-9]")}
 
 
+def _job_steps(sync: BookSync, job: SnapshotJob) -> Generator[None, None, bool]:
+    """Run ``job``'s steps, yielding between two; False as soon as it was overtaken."""
+    while not job.step():
+        yield
+        if not sync.current(job):
+            return False
+    return True
+
+
 def _texts(diff: Any) -> tuple[TextLevels, TextLevels]:
     """The venue's text of a Diff's levels, for the event of a checksum venue."""
     return tuple([(lv[0], lv[1]) for lv in diff.bids]), tuple([(lv[0], lv[1]) for lv in diff.asks])
@@ -436,10 +445,8 @@ class Feed:
             job = sync.begin_snapshot(snapshot)
             if len(snapshot.bids) + len(snapshot.asks) > SNAPSHOT_STEP_LEVELS:
                 yield  # the parse was a step of its own
-            while not job.step():
-                yield
-                if not sync.current(job):
-                    return  # overtaken: stop building (finish_snapshot would not apply it)
+            if not (yield from _job_steps(sync, job)):
+                return  # overtaken: stop building (finish_snapshot would not apply it)
         except Exception as exc:  # refused by the adapter, or a level that is not a number
             self.on_snapshot_error(symbol, exc, recv_ns)
             return
@@ -627,10 +634,8 @@ class Feed:
         building = self._building
         token = building[symbol] = object()
         try:
-            while not job.step():
-                yield
-                if not sync.current(job):
-                    return  # overtaken: a disconnect, an unsubscribe, a newer snapshot, a lost diff
+            if not (yield from _job_steps(sync, job)):
+                return  # overtaken: a disconnect, an unsubscribe, a newer snapshot, a lost diff
         except Exception as exc:  # a level that is not a number: as if applied at once in on_frame
             if sync.current(job):
                 self._event_failed(job.snapshot, exc, recv_ns)

@@ -39,7 +39,7 @@ import functools
 import logging
 import random
 import socket
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Generator, Iterable
 from typing import Any, Protocol
 
 import attrs
@@ -256,6 +256,16 @@ class RestResponse:
     headers: httpx.Headers
     body: bytes
     url: str
+
+
+async def _run_steps(steps: Generator[None, None, None]) -> None:
+    """Run a deep snapshot's bounded steps, letting the event loop run between
+    two (other feeds keep flowing); closing them if this task is cancelled."""
+    try:
+        for _ in steps:
+            await asyncio.sleep(0)
+    finally:
+        steps.close()
 
 
 async def fetch_rest(http: httpx.AsyncClient, request: HttpRequest, *, deadline: float, max_body: int) -> RestResponse:
@@ -832,12 +842,7 @@ class Connection:
     async def _build_snapshot(self, action: BuildSnapshot) -> None:
         """Run a deep stream snapshot's build steps, letting other feeds (and
         this connection's frames, whose diffs the book buffers) through between them."""
-        steps = action.steps
-        try:
-            for _ in steps:
-                await asyncio.sleep(0)
-        finally:
-            steps.close()
+        await _run_steps(action.steps)
         if self.feed.actions:
             with contextlib.suppress(TransportError):
                 await self._do_actions()
@@ -882,12 +887,7 @@ class Connection:
         else:
             if self.recorder is not None:
                 self.recorder("rest", self.conn_id, recv_ns, body, response.url)
-            steps = self.feed.snapshot_body_steps(symbol, body, recv_ns)
-            try:
-                for _ in steps:  # a deep book is applied in bounded steps: other feeds keep flowing
-                    await asyncio.sleep(0)
-            finally:
-                steps.close()
+            await _run_steps(self.feed.snapshot_body_steps(symbol, body, recv_ns))
             sync = self.feed.syncs.get(symbol)
             if sync is None or sync.valid:
                 self._snapshot_failures.pop(symbol, None)
