@@ -265,7 +265,7 @@ def test_no_foreign_exception_escapes() -> None:
 def test_partial_from_the_sheet() -> None:
     adapter = BitmexAdapter()
     adapter.subscribe(book("bitmex", "XRP-BTC-20210924"))
-    (snap,) = adapter.parse(PARTIAL, RECV)
+    (snap,) = parse_events(adapter, PARTIAL, RECV)
     assert isinstance(snap, BookSnapshot) and snap.symbol == "XRP-BTC-20210924"
     assert snap.bids == () and snap.asks == ((0.00010699, 3000.0),)
 
@@ -342,7 +342,7 @@ def test_rows_before_the_partial_are_ignored() -> None:
 def test_inverse_sizes_are_base_units() -> None:
     adapter = BitmexAdapter()
     adapter.subscribe(book("bitmex", "BTC-USD-PERP"))
-    (snap,) = adapter.parse(partial("XBTUSD", [(1, "Sell", 300, 30000.0), (2, "Buy", 100, 25000.0)]), RECV)
+    (snap,) = parse_events(adapter, partial("XBTUSD", [(1, "Sell", 300, 30000.0), (2, "Buy", 100, 25000.0)]), RECV)
     assert isinstance(snap, BookSnapshot)
     assert snap.asks == ((30000.0, 0.01),) and snap.bids == ((25000.0, 0.004),)
     (update,) = parse_events(

@@ -92,7 +92,7 @@ def test_registry_and_subscribe_messages() -> None:
 
 def test_l2_snapshot_and_update() -> None:
     adapter = CoinbaseAdvancedAdapter()
-    assert adapter.parse(SNAPSHOT, R) == [
+    assert parse_events(adapter, SNAPSHOT, R) == [
         BookSnapshot(V, "BTC-USD", ((63850.01, 0.25), (63850.0, 2.0)), ((63850.02, 1.1),), TS_NS, R, 1)
     ]
     update = envelope(

@@ -306,7 +306,7 @@ V2_FIRST = {
 
 
 def test_v2_first_update_is_the_snapshot_and_its_trades_are_history() -> None:
-    (snap,) = GeminiV2Adapter().parse(json.dumps(V2_FIRST), RECV)
+    (snap,) = parse_events(GeminiV2Adapter(), json.dumps(V2_FIRST), RECV)
     assert isinstance(snap, BookSnapshot)
     assert snap.symbol == "BTC-USD" and snap.seq is None
     assert snap.bids == ((30000.5, 2.0), (30000.0, 1.5)) and snap.asks == ((30001.0, 0.5),)

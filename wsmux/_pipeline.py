@@ -14,7 +14,7 @@ Event flow per frame::
                                               BUFFERED: first one triggers FetchSnapshot
                                               broken: Gap delivered, resync requested
         BookSnapshot -> BookSync.on_snapshot -> SYNCED: BookSnapshot (of the
-                        synced book) + Resynced delivered
+        (or RawSnapshot)                        synced book) + Resynced delivered
         Gap (adapter-detected, e.g. a connection sequence) -> books invalidated
         OrderUpdate  -> L3Sync.on_update (same verdicts as BookSync; only
                         updates that changed the L3 book are delivered)
@@ -47,8 +47,9 @@ import attrs
 
 from wsmux._reliability.quality import Quality, QualityGate
 from wsmux.adapter import Adapter, HttpRequest, Outgoing, Reply
-from wsmux.book import SNAPSHOT_STEP_LEVELS, BookSync, Diff, OrderBook, SnapshotJob, Verdict
+from wsmux.book import SNAPSHOT_STEP_LEVELS, BookSync, Diff, OrderBook, RawSnapshot, SnapshotJob, Verdict
 from wsmux.book._l3sync import L3Sync
+from wsmux.book._sync import public_name
 from wsmux.book.l3 import L3Book
 from wsmux.errors import MalformedMessage, RemoteError, SubscriptionRejected, UnknownMessage, WsmuxError
 from wsmux.metrics._registry import DISABLED_MASK
@@ -388,7 +389,7 @@ class Feed:
                         self._want_snapshot(symbol)
                     elif verdict.broken:
                         self._broken(symbol, sync, verdict, recv_ns)
-                elif cls is BookSnapshot:
+                elif cls is BookSnapshot or cls is RawSnapshot:
                     self._snapshot(event, recv_ns)  # type: ignore[arg-type]
                 elif cls is Gap:
                     self._venue_gap(event, recv_ns)  # type: ignore[arg-type]
@@ -548,7 +549,7 @@ class Feed:
                 self.venue,
                 symbol,
                 ErrorKind.MALFORMED,
-                f"{type(event).__name__} could not be processed: {type(exc).__name__}: {exc}"[:400],
+                f"{public_name(type(event))} could not be processed: {type(exc).__name__}: {exc}"[:400],
                 recv_ns,
             )
         )
@@ -562,7 +563,7 @@ class Feed:
         sync.invalidate()
         if was_valid:
             sync.expected = sync.received = None
-            sync.detail = f"{type(exc).__name__} while applying {type(event).__name__}"
+            sync.detail = f"{type(exc).__name__} while applying {public_name(type(event))}"
             self._broken(symbol, sync, Verdict.BAD_DATA, recv_ns, channel)
 
     def _auto_book(self, symbol: str, recv_ns: int) -> BookSync | None:
@@ -612,7 +613,7 @@ class Feed:
             self._fetching.add(symbol)
             self.actions.append(FetchSnapshot(symbol, request))
 
-    def _snapshot(self, snapshot: BookSnapshot, recv_ns: int) -> None:
+    def _snapshot(self, snapshot: BookSnapshot | RawSnapshot, recv_ns: int) -> None:
         symbol = snapshot.symbol
         sync = self.syncs.get(symbol) or self._auto_book(symbol, recv_ns)
         if sync is None:

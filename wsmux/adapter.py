@@ -28,7 +28,7 @@ from typing import ClassVar, TypeVar
 
 import attrs
 
-from wsmux.book import Continuity, Diff, SnapshotSource, SyncRule
+from wsmux.book import Continuity, Diff, RawSnapshot, SnapshotSource, SyncRule
 from wsmux.errors import UnknownChannel
 from wsmux.model import BookSnapshot, Channel, Event, Instrument, L3Snapshot, Trade
 from wsmux.subscriptions import Subscription
@@ -322,7 +322,7 @@ class Adapter(abc.ABC):
     # --- frames -------------------------------------------------------------
 
     @abc.abstractmethod
-    def parse(self, frame: bytes | str, recv_ns: int) -> Sequence[Event | Diff]:
+    def parse(self, frame: bytes | str, recv_ns: int) -> Sequence[Event | Diff | RawSnapshot]:
         """Translate one received frame into events.
 
         Returns an empty list for frames that carry no market data (acks,
@@ -330,7 +330,11 @@ class Adapter(abc.ABC):
         :class:`~wsmux.book.Diff` holding the venue's decoded level lists: the
         book sync then converts, checks and applies them in one pass and
         builds the :class:`~wsmux.BookUpdate` once (the hot path); a
-        ready-made ``BookUpdate`` is accepted too. A well-formed message of a
+        ready-made ``BookUpdate`` is accepted too. Likewise a deep snapshot the
+        stream sends is best returned as a :class:`~wsmux.book.RawSnapshot`
+        (rows as decoded, any order): the book's build converts, checks and
+        sorts them in bounded steps, outside the frame; a ``BookSnapshot`` is
+        accepted too. A well-formed message of a
         kind the adapter does not handle raises
         :class:`~wsmux.errors.UnknownMessage`. Raises :class:`~wsmux.errors.MalformedMessage` for a frame
         that cannot be decoded or lacks required fields, and

@@ -47,7 +47,7 @@ from wsmux._reliability.trades import IdPolicy, TradeSequencer, TradeVerdict
 from wsmux._retry import Backoff
 from wsmux._shard import Shard
 from wsmux.adapter import Adapter, Endpoint
-from wsmux.book import ConsolidatedBBO, Diff, OrderBook
+from wsmux.book import ConsolidatedBBO, Diff, OrderBook, RawSnapshot
 from wsmux.book.l3 import L3Book, L3Order
 from wsmux.clock import SYSTEM_CLOCK, Clock
 from wsmux.connection import ConnectGate, Connection, Transport, fetch_rest
@@ -589,7 +589,8 @@ class Multiplexer:
         if metrics is not False:
             try:
                 self.metrics = MetricsRegistry(
-                    {**_CHANNEL_OF, Diff: Channel.BOOK}, **(dict(metrics) if isinstance(metrics, Mapping) else {})
+                    {**_CHANNEL_OF, Diff: Channel.BOOK, RawSnapshot: Channel.BOOK},
+                    **(dict(metrics) if isinstance(metrics, Mapping) else {}),
                 )
             except (TypeError, ValueError) as exc:
                 raise ConfigError(f"metrics: {exc}") from exc

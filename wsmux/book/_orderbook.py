@@ -191,8 +191,8 @@ class OrderBook:
         self,
         bids: Iterable[Sequence[Any]],
         asks: Iterable[Sequence[Any]],
-        bids_text: TextLevels | None = None,
-        asks_text: TextLevels | None = None,
+        bids_text: Iterable[Sequence[Any]] | None = None,
+        asks_text: Iterable[Sequence[Any]] | None = None,
         step_levels: int = SNAPSHOT_STEP_LEVELS,
     ) -> SnapshotBuild:
         """A :class:`SnapshotBuild` of this snapshot (same arguments as

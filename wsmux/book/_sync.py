@@ -269,6 +269,89 @@ class Diff:
         )
 
 
+class RawSnapshot:
+    """One stream snapshot as an adapter hands it over, before it is checked.
+
+    The snapshot counterpart of :class:`Diff`: the fields of
+    :class:`~wsmux.BookSnapshot`, but the levels are the venue's decoded
+    ``[price, size, ...]`` rows (text or numbers) in any order, a repeated
+    price counting as if applied in turn. The book's build
+    (:class:`~wsmux.book.SnapshotBuild`) converts, checks and sorts them once,
+    in bounded steps on a live connection, instead of the adapter doing all
+    of it inside the frame that carried the snapshot (a full-depth Coinbase or
+    BitMEX snapshot is thousands of rows). What the caller sees is the
+    :class:`~wsmux.BookSnapshot` of the synced book, as for any snapshot.
+    Not an event; nothing keeps it after the build.
+    """
+
+    __slots__ = ("asks", "asks_text", "bids", "bids_text", "checksum", "seq", "symbol", "ts")
+
+    def __init__(
+        self,
+        symbol: str,
+        bids: Sequence[Sequence[Any]],
+        asks: Sequence[Sequence[Any]],
+        ts: int | None,
+        seq: int | None = None,
+        checksum: int | None = None,
+        bids_text: Sequence[Sequence[Any]] | None = None,
+        asks_text: Sequence[Sequence[Any]] | None = None,
+    ) -> None:
+        self.symbol = symbol
+        self.bids = bids
+        self.asks = asks
+        self.ts = ts
+        self.seq = seq
+        self.checksum = checksum
+        self.bids_text = bids_text
+        self.asks_text = asks_text
+
+    def to_snapshot(self, venue: str, recv_ns: int) -> BookSnapshot:
+        """The :class:`~wsmux.BookSnapshot` these rows stand for (floats,
+        best first, repeats merged, zero sizes dropped; text kept where
+        given), built by the same code as a book's snapshot. O(n log n).
+
+        Raises:
+            ValueError: a row is not ``[price, size, ...]`` with numbers, or a
+                price or size the book refuses (see :class:`~wsmux.book.OrderBook`).
+        """
+        build = SnapshotBuild(self.bids, self.asks, self.bids_text, self.asks_text, len(self.bids) + len(self.asks))
+        try:
+            build.finish()
+        except (TypeError, ValueError, IndexError) as exc:
+            raise ValueError(f"bad snapshot row: {exc!r}") from exc
+        if not build.ok:
+            raise ValueError("snapshot has a level with a bad price or size")
+        bid_keys = build.bid_keys[::-1]
+        ask_keys = build.ask_keys
+        texts = (build.bids_text, build.asks_text)
+        return BookSnapshot(
+            venue,
+            self.symbol,
+            tuple([(p, build.bids[p]) for p in bid_keys]),
+            tuple([(p, build.asks[p]) for p in ask_keys]),
+            self.ts,
+            recv_ns,
+            self.seq,
+            self.checksum,
+            tuple(map(texts[0].__getitem__, bid_keys)) if self.bids_text is not None else None,
+            tuple(map(texts[1].__getitem__, ask_keys)) if self.asks_text is not None else None,
+        )
+
+    def __repr__(self) -> str:
+        return f"RawSnapshot({self.symbol!r}, seq={self.seq}, bids={len(self.bids)}, asks={len(self.asks)})"
+
+
+def public_name(cls: type) -> str:
+    """The name of the event ``cls`` stands for: a :class:`Diff` is the
+    ``BookUpdate`` and a :class:`RawSnapshot` the ``BookSnapshot`` it becomes
+    (what reports and metrics show the caller)."""
+    return _PUBLIC_NAMES.get(cls) or cls.__name__
+
+
+_PUBLIC_NAMES = {Diff: "BookUpdate", RawSnapshot: "BookSnapshot"}
+
+
 class SnapshotJob:
     """A snapshot offered to a :class:`BookSync` in bounded steps.
 
@@ -279,7 +362,7 @@ class SnapshotJob:
 
     __slots__ = ("build", "epoch", "snapshot")
 
-    def __init__(self, snapshot: BookSnapshot, build: SnapshotBuild, epoch: int) -> None:
+    def __init__(self, snapshot: BookSnapshot | RawSnapshot, build: SnapshotBuild, epoch: int) -> None:
         self.snapshot = snapshot
         self.build = build
         self.epoch = epoch
@@ -511,7 +594,7 @@ class BookSync:
         self.stats.ignored += 1
         return Verdict.IGNORED
 
-    def on_snapshot(self, snapshot: BookSnapshot) -> Verdict:
+    def on_snapshot(self, snapshot: BookSnapshot | RawSnapshot) -> Verdict:
         """Offer a snapshot (REST response or stream snapshot), applied at once
         (:meth:`begin_snapshot` and :meth:`finish_snapshot` without pauses).
 
@@ -521,7 +604,9 @@ class BookSync:
         """
         return self.finish_snapshot(self.begin_snapshot(snapshot))
 
-    def begin_snapshot(self, snapshot: BookSnapshot, step_levels: int = SNAPSHOT_STEP_LEVELS) -> SnapshotJob:
+    def begin_snapshot(
+        self, snapshot: BookSnapshot | RawSnapshot, step_levels: int = SNAPSHOT_STEP_LEVELS
+    ) -> SnapshotJob:
         """Start offering a snapshot in steps of at most ``step_levels`` levels
         (see :class:`SnapshotJob`). Nothing changes until :meth:`finish_snapshot`:
         the book keeps its state (a ``WAITING`` book buffers the diffs that

@@ -66,10 +66,9 @@ from typing import Any, ClassVar
 
 from wsmux._json import JSONDecodeError, dumps, loads
 from wsmux.adapter import Adapter, Heartbeat, HttpRequest, Limits, Outgoing
-from wsmux.book import Continuity, Diff, SnapshotSource, SyncRule
+from wsmux.book import Continuity, Diff, RawSnapshot, SnapshotSource, SyncRule
 from wsmux.errors import MalformedMessage, SubscriptionRejected, UnknownSymbol, WsmuxError, unknown_message
 from wsmux.model import (
-    BookSnapshot,
     Candle,
     Channel,
     Event,
@@ -108,7 +107,7 @@ _DERIVATIVE_ONLY = frozenset({Channel.FUNDING, Channel.OPEN_INTEREST, Channel.LI
 _QUIET = frozenset({"info", "success"})
 _MINUTE_NS = 60_000_000_000
 
-_Handler = Callable[[str, Any, Any, int], Sequence[Event | Diff]]
+_Handler = Callable[[str, Any, Any, int], Sequence[Event | Diff | RawSnapshot]]
 
 
 def _native_asset(asset: str) -> str:
@@ -350,7 +349,7 @@ class BitmexAdapter(Adapter):
 
     # --- parsing ----------------------------------------------------------------------
 
-    def parse(self, frame: bytes | str, recv_ns: int) -> Sequence[Event | Diff]:
+    def parse(self, frame: bytes | str, recv_ns: int) -> Sequence[Event | Diff | RawSnapshot]:
         if frame in ("pong", b"pong"):
             return []
         try:
@@ -387,7 +386,7 @@ class BitmexAdapter(Adapter):
             return []
         raise MalformedMessage("unknown message type", frame)
 
-    def _book(self, action: str, msg: Any, data: Any, recv_ns: int) -> list[Event | Diff]:
+    def _book(self, action: str, msg: Any, data: Any, recv_ns: int) -> list[Event | Diff | RawSnapshot]:
         if action == "partial":
             return self._partial(msg, data, recv_ns)
         by_symbol: dict[str, tuple[list[tuple[float, float]], list[tuple[float, float]]]] = {}
@@ -435,7 +434,7 @@ class BitmexAdapter(Adapter):
             if sides is None:
                 sides = by_symbol[native] = ([], [])
             sides[key < 0].append((price, size))
-        out: list[Event | Diff] = [
+        out: list[Event | Diff | RawSnapshot] = [
             Diff(self._unified(native), bids, asks, None)
             for native, (bids, asks) in by_symbol.items()
             if native not in broken
@@ -447,10 +446,15 @@ class BitmexAdapter(Adapter):
             )
         return out
 
-    def _partial(self, msg: Any, data: Any, recv_ns: int) -> list[Event | Diff]:
+    def _partial(self, msg: Any, data: Any, recv_ns: int) -> list[Event | Diff | RawSnapshot]:
+        # A full-depth partial is thousands of rows: one pass with the checks
+        # inlined, building the id map (needed by the very next frame) and the
+        # levels in base units; the book's build sorts and checks them in steps.
         native = msg["filter"]["symbol"]
         symbol = self._unified(native)
         units = self._units[native]
+        inverse = units.inverse
+        factor = units.factor
         levels: dict[int, float] = {}
         bids: list[tuple[float, float]] = []
         asks: list[tuple[float, float]] = []
@@ -458,17 +462,28 @@ class BitmexAdapter(Adapter):
             if row["symbol"] != native:
                 raise ValueError(f"partial of {native} carries {row['symbol']!r}")
             level_id = row["id"]
+            price = row["price"]
+            size = row["size"]
             if level_id.__class__ is not int:
                 raise TypeError(f"id {level_id!r}")
-            price = _number(row["price"])
-            size = _number(row["size"])
-            key = _key(level_id, row["side"])
-            levels[key] = price
-            (asks if key < 0 else bids).append((price, units.size(size, price) if price > 0 else size))
+            if (price.__class__ is not float and price.__class__ is not int) or (
+                size.__class__ is not float and size.__class__ is not int
+            ):
+                raise TypeError(f"price {price!r} or size {size!r} is not a number")
+            price = float(price)
+            if price > 0:  # else left for the book to refuse
+                size = size / price if inverse else size * factor
+            side = row["side"]
+            if side == "Buy":
+                levels[level_id] = price
+                bids.append((price, size))
+            elif side == "Sell":
+                levels[~level_id] = price
+                asks.append((price, size))
+            else:
+                raise ValueError(f"side {side!r}")
         self._ids[native] = levels
-        bids.sort(reverse=True)
-        asks.sort()
-        return [BookSnapshot(self.venue, symbol, tuple(bids), tuple(asks), None, recv_ns)]
+        return [RawSnapshot(symbol, bids, asks, None)]
 
     def _trades(self, action: str, msg: Any, data: Any, recv_ns: int) -> list[Event]:
         if action == "partial":

@@ -117,7 +117,7 @@ from typing import Any, ClassVar
 
 from wsmux._json import JSONDecodeError, dumps, loads
 from wsmux.adapter import Adapter, Heartbeat, HttpRequest, Limits, Outgoing
-from wsmux.book import Continuity, Diff, SnapshotSource, SyncRule
+from wsmux.book import Continuity, Diff, RawSnapshot, SnapshotSource, SyncRule
 from wsmux.clock import SYSTEM_CLOCK, Clock
 from wsmux.credentials import Credentials
 from wsmux.errors import (
@@ -133,7 +133,6 @@ from wsmux.exchanges._candles import FIVE_MINUTES, build_candle
 from wsmux.exchanges._reference import BODY_ERRORS, json_body, step, unified_or_none
 from wsmux.model import (
     BookSide,
-    BookSnapshot,
     Channel,
     Event,
     Gap,
@@ -449,7 +448,7 @@ class CoinbaseAdapter(Adapter):
         self._ticker_seq: dict[str, int] = {}
         self._l3_last: dict[str, int] = {}
         self._l3_run: dict[str, int] = {}
-        self._handlers: dict[str, Callable[[dict[str, Any], int], Sequence[Event | Diff]]] = {
+        self._handlers: dict[str, Callable[[dict[str, Any], int], Sequence[Event | Diff | RawSnapshot]]] = {
             "l2update": self._l2update,
             "snapshot": self._snapshot,
             "match": self._match,
@@ -645,7 +644,7 @@ class CoinbaseAdapter(Adapter):
 
     # --- frames ------------------------------------------------------------------------
 
-    def parse(self, frame: bytes | str, recv_ns: int) -> Sequence[Event | Diff]:
+    def parse(self, frame: bytes | str, recv_ns: int) -> Sequence[Event | Diff | RawSnapshot]:
         try:
             msg = loads(frame)
         except JSONDecodeError as exc:
@@ -686,12 +685,13 @@ class CoinbaseAdapter(Adapter):
 
     # L2 ------------------------------------------------------------------------------
 
-    def _snapshot(self, msg: dict[str, Any], recv_ns: int) -> list[Event]:
-        bids = tuple([(float(p), float(s)) for p, s in msg["bids"]])
-        asks = tuple([(float(p), float(s)) for p, s in msg["asks"]])
-        return [
-            BookSnapshot(self.venue, self._symbol(msg["product_id"]), bids, asks, _opt_ts(msg.get("time")), recv_ns)
-        ]
+    def _snapshot(self, msg: dict[str, Any], recv_ns: int) -> list[RawSnapshot]:
+        bids = msg["bids"]
+        asks = msg["asks"]
+        if type(bids) is not list or type(asks) is not list:
+            raise TypeError("bids and asks must be lists")
+        # the full book's rows as decoded: the book's build converts and checks them, in steps
+        return [RawSnapshot(self._symbol(msg["product_id"]), bids, asks, _opt_ts(msg.get("time")))]
 
     def _l2update(self, msg: dict[str, Any], recv_ns: int) -> list[Event | Diff]:
         # the level texts go to the book sync, which converts, checks and
@@ -996,7 +996,7 @@ class CoinbaseAdvancedAdapter(Adapter):
         self._has_trades = False
         self._heartbeats_sent = False
         self._next_seq: int | None = None
-        self._handlers: dict[str, Callable[[dict[str, Any], int], Sequence[Event | Diff]]] = {
+        self._handlers: dict[str, Callable[[dict[str, Any], int], Sequence[Event | Diff | RawSnapshot]]] = {
             "l2_data": self._l2,
             "market_trades": self._trades,
             "ticker": self._ticker,
@@ -1077,7 +1077,7 @@ class CoinbaseAdvancedAdapter(Adapter):
 
     # --- frames ------------------------------------------------------------------------
 
-    def parse(self, frame: bytes | str, recv_ns: int) -> Sequence[Event | Diff]:
+    def parse(self, frame: bytes | str, recv_ns: int) -> Sequence[Event | Diff | RawSnapshot]:
         try:
             msg = loads(frame)
         except JSONDecodeError as exc:
@@ -1098,7 +1098,7 @@ class CoinbaseAdvancedAdapter(Adapter):
             if type(seq) is not int:
                 raise TypeError("sequence_num is not an integer")
             expected = self._next_seq
-            gaps: list[Event | Diff] | None = None
+            gaps: list[Event | Diff | RawSnapshot] | None = None
             if expected is not None and seq != expected:
                 if seq < expected:
                     self.stats.duplicates += 1
@@ -1127,10 +1127,10 @@ class CoinbaseAdvancedAdapter(Adapter):
             return product
         return symbol
 
-    def _l2(self, msg: dict[str, Any], recv_ns: int) -> list[Event | Diff]:
+    def _l2(self, msg: dict[str, Any], recv_ns: int) -> list[Event | Diff | RawSnapshot]:
         ts = iso_to_ns(msg["timestamp"])
         seq = msg["sequence_num"]
-        out: list[Event | Diff] = []
+        out: list[Event | Diff | RawSnapshot] = []
         for event in msg["events"]:
             bids: list[Any] = []
             asks: list[Any] = []
@@ -1144,10 +1144,8 @@ class CoinbaseAdvancedAdapter(Adapter):
             kind = event["type"]
             if kind == "update":
                 out.append(Diff(symbol, bids, asks, ts, seq))
-            elif kind == "snapshot":
-                fbids = sorted([(float(p), float(q)) for p, q in bids], reverse=True)
-                fasks = sorted([(float(p), float(q)) for p, q in asks])
-                out.append(BookSnapshot(self.venue, symbol, tuple(fbids), tuple(fasks), ts, recv_ns, seq))
+            elif kind == "snapshot":  # the full book: converted and sorted by the book's build, in steps
+                out.append(RawSnapshot(symbol, bids, asks, ts, seq))
             else:
                 raise ValueError(f"unknown l2_data event type {kind!r}")
         return out

@@ -61,7 +61,7 @@ from typing import Any, ClassVar
 
 from wsmux._json import JSONDecodeError, dumps, loads
 from wsmux.adapter import Adapter, Heartbeat, HttpRequest, Limits, Outgoing
-from wsmux.book import Continuity, Diff, SnapshotSource, SyncRule
+from wsmux.book import Continuity, Diff, RawSnapshot, SnapshotSource, SyncRule
 from wsmux.errors import (
     MalformedMessage,
     RemoteError,
@@ -434,7 +434,7 @@ class GeminiV2Adapter(_GeminiBase):
     def __init__(self, *, url: str | None = None, rest_url: str | None = None) -> None:
         super().__init__(url=url, rest_url=rest_url)
         self._feeds = SharedFeeds()
-        self._handlers: dict[str, Callable[[dict[str, Any], int], Sequence[Event | Diff]]] = {
+        self._handlers: dict[str, Callable[[dict[str, Any], int], Sequence[Event | Diff | RawSnapshot]]] = {
             "l2_updates": self._l2,
             "trade": self._trade,
             "heartbeat": self._nothing,
@@ -472,7 +472,7 @@ class GeminiV2Adapter(_GeminiBase):
             for i in range(0, len(unique), per)
         ]
 
-    def parse(self, frame: bytes | str, recv_ns: int) -> Sequence[Event | Diff]:
+    def parse(self, frame: bytes | str, recv_ns: int) -> Sequence[Event | Diff | RawSnapshot]:
         try:
             msg = loads(frame)
         except JSONDecodeError as exc:
@@ -501,7 +501,7 @@ class GeminiV2Adapter(_GeminiBase):
     def _nothing(msg: dict[str, Any], recv_ns: int) -> list[Event]:
         return []
 
-    def _l2(self, msg: dict[str, Any], recv_ns: int) -> list[Event | Diff]:
+    def _l2(self, msg: dict[str, Any], recv_ns: int) -> list[Event | Diff | RawSnapshot]:
         native = msg["symbol"]
         symbol = self._unified(native)
         if not self._feeds.wants(_L2, native, Channel.BOOK):
@@ -522,10 +522,9 @@ class GeminiV2Adapter(_GeminiBase):
                 raise ValueError(f"unknown side {side!r}")
         if "trades" not in msg:
             return [Diff(symbol, bids, asks, None)]
-        # the first l2_updates of a subscription: the full book (its trades are history)
-        bid_levels = sorted(((float(p), float(q)) for p, q in bids if float(q) != 0.0), reverse=True)
-        ask_levels = sorted((float(p), float(q)) for p, q in asks if float(q) != 0.0)
-        return [BookSnapshot(self.venue, symbol, tuple(bid_levels), tuple(ask_levels), None, recv_ns)]
+        # the first l2_updates of a subscription: the full book (its trades are
+        # history), converted and sorted by the book's build, in steps
+        return [RawSnapshot(symbol, bids, asks, None)]
 
     def _trade(self, msg: dict[str, Any], recv_ns: int) -> list[Event]:
         native = msg["symbol"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from wsmux.book import Diff
+from wsmux.book._sync import public_name
 from wsmux.health import VenueHealth
 from wsmux.metrics._registry import MetricsRegistry, VenueMetrics
 
@@ -118,10 +118,11 @@ def _channel_flows(vm: VenueMetrics | None) -> dict[str, dict[str, Any]]:
 
 
 def _by_public_name(counts: Mapping[type, int]) -> dict[str, int]:
-    """Counts by event class name; an adapter's raw book ``Diff`` is the ``BookUpdate`` it becomes."""
+    """Counts by event class name; an adapter's raw book ``Diff`` is the
+    ``BookUpdate`` it becomes, a ``RawSnapshot`` the ``BookSnapshot``."""
     out: dict[str, int] = {}
     for cls, n in counts.items():
-        name = "BookUpdate" if cls is Diff else cls.__name__
+        name = public_name(cls)
         out[name] = out.get(name, 0) + n
     return dict(sorted(out.items()))
 

@@ -23,7 +23,7 @@ from typing import Any
 import attrs
 
 from wsmux.adapter import Adapter, Endpoint
-from wsmux.book import Diff, SyncRule
+from wsmux.book import Diff, RawSnapshot, SyncRule
 from wsmux.errors import LocalError, MalformedMessage, UnknownChannel, WsmuxError
 from wsmux.model import (
     BookSnapshot,
@@ -172,15 +172,23 @@ def check_adapter(
 def parse_events(adapter: Adapter, frame: bytes | str, recv_ns: int) -> list[Event]:
     """``adapter.parse`` with every :class:`~wsmux.book.Diff` turned into the
     :class:`~wsmux.BookUpdate` the pipeline would deliver for it (levels as
-    floats), for tests that compare an adapter's output with expected events.
+    floats), and every :class:`~wsmux.book.RawSnapshot` into its
+    :class:`~wsmux.BookSnapshot` (:meth:`~wsmux.book.RawSnapshot.to_snapshot`),
+    for tests that compare an adapter's output with expected events.
 
     Raises:
-        MalformedMessage: as ``parse`` does, and for a Diff level that is not
-            ``[price, size, ...]`` with numbers (what the book sync reports as
-            bad data).
+        MalformedMessage: as ``parse`` does, and for a Diff level or snapshot
+            row that is not ``[price, size, ...]`` with numbers (what the book
+            sync reports as bad data).
     """
     out: list[Event] = []
     for event in adapter.parse(frame, recv_ns):
+        if isinstance(event, RawSnapshot):
+            try:
+                out.append(event.to_snapshot(adapter.venue, recv_ns))
+            except ValueError as exc:
+                raise MalformedMessage(f"{adapter.venue}: {exc}", frame) from exc
+            continue
         if not isinstance(event, Diff):
             out.append(event)
             continue
@@ -236,14 +244,14 @@ def _parse_safely(adapter: Adapter, venue: str, frame: bytes | str, recv_ns: int
     return 0
 
 
-def _check_event(venue: str, event: Event | Diff, recv_ns: int, *, strict: bool = True) -> None:
-    if isinstance(event, Diff):  # a book update on its way to BookSync
+def _check_event(venue: str, event: Event | Diff | RawSnapshot, recv_ns: int, *, strict: bool = True) -> None:
+    if isinstance(event, Diff | RawSnapshot):  # a book update or snapshot on its way to BookSync
         if strict:
             parse_symbol(event.symbol)
         if strict and event.ts is not None and not (10**18 <= event.ts < 10**19):
             raise _fail(venue, f"ts {event.ts} is not in nanoseconds since the epoch")
         if not isinstance(event.bids, Sequence) or not isinstance(event.asks, Sequence):
-            raise _fail(venue, "a Diff's levels must be sequences")
+            raise _fail(venue, f"a {type(event).__name__}'s levels must be sequences")
         return
     if not isinstance(event, Event):
         raise _fail(venue, f"parse() returned a non-event {event!r}")
