@@ -5,7 +5,10 @@ core) sends one venue's generated stream (pre-encoded frames). Clients:
 
 * ``wsmux-websockets`` / ``wsmux-picows``: a :class:`wsmux.Multiplexer`
   (default transport / :class:`wsmux.transports.picows.PicowsTransport`),
-  one stream with a sync callback on every market event — the full path.
+  one stream with a sync callback on every market event — the full path;
+  ``wsmux-websockets-recv``: the same with ``WebsocketsTransport(push=False)``
+  (websockets' asyncio client, one awaited ``recv()`` per message: the
+  default transport before it pushed).
 * floors, same frames, no wsmux: ``asyncio-raw`` (an ``asyncio.Protocol``
   with a minimal frame parser: the cost of getting bytes into Python),
   ``websockets-raw`` (``recv()`` loop) and ``picows-raw`` (frame callback).
@@ -227,6 +230,13 @@ async def _wsmux_client(port: int, script: Script, count: int, latency: bool, tr
 
 def _wsmux_websockets(port: int, script: Script, count: int, latency: bool, timeout: float) -> Run:
     return asyncio.run(_wsmux_client(port, script, count, latency, None, timeout))
+
+
+def _wsmux_websockets_recv(port: int, script: Script, count: int, latency: bool, timeout: float) -> Run:
+    from wsmux.connection import WebsocketsTransport
+
+    transport = WebsocketsTransport(push=False)  # websockets' asyncio client, one recv() per message
+    return asyncio.run(_wsmux_client(port, script, count, latency, transport, timeout))
 
 
 def _wsmux_picows(port: int, script: Script, count: int, latency: bool, timeout: float) -> Run:
@@ -451,6 +461,7 @@ CLIENTS: dict[str, tuple[ClientFn, bool]] = {
     "websockets-raw": (_websockets_raw, False),
     "picows-raw": (_picows_raw, False),
     "wsmux-websockets": (_wsmux_websockets, True),
+    "wsmux-websockets-recv": (_wsmux_websockets_recv, True),
     "wsmux-picows": (_wsmux_picows, True),
 }
 

@@ -234,6 +234,29 @@ async def test_push_mode_drains_the_queue_first_then_hands_frames_over_in_order(
     assert not listener.queue
 
 
+async def test_push_mode_hands_nothing_over_after_the_message_that_paused_reading() -> None:
+    """Frames picows parsed from one read after the handler paused wait for
+    resume_reading (a BLOCK stream's promise: at most the frame that filled it)."""
+    listener, conn, transport = make()
+    got: list[bytes | str] = []
+
+    def on_frame(payload: bytes | str) -> None:
+        got.append(payload)
+        if payload in (b"a", b"c"):
+            conn.pause_reading()
+
+    conn.start_push(on_frame)
+    for payload in (b"a", b"b", b"c", b"d"):
+        listener.on_ws_frame(listener.transport, frame(WSMsgType.TEXT, payload))
+    assert got == [b"a"] and transport.underlying_transport.pauses == 1
+    conn.resume_reading()  # b goes, c pauses again: d waits, the socket stays paused
+    assert got == [b"a", b"b", b"c"] and transport.underlying_transport.resumes == 0
+    conn.resume_reading()
+    assert got == [b"a", b"b", b"c", b"d"] and transport.underlying_transport.resumes == 1
+    listener.on_ws_frame(listener.transport, frame(WSMsgType.TEXT, b"e"))
+    assert got[-1] == b"e" and not listener.queue
+
+
 async def test_push_handler_errors_fail_the_connection_and_wait_closed_says_why() -> None:
     listener, conn, transport = make()
 

@@ -43,7 +43,7 @@ from typing import Any
 from wsmux._reliability.arbiter import Arbiter
 from wsmux.book import OrderBook
 from wsmux.book.l3 import L3Book
-from wsmux.connection import Connection
+from wsmux.connection import Connection, reap
 from wsmux.model import Channel, Event, Trade
 from wsmux.subscriptions import Subscription
 
@@ -184,8 +184,7 @@ class Shard:
     async def close(self) -> None:
         if self._task is not None:
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await reap(self._task, errors=False)
             self._task = None
         for conn in list(self.conns):
             await conn.close()

@@ -165,37 +165,82 @@ class _WsConn:
 
 
 class WebsocketsTransport:
-    """The default transport: the ``websockets`` asyncio client.
+    """The default transport, on the ``websockets`` library.
 
-    Text frames are returned as undecoded bytes (the JSON parser takes bytes,
-    which saves a UTF-8 decode per frame). ``max_size`` is raised to 64 MiB
-    because full-depth snapshots exceed the library's 1 MiB default.
+    By default (``push=True``) each connection is websockets' own protocol
+    state machine driven by asyncio's socket callbacks
+    (:class:`~wsmux.transports._websockets_push.PushWebSocket`): every message
+    goes to the Connection's frame handler as soon as its chunk is parsed, with
+    no task wake-up per message. Where that path does not apply — a proxy
+    configured for the URL (``HTTPS_PROXY``/``ALL_PROXY``…), or a venue
+    answering the handshake with a redirect — the connection is opened by
+    websockets' asyncio client instead (``push=False`` always uses it), whose
+    ``recv()`` the Connection awaits per message.
+
+    Either way text frames are returned as undecoded bytes (the JSON parser
+    takes bytes, which saves a UTF-8 decode per frame), ``permessage-deflate``
+    is offered, and ``max_size`` is raised to 64 MiB because full-depth
+    snapshots exceed the library's 1 MiB default.
     """
 
-    def __init__(self, *, max_size: int = 64 * 2**20) -> None:
+    def __init__(self, *, max_size: int = 64 * 2**20, push: bool = True) -> None:
         self.max_size = max_size
+        self.push = push
 
     async def connect(
         self, url: str, *, open_timeout: float, ws_ping_interval: float | None, text_as_bytes: bool = True
     ) -> TransportConnection:
-        from websockets.asyncio.client import connect
-
         try:
-            ws = await connect(
-                url,
-                open_timeout=open_timeout,
-                max_size=self.max_size,
-                ping_interval=ws_ping_interval,
-                ping_timeout=ws_ping_interval,
-                compression="deflate",
-                max_queue=(1024, 256),  # flow control: a paused pump pushes back on the venue
-            )
+            async with asyncio.timeout(open_timeout):
+                if self.push:
+                    conn = await self._connect_push(url, ws_ping_interval, text_as_bytes)
+                    if conn is not None:
+                        return conn
+                return await self._connect_client(url, ws_ping_interval, text_as_bytes)
         except TimeoutError as exc:
             raise ConnectTimeout(f"connecting to {url} took more than {open_timeout} s") from exc
         except OSError as exc:
             raise ConnectionClosed(f"cannot connect to {url}: {exc}") from exc
+        except WsmuxError:
+            raise
         except Exception as exc:
             raise TransportError(f"cannot connect to {url}: {type(exc).__name__}: {exc}") from exc
+
+    async def _connect_push(
+        self, url: str, ws_ping_interval: float | None, text_as_bytes: bool
+    ) -> TransportConnection | None:
+        """A :class:`~wsmux.transports._websockets_push.PushWebSocket`, or None
+        where websockets' client must open this URL (a proxy, a redirect)."""
+        from websockets.exceptions import InvalidStatus
+        from websockets.proxy import get_proxy
+        from websockets.uri import parse_uri
+
+        from wsmux.transports._websockets_push import open_push_websocket
+
+        uri = parse_uri(url)
+        if get_proxy(uri) is not None:
+            return None
+        try:
+            return await open_push_websocket(
+                uri, max_size=self.max_size, ping_interval=ws_ping_interval, text_as_bytes=text_as_bytes
+            )
+        except InvalidStatus as exc:
+            if 300 <= exc.response.status_code < 400 and "Location" in exc.response.headers:
+                return None  # websockets' client follows redirects, with its security rules
+            raise
+
+    async def _connect_client(self, url: str, ws_ping_interval: float | None, text_as_bytes: bool) -> _WsConn:
+        from websockets.asyncio.client import connect
+
+        ws = await connect(
+            url,
+            open_timeout=None,  # bounded by connect()
+            max_size=self.max_size,
+            ping_interval=ws_ping_interval,
+            ping_timeout=ws_ping_interval,
+            compression="deflate",
+            max_queue=(1024, 256),  # flow control: a paused pump pushes back on the venue
+        )
         return _WsConn(ws, text_as_bytes)
 
 
@@ -256,6 +301,24 @@ class RestResponse:
     headers: httpx.Headers
     body: bytes
     url: str
+
+
+async def reap(task: asyncio.Task[Any], *, errors: bool = True) -> None:
+    """Wait for ``task``, which the caller has just cancelled, to end — but
+    let a cancellation of the *caller* through: ``suppress(CancelledError)``
+    around the ``await`` would swallow it too, and whoever cancelled the caller
+    (a shard's close cancelling its rollover while that closes a connection)
+    would wait for ever. With ``errors`` the task's own exception is ignored
+    as well, else it propagates."""
+    try:
+        await task
+    except asyncio.CancelledError:
+        current = asyncio.current_task()
+        if current is not None and current.cancelling():
+            raise
+    except Exception:
+        if not errors:
+            raise
 
 
 async def _run_steps(steps: Generator[None, None, None]) -> None:
@@ -493,8 +556,7 @@ class Connection:
         for task in [*self._tasks, *([self._task] if self._task else [])]:
             task.cancel()
         for task in [*self._tasks, *([self._task] if self._task else [])]:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+            await reap(task)
         self._tasks.clear()
         self._task = None
         self.state = "closed"
@@ -753,7 +815,11 @@ class Connection:
         """The push variant of :meth:`_pump`: the same per-frame work, run from
         the transport's frame callback; this task only waits for the
         connection to end and carries out what needs awaiting (actions,
-        backpressure)."""
+        backpressure). As in the pull pump, no frame is handled while the
+        frame before it waits: its actions (a heartbeat's answer, a resync's
+        messages, sent before anything that follows) or room in a full BLOCK
+        stream — the transport holds reading meanwhile (``holds`` counts who
+        holds it)."""
         feed = self.feed
         stats = self.stats
         clock = self.clock
@@ -763,6 +829,17 @@ class Connection:
         liveness = self.liveness
         recovery = self.recovery
         failed: list[str] = []
+        holds = [0]
+
+        def hold() -> None:
+            if not holds[0]:
+                ws.pause_reading()
+            holds[0] += 1
+
+        def release() -> None:
+            holds[0] -= 1
+            if not holds[0]:
+                ws.resume_reading()
 
         def on_frame(frame: bytes | str) -> None:
             if failed:
@@ -797,13 +874,20 @@ class Connection:
             else:
                 liveness.frame(mono)
             if feed.actions:
-                self._spawn(self._do_actions(), "wsmux-actions")
+                hold()
+                self._spawn(act_then_release(), "wsmux-actions")
             if wait_unblocked is not None and not self.paused:
                 waiting = wait_unblocked()
                 if waiting is not None:
                     self.paused = True
-                    ws.pause_reading()
+                    hold()
                     self._spawn(resume_when(waiting), "wsmux-backpressure")
+
+        async def act_then_release() -> None:
+            try:
+                await self._do_actions()
+            finally:
+                release()
 
         async def resume_when(waiting: Any) -> None:
             # backpressure: we stopped reading, the venue did not go quiet
@@ -814,7 +898,7 @@ class Connection:
                 now = clock.monotonic()
                 liveness.data(now)
                 stats.last_frame_mono = stats.last_data_mono = now
-                ws.resume_reading()
+                release()
 
         closing = asyncio.Event()
         ws.start_push(on_frame)

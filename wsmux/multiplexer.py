@@ -50,7 +50,7 @@ from wsmux.adapter import Adapter, Endpoint
 from wsmux.book import ConsolidatedBBO, Diff, OrderBook, RawSnapshot
 from wsmux.book.l3 import L3Book, L3Order
 from wsmux.clock import SYSTEM_CLOCK, Clock
-from wsmux.connection import ConnectGate, Connection, Transport, fetch_rest
+from wsmux.connection import ConnectGate, Connection, Transport, fetch_rest, reap
 from wsmux.errors import (
     ClosedError,
     ConfigError,
@@ -642,8 +642,7 @@ class Multiplexer:
         for task in list(self._pending):
             task.cancel()
         for task in list(self._pending):
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+            await reap(task)
         for shards in self._shards.values():
             for shard in shards:
                 await shard.close()

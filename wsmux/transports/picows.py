@@ -74,8 +74,12 @@ class _Listener(WSListener):  # type: ignore[misc,unused-ignore]  # Any when pic
         self.paused = False
         self.pauses = 0
         """How many times the queue filled and reading stopped (backpressure)."""
+        self.handler: Callable[[bytes | str], None] | None = None
+        """Push mode's frame callback (:meth:`_PicowsConn.start_push`)."""
         self.push: Callable[[bytes | str], None] | None = None
-        """Push mode: every message goes straight to this callback (no queue)."""
+        """The handler while messages may go straight to it; None queues them
+        (before push mode, and while reading is paused)."""
+        self.reading_paused = False
         self.closed_event = asyncio.Event()
 
     def on_ws_connected(self, transport: WSTransport) -> None:
@@ -124,18 +128,37 @@ class _Listener(WSListener):  # type: ignore[misc,unused-ignore]  # Any when pic
             try:
                 push(payload)
             except Exception as exc:  # the consumer's bug must not kill picows' protocol callback
-                if self.transport is not None:
-                    self._fail(self.transport, f"frame handler raised {type(exc).__name__}: {exc}")
+                self._handler_failed(exc)
             return
         queue = self.queue
         queue.append(payload)
-        if len(queue) >= self.max_queue and not self.paused and self.transport is not None:
+        if self.handler is None and len(queue) >= self.max_queue and not self.paused and self.transport is not None:
             self.paused = True
             self.pauses += 1
             self.transport.underlying_transport.pause_reading()
         waiter = self.waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
+
+    def drain(self) -> None:
+        """Push mode: hand queued messages over until the handler pauses
+        reading; then (not paused) messages go straight to it again."""
+        queue = self.queue
+        while queue and not self.reading_paused:
+            handler = self.handler
+            if handler is None:  # it raised: the connection is being dropped
+                return
+            try:
+                handler(queue.popleft())
+            except Exception as exc:
+                self._handler_failed(exc)
+        if not self.reading_paused:
+            self.push = self.handler
+
+    def _handler_failed(self, exc: Exception) -> None:
+        self.handler = self.push = None
+        if self.transport is not None:
+            self._fail(self.transport, f"frame handler raised {type(exc).__name__}: {exc}")
 
     def _wake(self) -> None:
         if self.closed is not None:
@@ -185,20 +208,31 @@ class _PicowsConn:
         """From now on hand every message to ``on_frame`` as it is decoded;
         messages already queued go first, in order."""
         listener = self._listener
-        queue = listener.queue
-        while queue:
-            on_frame(queue.popleft())
-        listener.push = on_frame
-        if listener.paused:
+        listener.handler = on_frame
+        listener.drain()
+        if listener.paused and not listener.reading_paused:
             listener.paused = False
-            self.resume_reading()
+            self._resume_socket()
 
     def pause_reading(self) -> None:
-        """Stop reading the socket (TCP pushes back on the venue)."""
+        """Stop handing messages over and stop reading the socket (TCP pushes
+        back on the venue). Frames of the buffer being parsed that the handler
+        has not seen yet wait, and go first on :meth:`resume_reading`: nothing
+        more reaches it after the message that paused."""
+        listener = self._listener
+        listener.reading_paused = True
+        listener.push = None
         if not self._transport.is_disconnected:
             self._transport.underlying_transport.pause_reading()
 
     def resume_reading(self) -> None:
+        listener = self._listener
+        listener.reading_paused = False
+        listener.drain()
+        if not listener.reading_paused:
+            self._resume_socket()
+
+    def _resume_socket(self) -> None:
         if not self._transport.is_disconnected:
             self._transport.underlying_transport.resume_reading()
 

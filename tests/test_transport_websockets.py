@@ -1,0 +1,355 @@
+"""The default transport against real websockets servers on 127.0.0.1: the
+push connection (websockets' protocol driven by socket callbacks) and where it
+hands over to websockets' asyncio client (redirects, proxies, ``push=False``)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from http import HTTPStatus
+from typing import Any
+
+import pytest
+from websockets.asyncio.server import ServerConnection, serve
+from websockets.datastructures import Headers
+from websockets.http11 import Request, Response
+
+from wsmux.connection import WebsocketsTransport, _WsConn, describe_connect_error, reap
+from wsmux.errors import ConnectionClosed, TransportError
+from wsmux.transports._websockets_push import PushWebSocket
+
+TIMEOUT = 5.0
+Handler = Callable[[ServerConnection], Awaitable[None]]
+
+
+@asynccontextmanager
+async def server(handler: Handler, **kwargs: Any) -> AsyncIterator[str]:
+    async with serve(handler, "127.0.0.1", 0, **kwargs) as srv:
+        port = next(iter(srv.sockets)).getsockname()[1]
+        yield f"ws://127.0.0.1:{port}/ws"
+
+
+async def open_push(url: str, **kwargs: Any) -> PushWebSocket:
+    conn = await WebsocketsTransport(**{k: v for k, v in kwargs.items() if k == "max_size"}).connect(
+        url,
+        open_timeout=TIMEOUT,
+        ws_ping_interval=kwargs.get("ws_ping_interval"),
+        text_as_bytes=kwargs.get("text_as_bytes", True),
+    )
+    assert isinstance(conn, PushWebSocket)
+    return conn
+
+
+class Collector:
+    """A frame callback that wakes the test once ``n`` messages came."""
+
+    def __init__(self, n: int) -> None:
+        self.messages: list[bytes | str] = []
+        self.n = n
+        self.done = asyncio.Event()
+
+    def __call__(self, message: bytes | str) -> None:
+        self.messages.append(message)
+        if len(self.messages) >= self.n:
+            self.done.set()
+
+    async def wait(self) -> list[bytes | str]:
+        await asyncio.wait_for(self.done.wait(), TIMEOUT)
+        return self.messages
+
+
+async def test_messages_reach_the_frame_callback_in_order_as_bytes() -> None:
+    async def handler(ws: ServerConnection) -> None:
+        await ws.send("first")  # before the client starts pushing: queued, read with recv()
+        await ws.recv()
+        await ws.send(b"\x00\x01")
+        await ws.send(["frag", "mented"])  # one text message in three frames
+        for i in range(500):
+            await ws.send(f'{{"i":{i}}}')
+        await ws.wait_closed()
+
+    async with server(handler) as url:
+        conn = await open_push(url)
+        assert await conn.recv() == b"first"
+        collect = Collector(502)
+        conn.start_push(collect)
+        await conn.send("go")
+        messages = await collect.wait()
+        assert messages[:2] == [b"\x00\x01", b"fragmented"]
+        assert messages[2:] == [f'{{"i":{i}}}'.encode() for i in range(500)]
+        await conn.close()
+        assert conn.closed == "closed by the client"
+
+
+async def test_text_frames_as_str_when_asked() -> None:
+    async def handler(ws: ServerConnection) -> None:
+        await ws.send("é")
+        await ws.send(["a", "b"])
+        await ws.wait_closed()
+
+    async with server(handler) as url:
+        conn = await open_push(url, text_as_bytes=False)
+        collect = Collector(2)
+        conn.start_push(collect)
+        assert await collect.wait() == ["é", "ab"]
+        await conn.close()
+
+
+async def test_compressed_messages_arrive_inflated() -> None:
+    big = '{"bids":[' + ",".join(f'["{i}.5","1"]' for i in range(20_000)) + "]}"
+    negotiated: list[str] = []
+
+    async def handler(ws: ServerConnection) -> None:
+        negotiated.extend(ext.name for ext in ws.protocol.extensions)
+        await ws.send(big)
+        await ws.wait_closed()
+
+    async with server(handler, compression="deflate") as url:
+        conn = await open_push(url)
+        collect = Collector(1)
+        conn.start_push(collect)
+        assert await collect.wait() == [big.encode()]
+        assert negotiated == ["permessage-deflate"]
+        await conn.close()
+
+
+async def test_a_venue_close_ends_the_connection_with_its_code_and_reason() -> None:
+    async def handler(ws: ServerConnection) -> None:
+        await ws.send("last")
+        await ws.close(1001, "going away")
+
+    async with server(handler) as url:
+        conn = await open_push(url)
+        collect = Collector(1)
+        conn.start_push(collect)
+        reason = await asyncio.wait_for(conn.wait_closed(), TIMEOUT)
+        assert reason == "closed by the venue: 1001 going away"
+        assert await collect.wait() == [b"last"]
+        with pytest.raises(ConnectionClosed, match="1001 going away"):
+            await conn.send("too late")
+        await conn.close()  # after the venue's close: returns, nothing left to do
+
+
+async def test_the_venue_s_pings_are_answered() -> None:
+    async def handler(ws: ServerConnection) -> None:
+        pong = await ws.ping()
+        await asyncio.wait_for(pong, TIMEOUT)
+        await ws.send("pong came")
+        await ws.wait_closed()
+
+    async with server(handler) as url:
+        conn = await open_push(url)
+        collect = Collector(1)
+        conn.start_push(collect)
+        assert await collect.wait() == [b"pong came"]
+        await conn.close()
+
+
+async def accept_by_hand(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """The server side of the opening handshake, written out (RFC 6455 4.2.2)."""
+    request = await reader.readuntil(b"\r\n\r\n")
+    key = next(
+        line.split(b":", 1)[1].strip()
+        for line in request.split(b"\r\n")
+        if line.lower().startswith(b"sec-websocket-key:")
+    )
+    accept = base64.b64encode(hashlib.sha1(key + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest())
+    writer.write(
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Accept: " + accept + b"\r\n\r\n"
+    )
+
+
+def text_frame(payload: bytes) -> bytes:
+    return bytes([0x81, len(payload)]) + payload  # FIN + text, unmasked (server to client), < 126 bytes
+
+
+async def test_keepalive_pings_and_a_missing_pong_drops_the_connection() -> None:
+    """A server that completes the handshake and then reads nothing: the
+    client's ping gets no pong and the connection is dropped."""
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await accept_by_hand(reader, writer)
+        await reader.read()  # the client's pings, never answered, until it drops the connection
+        writer.close()
+
+    srv = await asyncio.start_server(silent, "127.0.0.1", 0)
+    async with srv:
+        port = srv.sockets[0].getsockname()[1]
+        conn = await open_push(f"ws://127.0.0.1:{port}/", ws_ping_interval=0.05)
+        reason = await asyncio.wait_for(conn.wait_closed(), TIMEOUT)
+        assert reason == "keepalive ping timeout: no pong within 0.05 s"
+
+
+async def test_a_message_over_max_size_fails_the_connection() -> None:
+    async def handler(ws: ServerConnection) -> None:
+        await ws.send("x" * 5000)
+        await ws.wait_closed()
+
+    async with server(handler) as url:
+        conn = await open_push(url, max_size=1000)
+        collect = Collector(1)
+        conn.start_push(collect)
+        reason = await asyncio.wait_for(conn.wait_closed(), TIMEOUT)
+        assert reason.startswith("protocol error: PayloadTooBig") and collect.messages == []
+        await conn.close()
+
+
+async def test_a_frame_handler_that_raises_drops_the_connection() -> None:
+    async def handler(ws: ServerConnection) -> None:
+        await ws.send("boom")
+        await ws.wait_closed()
+
+    def explode(message: bytes | str) -> None:
+        raise RuntimeError("consumer bug")
+
+    async with server(handler) as url:
+        conn = await open_push(url)
+        conn.start_push(explode)
+        reason = await asyncio.wait_for(conn.wait_closed(), TIMEOUT)
+        assert reason == "frame handler raised RuntimeError: consumer bug"
+
+
+async def test_pause_reading_stops_the_socket_until_resumed() -> None:
+    async def handler(ws: ServerConnection) -> None:
+        await ws.send("one")
+        await ws.recv()  # "resumed": the client reads again
+        await ws.send("two")
+        await ws.wait_closed()
+
+    async with server(handler) as url:
+        conn = await open_push(url)
+        collect = Collector(2)
+        paused = asyncio.Event()
+
+        def on_frame(message: bytes | str) -> None:
+            collect(message)
+            if message == b"one":
+                conn.pause_reading()
+                paused.set()
+
+        conn.start_push(on_frame)
+        await asyncio.wait_for(paused.wait(), TIMEOUT)
+        transport = conn._transport
+        assert transport is not None and not transport.is_reading()
+        conn.resume_reading()
+        assert transport.is_reading()
+        await conn.send("resumed")
+        assert await collect.wait() == [b"one", b"two"]
+        await conn.close()
+
+
+async def test_nothing_reaches_the_handler_after_the_message_that_paused_reading() -> None:
+    """Three messages in one TCP write, so in one parsed chunk: the handler
+    pauses on the first, and the other two wait until it resumes (a BLOCK
+    stream's promise: at most the frame that filled it)."""
+    release = asyncio.Event()
+
+    async def burst(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await accept_by_hand(reader, writer)
+        await reader.readexactly(2 + 4 + 2)  # the client's masked "go": it is pushing now
+        writer.write(text_frame(b"one") + text_frame(b"two") + text_frame(b"three"))
+        await release.wait()
+        writer.close()
+
+    srv = await asyncio.start_server(burst, "127.0.0.1", 0)
+    async with srv:
+        port = srv.sockets[0].getsockname()[1]
+        conn = await open_push(f"ws://127.0.0.1:{port}/")
+        collect = Collector(3)
+        paused = asyncio.Event()
+
+        def on_frame(message: bytes | str) -> None:
+            collect(message)
+            if message == b"one":
+                conn.pause_reading()
+                paused.set()
+
+        conn.start_push(on_frame)
+        await conn.send("go")
+        await asyncio.wait_for(paused.wait(), TIMEOUT)
+        assert collect.messages == [b"one"]  # the rest of the chunk waits
+        conn.resume_reading()
+        assert await collect.wait() == [b"one", b"two", b"three"]
+        release.set()
+        await conn.close()
+
+
+async def test_a_refused_handshake_is_a_transport_error_that_names_the_status() -> None:
+    def refuse(connection: ServerConnection, request: Request) -> Response:
+        return connection.respond(HTTPStatus.FORBIDDEN, "geo-blocked\n")
+
+    async def handler(ws: ServerConnection) -> None:  # never reached
+        await ws.wait_closed()
+
+    async with server(handler, process_request=refuse) as url:
+        with pytest.raises(TransportError) as info:
+            await open_push(url)
+        assert describe_connect_error(info.value).startswith("handshake rejected with HTTP 403")
+
+
+async def test_a_redirect_is_followed_by_websockets_client() -> None:
+    async def target(ws: ServerConnection) -> None:
+        await ws.send("moved here")
+        await ws.wait_closed()
+
+    async with server(target) as target_url:
+
+        def redirect(connection: ServerConnection, request: Request) -> Response:
+            return Response(301, "Moved Permanently", Headers([("Location", target_url), ("Content-Length", "0")]))
+
+        async with server(target, process_request=redirect) as url:
+            conn = await WebsocketsTransport().connect(url, open_timeout=TIMEOUT, ws_ping_interval=None)
+            assert isinstance(conn, _WsConn)
+            assert await conn.recv() == b"moved here"
+            await conn.close()
+
+
+async def test_a_configured_proxy_or_push_false_uses_websockets_client(monkeypatch: pytest.MonkeyPatch) -> None:
+    async def handler(ws: ServerConnection) -> None:
+        await ws.send("hi")
+        await ws.wait_closed()
+
+    async with server(handler) as url:
+        conn = await WebsocketsTransport(push=False).connect(url, open_timeout=TIMEOUT, ws_ping_interval=None)
+        assert isinstance(conn, _WsConn) and await conn.recv() == b"hi"
+        await conn.close()
+    for name in ("no_proxy", "NO_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("http_proxy", "http://127.0.0.1:9")  # websockets reads the standard variables
+    transport = WebsocketsTransport()
+    assert await transport._connect_push("ws://venue.example/ws", None, True) is None
+
+
+async def test_reap_lets_a_cancellation_of_the_caller_through() -> None:
+    """Closing a connection cancels its tasks and waits for them; if the closer
+    is itself cancelled meanwhile (a shard closing while its rollover closes a
+    connection), that cancellation must reach it, not be swallowed."""
+    release = asyncio.Event()
+
+    async def slow_to_stop() -> None:
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            await release.wait()  # its clean-up takes a while
+            raise
+
+    inner = asyncio.create_task(slow_to_stop())
+    at_reap = asyncio.Event()
+
+    async def closer() -> str:
+        inner.cancel()
+        at_reap.set()
+        await reap(inner)
+        return "went on"
+
+    outer = asyncio.create_task(closer())
+    await asyncio.wait_for(at_reap.wait(), TIMEOUT)
+    outer.cancel()
+    release.set()
+    with pytest.raises(asyncio.CancelledError):
+        await outer
+    assert inner.cancelled()

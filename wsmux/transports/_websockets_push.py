@@ -1,0 +1,432 @@
+"""The default transport's connection: websockets' own protocol, pushed.
+
+Theory of operation
+-------------------
+``websockets`` ships its WebSocket state machine without I/O
+(:class:`websockets.client.ClientProtocol`: bytes in with ``receive_data``,
+handshake response and frames out with ``events_received``, bytes to write
+with ``data_to_send``; handshake, framing, masking, ``permessage-deflate``,
+size limits, ping answers and the closing handshake are all its own).
+:class:`PushWebSocket` is the ``asyncio.Protocol`` around it: each chunk the
+socket delivers is parsed at once and every complete message in it goes,
+synchronously and in order, to the frame callback the
+:class:`~wsmux.connection.Connection` installs with :meth:`start_push` — no
+queue, future or task wake-up per message, which is what websockets' asyncio
+client costs on every ``recv()`` (about half of the raw client's time on
+loopback). What the protocol queues for the peer (a pong, the close answer)
+is written after each chunk.
+
+States (``websockets.protocol.State``)::
+
+    CONNECTING --handshake response 101--> OPEN --close frame either way--> CLOSING --TCP closed--> CLOSED
+        \\--any other response: ``opened`` fails (a 3xx is followed by the caller)
+
+* OPEN: messages before :meth:`start_push` (a venue's first acks) wait in a
+  queue that :meth:`recv` drains; text frames stay UTF-8 bytes with
+  ``text_as_bytes`` (the JSON parser takes bytes), else are decoded;
+  fragmented messages are reassembled.
+* Keep-alive: with ``ping_interval``, a ping every interval; no pong within
+  the same time drops the connection (``keepalive ping timeout``), as
+  websockets' client does.
+* CLOSING: a close frame from the venue is answered by the protocol and ends
+  the connection for the reader at once (:meth:`wait_closed` returns the
+  venue's code and reason); the TCP connection is dropped if the venue does
+  not close it within :data:`CLOSE_TIMEOUT` seconds. A protocol violation
+  (a frame over ``max_size``, bad framing) is the protocol's close 1002/1009
+  and ends the connection the same way.
+* Backpressure: :meth:`pause_reading` stops reading the socket (TCP pushes
+  back on the venue) until :meth:`resume_reading`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import os
+import ssl
+from collections.abc import Callable
+from typing import Any
+
+from websockets.client import ClientProtocol
+from websockets.extensions.permessage_deflate import enable_client_permessage_deflate
+from websockets.frames import Frame, Opcode
+from websockets.http11 import USER_AGENT, Response
+from websockets.protocol import State
+from websockets.uri import WebSocketURI
+
+from wsmux.adapter import Outgoing
+from wsmux.errors import ConnectionClosed
+
+__all__ = ["CLOSE_TIMEOUT", "PushWebSocket", "open_push_websocket"]
+
+CLOSE_TIMEOUT = 2.0
+"""Seconds the closing handshake may take before the TCP connection is dropped."""
+
+_TEXT = Opcode.TEXT
+_BINARY = Opcode.BINARY
+_CONT = Opcode.CONT
+_PONG = Opcode.PONG
+_CLOSE = Opcode.CLOSE
+_OPEN = State.OPEN
+_MAX_QUEUE = 1024
+"""Messages queued before push mode starts; above it reading pauses until :meth:`PushWebSocket.recv` drains half."""
+
+
+class PushWebSocket(asyncio.Protocol):
+    """One client WebSocket: websockets' :class:`~websockets.client.ClientProtocol`
+    driven by asyncio's socket callbacks (see the module docstring). Implements
+    :class:`~wsmux.connection.PushConnection`."""
+
+    def __init__(self, protocol: ClientProtocol, text_as_bytes: bool) -> None:
+        loop = asyncio.get_running_loop()
+        self._loop = loop
+        self._ws = protocol
+        self._text_as_bytes = text_as_bytes
+        self._transport: asyncio.Transport | None = None
+        self.opened: asyncio.Future[None] = loop.create_future()
+        """Done when the handshake succeeded; its exception when it failed."""
+        self.opened.add_done_callback(_retrieved)  # a connect that timed out awaits it no more
+        self.closed: str | None = None
+        """Why the connection ended (None while open)."""
+        self._closed_event = asyncio.Event()
+        self._handler: Callable[[bytes | str], None] | None = None
+        """The frame callback of push mode (:meth:`start_push`)."""
+        self._push: Callable[[bytes | str], None] | None = None
+        """The handler while messages may go to it; None queues them (before
+        push mode, and while reading is paused)."""
+        self._paused = False
+        self._queue: collections.deque[bytes | str] = collections.deque()
+        self._waiter: asyncio.Future[None] | None = None
+        self._queue_paused = False
+        self._fragments: list[bytes] | None = None
+        self._fragmented_text = False
+        self._pong: tuple[bytes, asyncio.Future[None]] | None = None
+        self._keepalive: asyncio.Task[None] | None = None
+        self._abort_timer: asyncio.TimerHandle | None = None
+        self._lost = asyncio.Event()
+
+    # --- asyncio.Protocol ------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self._transport = transport
+        request = self._ws.connect()
+        request.headers["User-Agent"] = USER_AGENT
+        self._ws.send_request(request)
+        self._flush()
+
+    def data_received(self, data: bytes) -> None:
+        ws = self._ws
+        ws.receive_data(data)
+        for event in ws.events_received():
+            if type(event) is Frame:
+                opcode = event.opcode
+                if (opcode is _TEXT or opcode is _BINARY) and event.fin:  # the common case: one whole message
+                    payload: Any = event.data
+                    if opcode is _TEXT and not self._text_as_bytes:
+                        payload = bytes(payload).decode("utf-8", errors="replace")
+                    elif type(payload) is not bytes:
+                        payload = bytes(payload)
+                    self._deliver(payload)  # to the handler, or queued (before push mode, reading paused)
+                else:
+                    self._other_frame(event)
+            elif type(event) is Response:
+                self._handshake_done()
+        self._flush()
+
+    def eof_received(self) -> bool | None:
+        self._ws.receive_eof()
+        self._flush()
+        return None  # let the transport close itself
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        ws = self._ws
+        ws.receive_eof()  # idempotent; moves the protocol to CLOSED
+        if self.closed is None:
+            self.closed = self._close_reason() or (f"connection lost: {exc}" if exc is not None else "connection lost")
+        if not self.opened.done():
+            self.opened.set_exception(ConnectionClosed(self.closed))
+        if self._keepalive is not None:
+            self._keepalive.cancel()
+        if self._abort_timer is not None:
+            self._abort_timer.cancel()
+        if self._pong is not None and not self._pong[1].done():
+            self._pong[1].cancel()
+        self._lost.set()
+        self._wake()
+
+    def pause_writing(self) -> None:  # the few messages wsmux sends never fill the socket
+        pass
+
+    def resume_writing(self) -> None:
+        pass
+
+    # --- PushConnection --------------------------------------------------------------
+
+    def start_push(self, on_frame: Callable[[bytes | str], None]) -> None:
+        """From now on hand every message to ``on_frame`` as it is parsed;
+        messages already queued go first, in order."""
+        self._handler = on_frame
+        self._drain()
+        if self._queue_paused and not self._paused:
+            self._queue_paused = False
+            self._resume_socket()
+
+    def pause_reading(self) -> None:
+        """Stop handing messages over and stop reading the socket (TCP pushes
+        back on the venue). Messages of the chunk being parsed that the handler
+        has not seen yet wait, and go first on :meth:`resume_reading`: nothing
+        more reaches it after the message that paused."""
+        self._paused = True
+        self._push = None
+        transport = self._transport
+        if transport is not None and not transport.is_closing():
+            transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        self._paused = False
+        self._drain()
+        if not self._paused:
+            self._resume_socket()
+
+    async def recv(self) -> bytes | str:
+        """The next message (before :meth:`start_push`)."""
+        queue = self._queue
+        while not queue:
+            if self.closed is not None:
+                raise ConnectionClosed(self.closed)
+            self._waiter = self._loop.create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        payload = queue.popleft()
+        if self._queue_paused and len(queue) <= _MAX_QUEUE // 2:
+            self._queue_paused = False
+            self._resume_socket()
+        return payload
+
+    async def wait_closed(self) -> str:
+        """Wait until the connection is over for the reader; return why."""
+        await self._closed_event.wait()
+        return self.closed or "connection lost"
+
+    async def send(self, message: Outgoing) -> None:
+        ws = self._ws
+        if self.closed is not None or ws.state is not _OPEN:
+            raise ConnectionClosed(self.closed or f"connection is {ws.state.name.lower()}")
+        if isinstance(message, str):
+            ws.send_text(message.encode())
+        else:
+            ws.send_binary(message)
+        self._flush()
+
+    async def close(self) -> None:
+        """Close with code 1000 and wait (at most :data:`CLOSE_TIMEOUT` s) for the TCP connection to end."""
+        if self.closed is None:
+            self.closed = "closed by the client"
+        ws = self._ws
+        if ws.state is _OPEN:
+            ws.send_close(1000)
+            self._flush()
+        self._wake()
+        transport = self._transport
+        if transport is None:
+            return
+        try:
+            async with asyncio.timeout(CLOSE_TIMEOUT):  # not wait_for: on 3.11 it can swallow a cancellation
+                await self._lost.wait()
+        except TimeoutError:  # a black-holed peer never completes the closing handshake
+            transport.abort()
+        except asyncio.CancelledError:
+            transport.abort()
+            raise
+
+    # --- keep-alive ------------------------------------------------------------------
+
+    def start_keepalive(self, interval: float) -> None:
+        """Ping every ``interval`` seconds; no pong within as long drops the connection."""
+        self._keepalive = self._loop.create_task(self._ping_loop(interval), name="wsmux-ws-keepalive")
+
+    async def _ping_loop(self, interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            if self.closed is not None or self._ws.state is not _OPEN:
+                return
+            payload = os.urandom(4)
+            answered: asyncio.Future[None] = self._loop.create_future()
+            self._pong = (payload, answered)
+            self._ws.send_ping(payload)
+            self._flush()
+            try:
+                async with asyncio.timeout(interval):
+                    await answered
+            except TimeoutError:
+                self._drop(f"keepalive ping timeout: no pong within {interval:g} s")
+                return
+            finally:
+                self._pong = None
+
+    # --- internals -------------------------------------------------------------------
+
+    def _deliver(self, payload: bytes | str) -> None:
+        push = self._push  # read per message: the handler may have paused reading
+        if push is None:
+            self._enqueue(payload)
+            return
+        try:
+            push(payload)
+        except Exception as exc:  # the consumer's bug must not break the socket callback
+            self._handler_failed(exc)
+
+    def _enqueue(self, payload: bytes | str) -> None:
+        queue = self._queue
+        queue.append(payload)
+        if self._handler is None and len(queue) >= _MAX_QUEUE and not self._queue_paused:
+            self._queue_paused = True  # before push mode: until recv() drains half
+            transport = self._transport
+            if transport is not None and not transport.is_closing():
+                transport.pause_reading()
+        self._wake()
+
+    def _drain(self) -> None:
+        """Push mode: hand queued messages over until the handler pauses
+        reading; then (not paused) messages go straight to it again."""
+        queue = self._queue
+        while queue and not self._paused:
+            handler = self._handler
+            if handler is None:  # it raised: the connection is being dropped
+                return
+            try:
+                handler(queue.popleft())
+            except Exception as exc:
+                self._handler_failed(exc)
+        if not self._paused:
+            self._push = self._handler
+
+    def _handler_failed(self, exc: Exception) -> None:
+        self._handler = self._push = None
+        self._drop(f"frame handler raised {type(exc).__name__}: {exc}")
+
+    def _resume_socket(self) -> None:
+        transport = self._transport
+        if transport is not None and not transport.is_closing():
+            transport.resume_reading()
+
+    def _other_frame(self, frame: Frame) -> None:
+        """A fragment, a pong or a close frame (pings are answered by the protocol)."""
+        opcode = frame.opcode
+        if opcode is _TEXT or opcode is _BINARY:  # the first fragment
+            self._fragments = [bytes(frame.data)]
+            self._fragmented_text = opcode is _TEXT
+        elif opcode is _CONT:  # the protocol has checked a first fragment came before
+            fragments = self._fragments
+            if fragments is None:
+                return
+            fragments.append(bytes(frame.data))
+            if frame.fin:
+                self._fragments = None
+                payload = b"".join(fragments)
+                if self._fragmented_text and not self._text_as_bytes:
+                    self._deliver(payload.decode("utf-8", errors="replace"))
+                else:
+                    self._deliver(payload)
+        elif opcode is _PONG:
+            pong = self._pong
+            if pong is not None and frame.data == pong[0] and not pong[1].done():
+                pong[1].set_result(None)
+        elif opcode is _CLOSE:
+            if self.closed is None:
+                self.closed = self._close_reason()
+            self._wake()
+
+    def _handshake_done(self) -> None:
+        if self.opened.done():
+            return
+        error = self._ws.handshake_exc
+        if error is None:
+            self.opened.set_result(None)
+        else:
+            self.opened.set_exception(error)
+
+    def _close_reason(self) -> str | None:
+        ws = self._ws
+        received = ws.close_rcvd
+        if received is not None:
+            return f"closed by the venue: {int(received.code)} {received.reason}".rstrip()
+        if ws.parser_exc is not None:
+            return f"protocol error: {type(ws.parser_exc).__name__}: {ws.parser_exc}"
+        return None
+
+    def _flush(self) -> None:
+        transport = self._transport
+        if transport is None or self._lost.is_set():
+            return
+        ws = self._ws
+        for chunk in ws.data_to_send():
+            if chunk:
+                transport.write(chunk)
+            elif transport.can_write_eof():  # the protocol is done writing
+                transport.write_eof()
+        if ws.close_expected() and self._abort_timer is None and not transport.is_closing():
+            if self.closed is None:
+                self.closed = self._close_reason()
+            self._abort_timer = self._loop.call_later(CLOSE_TIMEOUT, transport.abort)
+            self._wake()
+
+    def _drop(self, reason: str) -> None:
+        """End the connection now (keep-alive timeout, a failing consumer)."""
+        if self.closed is None:
+            self.closed = reason
+        with contextlib.suppress(Exception):
+            if self._ws.state is _OPEN:
+                self._ws.send_close(1011 if reason.startswith("frame handler") else 1001)
+                self._flush()
+        if self._transport is not None:
+            self._transport.abort()
+        self._wake()
+
+    def _wake(self) -> None:
+        if self.closed is not None:
+            self._closed_event.set()
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+
+def _retrieved(future: asyncio.Future[None]) -> None:
+    if not future.cancelled():
+        future.exception()
+
+
+async def open_push_websocket(
+    uri: WebSocketURI, *, max_size: int, ping_interval: float | None, text_as_bytes: bool
+) -> PushWebSocket:
+    """Connect to ``uri`` and complete the opening handshake (the caller bounds
+    the time). ``permessage-deflate`` is offered as websockets' client offers it.
+
+    Raises:
+        OSError: the TCP or TLS connection failed.
+        websockets.exceptions.InvalidHandshake: the venue refused the handshake
+            (``InvalidStatus`` carries its HTTP response: a redirect is the caller's to follow).
+        ConnectionClosed: the connection ended during the handshake.
+    """
+    protocol = ClientProtocol(uri, extensions=enable_client_permessage_deflate(None), max_size=max_size)
+    loop = asyncio.get_running_loop()
+    context = ssl.create_default_context() if uri.secure else None
+    transport, conn = await loop.create_connection(
+        lambda: PushWebSocket(protocol, text_as_bytes),
+        uri.host,
+        uri.port,
+        ssl=context,
+        server_hostname=uri.host if context is not None else None,
+    )
+    try:
+        await conn.opened
+    except BaseException:
+        transport.abort()
+        raise
+    if ping_interval is not None and ping_interval > 0:
+        conn.start_keepalive(ping_interval)
+    return conn
