@@ -543,34 +543,37 @@ def test_a_stream_snapshot_at_once_holds_nothing_afterwards() -> None:
 # --- Feed.step_snapshots: a deep stream snapshot leaves on_frame as a BuildSnapshot ------------
 
 
-def deribit_frame(kind: str, bids: Any, asks: Any, change_id: int, prev: int | None = None) -> str:
+def deribit_frame(
+    kind: str, bids: Any, asks: Any, change_id: int, prev: int | None = None, instrument: str = "BTC-PERPETUAL"
+) -> str:
     data: dict[str, Any] = {
-        "type": kind, "timestamp": 1700000000000, "instrument_name": "BTC-PERPETUAL",
+        "type": kind, "timestamp": 1700000000000, "instrument_name": instrument,
         "change_id": change_id, "bids": bids, "asks": asks,
     }  # fmt: skip
     if prev is not None:
         data["prev_change_id"] = prev
     return json.dumps(
-        {"jsonrpc": "2.0", "method": "subscription", "params": {"channel": "book.BTC-PERPETUAL.100ms", "data": data}}
+        {"jsonrpc": "2.0", "method": "subscription", "params": {"channel": f"book.{instrument}.100ms", "data": data}}
     )
 
 
-def deribit_snapshot(levels: int, change_id: int = 10) -> str:
+def deribit_snapshot(levels: int, change_id: int = 10, instrument: str = "BTC-PERPETUAL") -> str:
     bids = [["new", 30000.0 - i * 0.5, 10.0 + i % 7] for i in range(levels)]
     asks = [["new", 30000.5 + i * 0.5, 20.0 + i % 5] for i in range(levels)]
-    return deribit_frame("snapshot", bids, asks, change_id)
+    return deribit_frame("snapshot", bids, asks, change_id, instrument=instrument)
 
 
-def deribit_feed(step: bool) -> tuple[Feed, list[Any]]:
+def deribit_feed(step: bool, symbols: tuple[str, ...] = ("BTC-USD-PERP",)) -> tuple[Feed, list[Any]]:
     from wsmux.exchanges.deribit import DeribitAdapter
 
     adapter = DeribitAdapter()
     events: list[Any] = []
     feed = Feed(adapter, events.append)
     feed.step_snapshots = step
-    sub = Subscription("deribit", Channel.BOOK, "BTC-USD-PERP")
-    feed.add_book(sub)
-    adapter.subscribe([sub])
+    subs = [Subscription("deribit", Channel.BOOK, symbol) for symbol in symbols]
+    for sub in subs:
+        feed.add_book(sub)
+    adapter.subscribe(subs)
     return feed, events
 
 

@@ -43,6 +43,7 @@ async def test_scrape_the_real_endpoint() -> None:
         last = mock.update_id("BTC-USDT")
         await collect_until(stream, lambda e: getattr(e, "seq", None) == last)
         mux._metrics_tick()  # a second of metrics: the per-channel flow baselines exist
+        mux.connections()[0].feed.stats.snapshot_reasks = 2  # as if a stream snapshot was asked for twice
         server = mux.serve_metrics(0)
         assert server.host == "127.0.0.1" and server.port > 0
         async with httpx.AsyncClient() as client:
@@ -53,6 +54,8 @@ async def test_scrape_the_real_endpoint() -> None:
         labels = (("conn", str(conn.conn_id)), ("venue", "binance"))
         assert got["wsmux_frames_total", labels] == conn.feed.stats.frames > 0
         assert got["wsmux_events_total", labels] == conn.feed.stats.events
+        assert got["wsmux_snapshot_reasks_total", labels] == 2
+        assert mux.health().venue("binance").counters["snapshot_reasks"] == 2  # type: ignore[union-attr]
         assert got["wsmux_connection_up", (*labels[:1], ("state", "open"), labels[1])] == 1.0
         assert got["wsmux_book_valid", (("integrity", "sequence"), ("symbol", "BTC-USDT"), ("venue", "binance"))] == 1
         assert got["wsmux_scrape_stale", ()] == 0.0

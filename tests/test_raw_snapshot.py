@@ -174,14 +174,16 @@ def test_a_bad_row_is_reported_and_the_book_stays_invalid(levels: int, bad: dict
     assert not feed.syncs["BTC-USD"].valid and len(feed.syncs["BTC-USD"].book) == 0
     assert BookSnapshot not in [type(e) for e in events]
     reports = [e for e in events if isinstance(e, Error | Gap)]
-    assert len(reports) == 1
-    (report,) = reports
+    report = reports[0]
     if isinstance(report, Error):  # a row that is not a number: the build raised
         assert report.kind is ErrorKind.MALFORMED and report.symbol == "BTC-USD"
         assert report.message.startswith("BookSnapshot could not be processed")  # the public name, not RawSnapshot
+        (reask,) = reports[1:]  # the venue is asked again at once: the subscription's snapshot failed
+        assert isinstance(reask, Error) and reask.kind is ErrorKind.SNAPSHOT and "asking again" in reask.message
     else:  # a number the book refuses: the snapshot is bad data, and the venue is asked for another
+        assert len(reports) == 1
         assert report.symbol == "BTC-USD" and "bad price or size" in (report.detail or "")
-        assert any(isinstance(action, Send) for action in actions)
+    assert any(isinstance(action, Send) for action in actions)
     feed.on_frame(advanced_snapshot(10, seq=2), 2)  # the next good snapshot syncs it
     assert feed.syncs["BTC-USD"].valid
 

@@ -35,6 +35,20 @@ follow it on the stream are buffered meanwhile and replayed on top of it.
 Order-by-order (L3) books are kept beside the L2 ones (:meth:`Feed.add_l3`),
 keyed by symbol, with their own REST snapshot (``FetchSnapshot.channel`` is
 ``Channel.L3``; see :mod:`wsmux.book._l3sync`).
+
+A book whose snapshot the *stream* brings (a stream-snapshot rule, or HTX's
+``req`` answer) is re-synced by asking the venue again (``Send`` of
+:meth:`~wsmux.Adapter.resync_messages`). The venue may drop that request or
+answer with a snapshot that cannot be read or applied, while the diffs go on:
+so an update that arrives for such a waiting book checks how long ago the
+snapshot was last asked for and, past :attr:`Feed.snapshot_wait_ns` of
+receive time, asks again (a *re-ask*: an ``Error`` of kind ``SNAPSHOT``,
+counted in :attr:`FeedStats.snapshot_reasks`). A stream snapshot that fails
+on a waiting book asks again at once when that much time has passed since
+the last ask, else the next update does once it has: at most one ask per
+interval per book, whatever the venue sends. A book holding the diffs that
+follow a snapshot being built in steps waits for no snapshot and is never
+re-asked. Time is the frames' ``recv_ns``: no clock, no timer.
 """
 
 from __future__ import annotations
@@ -47,7 +61,16 @@ import attrs
 
 from wsmux._reliability.quality import Quality, QualityGate
 from wsmux.adapter import Adapter, HttpRequest, Outgoing, Reply
-from wsmux.book import SNAPSHOT_STEP_LEVELS, BookSync, Diff, OrderBook, RawSnapshot, SnapshotJob, Verdict
+from wsmux.book import (
+    SNAPSHOT_STEP_LEVELS,
+    BookSync,
+    Diff,
+    OrderBook,
+    RawSnapshot,
+    SnapshotJob,
+    SnapshotSource,
+    Verdict,
+)
 from wsmux.book._l3sync import L3Sync
 from wsmux.book._sync import public_name
 from wsmux.book.l3 import L3Book
@@ -76,7 +99,14 @@ from wsmux.model import (
 )
 from wsmux.subscriptions import Subscription
 
-__all__ = ["BuildSnapshot", "FetchSnapshot", "Feed", "FeedStats", "Send", "number_text_problem"]
+__all__ = ["SNAPSHOT_WAIT_NS", "BuildSnapshot", "FetchSnapshot", "Feed", "FeedStats", "Send", "number_text_problem"]
+
+SNAPSHOT_WAIT_NS = 10_000_000_000
+"""The default :attr:`Feed.snapshot_wait_ns`: 10 s of receive time. Venues
+answer a subscribe with the snapshot within a round trip (well under a
+second; bitFlyer re-sends its board every few seconds anyway), so 10 s is far
+beyond a slow answer, still brings a stuck book back within seconds, and
+limits a venue that never answers to one request per book every 10 s."""
 
 _APPLIED = Verdict.APPLIED
 _BOOK_UPDATE = layout_of(BookUpdate)
@@ -85,6 +115,7 @@ _TS_FUTURE = Quality.TS_FUTURE
 _TS_PAST = Quality.TS_PAST
 _GATED: frozenset[type] = frozenset({Trade, Quote, Funding, OpenInterest, Liquidation})
 _BUFFERED = Verdict.BUFFERED
+_IGNORED = Verdict.IGNORED
 _ESCAPE_MARK: dict[type, Any] = {str: "\\u", bytes: b"\\u", bytearray: b"\\u", memoryview: b"\\u"}
 # One character/byte each, looked for first: ``int in bytes`` is a memchr,
 # while ``bytes in bytes`` first tries the needle as an int and raises and
@@ -191,6 +222,23 @@ Action = Send | FetchSnapshot | BuildSnapshot
 
 
 @attrs.define(slots=True)
+class _SnapshotWait:
+    """A book waiting for a snapshot its stream must bring (receive times, ns).
+
+    Made when the book asks the venue for its snapshot (a resync) or, when
+    that ask went out with no frame to time it (the subscription itself, or a
+    reconnect), when the first update for the waiting book arrives; dropped
+    when the book syncs (and on disconnect and unsubscribe)."""
+
+    since_ns: int
+    """The wait began (its first known ask)."""
+    asked_ns: int
+    """The last ask: a resync or a re-ask."""
+    reasks: int = 0
+    """Re-asks during this wait."""
+
+
+@attrs.define(slots=True)
 class FeedStats:
     """Counters of one feed (cumulative over reconnects)."""
 
@@ -202,6 +250,9 @@ class FeedStats:
     snapshot_failures: int = 0
     gaps: int = 0
     resyncs: int = 0
+    snapshot_reasks: int = 0
+    """Snapshots asked for again because a waiting book's stream snapshot did
+    not come (or failed) within :attr:`Feed.snapshot_wait_ns`."""
 
 
 class Feed:
@@ -260,6 +311,14 @@ class Feed:
         :class:`BuildSnapshot` action) instead of inside :meth:`on_frame`.
         Off by default, so a replay or a test applies every snapshot at once,
         in frame order; live connections turn it on."""
+        self.snapshot_wait_ns = SNAPSHOT_WAIT_NS
+        """How long (``recv_ns`` time) a book waiting for a snapshot its
+        stream must bring goes without one, after the last ask, before it asks
+        again (see the module docstring). One value for every book of the
+        feed: a venue's snapshot comes within a round trip of the ask, so the
+        bound is about a venue that dropped the ask, not about its rules."""
+        self._waits: dict[tuple[Channel, str], _SnapshotWait] = {}
+        """The books waiting for a snapshot their stream must bring, by (channel, symbol)."""
 
     # --- subscriptions ----------------------------------------------------------
 
@@ -280,6 +339,7 @@ class Feed:
         self.book_subs.pop(symbol, None)
         self._fetching.discard(symbol)
         self._building.pop(symbol, None)
+        self._waits.pop((Channel.BOOK, symbol), None)
         if sync is not None:
             sync.invalidate()
 
@@ -295,6 +355,7 @@ class Feed:
         sync = self.l3_syncs.pop(symbol, None)
         self.l3_subs.pop(symbol, None)
         self._l3_fetching.discard(symbol)
+        self._waits.pop((Channel.L3, symbol), None)
         if sync is not None:
             sync.invalidate()
 
@@ -385,8 +446,10 @@ class Feed:
                             if (drift > gate._future_ns or drift < gate._neg_past_ns) and self.on_quality is not None:
                                 self.on_quality(event, gate.ts_verdict(ts, recv_ns))  # type: ignore[arg-type]
                         sink(event)  # type: ignore[arg-type]
+                    elif verdict is _IGNORED:  # waiting for the stream's snapshot: has it been too long?
+                        self._waiting(Channel.BOOK, symbol, recv_ns)
                     elif verdict is _BUFFERED:
-                        self._want_snapshot(symbol)
+                        self._want_snapshot(symbol, recv_ns)
                     elif verdict.broken:
                         self._broken(symbol, sync, verdict, recv_ns)
                 elif cls is BookSnapshot or cls is RawSnapshot:
@@ -496,6 +559,7 @@ class Feed:
         self._fetching.clear()
         self._building.clear()
         self._l3_fetching.clear()
+        self._waits.clear()  # the reconnect subscribes again, at a time no frame tells yet
         if self.gate is not None:
             self.gate.reset_seq()
         self.poisoned = False
@@ -541,7 +605,9 @@ class Feed:
 
     def _event_failed(self, event: object, exc: Exception, recv_ns: int) -> None:
         """Processing ``event`` raised: report it, and if it belonged to a
-        book, that book can no longer be vouched for (Gap BAD_DATA, resync)."""
+        book, that book can no longer be vouched for (Gap BAD_DATA, resync).
+        A snapshot that failed on a book already waiting for one asks again
+        when the last ask is due (:meth:`_snapshot_failed`)."""
         self.stats.parse_errors += 1
         symbol = getattr(event, "symbol", None)
         self.sink(
@@ -565,6 +631,8 @@ class Feed:
             sync.expected = sync.received = None
             sync.detail = f"{type(exc).__name__} while applying {public_name(type(event))}"
             self._broken(symbol, sync, Verdict.BAD_DATA, recv_ns, channel)
+        elif isinstance(event, BookSnapshot | RawSnapshot | L3Snapshot) and self._asks_on_stream(channel, symbol):
+            self._snapshot_failed(channel, symbol, recv_ns)
 
     def _auto_book(self, symbol: str, recv_ns: int) -> BookSync | None:
         if not self.auto_books:
@@ -605,13 +673,19 @@ class Feed:
         named = [symbol for symbol, length in found.items() if length == longest]
         return named[0] if len(named) == 1 else None
 
-    def _want_snapshot(self, symbol: str) -> None:
+    def _want_snapshot(self, symbol: str, recv_ns: int) -> None:
+        """A book buffers diffs: fetch its REST snapshot unless one is on its way."""
         if symbol in self._fetching or symbol in self._building:
             return
         request = self.adapter.snapshot_request(symbol, self.book_subs[symbol].depth)
         if request is not None:
             self._fetching.add(symbol)
             self.actions.append(FetchSnapshot(symbol, request))
+        elif self.syncs[symbol].rule.snapshot is SnapshotSource.REST:
+            # buffered for a snapshot the stream brings on request (HTX ``req``). A
+            # stream-rule book buffers only the diffs after a snapshot being built:
+            # it waits for no snapshot then.
+            self._waiting(Channel.BOOK, symbol, recv_ns)
 
     def _snapshot(self, snapshot: BookSnapshot | RawSnapshot, recv_ns: int) -> None:
         symbol = snapshot.symbol
@@ -648,6 +722,7 @@ class Feed:
 
     def _snapshot_verdict(self, symbol: str, sync: BookSync, verdict: Verdict, recv_ns: int) -> None:
         if verdict is Verdict.SYNCED:
+            self._waits.pop((Channel.BOOK, symbol), None)
             book = sync.book
             self.stats.resyncs += 1
             self.stats.events += 2
@@ -657,9 +732,9 @@ class Feed:
         elif verdict is Verdict.REFETCH:
             if self.adapter.snapshot_request(symbol, self.book_subs[symbol].depth) is None:
                 # a snapshot requested on the stream (HTX ``req``): ask again there
-                self.actions.append(Send(tuple(self.adapter.resync_messages(self.book_subs[symbol]))))
+                self._ask_on_stream(Channel.BOOK, symbol, recv_ns)
             else:
-                self._want_snapshot(symbol)
+                self._want_snapshot(symbol, recv_ns)
         elif verdict.broken:
             self._broken(symbol, sync, verdict, recv_ns)
 
@@ -667,22 +742,91 @@ class Feed:
         self, symbol: str, sync: BookSync | L3Sync, verdict: Verdict, recv_ns: int, channel: Channel = Channel.BOOK
     ) -> None:
         """Report a broken verdict as a Gap (the sync already invalidated the
-        book) and start the venue's resync for that book."""
+        book) and start the venue's resync for that book (a book that already
+        waits for a snapshot from its stream asks at most once per interval:
+        :meth:`_ask_due`)."""
         self.stats.gaps += 1
         self.sink(
             Gap(self.venue, symbol, channel, verdict.gap_reason, sync.expected, sync.received, recv_ns, sync.detail)
         )
         if channel is Channel.L3:
-            self._l3_resync(symbol)
+            self._l3_resync(symbol, recv_ns)
         else:
-            self._resync(symbol)
+            self._resync(symbol, recv_ns)
 
-    def _resync(self, symbol: str) -> None:
+    def _resync(self, symbol: str, recv_ns: int) -> None:
         if self.adapter.snapshot_request(symbol, self.book_subs[symbol].depth) is not None:
             # REST venue: the next buffered update triggers the fetch, which
             # guarantees the snapshot is taken after buffering began.
             return
-        self.actions.append(Send(tuple(self.adapter.resync_messages(self.book_subs[symbol]))))
+        if self._ask_due(Channel.BOOK, symbol, recv_ns):
+            self._ask_on_stream(Channel.BOOK, symbol, recv_ns)
+
+    # --- snapshots the stream must bring: ask, wait, ask again ----------------------------
+
+    def _asks_on_stream(self, channel: Channel, symbol: str) -> bool:
+        """True if the book's snapshot comes on the stream when asked for there."""
+        if channel is Channel.L3:
+            l3sync = self.l3_syncs.get(symbol)
+            return l3sync is not None and not l3sync.rest
+        sub = self.book_subs.get(symbol)
+        return sub is not None and self.adapter.snapshot_request(symbol, sub.depth) is None
+
+    def _ask_due(self, channel: Channel, symbol: str, recv_ns: int) -> bool:
+        """False while a waiting book's last ask is younger than :attr:`snapshot_wait_ns`.
+
+        A book that breaks again while it waits (its snapshot was refused: a
+        bad level, crossed, a checksum; a hole in the diffs held for it) then
+        asks no sooner: the first update past the interval asks again
+        (:meth:`_waiting`), so a venue that keeps sending bad snapshots is
+        asked at most once per interval. A book that was valid has no wait:
+        it asks at once."""
+        wait = self._waits.get((channel, symbol))
+        return wait is None or recv_ns - wait.asked_ns >= self.snapshot_wait_ns
+
+    def _ask_on_stream(self, channel: Channel, symbol: str, recv_ns: int) -> None:
+        """Send the venue's resync messages for a book; its wait is timed from now."""
+        wait = self._waits.get((channel, symbol))
+        if wait is None:
+            self._waits[(channel, symbol)] = _SnapshotWait(recv_ns, recv_ns)
+        else:
+            wait.asked_ns = recv_ns
+        sub = self.l3_subs[symbol] if channel is Channel.L3 else self.book_subs[symbol]
+        self.actions.append(Send(tuple(self.adapter.resync_messages(sub))))
+
+    def _waiting(self, channel: Channel, symbol: str, recv_ns: int) -> None:
+        """An update arrived for a book waiting for a snapshot its stream must
+        bring: ask again once the last ask is :attr:`snapshot_wait_ns` old."""
+        wait = self._waits.get((channel, symbol))
+        if wait is None:  # asked when subscribing, at a time no frame told: time it from here
+            self._waits[(channel, symbol)] = _SnapshotWait(recv_ns, recv_ns)
+            return
+        waited = recv_ns - wait.asked_ns
+        if waited >= self.snapshot_wait_ns:
+            self._reask(channel, symbol, wait, "still no snapshot", recv_ns)
+        elif waited < 0:  # the receive clock (wall time) stepped back: count the interval from here
+            wait.asked_ns = recv_ns
+
+    def _snapshot_failed(self, channel: Channel, symbol: str, recv_ns: int) -> None:
+        """The snapshot the stream brought a waiting book failed: ask again now
+        if the last ask is due (or untimed: the subscription's own), else leave
+        it to :meth:`_waiting`."""
+        if self._ask_due(channel, symbol, recv_ns):
+            self._reask(channel, symbol, self._waits.get((channel, symbol)), "its snapshot failed", recv_ns)
+
+    def _reask(self, channel: Channel, symbol: str, wait: _SnapshotWait | None, why: str, recv_ns: int) -> None:
+        """Ask the venue again for a waiting book's snapshot, and say so."""
+        if wait is None:
+            wait = self._waits[(channel, symbol)] = _SnapshotWait(recv_ns, recv_ns)
+            waited = "since it was subscribed"
+        else:
+            since_s, asked_s = (recv_ns - wait.since_ns) / 1e9, (recv_ns - wait.asked_ns) / 1e9
+            waited = f"for {since_s:.1f} s, last asked {asked_s:.1f} s ago"
+        wait.reasks += 1
+        self.stats.snapshot_reasks += 1
+        text = f"{channel.value} {symbol}: {why}; invalid {waited}; asking again (re-ask {wait.reasks})"
+        self.sink(Error(self.venue, symbol, ErrorKind.SNAPSHOT, text, recv_ns))
+        self._ask_on_stream(channel, symbol, recv_ns)
 
     def _venue_gap(self, gap: Gap, recv_ns: int) -> None:
         """The adapter found a gap it alone can see (e.g. a connection-wide
@@ -696,7 +840,7 @@ class Feed:
                 l3sync.invalidate()
                 self.stats.gaps += 1
                 self.sink(evolve(gap, symbol=symbol))
-                self._l3_resync(symbol)
+                self._l3_resync(symbol, recv_ns)
         elif gap.channel is Channel.BOOK:
             targets = list(self.syncs) if gap.symbol == "" else [gap.symbol]
             for symbol in targets:
@@ -706,7 +850,7 @@ class Feed:
                 sync.invalidate()
                 self.stats.gaps += 1
                 self.sink(evolve(gap, symbol=symbol))
-                self._resync(symbol)
+                self._resync(symbol, recv_ns)
         else:
             self.stats.gaps += 1
             self.sink(gap)
@@ -725,6 +869,8 @@ class Feed:
             self.sink(event)
         elif verdict is Verdict.BUFFERED:
             self._want_l3_snapshot(symbol)
+        elif verdict is Verdict.IGNORED:  # waiting for the stream's snapshot: has it been too long?
+            self._waiting(Channel.L3, symbol, recv_ns)
         elif verdict.broken:
             self._broken(symbol, l3sync, verdict, recv_ns, Channel.L3)
 
@@ -736,6 +882,7 @@ class Feed:
             return
         verdict, replayed = l3sync.on_snapshot(snapshot)
         if verdict is Verdict.SYNCED:
+            self._waits.pop((Channel.L3, symbol), None)
             sink = self.sink
             self.stats.resyncs += 1
             self.stats.events += 2 + len(replayed)
@@ -767,7 +914,7 @@ class Feed:
             self._l3_fetching.add(symbol)
             self.actions.append(FetchSnapshot(symbol, request, Channel.L3))
 
-    def _l3_resync(self, symbol: str) -> None:
+    def _l3_resync(self, symbol: str, recv_ns: int) -> None:
         l3sync = self.l3_syncs[symbol]
         if l3sync.rest:
             # The next buffered update asks for the snapshot; a gap keeps the
@@ -775,4 +922,5 @@ class Feed:
             if l3sync.buffered:
                 self._want_l3_snapshot(symbol)
             return
-        self.actions.append(Send(tuple(self.adapter.resync_messages(self.l3_subs[symbol]))))
+        if self._ask_due(Channel.L3, symbol, recv_ns):
+            self._ask_on_stream(Channel.L3, symbol, recv_ns)

@@ -228,7 +228,9 @@ class ErrorKind(_Enum):
     VENUE_ERROR = "venue_error"
     """The venue reported an error (e.g. a rejected subscription)."""
     SNAPSHOT = "snapshot"
-    """A REST snapshot request failed."""
+    """A snapshot could not be had: a REST snapshot request failed, or a book
+    waiting for a snapshot its stream must bring got none (or only one that
+    failed) within 10 s of asking, and the venue is asked again."""
     TRANSPORT = "transport"
     """The connection failed."""
     CALLBACK = "callback"

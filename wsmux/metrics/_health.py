@@ -16,7 +16,17 @@ if TYPE_CHECKING:
 
 __all__ = ["venue_health"]
 
-_FEED_COUNTERS = ("frames", "bytes", "events", "parse_errors", "gaps", "resyncs", "snapshot_failures", "unknown_book")
+_FEED_COUNTERS = (
+    "frames",
+    "bytes",
+    "events",
+    "parse_errors",
+    "gaps",
+    "resyncs",
+    "snapshot_failures",
+    "snapshot_reasks",
+    "unknown_book",
+)
 _CONN_COUNTERS = (
     "connects",
     "reconnects",

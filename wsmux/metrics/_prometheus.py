@@ -136,6 +136,7 @@ def _families(snap: Snapshot) -> Iterator[Any]:
         "gaps": "book and sequence gaps",
         "resyncs": "books (re)synced from a snapshot",
         "snapshot_failures": "REST snapshots that failed",
+        "snapshot_reasks": "stream snapshots asked for again (none came, or it failed, in time)",
     }
     conn_counters = {
         "reconnects": "reconnections",
