@@ -10,7 +10,7 @@ memory per book, and depth reads.
   target: under 5 ms for 5,000 levels). The connection yields to the loop
   between steps, so other venues' frames go through in between.
 * **stream resync** — a snapshot the venue's *stream* sends (the full-book
-  venues: Coinbase, BitMEX, Deribit, Kraken Futures; their mock's frame at
+  venues: Coinbase, BitMEX, Gemini v2, Deribit, Kraken Futures; their mock's frame at
   N levels a side), as a live connection handles it (``Feed.step_snapshots``):
   *frame* is ``on_frame`` of the snapshot frame (JSON and the adapter's
   parse, which cannot be split, and the build begun), *max step* the longest
@@ -90,7 +90,7 @@ def resync_steps_ms(levels: int) -> list[float]:
     return durations
 
 
-STREAM_VENUES = ("coinbase-advanced", "bitmex", "deribit", "kraken-futures")
+STREAM_VENUES = ("coinbase-advanced", "bitmex", "gemini-v2", "deribit", "kraken-futures")
 
 
 def stream_snapshot_frame(venue: str, levels: int) -> tuple[Any, bytes | str]:

@@ -11,6 +11,10 @@ or future per message. :class:`PicowsTransport` adapts it to the
 * received messages wait in a queue; above ``max_queue`` messages the socket
   stops reading (TCP pushes back on the venue) until ``recv`` drains it to
   half, so a slow consumer never makes the process grow without bound;
+* in push mode (:meth:`_PicowsConn.start_push`) each message goes to the
+  frame handler as it is parsed; pausing reading also holds the frames
+  already parsed from the same read, so nothing reaches the handler after
+  the message that paused;
 * WebSocket pings from the venue are answered by ``picows``
   (``enable_auto_pong``); with ``ws_ping_interval`` set, the client pings
   after that many idle seconds and drops the connection when no pong comes
