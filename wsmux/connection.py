@@ -212,14 +212,18 @@ class WebsocketsTransport:
         """A :class:`~wsmux.transports._websockets_push.PushWebSocket`, or None
         where websockets' client must open this URL (a proxy, a redirect)."""
         from websockets.exceptions import InvalidStatus
-        from websockets.proxy import get_proxy
         from websockets.uri import parse_uri
 
         from wsmux.transports._websockets_push import open_push_websocket
 
         uri = parse_uri(url)
-        if get_proxy(uri) is not None:
-            return None
+        try:
+            from websockets.proxy import get_proxy  # websockets >= 15, whose client honours proxies
+        except ImportError:  # older clients connect directly too
+            pass
+        else:
+            if get_proxy(uri) is not None:
+                return None
         try:
             return await open_push_websocket(
                 uri, max_size=self.max_size, ping_interval=ws_ping_interval, text_as_bytes=text_as_bytes
