@@ -257,6 +257,24 @@ async def test_push_mode_hands_nothing_over_after_the_message_that_paused_readin
     assert got[-1] == b"e" and not listener.queue
 
 
+async def test_a_handler_that_stops_the_loop_gets_nothing_more() -> None:
+    """SystemExit from the handler propagates (it stops the event loop), and the
+    connection ends: a loop run again to clean up hands the handler nothing more."""
+    listener, conn, transport = make()
+    got: list[bytes | str] = []
+
+    def exits(payload: bytes | str) -> None:
+        got.append(payload)
+        raise SystemExit(3)
+
+    conn.start_push(exits)
+    with pytest.raises(SystemExit):
+        listener.on_ws_frame(listener.transport, frame(WSMsgType.TEXT, b"a"))
+    listener.on_ws_frame(listener.transport, frame(WSMsgType.TEXT, b"b"))
+    assert got == [b"a"] and transport.is_disconnected
+    assert listener.closed == "protocol error: frame handler stopped the event loop"
+
+
 async def test_push_handler_errors_fail_the_connection_and_wait_closed_says_why() -> None:
     listener, conn, transport = make()
 

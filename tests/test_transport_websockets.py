@@ -278,6 +278,35 @@ async def test_nothing_reaches_the_handler_after_the_message_that_paused_reading
         await conn.close()
 
 
+async def test_a_handler_that_stops_the_loop_gets_nothing_more() -> None:
+    """SystemExit from the handler propagates out of the socket callback (it
+    stops the event loop) and ends the connection: a loop run again to clean up
+    (the sync facade's) hands the handler nothing more."""
+    release = asyncio.Event()
+
+    async def quiet(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await accept_by_hand(reader, writer)
+        await release.wait()
+        writer.close()
+
+    srv = await asyncio.start_server(quiet, "127.0.0.1", 0)
+    async with srv:
+        port = srv.sockets[0].getsockname()[1]
+        conn = await open_push(f"ws://127.0.0.1:{port}/")
+        got: list[bytes | str] = []
+
+        def exits(message: bytes | str) -> None:
+            got.append(message)
+            raise SystemExit(3)
+
+        conn.start_push(exits)
+        with pytest.raises(SystemExit):  # the chunk the socket would hand over, two messages in it
+            conn.data_received(text_frame(b"one") + text_frame(b"two"))
+        assert got == [b"one"] and conn.closed == "frame handler stopped the event loop"
+        release.set()
+        await conn.close()
+
+
 async def test_a_refused_handshake_is_a_transport_error_that_names_the_status() -> None:
     def refuse(connection: ServerConnection, request: Request) -> Response:
         return connection.respond(HTTPStatus.FORBIDDEN, "geo-blocked\n")

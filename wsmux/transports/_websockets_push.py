@@ -279,6 +279,9 @@ class PushWebSocket(asyncio.Protocol):
             push(payload)
         except Exception as exc:  # the consumer's bug must not break the socket callback
             self._handler_failed(exc)
+        except BaseException:  # SystemExit, KeyboardInterrupt: let it stop the loop, deliver nothing more
+            self._handler_stopped()
+            raise
 
     def _enqueue(self, payload: bytes | str) -> None:
         queue = self._queue
@@ -302,12 +305,22 @@ class PushWebSocket(asyncio.Protocol):
                 handler(queue.popleft())
             except Exception as exc:
                 self._handler_failed(exc)
+            except BaseException:
+                self._handler_stopped()
+                raise
         if not self._paused:
             self._push = self._handler
 
     def _handler_failed(self, exc: Exception) -> None:
         self._handler = self._push = None
         self._drop(f"frame handler raised {type(exc).__name__}: {exc}")
+
+    def _handler_stopped(self) -> None:
+        """The handler raised SystemExit or KeyboardInterrupt, which stops the
+        event loop: the connection ends here, so that a loop run again to
+        clean up (the sync facade's) does not hand the handler more messages."""
+        self._handler = self._push = None
+        self._drop("frame handler stopped the event loop")
 
     def _resume_socket(self) -> None:
         transport = self._transport

@@ -133,6 +133,9 @@ class _Listener(WSListener):  # type: ignore[misc,unused-ignore]  # Any when pic
                 push(payload)
             except Exception as exc:  # the consumer's bug must not kill picows' protocol callback
                 self._handler_failed(exc)
+            except BaseException:  # SystemExit, KeyboardInterrupt: let it stop the loop, deliver nothing more
+                self._handler_stopped()
+                raise
             return
         queue = self.queue
         queue.append(payload)
@@ -156,6 +159,9 @@ class _Listener(WSListener):  # type: ignore[misc,unused-ignore]  # Any when pic
                 handler(queue.popleft())
             except Exception as exc:
                 self._handler_failed(exc)
+            except BaseException:
+                self._handler_stopped()
+                raise
         if not self.reading_paused:
             self.push = self.handler
 
@@ -163,6 +169,14 @@ class _Listener(WSListener):  # type: ignore[misc,unused-ignore]  # Any when pic
         self.handler = self.push = None
         if self.transport is not None:
             self._fail(self.transport, f"frame handler raised {type(exc).__name__}: {exc}")
+
+    def _handler_stopped(self) -> None:
+        """The handler raised SystemExit or KeyboardInterrupt, which stops the
+        event loop: the connection ends here, so that a loop run again to
+        clean up does not hand the handler more frames."""
+        self.handler = self.push = None
+        if self.transport is not None:
+            self._fail(self.transport, "frame handler stopped the event loop")
 
     def _wake(self) -> None:
         if self.closed is not None:
