@@ -41,7 +41,6 @@ States (``websockets.protocol.State``)::
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import os
 import ssl
@@ -57,6 +56,7 @@ from websockets.uri import WebSocketURI
 
 from wsmux.adapter import Outgoing
 from wsmux.errors import ConnectionClosed
+from wsmux.transports._delivery import Delivery
 
 __all__ = ["CLOSE_TIMEOUT", "PushWebSocket", "open_push_websocket"]
 
@@ -90,13 +90,8 @@ class PushWebSocket(asyncio.Protocol):
         self.closed: str | None = None
         """Why the connection ended (None while open)."""
         self._closed_event = asyncio.Event()
-        self._handler: Callable[[bytes | str], None] | None = None
-        """The frame callback of push mode (:meth:`start_push`)."""
-        self._push: Callable[[bytes | str], None] | None = None
-        """The handler while messages may go to it; None queues them (before
-        push mode, and while reading is paused)."""
-        self._paused = False
-        self._queue: collections.deque[bytes | str] = collections.deque()
+        self._delivery = Delivery(self._drop)
+        """The frame handler of push mode, or the messages held (see :mod:`._delivery`)."""
         self._waiter: asyncio.Future[None] | None = None
         self._queue_paused = False
         self._fragments: list[bytes] | None = None
@@ -167,9 +162,9 @@ class PushWebSocket(asyncio.Protocol):
     def start_push(self, on_frame: Callable[[bytes | str], None]) -> None:
         """From now on hand every message to ``on_frame`` as it is parsed;
         messages already queued go first, in order."""
-        self._handler = on_frame
-        self._drain()
-        if self._queue_paused and not self._paused:
+        delivery = self._delivery
+        delivery.start(on_frame)
+        if self._queue_paused and not delivery.paused:
             self._queue_paused = False
             self._resume_socket()
 
@@ -178,21 +173,20 @@ class PushWebSocket(asyncio.Protocol):
         back on the venue). Messages of the chunk being parsed that the handler
         has not seen yet wait, and go first on :meth:`resume_reading`: nothing
         more reaches it after the message that paused."""
-        self._paused = True
-        self._push = None
+        self._delivery.pause()
         transport = self._transport
         if transport is not None and not transport.is_closing():
             transport.pause_reading()
 
     def resume_reading(self) -> None:
-        self._paused = False
-        self._drain()
-        if not self._paused:
+        delivery = self._delivery
+        delivery.resume()
+        if not delivery.paused:
             self._resume_socket()
 
     async def recv(self) -> bytes | str:
         """The next message (before :meth:`start_push`)."""
-        queue = self._queue
+        queue = self._delivery.queue
         while not queue:
             if self.closed is not None:
                 raise ConnectionClosed(self.closed)
@@ -271,56 +265,15 @@ class PushWebSocket(asyncio.Protocol):
     # --- internals -------------------------------------------------------------------
 
     def _deliver(self, payload: bytes | str) -> None:
-        push = self._push  # read per message: the handler may have paused reading
-        if push is None:
-            self._enqueue(payload)
+        """To the handler, or held (before push mode, while reading is paused)."""
+        if self._delivery.put(payload):
             return
-        try:
-            push(payload)
-        except Exception as exc:  # the consumer's bug must not break the socket callback
-            self._handler_failed(exc)
-        except BaseException:  # SystemExit, KeyboardInterrupt: let it stop the loop, deliver nothing more
-            self._handler_stopped()
-            raise
-
-    def _enqueue(self, payload: bytes | str) -> None:
-        queue = self._queue
-        queue.append(payload)
-        if self._handler is None and len(queue) >= _MAX_QUEUE and not self._queue_paused:
+        if self._delivery.handler is None and len(self._delivery.queue) >= _MAX_QUEUE and not self._queue_paused:
             self._queue_paused = True  # before push mode: until recv() drains half
             transport = self._transport
             if transport is not None and not transport.is_closing():
                 transport.pause_reading()
         self._wake()
-
-    def _drain(self) -> None:
-        """Push mode: hand queued messages over until the handler pauses
-        reading; then (not paused) messages go straight to it again."""
-        queue = self._queue
-        while queue and not self._paused:
-            handler = self._handler
-            if handler is None:  # it raised: the connection is being dropped
-                return
-            try:
-                handler(queue.popleft())
-            except Exception as exc:
-                self._handler_failed(exc)
-            except BaseException:
-                self._handler_stopped()
-                raise
-        if not self._paused:
-            self._push = self._handler
-
-    def _handler_failed(self, exc: Exception) -> None:
-        self._handler = self._push = None
-        self._drop(f"frame handler raised {type(exc).__name__}: {exc}")
-
-    def _handler_stopped(self) -> None:
-        """The handler raised SystemExit or KeyboardInterrupt, which stops the
-        event loop: the connection ends here, so that a loop run again to
-        clean up (the sync facade's) does not hand the handler more messages."""
-        self._handler = self._push = None
-        self._drop("frame handler stopped the event loop")
 
     def _resume_socket(self) -> None:
         transport = self._transport

@@ -35,7 +35,6 @@ Install with ``pip install 'wsmux[fast]'`` and select it per multiplexer::
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 from collections.abc import Callable
 from typing import Any
@@ -54,6 +53,7 @@ from picows import (
 from wsmux.adapter import Outgoing
 from wsmux.connection import TransportConnection
 from wsmux.errors import ConnectionClosed, ConnectTimeout, TransportError
+from wsmux.transports._delivery import Delivery
 
 __all__ = ["PicowsTransport"]
 
@@ -67,7 +67,9 @@ class _Listener(WSListener):  # type: ignore[misc,unused-ignore]  # Any when pic
     """Collects the messages of one connection for :class:`_PicowsConn`."""
 
     def __init__(self, max_queue: int, text_as_bytes: bool) -> None:
-        self.queue: collections.deque[bytes | str] = collections.deque()
+        self.delivery = Delivery(self._handler_failed)
+        """The frame handler of push mode, or the messages held (see :mod:`._delivery`)."""
+        self.queue = self.delivery.queue
         self.text_as_bytes = text_as_bytes
         self.waiter: asyncio.Future[None] | None = None
         self.closed: str | None = None
@@ -78,12 +80,6 @@ class _Listener(WSListener):  # type: ignore[misc,unused-ignore]  # Any when pic
         self.paused = False
         self.pauses = 0
         """How many times the queue filled and reading stopped (backpressure)."""
-        self.handler: Callable[[bytes | str], None] | None = None
-        """Push mode's frame callback (:meth:`_PicowsConn.start_push`)."""
-        self.push: Callable[[bytes | str], None] | None = None
-        """The handler while messages may go straight to it; None queues them
-        (before push mode, and while reading is paused)."""
-        self.reading_paused = False
         self.closed_event = asyncio.Event()
 
     def on_ws_connected(self, transport: WSTransport) -> None:
@@ -127,19 +123,11 @@ class _Listener(WSListener):  # type: ignore[misc,unused-ignore]  # Any when pic
         self._wake()
 
     def _push(self, payload: bytes | str) -> None:
-        push = self.push
-        if push is not None:
-            try:
-                push(payload)
-            except Exception as exc:  # the consumer's bug must not kill picows' protocol callback
-                self._handler_failed(exc)
-            except BaseException:  # SystemExit, KeyboardInterrupt: let it stop the loop, deliver nothing more
-                self._handler_stopped()
-                raise
+        delivery = self.delivery
+        if delivery.put(payload):
             return
-        queue = self.queue
-        queue.append(payload)
-        if self.handler is None and len(queue) >= self.max_queue and not self.paused and self.transport is not None:
+        before_push = delivery.handler is None
+        if before_push and len(self.queue) >= self.max_queue and not self.paused and self.transport is not None:
             self.paused = True
             self.pauses += 1
             self.transport.underlying_transport.pause_reading()
@@ -147,36 +135,9 @@ class _Listener(WSListener):  # type: ignore[misc,unused-ignore]  # Any when pic
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
-    def drain(self) -> None:
-        """Push mode: hand queued messages over until the handler pauses
-        reading; then (not paused) messages go straight to it again."""
-        queue = self.queue
-        while queue and not self.reading_paused:
-            handler = self.handler
-            if handler is None:  # it raised: the connection is being dropped
-                return
-            try:
-                handler(queue.popleft())
-            except Exception as exc:
-                self._handler_failed(exc)
-            except BaseException:
-                self._handler_stopped()
-                raise
-        if not self.reading_paused:
-            self.push = self.handler
-
-    def _handler_failed(self, exc: Exception) -> None:
-        self.handler = self.push = None
+    def _handler_failed(self, reason: str) -> None:
         if self.transport is not None:
-            self._fail(self.transport, f"frame handler raised {type(exc).__name__}: {exc}")
-
-    def _handler_stopped(self) -> None:
-        """The handler raised SystemExit or KeyboardInterrupt, which stops the
-        event loop: the connection ends here, so that a loop run again to
-        clean up does not hand the handler more frames."""
-        self.handler = self.push = None
-        if self.transport is not None:
-            self._fail(self.transport, "frame handler stopped the event loop")
+            self._fail(self.transport, reason)
 
     def _wake(self) -> None:
         if self.closed is not None:
@@ -226,9 +187,8 @@ class _PicowsConn:
         """From now on hand every message to ``on_frame`` as it is decoded;
         messages already queued go first, in order."""
         listener = self._listener
-        listener.handler = on_frame
-        listener.drain()
-        if listener.paused and not listener.reading_paused:
+        listener.delivery.start(on_frame)
+        if listener.paused and not listener.delivery.paused:
             listener.paused = False
             self._resume_socket()
 
@@ -237,17 +197,14 @@ class _PicowsConn:
         back on the venue). Frames of the buffer being parsed that the handler
         has not seen yet wait, and go first on :meth:`resume_reading`: nothing
         more reaches it after the message that paused."""
-        listener = self._listener
-        listener.reading_paused = True
-        listener.push = None
+        self._listener.delivery.pause()
         if not self._transport.is_disconnected:
             self._transport.underlying_transport.pause_reading()
 
     def resume_reading(self) -> None:
-        listener = self._listener
-        listener.reading_paused = False
-        listener.drain()
-        if not listener.reading_paused:
+        delivery = self._listener.delivery
+        delivery.resume()
+        if not delivery.paused:
             self._resume_socket()
 
     def _resume_socket(self) -> None:
