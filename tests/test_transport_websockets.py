@@ -32,6 +32,16 @@ async def server(handler: Handler, **kwargs: Any) -> AsyncIterator[str]:
         yield f"ws://127.0.0.1:{port}/ws"
 
 
+@asynccontextmanager
+async def raw_server(
+    handler: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]],
+) -> AsyncIterator[str]:
+    """A TCP server whose WebSocket side the test writes by hand (see :func:`accept_by_hand`)."""
+    srv = await asyncio.start_server(handler, "127.0.0.1", 0)
+    async with srv:
+        yield f"ws://127.0.0.1:{srv.sockets[0].getsockname()[1]}/"
+
+
 async def open_push(url: str, **kwargs: Any) -> PushWebSocket:
     conn = await WebsocketsTransport(**{k: v for k, v in kwargs.items() if k == "max_size"}).connect(
         url,
@@ -59,6 +69,22 @@ class Collector:
     async def wait(self) -> list[bytes | str]:
         await asyncio.wait_for(self.done.wait(), TIMEOUT)
         return self.messages
+
+
+class PausingCollector(Collector):
+    """A :class:`Collector` that pauses ``conn``'s reading on the message ``on``."""
+
+    def __init__(self, n: int, conn: PushWebSocket, on: bytes) -> None:
+        super().__init__(n)
+        self.conn = conn
+        self.on = on
+        self.paused = asyncio.Event()
+
+    def __call__(self, message: bytes | str) -> None:
+        super().__call__(message)
+        if message == self.on:
+            self.conn.pause_reading()
+            self.paused.set()
 
 
 async def test_messages_reach_the_frame_callback_in_order_as_bytes() -> None:
@@ -176,10 +202,8 @@ async def test_keepalive_pings_and_a_missing_pong_drops_the_connection() -> None
         await reader.read()  # the client's pings, never answered, until it drops the connection
         writer.close()
 
-    srv = await asyncio.start_server(silent, "127.0.0.1", 0)
-    async with srv:
-        port = srv.sockets[0].getsockname()[1]
-        conn = await open_push(f"ws://127.0.0.1:{port}/", ws_ping_interval=0.05)
+    async with raw_server(silent) as url:
+        conn = await open_push(url, ws_ping_interval=0.05)
         reason = await asyncio.wait_for(conn.wait_closed(), TIMEOUT)
         assert reason == "keepalive ping timeout: no pong within 0.05 s"
 
@@ -222,17 +246,9 @@ async def test_pause_reading_stops_the_socket_until_resumed() -> None:
 
     async with server(handler) as url:
         conn = await open_push(url)
-        collect = Collector(2)
-        paused = asyncio.Event()
-
-        def on_frame(message: bytes | str) -> None:
-            collect(message)
-            if message == b"one":
-                conn.pause_reading()
-                paused.set()
-
-        conn.start_push(on_frame)
-        await asyncio.wait_for(paused.wait(), TIMEOUT)
+        collect = PausingCollector(2, conn, on=b"one")
+        conn.start_push(collect)
+        await asyncio.wait_for(collect.paused.wait(), TIMEOUT)
         transport = conn._transport
         assert transport is not None and not transport.is_reading()
         conn.resume_reading()
@@ -255,22 +271,12 @@ async def test_nothing_reaches_the_handler_after_the_message_that_paused_reading
         await release.wait()
         writer.close()
 
-    srv = await asyncio.start_server(burst, "127.0.0.1", 0)
-    async with srv:
-        port = srv.sockets[0].getsockname()[1]
-        conn = await open_push(f"ws://127.0.0.1:{port}/")
-        collect = Collector(3)
-        paused = asyncio.Event()
-
-        def on_frame(message: bytes | str) -> None:
-            collect(message)
-            if message == b"one":
-                conn.pause_reading()
-                paused.set()
-
-        conn.start_push(on_frame)
+    async with raw_server(burst) as url:
+        conn = await open_push(url)
+        collect = PausingCollector(3, conn, on=b"one")
+        conn.start_push(collect)
         await conn.send("go")
-        await asyncio.wait_for(paused.wait(), TIMEOUT)
+        await asyncio.wait_for(collect.paused.wait(), TIMEOUT)
         assert collect.messages == [b"one"]  # the rest of the chunk waits
         conn.resume_reading()
         assert await collect.wait() == [b"one", b"two", b"three"]
@@ -289,10 +295,8 @@ async def test_a_handler_that_stops_the_loop_gets_nothing_more() -> None:
         await release.wait()
         writer.close()
 
-    srv = await asyncio.start_server(quiet, "127.0.0.1", 0)
-    async with srv:
-        port = srv.sockets[0].getsockname()[1]
-        conn = await open_push(f"ws://127.0.0.1:{port}/")
+    async with raw_server(quiet) as url:
+        conn = await open_push(url)
         got: list[bytes | str] = []
 
         def exits(message: bytes | str) -> None:

@@ -114,6 +114,7 @@ class PushWebSocket(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         ws = self._ws
         ws.receive_data(data)
+        put = self._delivery.put  # to the handler; False: held (before push mode, reading paused)
         for event in ws.events_received():
             if type(event) is Frame:
                 opcode = event.opcode
@@ -123,7 +124,8 @@ class PushWebSocket(asyncio.Protocol):
                         payload = bytes(payload).decode("utf-8", errors="replace")
                     elif type(payload) is not bytes:
                         payload = bytes(payload)
-                    self._deliver(payload)  # to the handler, or queued (before push mode, reading paused)
+                    if not put(payload):
+                        self._held()
                 else:
                     self._other_frame(event)
             elif type(event) is Response:
@@ -266,8 +268,12 @@ class PushWebSocket(asyncio.Protocol):
 
     def _deliver(self, payload: bytes | str) -> None:
         """To the handler, or held (before push mode, while reading is paused)."""
-        if self._delivery.put(payload):
-            return
+        if not self._delivery.put(payload):
+            self._held()
+
+    def _held(self) -> None:
+        """A message was held: before push mode, a full queue pauses reading
+        until :meth:`recv` drains half; a waiting :meth:`recv` wakes."""
         if self._delivery.handler is None and len(self._delivery.queue) >= _MAX_QUEUE and not self._queue_paused:
             self._queue_paused = True  # before push mode: until recv() drains half
             transport = self._transport
