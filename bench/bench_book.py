@@ -19,7 +19,8 @@ memory per book, and depth reads.
   stepping off (replays, and live before this release).
 * **memory** — ``tracemalloc`` bytes retained by one synced book of N levels
   a side, with and without kept level text (checksum venues), and by a book
-  after a long run of random diffs (dicts grown by churn).
+  after a long run of random diffs (dicts grown by churn; with text, the
+  kept text compacted as a live book compacts it).
 * **depth(n)** — a read of the best ``n`` levels, µs.
 
 Medians of interleaved repeats with min-max. Run::
@@ -169,27 +170,41 @@ def memory(levels: int, keep_text: bool) -> int:
     return size
 
 
-def memory_churned(levels: int, diffs: int, seed: int = 3) -> tuple[int, int]:
+def memory_churned(levels: int, diffs: int, seed: int = 3, keep_text: bool = False) -> tuple[int, int]:
     """Bytes retained by a book of ``levels`` levels a side after ``diffs``
     random diffs over a band 20 % wider than the book (30 % deletes), and
-    its level count: CPython's dicts grow under churn and keep their size."""
+    its level count: CPython's dicts grow under churn and keep their size.
+    With ``keep_text``: a Kraken-shaped checksum book (top 10 watched), fed
+    the venue's text (two decimals for prices, eight for sizes), so the
+    kept text is compacted as the book would compact it live."""
     rng = random.Random(seed)
     band = levels * 6 // 5
+    bid_prices = [float(f"{30000.0 - i * 0.01:.2f}") for i in range(band)]
+    ask_prices = [float(f"{30000.01 + i * 0.01:.2f}") for i in range(band)]
     gc.collect()
     tracemalloc.start()
     before = tracemalloc.get_traced_memory()[0]
-    ob = OrderBook()
-    ob.apply_snapshot(
-        [(30000.0 - i * 0.01, 1.0 + i % 7) for i in range(levels)],
-        [(30000.01 + i * 0.01, 1.0 + i % 5) for i in range(levels)],
-    )
+    ob = OrderBook(keep_text=keep_text, watch_depth=10 if keep_text else None)
+    if keep_text:
+        ob.apply_snapshot(
+            [(f"{bid_prices[i]:.2f}", f"{1.0 + i % 7:.8f}") for i in range(levels)],
+            [(f"{ask_prices[i]:.2f}", f"{1.0 + i % 5:.8f}") for i in range(levels)],
+        )
+    else:
+        ob.apply_snapshot(
+            [(bid_prices[i], 1.0 + i % 7) for i in range(levels)],
+            [(ask_prices[i], 1.0 + i % 5) for i in range(levels)],
+        )
     for _ in range(diffs):
         i = rng.randrange(band)
         size = 0.0 if rng.random() < 0.3 else rng.randint(1, 999) / 100
-        if rng.random() < 0.5:
-            ob.apply([(30000.0 - i * 0.01, size)], ())
+        bid = rng.random() < 0.5
+        price = bid_prices[i] if bid else ask_prices[i]
+        level = [(f"{price:.2f}", f"{size:.8f}") if keep_text else (price, size)]
+        if bid:
+            ob.apply(level, ())
         else:
-            ob.apply((), [(30000.01 + i * 0.01, size)])
+            ob.apply((), level)
     gc.collect()
     size = tracemalloc.get_traced_memory()[0] - before
     tracemalloc.stop()
@@ -247,8 +262,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"memory {levels} levels/side, no text: {memory(levels, False) / 1024:.0f} KiB per book")
     for levels in (400, 1000):
         print(f"memory {levels} levels/side, with kept text: {memory(levels, True) / 1024:.0f} KiB per book")
-    churned, count = memory_churned(1000, 100_000)
-    print(f"memory 1000 levels/side after 100,000 random diffs: {churned / 1024:.0f} KiB for {count} levels")
+    for keep_text in (False, True):
+        churned, count = memory_churned(1000, 100_000, keep_text=keep_text)
+        what = "with kept text" if keep_text else "no text"
+        print(f"memory 1000 levels/side after 100,000 random diffs, {what}: {churned / 1024:.0f} KiB, {count} levels")
     for n in (10, 25, 1000):
         print(f"depth({n}) of a 1000-level book: {depth_us(1000, n):.2f} µs")
     return 0

@@ -38,6 +38,35 @@ tracks whether anything within the checksummed depth (``watch_depth``)
 changed since the last checksum (:attr:`OrderBook.top_changed`), so an
 unchanged top is never hashed twice.
 
+Kept text, compacted
+~~~~~~~~~~~~~~~~~~~~
+A ``(price text, size text)`` pair costs about 200 bytes a level (a tuple,
+two strings and a dict entry), twice what the level's floats cost, while a
+checksum reads only the top few levels. Venues spell their numbers
+regularly (Kraken: a fixed number of decimals per pair), so a book does not
+keep text it can *prove* it can re-create:
+
+* after a snapshot, a *renderer* per side and field is chosen from the best
+  levels' text (``"{:.Nf}"`` with the first text's decimals, or ``repr``),
+  or none if neither reproduces them all;
+* text of a level beyond the top :meth:`~OrderBook.text_keep` levels whose
+  price and size texts are exactly what the renderers print for its floats
+  is dropped, in bulk (C-level passes) — never text that differs, never the
+  top;
+* an update stores its levels' text as given; when a side's kept text
+  outgrows a bound, the same check drops the provable deep entries again
+  (the bound then doubles from what is left, so text that cannot be dropped
+  costs amortised O(1));
+* :meth:`~OrderBook.text_depth` renders a level with no kept text, and keeps
+  the result when the level is within the top (so a level rising into the
+  checksummed top is rendered once; a full-depth read keeps nothing more);
+* levels set without their text (``apply_update`` without ``*_text``) make
+  that side's renderers unusable: its missing text stays missing (a
+  ``KeyError`` on read), never guessed.
+
+So a level's text is always the venue's latest spelling: either kept, or
+equal to it by the check that dropped it.
+
 The book itself never decides whether it is in sync: :class:`~wsmux.book.BookSync`
 does, and sets :attr:`OrderBook.valid`. A reader must check ``valid`` (or
 ``state``): an invalid book is visibly flagged, never silently wrong.
@@ -47,8 +76,9 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_left, insort
-from collections.abc import Iterable, Iterator, Sequence
-from operator import itemgetter
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from itertools import compress
+from operator import and_, eq, itemgetter
 from typing import Any
 
 from wsmux._display import plain
@@ -67,6 +97,14 @@ MAX_VALUE = 1e15
 """Largest price or size a book accepts (exclusive). Far above any real
 market (a price of 10^15 quote units, a size of 10^15 base units); a number
 at or above it — ``1e400`` and ``Infinity`` included — is bad data."""
+
+TEXT_KEPT_BEYOND_TOP = 128
+"""Entries of kept text a side may hold beyond its top before the provable
+deep ones are dropped again (see "Kept text, compacted" above): with about
+200 bytes an entry, the bound on what churn adds to a compacted book."""
+
+Render = Callable[[float], str]
+"""A number's text from its float: one of :func:`_renderer_for`'s candidates."""
 
 SNAPSHOT_STEP_LEVELS = 2000
 """Most levels one :meth:`SnapshotBuild.step` converts and checks (about
@@ -92,10 +130,14 @@ class OrderBook:
 
     __slots__ = (
         "_ask_keys",
+        "_ask_render",
+        "_ask_text_cap",
         "_ask_watch",
         "_asks",
         "_asks_text",
         "_bid_keys",
+        "_bid_render",
+        "_bid_text_cap",
         "_bid_watch",
         "_bids",
         "_bids_text",
@@ -132,6 +174,11 @@ class OrderBook:
         self._ask_keys: list[float] = []  # prices ascending: best ask first
         self._bids_text: dict[float, tuple[str, str]] = {}
         self._asks_text: dict[float, tuple[str, str]] = {}
+        # (price renderer, size renderer) that re-create a side's dropped text,
+        # None while nothing proved one (module docstring, "Kept text, compacted")
+        self._bid_render: tuple[Render, Render] | None = None
+        self._ask_render: tuple[Render, Render] | None = None
+        self._bid_text_cap = self._ask_text_cap = self.text_keep() + TEXT_KEPT_BEYOND_TOP
         self.top_changed = True
         """Something within ``watch_depth`` changed since :meth:`mark_top_seen`."""
         self._bid_watch = _NEG_INF  # a bid at or above this price is in the watched top
@@ -159,6 +206,8 @@ class OrderBook:
         self._ask_keys.clear()
         self._bids_text.clear()
         self._asks_text.clear()
+        self._bid_render = self._ask_render = None
+        self._bid_text_cap = self._ask_text_cap = self.text_keep() + TEXT_KEPT_BEYOND_TOP
         self.top_changed = True
         self._bid_watch = _NEG_INF
         self._ask_watch = _INF
@@ -208,6 +257,7 @@ class OrderBook:
             bids if bids_text is None else bids_text,
             asks if asks_text is None else asks_text,
             step_levels,
+            text_keep=self.text_keep(),
         )
 
     def install(self, build: SnapshotBuild) -> bool:
@@ -229,6 +279,10 @@ class OrderBook:
         if self.keep_text:
             self._bids_text = build.bids_text
             self._asks_text = build.asks_text
+            self._bid_render = build.bid_render
+            self._ask_render = build.ask_render
+            self._bid_text_cap = max(self._bid_text_cap, 2 * len(build.bids_text))
+            self._ask_text_cap = max(self._ask_text_cap, 2 * len(build.asks_text))
         if self.max_depth is not None:
             self._trim(self.max_depth)
         return True
@@ -253,6 +307,10 @@ class OrderBook:
         text = with_text and self.keep_text
         out_bids = self._apply_bids(bids, self._bids_text if text else None)
         out_asks = self._apply_asks(asks, self._asks_text if text else None)
+        if self.keep_text:
+            if not text:
+                self._unproved(out_bids, out_asks)
+            self._bound_text()
         if out_bids is None or out_asks is None:
             return None
         if self.max_depth is not None:
@@ -348,9 +406,48 @@ class OrderBook:
         if self.keep_text:
             _store_text(self._bids_text, self._bids, bids_text)
             _store_text(self._asks_text, self._asks, asks_text)
+            self._unproved(out_bids if bids_text is None else None, out_asks if asks_text is None else None)
+            self._bound_text()
         if self.max_depth is not None:
             self._trim(self.max_depth)
         return out_bids is not None and out_asks is not None
+
+    def _unproved(self, bids: Levels | None, asks: Levels | None) -> None:
+        """Levels were set without their text: a side that got any can no
+        longer re-create missing text (it would be a guess)."""
+        if bids:
+            self._bid_render = None
+        if asks:
+            self._ask_render = None
+
+    def text_keep(self) -> int:
+        """How many top levels a side always keeps the text of: twice the
+        checksummed depth (``watch_depth``, 25 when unset), so levels shifting
+        by a few places are not re-rendered."""
+        return 2 * (self.watch_depth or 25)
+
+    def _bound_text(self) -> None:
+        """Drop the provable deep entries of kept text from a side that holds
+        more than its bound (module docstring, "Kept text, compacted").
+        O(1) while under the bound; amortised O(1) per stored level."""
+        if len(self._bids_text) > self._bid_text_cap:
+            keys = self._bid_keys
+            keep = self.text_keep()
+            edge = keys[-keep] if len(keys) >= keep else _NEG_INF
+            text = self._bids_text
+            if self._bid_render is not None:
+                _drop_provable(text, self._bids, [p for p in text if p < edge], self._bid_render)
+                self._bids_text = text = dict(text)  # a dict never shrinks its table by deletes
+            self._bid_text_cap = max(keep + TEXT_KEPT_BEYOND_TOP, 2 * len(text))
+        if len(self._asks_text) > self._ask_text_cap:
+            keys = self._ask_keys
+            keep = self.text_keep()
+            edge = keys[keep - 1] if len(keys) >= keep else _INF
+            text = self._asks_text
+            if self._ask_render is not None:
+                _drop_provable(text, self._asks, [p for p in text if p > edge], self._ask_render)
+                self._asks_text = text = dict(text)
+            self._ask_text_cap = max(keep + TEXT_KEPT_BEYOND_TOP, 2 * len(text))
 
     def _trim(self, depth: int) -> None:
         keys = self._bid_keys
@@ -468,12 +565,41 @@ class OrderBook:
 
     def text_depth(self, side: BookSide, n: int) -> list[tuple[str, str]]:
         """The venue's text of the best ``n`` levels of ``side`` (``keep_text`` books).
-        O(n)."""
+        O(n); a level whose text was dropped as provable is rendered (and kept
+        again if it is within the top :meth:`text_keep` levels).
+
+        Raises:
+            KeyError: a level's text is missing (it was set without it).
+        """
         if n <= 0:
             return []
+        try:  # the common case: all kept (zero cost for the try in 3.11)
+            if side is BookSide.BID:
+                return list(map(self._bids_text.__getitem__, self._bid_keys[: -n - 1 : -1]))
+            return list(map(self._asks_text.__getitem__, self._ask_keys[:n]))
+        except KeyError:
+            return self._render_text(side, n)
+
+    def _render_text(self, side: BookSide, n: int) -> list[tuple[str, str]]:
+        """:meth:`text_depth` where some text is not kept: rendered."""
         if side is BookSide.BID:
-            return list(map(self._bids_text.__getitem__, self._bid_keys[: -n - 1 : -1]))
-        return list(map(self._asks_text.__getitem__, self._ask_keys[:n]))
+            prices = self._bid_keys[: -n - 1 : -1]
+            text, sizes, render = self._bids_text, self._bids, self._bid_render
+        else:
+            prices = self._ask_keys[:n]
+            text, sizes, render = self._asks_text, self._asks, self._ask_render
+        keep = self.text_keep()
+        out = []
+        for i, price in enumerate(prices):
+            pair = text.get(price)
+            if pair is None:
+                if render is None:
+                    raise KeyError(price)
+                pair = (render[0](price), render[1](sizes[price]))
+                if i < keep:  # the top is read again and again: keep it
+                    text[price] = pair
+            out.append(pair)
+        return out
 
     def imbalance(self, n: int = 5) -> float:
         """(bid volume - ask volume) / total over the best ``n`` levels, in [-1, 1].
@@ -512,6 +638,10 @@ class OrderBook:
         other._ask_keys = list(self._ask_keys)
         other._bids_text = dict(self._bids_text)
         other._asks_text = dict(self._asks_text)
+        other._bid_render = self._bid_render
+        other._ask_render = self._ask_render
+        other._bid_text_cap = self._bid_text_cap
+        other._ask_text_cap = self._ask_text_cap
         other.valid = self.valid
         other.integrity = self.integrity
         other.seq = self.seq
@@ -562,8 +692,18 @@ class OrderBook:
         if self.valid and not self.crossed_ok:
             assert not self.crossed(), f"valid book is crossed: {self.bbo()}"
         if self.keep_text:
-            assert set(self._bids) == set(self._bids_text), "bid text out of step"
-            assert set(self._asks) == set(self._asks_text), "ask text out of step"
+            sides = (
+                ("bid", self._bids, self._bids_text, self._bid_render),
+                ("ask", self._asks, self._asks_text, self._ask_render),
+            )
+            for name, sizes, text, render in sides:
+                assert text.keys() <= sizes.keys(), f"{name} text out of step: text of absent levels"
+                if render is None:
+                    assert text.keys() == sizes.keys(), f"{name} text out of step"
+                for price, size in sizes.items():
+                    ptext, stext = text[price] if price in text else (render[0](price), render[1](size))  # type: ignore[index]
+                    assert float(ptext) == price, f"{name} text {ptext!r} is not the price {price}"
+                    assert float(stext) == size, f"{name} text {stext!r} is not the size {size} at {price}"
 
 
 def _forget(prices: list[float], sizes: dict[float, float], text: dict[float, tuple[str, str]]) -> None:
@@ -571,6 +711,44 @@ def _forget(prices: list[float], sizes: dict[float, float], text: dict[float, tu
         del sizes[price]
         if text:
             text.pop(price, None)
+
+
+def _renderer_for(texts: Sequence[str]) -> Render | None:
+    """The formatter that prints every one of ``texts`` from its float:
+    ``"{:.Nf}"`` with the first text's number of decimals, else ``repr``;
+    None if neither does."""
+    first = texts[0]
+    dot = first.find(".")
+    fixed = f"{{:.{len(first) - dot - 1 if dot >= 0 else 0}f}}".format
+    for render in (fixed, repr):
+        if all(render(float(text)) == text for text in texts):
+            return render
+    return None
+
+
+def _drop_provable(
+    text: dict[float, tuple[str, str]], sizes: dict[float, float], prices: list[float], render: tuple[Render, Render]
+) -> None:
+    """Forget the kept text of those ``prices`` whose price and size texts are
+    exactly what ``render`` prints for the level's floats. C-level passes."""
+    kept = list(map(text.__getitem__, prices))
+    same_price = map(eq, map(render[0], prices), map(_PRICE, kept))
+    same_size = map(eq, map(render[1], map(sizes.__getitem__, prices)), map(_SIZE, kept))
+    for price in compress(prices, map(and_, same_price, same_size)):
+        del text[price]
+
+
+def _side_renderer(text: dict[float, tuple[str, str]], best: Sequence[float]) -> tuple[Render, Render] | None:
+    """Renderers that re-create the text of the ``best`` levels' (a sample of
+    a side's top), or None."""
+    if not best:
+        return None
+    sample = list(map(text.get, best))
+    if not all(sample):
+        return None
+    price = _renderer_for(list(map(_PRICE, sample)))  # type: ignore[arg-type]
+    size = _renderer_for(list(map(_SIZE, sample)))  # type: ignore[arg-type]
+    return None if price is None or size is None else (price, size)
 
 
 def _store_text(store: dict[float, tuple[str, str]], sizes: dict[float, float], levels: TextLevels | None) -> None:
@@ -606,9 +784,11 @@ class SnapshotBuild:
     __slots__ = (
         "_work",
         "ask_keys",
+        "ask_render",
         "asks",
         "asks_text",
         "bid_keys",
+        "bid_render",
         "bids",
         "bids_text",
         "done",
@@ -622,6 +802,8 @@ class SnapshotBuild:
         bids_text: Iterable[Sequence[Any]] | None,
         asks_text: Iterable[Sequence[Any]] | None,
         step_levels: int = SNAPSHOT_STEP_LEVELS,
+        *,
+        text_keep: int | None = None,
     ) -> None:
         self.bids: dict[float, float] = {}
         self.asks: dict[float, float] = {}
@@ -629,11 +811,15 @@ class SnapshotBuild:
         self.ask_keys: list[float] = []
         self.bids_text: dict[float, tuple[str, str]] = {}
         self.asks_text: dict[float, tuple[str, str]] = {}
+        self.bid_render: tuple[Render, Render] | None = None
+        self.ask_render: tuple[Render, Render] | None = None
+        """With ``text_keep``: the renderers that re-create the text dropped
+        beyond the top ``text_keep`` levels of a side (see :class:`OrderBook`)."""
         self.ok = True
         """False once a level was bad."""
         self.done = False
         """True when every step is done."""
-        self._work = self._steps(bids, asks, bids_text, asks_text, max(1, step_levels))
+        self._work = self._steps(bids, asks, bids_text, asks_text, max(1, step_levels), text_keep)
 
     def step(self) -> bool:
         """Do the next step (at most ``step_levels`` levels converted and
@@ -654,9 +840,11 @@ class SnapshotBuild:
         bids_text: Iterable[Sequence[Any]] | None,
         asks_text: Iterable[Sequence[Any]] | None,
         step: int,
+        text_keep: int | None,
     ) -> Iterator[None]:
         sides = ((bids, self.bids, bids_text, self.bids_text), (asks, self.asks, asks_text, self.asks_text))
         budget = step  # levels this step may still handle: a small snapshot is one step
+        complete: list[bool] = []  # per side: text was given for every level
         for levels, sizes, text_levels, text in sides:
             levels = _as_sequence(levels)
             start = 0
@@ -685,8 +873,10 @@ class SnapshotBuild:
                 # not two: 24 bytes a level), without the text of deleted levels
                 if gathered.keys() >= sizes.keys():
                     text.update(zip(sizes, map(gathered.__getitem__, sizes), strict=True))
+                    complete.append(True)
                 else:  # text missing for some levels: keep what there is
                     text.update([(price, gathered[price]) for price in sizes if price in gathered])
+                    complete.append(False)
         self.bid_keys = bid_keys = sorted(self.bids)  # a descending run: linear
         self.ask_keys = ask_keys = sorted(self.asks)  # an ascending run: linear
         for keys in (bid_keys, ask_keys):
@@ -694,6 +884,29 @@ class SnapshotBuild:
             # NaN or infinity through: the ends bound them all
             if keys and not (keys[0] > 0.0 and keys[-1] < MAX_VALUE):
                 self.ok = False
+        if text_keep is not None and complete == [True, True] and self.ok:
+            # drop the text the renderers provably re-create, beyond the top
+            # (formatting a number costs ~0.3 us: a quarter of a step's levels)
+            per_step = max(1, step // 4)
+            bid_deep = bid_keys[:-text_keep] if len(bid_keys) > text_keep else []
+            ask_deep = ask_keys[text_keep:]
+            self.bid_render = _side_renderer(self.bids_text, bid_keys[-1:-9:-1])
+            self.ask_render = _side_renderer(self.asks_text, ask_keys[:8])
+            work = (
+                (self.bids_text, self.bids, bid_deep, self.bid_render),
+                (self.asks_text, self.asks, ask_deep, self.ask_render),
+            )
+            for text, sizes, deep, render in work:
+                if render is None or not deep:
+                    continue
+                for start in range(0, len(deep), per_step):
+                    yield
+                    _drop_provable(text, sizes, deep[start : start + per_step], render)
+                # a dict never shrinks its table by deletes: copy what is left
+                if text is self.bids_text:
+                    self.bids_text = dict(text)
+                else:
+                    self.asks_text = dict(text)
         self.done = True
 
 

@@ -545,6 +545,8 @@ class BookSync:
                 asks = book._apply_asks(update.asks, book._asks_text if text else None)
             except (TypeError, ValueError, IndexError, KeyError):  # a level that is not [price, size]
                 bids = asks = None
+            if text and (len(book._bids_text) > book._bid_text_cap or len(book._asks_text) > book._ask_text_cap):
+                book._bound_text()
             if book.max_depth is not None:
                 book._trim(book.max_depth)
             applied = None if bids is None or asks is None else (bids, asks)
