@@ -7,6 +7,7 @@ import asyncio
 import logging
 import math
 import socket
+from collections.abc import Callable
 
 import pytest
 from toyvenue import MockToy, ToyAdapter
@@ -347,3 +348,55 @@ async def test_a_reconnect_storm_is_no_log_storm(caplog: pytest.LogCaptureFixtur
     lines = [r.getMessage() for r in caplog.records if r.name == "wsmux.connection.toy"]
     # every failure is an event; the log got the burst (5) and at most a line or two more
     assert 5 <= len(lines) <= 7, lines
+
+
+# --- a cancel of a waiting caller is never swallowed (Python 3.11's wait_for) ----------
+
+
+async def _cancel_once_the_wait_is_over(task: asyncio.Task[object], over: Callable[[], bool]) -> object:
+    """Cancel ``task`` in the loop turn in which its wait ended (``over``) and
+    before it resumed: ``asyncio.wait_for`` on Python 3.11 then returned the
+    result and dropped the cancel (``task.cancel()`` had said True)."""
+    for _ in range(10_000):
+        if over() or task.done():
+            break
+        await asyncio.sleep(0)
+    else:
+        raise AssertionError("the wait never ended")
+    if task.cancel():  # accepted: the task had not returned, so it must end cancelled
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        return None
+    return task.result()
+
+
+async def test_a_cancel_accepted_during_watch_order_book_is_never_swallowed() -> None:
+    async with MockToy(["BTC-USD"]) as mock:
+        async with Multiplexer(endpoints={"toy": mock.endpoint}, adapters={"toy": ToyAdapter}, backoff=FAST) as mux:
+            await mux.watch_order_book("toy", "BTC-USD", timeout=10)
+            watch = mux._book_watchers["toy", "BTC-USD"]
+            task = asyncio.create_task(mux.watch_order_book("toy", "BTC-USD", timeout=30))
+            for _ in range(10_000):  # until the call waits for a change
+                if watch._event._waiters:  # type: ignore[attr-defined]
+                    break
+                await asyncio.sleep(0)
+            watch.changed()  # as a book update does
+            got = await _cancel_once_the_wait_is_over(task, lambda: watch.returned == watch.version)
+            assert got is None or getattr(got, "valid", False)
+
+
+async def test_a_cancel_accepted_during_synced_is_never_swallowed() -> None:
+    async with MockToy(["BTC-USD"]) as mock:
+        async with Multiplexer(endpoints={"toy": mock.endpoint}, adapters={"toy": ToyAdapter}, backoff=FAST) as mux:
+            mux.subscribe(book("toy", "BTC-USD"))
+            task = asyncio.create_task(mux.synced("toy", "BTC-USD", timeout=30))
+            # a helper task of the wait (asyncio.wait_for makes one), if any
+            helpers: list[asyncio.Task[object]] = []
+
+            def over() -> bool:
+                if not helpers:
+                    helpers.extend(t for t in asyncio.all_tasks() if t.get_coro().__qualname__ == "Event.wait")  # type: ignore[union-attr]
+                return any(t.done() for t in helpers)
+
+            got = await _cancel_once_the_wait_is_over(task, over)
+            assert got is None or getattr(got, "valid", False)

@@ -537,3 +537,24 @@ async def test_a_routed_callback_stream_reports_callback_errors_and_buffers_once
     await stream.aclose()
     deliver(Trade("v", "A-B", 1.0, 1.0, None, "3", None, 3, 3))
     assert seen == [1, 2]  # a closed stream's callbacks get nothing more
+
+
+async def test_a_cancel_accepted_during_get_with_a_timeout_is_never_swallowed() -> None:
+    """Python 3.11's ``asyncio.wait_for`` returns the inner result when the
+    caller is cancelled in the loop turn in which the inner wait finished:
+    ``task.cancel()`` said True and the task went on as if never cancelled
+    (an ``asyncio.timeout`` or TaskGroup around it then misfires). The window
+    is hit deterministically: the event is put, the reader takes it, and the
+    reader's task is cancelled before it resumes."""
+    stream = make(10, Overflow.BLOCK)
+    stream.__aiter__()
+    task = asyncio.create_task(stream.get(timeout=30))
+    await until(lambda: stream._waiter is not None, "the reader waits")
+    stream._put(trade(1))
+    await until(lambda: not stream._buf, "the reader took the event")
+    accepted = task.cancel()
+    if accepted:  # the cancel reached a task that had not returned: it must end cancelled
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    else:  # the task had already returned the event
+        assert await task == trade(1)

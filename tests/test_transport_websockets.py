@@ -17,7 +17,8 @@ from websockets.asyncio.server import ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
-from wsmux.connection import WebsocketsTransport, _WsConn, describe_connect_error, reap
+from wsmux._aio import reap
+from wsmux.connection import WebsocketsTransport, _WsConn, describe_connect_error
 from wsmux.errors import ConnectionClosed, TransportError
 from wsmux.transports._websockets_push import PushWebSocket
 

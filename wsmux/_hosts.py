@@ -158,7 +158,8 @@ class HostDriver:
                 _log.warning("%s: endpoint choice round failed: %s: %s", self.venue, type(exc).__name__, exc)
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), policy.check_every)
+                async with asyncio.timeout(policy.check_every):  # not wait_for: on 3.11 it can lose a cancel
+                    await self._wake.wait()
 
     def placed(self, conn: Connection, url: str) -> None:
         """``conn`` was made for ``url`` (the multiplexer calls it)."""

@@ -40,10 +40,11 @@ import contextlib
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from wsmux._aio import reap
 from wsmux._reliability.arbiter import Arbiter
 from wsmux.book import OrderBook
 from wsmux.book.l3 import L3Book
-from wsmux.connection import Connection, reap
+from wsmux.connection import Connection
 from wsmux.model import Channel, Event, Trade
 from wsmux.subscriptions import Subscription
 
@@ -269,7 +270,8 @@ class Shard:
                 break
             ready.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(ready.wait(), 0.5)
+                async with asyncio.timeout(0.5):  # not wait_for: on 3.11 it can lose a cancel
+                    await ready.wait()
         if self.arbiter is None:
             # switch: the new connection's valid books become the caller's
             now = self._now_ns()
@@ -330,7 +332,8 @@ class Shard:
         old.sink = old.feed.sink = from_old
         if symbols and not reached():
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(caught.wait(), self.drain_timeout)
+                async with asyncio.timeout(self.drain_timeout):
+                    await caught.wait()
         old.sink = old.feed.sink = _discard
         for trade in pending:
             self._deliver(trade)

@@ -29,6 +29,7 @@ from typing import Any, TextIO
 import orjson
 
 from wsmux import exchanges
+from wsmux._aio import reap
 from wsmux._dashboard import plain_panel, rich_available, rich_screen
 from wsmux._display import by_step, difference
 from wsmux.adapter import Endpoint
@@ -495,8 +496,7 @@ async def _demo(args: argparse.Namespace, out: TextIO) -> int:
         finally:
             for task in chaos:
                 task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+                await reap(task, errors=False)
     failed = _connect_verdict(view, args.connect_deadline, out)
     if failed is not None:
         return failed

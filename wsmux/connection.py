@@ -46,6 +46,7 @@ import attrs
 import httpx
 
 from wsmux import _json
+from wsmux._aio import reap
 from wsmux._pipeline import BuildSnapshot, Feed, FetchSnapshot, Send
 from wsmux._reliability.limits import ConnectLimiter, RestLimiter
 from wsmux._reliability.liveness import LivenessAction, LivenessTimers, RecoveryTracker
@@ -153,7 +154,8 @@ class _WsConn:
 
     async def close(self) -> None:
         try:
-            await asyncio.wait_for(self._ws.close(), 2.0)
+            async with asyncio.timeout(2.0):  # not wait_for: on 3.11 it can lose a cancel
+                await self._ws.close()
         except Exception:
             pass
         finally:
@@ -305,24 +307,6 @@ class RestResponse:
     headers: httpx.Headers
     body: bytes
     url: str
-
-
-async def reap(task: asyncio.Task[Any], *, errors: bool = True) -> None:
-    """Wait for ``task``, which the caller has just cancelled, to end — but
-    let a cancellation of the *caller* through: ``suppress(CancelledError)``
-    around the ``await`` would swallow it too, and whoever cancelled the caller
-    (a shard's close cancelling its rollover while that closes a connection)
-    would wait for ever. With ``errors`` the task's own exception is ignored
-    as well, else it propagates."""
-    try:
-        await task
-    except asyncio.CancelledError:
-        current = asyncio.current_task()
-        if current is not None and current.cancelling():
-            raise
-    except Exception:
-        if not errors:
-            raise
 
 
 async def _run_steps(steps: Generator[None, None, None]) -> None:

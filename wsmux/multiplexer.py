@@ -35,6 +35,7 @@ import attrs
 import httpx
 
 from wsmux import exchanges
+from wsmux._aio import reap
 from wsmux._display import plain
 from wsmux._endpoints import EndpointChooser, EndpointPolicy
 from wsmux._hosts import HostDriver, lag_histograms, member_health
@@ -50,7 +51,7 @@ from wsmux.adapter import Adapter, Endpoint
 from wsmux.book import ConsolidatedBBO, Diff, OrderBook, RawSnapshot
 from wsmux.book.l3 import L3Book, L3Order
 from wsmux.clock import SYSTEM_CLOCK, Clock
-from wsmux.connection import ConnectGate, Connection, Transport, fetch_rest, reap
+from wsmux.connection import ConnectGate, Connection, Transport, fetch_rest
 from wsmux.errors import (
     ClosedError,
     ConfigError,
@@ -1710,7 +1711,8 @@ class Multiplexer:
             if self._valid_view(venue, symbol) is not None:
                 ready.set()
             try:
-                await asyncio.wait_for(ready.wait(), timeout)
+                async with asyncio.timeout(timeout):  # not wait_for: see Stream.get
+                    await ready.wait()
             except TimeoutError:
                 raise SyncTimeout(
                     f"the book of {venue}:{symbol} was not in sync within {timeout} s; {self._why(venue)}"
@@ -1754,7 +1756,8 @@ class Multiplexer:
             if self._valid_view(venue, symbol) is not None:
                 watch.changed()
         try:
-            await asyncio.wait_for(watch.wait(), timeout)
+            async with asyncio.timeout(timeout):  # not wait_for: see Stream.get
+                await watch.wait()
         except TimeoutError:
             raise SyncTimeout(
                 f"no consistent book of {venue}:{symbol} within {timeout} s; {self._why(venue)}"

@@ -577,7 +577,10 @@ class Stream:
         try:
             if timeout is None:
                 return await self.__anext__()
-            return await asyncio.wait_for(self.__anext__(), timeout)
+            # not asyncio.wait_for: on Python 3.11 it swallows a cancel of the
+            # caller that lands in the turn in which the event arrived
+            async with asyncio.timeout(timeout):
+                return await self.__anext__()
         except StopAsyncIteration:
             raise ClosedError(f"stream {self.name} is closed and drained") from None
 

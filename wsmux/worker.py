@@ -84,6 +84,7 @@ from typing import Any, TextIO
 import attrs
 
 from wsmux import exchanges
+from wsmux._aio import reap
 from wsmux.adapter import Endpoint
 from wsmux.errors import ConfigError, UnknownVenue
 from wsmux.model import Channel
@@ -286,8 +287,7 @@ async def run_worker(
             for task in tasks:
                 task.cancel()
             for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+                await reap(task, errors=False)
         finally:
             await mux.close()
         status = 0

@@ -117,3 +117,26 @@ async def test_linger_lets_a_small_batch_grow(engine: Engine) -> None:
         assert sink.stats.published == 3
         batches.append(sink.stats.batches)
     assert batches == [2, 1]
+
+
+async def test_a_cancelled_close_ends_cancelled(engine: Engine) -> None:
+    """``close`` cancels its stream readers and waits for them; a cancel of
+    the closer itself that lands meanwhile must end the closer, not be
+    swallowed with the readers' (``suppress(CancelledError)`` did that, so
+    whoever cancelled the closer waited on a task that went on)."""
+    sink = engine.sink(worker="x")
+    await sink.start()
+    local = Stream(tuple(trades("binance", "BTC-USDT")), name="local")
+    sink.attach(local)
+    await asyncio.sleep(0)  # the reader waits for events
+    closer = asyncio.create_task(sink.close(flush=False))
+    while not sink._closed:  # the closer has cancelled the reader and waits for it
+        await asyncio.sleep(0)
+    assert closer.cancel()
+    try:
+        await closer
+    except asyncio.CancelledError:
+        pass
+    else:
+        raise AssertionError("the closer's cancel was swallowed")
+    await sink.engine.close()

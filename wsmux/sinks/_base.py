@@ -64,6 +64,7 @@ from typing import Any, Protocol
 
 import attrs
 
+from wsmux._aio import reap
 from wsmux._retry import Backoff
 from wsmux.book import OrderBook
 from wsmux.errors import ClosedError, ConfigError, MalformedMessage
@@ -424,8 +425,7 @@ class Sink:
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await reap(task, errors=False)
         with contextlib.suppress(Exception):
             await self.engine.close()
 
@@ -769,8 +769,7 @@ class Source:
             done, _ = await asyncio.wait({task}, timeout=5.0)
             if not done:
                 task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+            await reap(task)
         if not self.stream.closed:
             self.stream._on_close = None
             await self.stream.aclose()

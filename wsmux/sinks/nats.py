@@ -135,7 +135,8 @@ class NatsEngine:
         acks = [
             await js.publish_async(subject, payload, headers={"Nats-Msg-Id": mid}) for subject, payload, mid in batch
         ]
-        await asyncio.wait_for(asyncio.gather(*acks), self.timeout)
+        async with asyncio.timeout(self.timeout):  # not wait_for: on 3.11 it can lose a cancel
+            await asyncio.gather(*acks)
 
     async def begin_epoch(self, worker: str) -> tuple[int, dict[str, Any] | None]:
         nats_kv = _nats().js.errors

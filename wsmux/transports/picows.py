@@ -237,7 +237,8 @@ class _PicowsConn:
             if not transport.is_disconnected:
                 transport.send_close(WSCloseCode.OK)
                 transport.disconnect()
-            await asyncio.wait_for(transport.wait_disconnected(), 2.0)
+            async with asyncio.timeout(2.0):  # not wait_for: on 3.11 it can lose a cancel
+                await transport.wait_disconnected()
         self._listener._wake()
 
 
@@ -273,8 +274,10 @@ class PicowsTransport:
         if self.use_aiofastnet is not None:
             extra["use_aiofastnet"] = self.use_aiofastnet
         try:
-            transport, listener = await asyncio.wait_for(
-                ws_connect(
+            # not wait_for: on 3.11 a cancel that lands as the connection
+            # opens is lost, and the cancelled caller goes on with a socket
+            async with asyncio.timeout(open_timeout):
+                transport, listener = await ws_connect(
                     lambda: _Listener(max_queue, text_as_bytes),
                     url,
                     websocket_handshake_timeout=open_timeout,
@@ -285,9 +288,7 @@ class PicowsTransport:
                     enable_auto_pong=True,
                     max_frame_size=self.max_size,
                     **extra,
-                ),
-                open_timeout,
-            )
+                )
         except TimeoutError as exc:
             raise ConnectTimeout(f"connecting to {url} took more than {open_timeout} s") from exc
         except OSError as exc:
