@@ -400,3 +400,34 @@ async def test_a_cancel_accepted_during_synced_is_never_swallowed() -> None:
 
             got = await _cancel_once_the_wait_is_over(task, over)
             assert got is None or getattr(got, "valid", False)
+
+
+# --- snapshot_wait ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("bad", [0, -1.0, math.nan, math.inf, True, "10"])
+def test_snapshot_wait_must_be_positive_seconds(bad: object) -> None:
+    from wsmux.sync import Multiplexer as SyncMultiplexer
+
+    with pytest.raises(ConfigError, match="snapshot_wait"):
+        Multiplexer(snapshot_wait=bad)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="snapshot_wait"):
+        SyncMultiplexer(snapshot_wait=bad)  # type: ignore[arg-type]
+
+
+async def test_snapshot_wait_sets_every_connection_s_reask_interval() -> None:
+    """The interval the Feed waits before asking again for a stream snapshot
+    (``Feed.snapshot_wait_ns``, tested there) is the multiplexer's option."""
+    async with MockToy(["BTC-USD"]) as mock:
+        async with Multiplexer(
+            endpoints={"toy": mock.endpoint}, adapters={"toy": ToyAdapter}, backoff=FAST, snapshot_wait=0.25
+        ) as mux:
+            mux.subscribe(book("toy", "BTC-USD"))
+            await mux.synced("toy", "BTC-USD", timeout=10)
+            (conn,) = mux.connections()
+            assert conn.feed.snapshot_wait_ns == 250_000_000
+        async with Multiplexer(endpoints={"toy": mock.endpoint}, adapters={"toy": ToyAdapter}, backoff=FAST) as mux:
+            mux.subscribe(book("toy", "BTC-USD"))
+            await mux.synced("toy", "BTC-USD", timeout=10)
+            (conn,) = mux.connections()
+            assert conn.feed.snapshot_wait_ns == 10_000_000_000

@@ -406,6 +406,10 @@ class Multiplexer:
             connection with any subscription. ``False``: off.
         stable_after: seconds a connection must stay up (then deliver data)
             before its reconnect backoff starts over.
+        snapshot_wait: seconds of receive time a book whose snapshot the
+            venue's stream brings waits for it (after its subscription or a
+            resync asked) before asking again; at most one ask per book per
+            that many seconds (see ``docs/guarantees.rst``). Default 10.
         record: a directory: record every raw frame to the message log there.
         redundancy: connections per set of subscriptions (2+: redundant
             connections merged exactly once by the arbiter, with failover).
@@ -467,6 +471,7 @@ class Multiplexer:
         connect_timeout: float = 10.0,
         stale_after: float | bool | None = None,
         stable_after: float = 10.0,
+        snapshot_wait: float = 10.0,
         record: str | None = None,
         redundancy: int = 1,
         quality: QualityGate | bool | None = True,
@@ -487,6 +492,7 @@ class Multiplexer:
         if not (stale_after is None or stale_after is False or (type(stale_after) in (int, float) and stale_after > 0)):
             raise ConfigError(f"stale_after must be seconds > 0, None (venue default) or False, not {stale_after!r}")
         _check_seconds("stable_after", stable_after)
+        _check_seconds("snapshot_wait", snapshot_wait, positive=True)
         _check_seconds("rollover_margin", rollover_margin)
         _check_seconds("instruments_ttl", instruments_ttl, positive=True)
         _check_seconds("instruments_timeout", instruments_timeout, positive=True)
@@ -534,6 +540,7 @@ class Multiplexer:
         self.connect_timeout = connect_timeout
         self.stale_after = stale_after
         self.stable_after = stable_after
+        self.snapshot_wait = snapshot_wait
         self.redundancy = redundancy
         self.rollover_margin = rollover_margin
         self._gate: QualityGate | None = (
@@ -1115,7 +1122,9 @@ class Multiplexer:
 
     def _wire_feed(self, feed: Feed) -> None:
         """Give a connection's Feed its own data-quality gate (sequence state
-        belongs to a connection: one gate each, reset on reconnect)."""
+        belongs to a connection: one gate each, reset on reconnect), and the
+        multiplexer's ``snapshot_wait``."""
+        feed.snapshot_wait_ns = round(self.snapshot_wait * 1e9)
         if self._gate is not None:
             feed.gate = self._gate.fresh()
             feed.on_quality = self._on_quality
