@@ -175,8 +175,9 @@ async def test_the_venue_s_pings_are_answered() -> None:
         await conn.close()
 
 
-async def accept_by_hand(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    """The server side of the opening handshake, written out (RFC 6455 4.2.2)."""
+async def accept_by_hand(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, then: bytes = b"") -> None:
+    """The server side of the opening handshake, written out (RFC 6455 4.2.2);
+    ``then`` goes in the same write, right after the response."""
     request = await reader.readuntil(b"\r\n\r\n")
     key = next(
         line.split(b":", 1)[1].strip()
@@ -186,7 +187,7 @@ async def accept_by_hand(reader: asyncio.StreamReader, writer: asyncio.StreamWri
     accept = base64.b64encode(hashlib.sha1(key + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest())
     writer.write(
         b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-        b"Sec-WebSocket-Accept: " + accept + b"\r\n\r\n"
+        b"Sec-WebSocket-Accept: " + accept + b"\r\n\r\n" + then
     )
 
 
@@ -391,3 +392,147 @@ async def test_reap_lets_a_cancellation_of_the_caller_through() -> None:
     with pytest.raises(asyncio.CancelledError):
         await outer
     assert inner.cancelled()
+
+
+# --- frames split by the transport (module docstring: "Whole messages are split here") ---
+
+
+def server_frame(opcode: int, payload: bytes, *, fin: bool = True, rsv: int = 0, mask: bytes | None = None) -> bytes:
+    """One server frame, with the length in the 7-, 16- or 64-bit form its size needs."""
+    first = (0x80 if fin else 0) | rsv | opcode
+    n = len(payload)
+    bit = 0x80 if mask is not None else 0
+    if n < 126:
+        head = bytes([first, bit | n])
+    elif n < 65536:
+        head = bytes([first, bit | 126]) + n.to_bytes(2, "big")
+    else:
+        head = bytes([first, bit | 127]) + n.to_bytes(8, "big")
+    if mask is None:
+        return head + payload
+    return head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+
+
+MIXED_STREAM = b"".join(
+    [
+        server_frame(1, b"a"),
+        server_frame(2, bytes(range(200))),  # 16-bit length
+        server_frame(1, b"x" * 70_000),  # 64-bit length
+        server_frame(9, b"p1"),  # a ping: the protocol answers it
+        server_frame(1, b"he", fin=False),  # a fragmented message, a ping inside it
+        server_frame(0, b"ll", fin=False),
+        server_frame(9, b"p2"),
+        server_frame(0, b"o"),
+        server_frame(1, b""),  # empty
+        server_frame(1, b"z"),
+    ]
+)
+MIXED_MESSAGES = [b"a", bytes(range(200)), b"x" * 70_000, b"hello", b"", b"z"]
+
+
+class Written:
+    """What the client wrote to a recording server, with a wait for a condition on it."""
+
+    def __init__(self) -> None:
+        self.data = bytearray()
+        self.grew = asyncio.Event()
+
+    async def until(self, condition: Callable[[bytes], bool]) -> None:
+        async with asyncio.timeout(TIMEOUT):
+            while not condition(bytes(self.data)):
+                self.grew.clear()
+                await self.grew.wait()
+
+
+@asynccontextmanager
+async def idle_push_connection(**kwargs: Any) -> AsyncIterator[tuple[PushWebSocket, Written]]:
+    """A push connection after a real handshake with a server that then only
+    records what the client writes: the test feeds the connection's protocol
+    chunks it chooses (so every split is deterministic)."""
+    written = Written()
+    release = asyncio.Event()
+
+    async def record(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await accept_by_hand(reader, writer)
+
+        async def read_all() -> None:
+            while chunk := await reader.read(65536):
+                written.data.extend(chunk)
+                written.grew.set()
+
+        reading = asyncio.ensure_future(read_all())
+        await release.wait()
+        writer.close()  # the end of the test: the client sees the TCP connection go
+        await reap(reading)
+
+    async with raw_server(record) as url:
+        conn = await open_push(url, **kwargs)
+        try:
+            yield conn, written
+        finally:
+            release.set()
+            await asyncio.wait_for(conn.wait_closed(), TIMEOUT)
+            await conn.close()
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 3, 5, 126, 4096, len(MIXED_STREAM)])
+async def test_frames_split_anywhere_are_delivered_whole_and_in_order(chunk: int) -> None:
+    """Every frame form, split at every kind of boundary (inside a header, its
+    extended length, its payload): the plain messages go straight through,
+    pings and fragments go to the protocol, and the order holds."""
+    async with idle_push_connection() as (conn, written):
+        collect = Collector(len(MIXED_MESSAGES))
+        conn.start_push(collect)
+        for start in range(0, len(MIXED_STREAM), chunk):
+            conn.data_received(MIXED_STREAM[start : start + chunk])
+        assert await collect.wait() == MIXED_MESSAGES
+        assert conn._splitting and not conn._parts and not conn._in_fragments
+        # both pings answered: two masked pongs of 2 bytes (0x8A, then 0x80 | 2)
+        await written.until(lambda data: data.count(bytes([0x8A, 0x82])) == 2)
+
+
+@pytest.mark.parametrize(
+    ("frames", "error"),
+    [
+        (server_frame(1, b"m", mask=b"\x01\x02\x03\x04"), "incorrect masking"),
+        (server_frame(1, b"r", rsv=0x20), "reserved bits must be 0"),
+        (server_frame(1, b"he", fin=False) + server_frame(1, b"interloper"), "expected a continuation frame"),
+    ],
+)
+async def test_a_bad_frame_goes_to_the_protocol_which_fails_the_connection(frames: bytes, error: str) -> None:
+    async with idle_push_connection() as (conn, _written):
+        collect = Collector(2)
+        conn.start_push(collect)
+        conn.data_received(server_frame(1, b"before") + frames + server_frame(1, b"after"))
+        reason = await asyncio.wait_for(conn.wait_closed(), TIMEOUT)
+        assert reason.startswith("protocol error") and error in reason, reason
+        assert collect.messages == [b"before"]  # nothing after the bad frame
+        assert not conn._splitting
+
+
+async def test_a_header_over_max_size_fails_at_once_without_waiting_for_the_payload() -> None:
+    async with idle_push_connection(max_size=1000) as (conn, _written):
+        conn.start_push(Collector(1))
+        header = server_frame(2, bytes(5000))[:4]  # 0x82, 126, and the 16-bit length 5000: no payload yet
+        conn.data_received(header)
+        reason = await asyncio.wait_for(conn.wait_closed(), TIMEOUT)
+        assert "PayloadTooBig" in reason, reason
+        assert not conn._parts  # nothing held waiting for 5000 bytes
+
+
+async def test_the_frames_sent_with_the_handshake_response_are_split_too() -> None:
+    """The response and the first frames in one write: the protocol gets the
+    response up to its blank line, the frames after it are split here."""
+    release = asyncio.Event()
+
+    async def eager(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await accept_by_hand(reader, writer, then=text_frame(b"first") + text_frame(b"second"))
+        await release.wait()
+        writer.close()
+
+    async with raw_server(eager) as url:
+        conn = await open_push(url)
+        assert conn._splitting
+        assert [await conn.recv(), await conn.recv()] == [b"first", b"second"]
+        release.set()
+        await conn.close()

@@ -16,6 +16,32 @@ client costs on every ``recv()`` (about half of the raw client's time on
 loopback). What the protocol queues for the peer (a pong, the close answer)
 is written after each chunk.
 
+Whole messages are split here, not by the protocol
+~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~
+websockets' frame parser is a chain of generators (about a quarter of the
+client's time per message on loopback). Almost every frame a venue sends is
+one whole, uncompressed text or binary message, whose framing is three
+header fields. So once the handshake is done, :meth:`PushWebSocket.data_received`
+splits the byte stream into frames itself and hands such a frame's payload
+straight over; **every other frame** — ping, pong, close, a fragment, a
+compressed (RSV1) or otherwise flagged frame, a masked one — is given to the
+protocol *whole*, which parses, checks and answers it as before. The protocol
+therefore only ever sees whole frames and is always at a frame boundary:
+
+* the handshake response is handed over exactly up to its blank line (the
+  bytes after it are already frames);
+* a frame longer than ``max_size`` hands the rest of the stream to the
+  protocol, which refuses it (close 1009) as before, so nothing large is
+  buffered here;
+* between the first and the last frame of a fragmented message, and once the
+  connection is no longer OPEN, every frame goes to the protocol (which
+  checks their order);
+* an uncompressed message needs nothing from ``permessage-deflate`` (its
+  decoder returns such frames unchanged and keeps no state for them).
+
+A frame split across chunks waits in a list of parts until its last byte
+has arrived (joined once: linear in its size).
+
 States (``websockets.protocol.State``)::
 
     CONNECTING --handshake response 101--> OPEN --close frame either way--> CLOSING --TCP closed--> CLOSED
@@ -69,6 +95,13 @@ _CONT = Opcode.CONT
 _PONG = Opcode.PONG
 _CLOSE = Opcode.CLOSE
 _OPEN = State.OPEN
+_CONNECTING = State.CONNECTING
+_MAX_HEAD = 65536
+"""Bytes of handshake response looked through for its end; beyond, the
+protocol gets the bytes as they come (and refuses the response)."""
+_WHOLE_TEXT = 0x81
+_WHOLE = (_WHOLE_TEXT, 0x82)
+"""First header byte of a whole, uncompressed text/binary message: FIN, no RSV bits."""
 _MAX_QUEUE = 1024
 """Messages queued before push mode starts; above it reading pauses until :meth:`PushWebSocket.recv` drains half."""
 
@@ -78,11 +111,21 @@ class PushWebSocket(asyncio.Protocol):
     driven by asyncio's socket callbacks (see the module docstring). Implements
     :class:`~wsmux.connection.PushConnection`."""
 
-    def __init__(self, protocol: ClientProtocol, text_as_bytes: bool) -> None:
+    def __init__(self, protocol: ClientProtocol, text_as_bytes: bool, max_size: int | None = None) -> None:
         loop = asyncio.get_running_loop()
         self._loop = loop
         self._ws = protocol
         self._text_as_bytes = text_as_bytes
+        self._max_size = max_size if max_size is not None else 1 << 62
+        self._splitting: bool | None = None
+        """True: frames are split here (module docstring); False: the protocol
+        parses every byte; None: the handshake response is being read."""
+        self._head = b""
+        self._parts: list[bytes] = []
+        """A frame split across chunks, until ``_parts_need`` bytes are there."""
+        self._parts_len = 0
+        self._parts_need = 0
+        self._in_fragments = False
         self._transport: asyncio.Transport | None = None
         self.opened: asyncio.Future[None] = loop.create_future()
         """Done when the handshake succeeded; its exception when it failed."""
@@ -112,6 +155,106 @@ class PushWebSocket(asyncio.Protocol):
         self._flush()
 
     def data_received(self, data: bytes) -> None:
+        if self._splitting:
+            self._split(data)
+        elif self._splitting is None and self._ws.state is _CONNECTING:
+            self._read_head(data)
+        else:
+            self._parse(data)
+
+    def _read_head(self, data: bytes) -> None:
+        """The handshake response: the protocol gets exactly its bytes, the
+        frames after it are split here."""
+        head = self._head + data
+        end = head.find(b"\r\n\r\n")
+        if end < 0:
+            if len(head) > _MAX_HEAD:
+                self._head = b""
+                self._splitting = False
+                self._parse(head)
+            else:
+                self._head = head
+            return
+        self._head = b""
+        self._parse(head[: end + 4])
+        rest = head[end + 4 :]
+        self._splitting = self._ws.state is _OPEN and self.closed is None
+        if rest:
+            self.data_received(rest)
+
+    def _split(self, data: bytes) -> None:
+        """Split ``data`` (after any frame it completes) into frames: a whole
+        plain message to the handler, any other frame to the protocol."""
+        if self._parts:
+            self._parts.append(data)
+            self._parts_len += len(data)
+            if self._parts_len < self._parts_need:
+                return
+            data = b"".join(self._parts)
+            self._parts = []
+        size = len(data)
+        pos = 0
+        need = 0
+        put = self._delivery.put
+        text_as_bytes = self._text_as_bytes
+        while True:
+            left = size - pos
+            if left < 2:
+                need = 2
+                break
+            first = data[pos]
+            length = data[pos + 1]
+            head = 2
+            masked = length & 0x80
+            if masked:  # a server must not mask: the protocol gets it, and says so
+                head = 6
+                length &= 0x7F
+            if length == 126:
+                if left < 4:
+                    need = 4
+                    break
+                length = (data[pos + 2] << 8) | data[pos + 3]
+                head += 2
+            elif length == 127:
+                if left < 10:
+                    need = 10
+                    break
+                length = int.from_bytes(data[pos + 2 : pos + 10], "big")
+                head += 8
+            if length > self._max_size:  # the protocol refuses it (close 1009): nothing large waits here
+                self._splitting = False
+                self._parse(data[pos:])
+                return
+            end = pos + head + length
+            if end > size:
+                need = end - pos
+                break
+            if first in _WHOLE and not masked and not self._in_fragments:
+                payload: Any = data[pos + head : end]
+                if first == _WHOLE_TEXT and not text_as_bytes:
+                    payload = payload.decode("utf-8", errors="replace")
+                if not put(payload):
+                    self._held()
+            else:  # a control frame, a fragment, a compressed or flagged frame: the protocol's
+                opcode = first & 0x0F
+                if opcode in (1, 2):  # text, binary: the first frame of a fragmented or compressed message
+                    self._in_fragments = not first & 0x80
+                elif opcode == 0 and first & 0x80:
+                    self._in_fragments = False
+                self._parse(data[pos:end])
+                if self._ws.state is not _OPEN or self.closed is not None:
+                    self._splitting = False
+                    if end < size:
+                        self._parse(data[end:])
+                    return
+            pos = end
+        if pos < size:
+            self._parts = [data[pos:] if pos else data]
+            self._parts_len = size - pos
+            self._parts_need = need
+
+    def _parse(self, data: bytes) -> None:
+        """The protocol parses ``data``; what it yields is handled."""
         ws = self._ws
         ws.receive_data(data)
         put = self._delivery.put  # to the handler; False: held (before push mode, reading paused)
@@ -388,7 +531,7 @@ async def open_push_websocket(
     loop = asyncio.get_running_loop()
     context = ssl.create_default_context() if uri.secure else None
     transport, conn = await loop.create_connection(
-        lambda: PushWebSocket(protocol, text_as_bytes),
+        lambda: PushWebSocket(protocol, text_as_bytes, max_size),
         uri.host,
         uri.port,
         ssl=context,
