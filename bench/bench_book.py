@@ -179,27 +179,26 @@ def memory_churned(levels: int, diffs: int, seed: int = 3, keep_text: bool = Fal
     kept text is compacted as the book would compact it live."""
     rng = random.Random(seed)
     band = levels * 6 // 5
-    bid_prices = [float(f"{30000.0 - i * 0.01:.2f}") for i in range(band)]
-    ask_prices = [float(f"{30000.01 + i * 0.01:.2f}") for i in range(band)]
     gc.collect()
     tracemalloc.start()
     before = tracemalloc.get_traced_memory()[0]
+    # every number is made inside the measured window, as a feed parses it per message
     ob = OrderBook(keep_text=keep_text, watch_depth=10 if keep_text else None)
     if keep_text:
         ob.apply_snapshot(
-            [(f"{bid_prices[i]:.2f}", f"{1.0 + i % 7:.8f}") for i in range(levels)],
-            [(f"{ask_prices[i]:.2f}", f"{1.0 + i % 5:.8f}") for i in range(levels)],
+            [(f"{30000.0 - i * 0.01:.2f}", f"{1.0 + i % 7:.8f}") for i in range(levels)],
+            [(f"{30000.01 + i * 0.01:.2f}", f"{1.0 + i % 5:.8f}") for i in range(levels)],
         )
     else:
         ob.apply_snapshot(
-            [(bid_prices[i], 1.0 + i % 7) for i in range(levels)],
-            [(ask_prices[i], 1.0 + i % 5) for i in range(levels)],
+            [(30000.0 - i * 0.01, 1.0 + i % 7) for i in range(levels)],
+            [(30000.01 + i * 0.01, 1.0 + i % 5) for i in range(levels)],
         )
     for _ in range(diffs):
         i = rng.randrange(band)
         size = 0.0 if rng.random() < 0.3 else rng.randint(1, 999) / 100
         bid = rng.random() < 0.5
-        price = bid_prices[i] if bid else ask_prices[i]
+        price = 30000.0 - i * 0.01 if bid else 30000.01 + i * 0.01
         level = [(f"{price:.2f}", f"{size:.8f}") if keep_text else (price, size)]
         if bid:
             ob.apply(level, ())
