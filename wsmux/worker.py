@@ -369,10 +369,18 @@ async def _heartbeat(sink: Sink, config: WorkerConfig) -> None:
 
 
 async def _every(seconds: float, fn: Callable[[], Any]) -> None:
+    """Call ``fn`` every ``seconds`` until cancelled — even when the cancel
+    landed inside ``fn`` and its engine client swallowed it (redis-py can, in
+    a race: redis/redis-py#2028, #2551) or turned it into an error that
+    ``fn`` tolerates: the task's pending cancel request is checked after each
+    call, else the shutdown that cancelled it would wait for ever."""
+    task = asyncio.current_task()
     while True:
         result = fn()
         if asyncio.iscoroutine(result):
             await result
+        if task is not None and task.cancelling():
+            raise asyncio.CancelledError
         await asyncio.sleep(seconds)
 
 

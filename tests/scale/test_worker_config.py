@@ -19,7 +19,7 @@ from wsmux.errors import ConfigError
 from wsmux.model import Event, Resynced
 from wsmux.stream import Overflow
 from wsmux.testing import collect_until
-from wsmux.worker import load_config, parse_shard, run_worker, shard_venues
+from wsmux.worker import _every, load_config, parse_shard, run_worker, shard_venues
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "worker.toml"
 
@@ -134,3 +134,30 @@ def test_a_shard_table_in_the_config(tmp_path: Path) -> None:
     path.write_text(EXAMPLE.read_text() + "\n[shard]\nindex = 2\ncount = 2\n")
     with pytest.raises(ConfigError, match="shard index"):
         load_config(path)
+
+
+async def test_a_periodic_job_ends_when_its_cancel_was_swallowed_inside_the_job() -> None:
+    """The worker's heartbeat, snapshot and status jobs end on shutdown even
+    when the cancel lands inside the job and the engine client swallows it
+    (redis-py can, in a race): the shutdown waits for them."""
+    inside = asyncio.Event()
+    calls = 0
+
+    async def swallowing_job() -> None:
+        nonlocal calls
+        calls += 1
+        inside.set()
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            if calls > 1:
+                raise  # only the first cancel is lost: a failing run still ends
+            # as a client library that loses the cancel does
+
+    job = asyncio.get_running_loop().create_task(_every(0.001, swallowing_job))
+    await asyncio.wait_for(inside.wait(), 10)
+    job.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        async with asyncio.timeout(10):  # before the fix: the job ran on, this timed out
+            await job
+    assert calls == 1
