@@ -432,22 +432,28 @@ class OrderBook:
         O(1) while under the bound; amortised O(1) per stored level."""
         if len(self._bids_text) > self._bid_text_cap:
             keys = self._bid_keys
-            keep = self.text_keep()
-            edge = keys[-keep] if len(keys) >= keep else _NEG_INF
-            text = self._bids_text
-            if self._bid_render is not None:
-                _drop_provable(text, self._bids, [p for p in text if p < edge], self._bid_render)
-                self._bids_text = text = dict(text)  # a dict never shrinks its table by deletes
-            self._bid_text_cap = max(keep + TEXT_KEPT_BEYOND_TOP, 2 * len(text))
+            edge = keys[-self.text_keep()] if len(keys) >= self.text_keep() else _NEG_INF
+            deep = [p for p in self._bids_text if p < edge]
+            self._bids_text, self._bid_text_cap = self._compacted(self._bids_text, self._bids, deep, self._bid_render)
         if len(self._asks_text) > self._ask_text_cap:
             keys = self._ask_keys
-            keep = self.text_keep()
-            edge = keys[keep - 1] if len(keys) >= keep else _INF
-            text = self._asks_text
-            if self._ask_render is not None:
-                _drop_provable(text, self._asks, [p for p in text if p > edge], self._ask_render)
-                self._asks_text = text = dict(text)
-            self._ask_text_cap = max(keep + TEXT_KEPT_BEYOND_TOP, 2 * len(text))
+            edge = keys[self.text_keep() - 1] if len(keys) >= self.text_keep() else _INF
+            deep = [p for p in self._asks_text if p > edge]
+            self._asks_text, self._ask_text_cap = self._compacted(self._asks_text, self._asks, deep, self._ask_render)
+
+    def _compacted(
+        self,
+        text: dict[float, tuple[str, str]],
+        sizes: dict[float, float],
+        deep: list[float],
+        render: tuple[Render, Render] | None,
+    ) -> tuple[dict[float, tuple[str, str]], int]:
+        """``text`` without the provable entries among ``deep`` (a new dict: a
+        dict never shrinks its table by deletes), and the side's next bound."""
+        if render is not None:
+            _drop_provable(text, sizes, deep, render)
+            text = dict(text)
+        return text, max(self.text_keep() + TEXT_KEPT_BEYOND_TOP, 2 * len(text))
 
     def _trim(self, depth: int) -> None:
         keys = self._bid_keys

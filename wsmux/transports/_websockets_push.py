@@ -197,6 +197,7 @@ class PushWebSocket(asyncio.Protocol):
         need = 0
         put = self._delivery.put
         text_as_bytes = self._text_as_bytes
+        max_size = self._max_size
         while True:
             left = size - pos
             if left < 2:
@@ -221,7 +222,7 @@ class PushWebSocket(asyncio.Protocol):
                     break
                 length = int.from_bytes(data[pos + 2 : pos + 10], "big")
                 head += 8
-            if length > self._max_size:  # the protocol refuses it (close 1009): nothing large waits here
+            if length > max_size:  # the protocol refuses it (close 1009): nothing large waits here
                 self._splitting = False
                 self._parse(data[pos:])
                 return
