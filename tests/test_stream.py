@@ -23,7 +23,7 @@ from wsmux.model import (
     StatusEvent,
     Trade,
 )
-from wsmux.stream import Overflow, Stream
+from wsmux.stream import Overflow, Stream, StreamStats
 
 
 def trade(i: int, symbol: str = "A-B") -> Trade:
@@ -537,6 +537,84 @@ async def test_a_routed_callback_stream_reports_callback_errors_and_buffers_once
     await stream.aclose()
     deliver(Trade("v", "A-B", 1.0, 1.0, None, "3", None, 3, 3))
     assert seen == [1, 2]  # a closed stream's callbacks get nothing more
+
+
+@pytest.mark.parametrize("callbacks", [1, 2])
+async def test_a_routed_stream_counts_an_event_read_from_its_own_callback_as_buffered(callbacks: int) -> None:
+    # a routed callback stream counts each event once, as received and
+    # delivered at once; the event during which a callback starts reading the
+    # stream is buffered for the reader instead: received, not yet delivered
+    mux, stream = _routed()
+    deliver = mux._deliver  # type: ignore[attr-defined]
+
+    def reads_at_two(event: Trade) -> None:
+        if event.seq == 2:
+            stream.__aiter__()
+
+    stream.on(Trade, reads_at_two)
+    for _ in range(callbacks - 1):
+        stream.on(Trade, lambda event: None)
+    deliver(Trade("v", "A-B", 1.0, 1.0, None, "1", None, 1, 1))
+    assert (stream.stats.received, stream.stats.delivered, stream.buffered) == (1, 1, 0)
+    deliver(Trade("v", "A-B", 1.0, 1.0, None, "2", None, 2, 2))
+    assert (stream.stats.received, stream.stats.delivered, stream.buffered) == (2, 1, 1)
+    check_accounting(stream)
+    event = await asyncio.wait_for(stream.__anext__(), 1)
+    assert isinstance(event, Trade) and event.seq == 2
+    assert (stream.stats.received, stream.stats.delivered, stream.buffered) == (2, 2, 0)
+    deliver(Trade("v", "A-B", 1.0, 1.0, None, "3", None, 3, 3))
+    assert (stream.stats.received, stream.stats.delivered, stream.buffered) == (3, 2, 1)
+    check_accounting(stream)
+    await stream.aclose()
+
+
+async def test_a_route_of_several_streams_delivers_in_order_each_with_its_own_accounting() -> None:
+    # on one route, a stream that is read, or whose callback fails, or that
+    # starts reading in its own callback, keeps its own behaviour and
+    # accounting, and the streams get each event in the route's order
+    from wsmux import Multiplexer, trades
+
+    mux = Multiplexer(metrics=False)
+    order: list[str] = []
+    streams = [Stream(tuple(trades("v", "A-B")), name=f"s{i}") for i in range(5)]
+    for stream in streams:
+        mux._attach_stream(stream)
+    streams[0].on(Trade, lambda e: order.append("s0"))
+    streams[1].__aiter__()  # read: buffered, in the middle of the route
+
+    def fails(event: Trade) -> None:
+        order.append("s2")
+        raise RuntimeError("boom")
+
+    def reads_at_two(event: Trade) -> None:
+        order.append("s3")
+        if event.seq == 2:
+            streams[3].__aiter__()
+
+    streams[2].on(Trade, fails)
+    streams[3].on(Trade, reads_at_two).on(Trade, lambda e: order.append("s3b"))
+    streams[4].on(Trade, lambda e: order.append("s4"))
+    deliver = mux._deliver  # type: ignore[attr-defined]
+    for seq in (1, 2, 3):
+        deliver(Trade("v", "A-B", 1.0, 1.0, None, str(seq), None, seq, seq))
+    assert order == ["s0", "s2", "s3", "s3b", "s4"] * 3
+    received = [s.stats.received for s in streams]
+    delivered = [s.stats.delivered for s in streams]
+    assert received == [3] * 5
+    assert delivered == [3, 0, 3, 1, 3]  # s3 read from its callback at 2: 2 and 3 buffered
+    assert streams[2].stats.callback_errors == 3
+    for stream in streams:
+        check_accounting(stream)
+    event = await asyncio.wait_for(streams[3].__anext__(), 1)
+    assert isinstance(event, Trade) and event.seq == 2 and streams[3].stats.delivered == 2
+    for stream in streams:
+        await stream.aclose()
+
+
+def test_stream_stats_read_as_before() -> None:
+    stats = StreamStats(received=3, delivered=2, dropped=1)
+    assert (stats.received, stats.delivered, stats.dropped) == (3, 2, 1)
+    assert repr(stats).startswith("StreamStats(received=3, delivered=2, dropped=1, ")
 
 
 async def test_a_cancel_accepted_during_get_with_a_timeout_is_never_swallowed() -> None:

@@ -83,10 +83,22 @@ class Overflow(enum.Enum):
 
 @attrs.define(slots=True)
 class StreamStats:
-    """Counters of one stream."""
+    """Counters of one stream.
 
-    received: int = 0
-    delivered: int = 0
+    ``received`` (events routed to the stream) and ``delivered`` (events its
+    consumer took) are read-only sums: an event handed straight to the sync
+    callbacks of a callback stream is both at once, and is counted once
+    (``_passed``) instead of twice: the per-event cost of a stream is mostly
+    its counting.
+    """
+
+    _received: int = 0
+    """Received and not passed straight to the callbacks: buffered, dropped,
+    delivered later or to async callbacks."""
+    _delivered: int = 0
+    """Delivered and not passed straight to the callbacks."""
+    _passed: int = attrs.field(default=0, init=False)
+    """Handed straight to the sync callbacks, in no buffer: received and delivered."""
     dropped: int = 0
     conflated: int = 0
     callback_errors: int = 0
@@ -96,6 +108,25 @@ class StreamStats:
     max_buffered: int = 0
     slow_episodes: int = 0
     dropped_by_reason: dict[str, int] = attrs.field(factory=dict)
+
+    @property
+    def received(self) -> int:
+        """Events routed to the stream."""
+        return self._received + self._passed
+
+    @property
+    def delivered(self) -> int:
+        """Events its consumer took (a sync callback returned, the iterator
+        read it, or the async callbacks were handed it)."""
+        return self._delivered + self._passed
+
+    def __repr__(self) -> str:
+        fields = ", ".join(
+            f"{a.name.lstrip('_')}={getattr(self, a.name.lstrip('_'))!r}"
+            for a in attrs.fields(StreamStats)
+            if a.name != "_passed"
+        )
+        return f"StreamStats({fields})"
 
 
 class Stream:
@@ -205,7 +236,7 @@ class Stream:
                 self._early = list(self._buf)
                 self._buf.clear()
                 self._conflate.clear()
-                self.stats.delivered += len(self._early)
+                self.stats._delivered += len(self._early)
                 if self._space is not None:
                     self._space.set()
             self._buffering = False
@@ -251,7 +282,7 @@ class Stream:
         if self._closed:
             return
         stats = self.stats
-        stats.received += 1
+        stats._received += 1
         cls = type(event)
         cached = self._dispatch_cache.get(cls)
         if cached is None:
@@ -264,14 +295,14 @@ class Stream:
                 raise
             except BaseException as exc:  # CancelledError raised by user code is the user's error too
                 self._callback_error(fn, exc)
-        if not stats.received & self._sample_mask and sync_cbs:
+        if not stats._received & self._sample_mask and sync_cbs:
             self._sample(event)
         if async_cbs:
             self._queue_async(event, async_cbs)
             if not self._buffering:
                 return  # delivered when the async callbacks are handed it
         if not self._buffering:
-            stats.delivered += 1
+            stats._delivered += 1
             return
         self._buffer(event)
 
@@ -293,7 +324,7 @@ class Stream:
         sample = self._sample
 
         def put_to_callbacks(event: Event) -> None:
-            stats.received += 1
+            stats._passed += 1
             for fn in fns:
                 try:
                     fn(event)
@@ -301,31 +332,31 @@ class Stream:
                     raise
                 except BaseException as exc:  # as in _put: the user's error, reported
                     error(fn, exc)
-            if not stats.received & stream._sample_mask:
+            if not stats._passed & stream._sample_mask:
                 sample(event)
-            if stream._buffering:  # a callback started reading the stream
+            if stream._buffering:  # a callback started reading the stream: received, buffered
+                stats._passed -= 1
+                stats._received += 1
                 stream._buffer(event)
-            else:
-                stats.delivered += 1
 
         if len(fns) > 1:
             return put_to_callbacks
         only = fns[0]
 
         def put_to_callback(event: Event) -> None:  # the same for one callback, without the loop
-            stats.received += 1
+            stats._passed += 1
             try:
                 only(event)
             except (KeyboardInterrupt, SystemExit):
                 raise
             except BaseException as exc:
                 error(only, exc)
-            if not stats.received & stream._sample_mask:
+            if not stats._passed & stream._sample_mask:
                 sample(event)
             if stream._buffering:
+                stats._passed -= 1
+                stats._received += 1
                 stream._buffer(event)
-            else:
-                stats.delivered += 1
 
         return put_to_callback
 
@@ -492,7 +523,7 @@ class Stream:
                 event, fns, counted = queue.popleft()
                 if counted:
                     self._async_owed -= 1
-                    self.stats.delivered += 1
+                    self.stats._delivered += 1
                 if self._space is not None and len(queue) < self.maxsize:
                     self._space.set()
                 for fn in fns:
@@ -543,8 +574,8 @@ class Stream:
                 return Dropped(self.name, count, reason, now)
             if self._buf:
                 event = self._buf.popleft()
-                self.stats.delivered += 1
-                if not self.stats.delivered & self._sample_mask:
+                self.stats._delivered += 1
+                if not self.stats._delivered & self._sample_mask:
                     self._sample(event)
                 if self._conflate:
                     key = (type(event), getattr(event, "venue", ""), getattr(event, "symbol", ""))
