@@ -86,10 +86,9 @@ class StreamStats:
     """Counters of one stream.
 
     ``received`` (events routed to the stream) and ``delivered`` (events its
-    consumer took) are read-only sums: an event handed straight to the sync
-    callbacks of a callback stream is both at once, and is counted once
-    (``_passed``) instead of twice: the per-event cost of a stream is mostly
-    its counting.
+    consumer took) are read-only: an event handed straight to the sync
+    callbacks of a callback stream is both at once and is counted once, not
+    twice (the per-event cost of a callback stream is mostly its counting).
     """
 
     _received: int = 0
