@@ -227,3 +227,24 @@ async def test_multiplexer_analyze_subscribes_and_unsubscribes() -> None:
             await out.aclose()
             assert not any(s.channel is Channel.TRADES for s in mux._sub_refs)
             assert out not in mux._blocking and out not in mux._streams
+
+
+async def test_an_analytics_output_read_after_its_callbacks_still_holds_the_venue_back() -> None:
+    # an output stream consumed by a sync callback never fills and is skipped by
+    # the per-frame backpressure check; once it is read too it can fill again
+    async with MockToy(["BTC-USD"], seed=3) as mock:
+        async with Multiplexer(
+            endpoints={"toy": mock.endpoint}, adapters={"toy": ToyAdapter}, backoff=Backoff(initial=0.01, cap=0.05)
+        ) as mux:
+            out = mux.analyze(CountEvery(1), trades("toy", "BTC-USD"), name="counter", maxsize=5)
+            seen: list[object] = []
+            out.on(Counted, seen.append)
+            assert mux._wait_unblocked("toy") is None
+            out.__aiter__()
+            for i in range(out.maxsize):
+                out._put(Counted("toy", "BTC-USD", i, None, 0))
+            assert out.blocked and len(seen) == out.maxsize
+            waiter = mux._wait_unblocked("toy")
+            assert waiter is not None
+            waiter.close()  # (a coroutine: not awaited here)
+            await out.aclose()

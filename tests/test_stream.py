@@ -611,6 +611,39 @@ async def test_a_route_of_several_streams_delivers_in_order_each_with_its_own_ac
         await stream.aclose()
 
 
+@pytest.mark.parametrize("then", ["read", "async callback"])
+async def test_a_callback_stream_that_can_fill_later_still_holds_its_venue_back(then: str) -> None:
+    # a BLOCK stream whose only consumers are sync callbacks never fills, so the
+    # per-frame backpressure check skips it; once it is read, or gets an async
+    # callback, it can fill, and a full one must pause its venue again
+    from wsmux import Multiplexer, trades
+
+    mux = Multiplexer(metrics=False)
+    stream = Stream(tuple(trades("v", "A-B")), maxsize=3, name="late")
+    mux._attach_stream(stream)
+    stream.on(Trade, lambda event: None)
+    assert mux._wait_unblocked("v") is None  # type: ignore[attr-defined]
+    assert mux._blocking_for["v"] == ()  # type: ignore[attr-defined]
+    release = asyncio.Event()
+
+    async def slow(event: Trade) -> None:
+        await release.wait()
+
+    if then == "read":
+        stream.__aiter__()
+    else:
+        stream.on(Trade, slow)
+    deliver = mux._deliver  # type: ignore[attr-defined]
+    for seq in range(1, 5):
+        deliver(Trade("v", "A-B", 1.0, 1.0, None, str(seq), None, seq, seq))
+    assert stream.blocked
+    waiter = mux._wait_unblocked("v")  # type: ignore[attr-defined]
+    assert waiter is not None
+    waiter.close()  # (a coroutine: not awaited here)
+    release.set()
+    await stream.aclose()
+
+
 def test_stream_stats_read_as_before() -> None:
     stats = StreamStats(received=3, delivered=2, dropped=1)
     assert (stats.received, stats.delivered, stats.dropped) == (3, 2, 1)

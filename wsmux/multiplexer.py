@@ -999,7 +999,7 @@ class Multiplexer:
             self._routes.setdefault((sub.venue, sub.channel, sub.symbol), []).append(stream)
             venues.add(sub.venue)
         self._puts.clear()
-        stream._callbacks_changed = self._puts.clear  # its puts depend on its callbacks
+        stream._callbacks_changed = self._stream_changed  # its puts depend on its callbacks
         for venue in venues:
             self._venue_streams.setdefault(venue, []).append(stream)
         if self.metrics is not None and stream._clock_ns is not None:
@@ -1317,6 +1317,7 @@ class Multiplexer:
         if overflow is Overflow.BLOCK:
             self._blocking.append(out)
             self._blocking_for.clear()
+            out._callbacks_changed = self._blocking_for.clear  # whether it can hold its venues back
         return out
 
     def _live_book(self, venue: str, symbol: str) -> OrderBook | None:
@@ -1598,14 +1599,26 @@ class Multiplexer:
         for stream in self._routes.get((event.venue, event.channel, event.symbol or ""), ()):  # type: ignore[arg-type]
             stream._put(event)
 
+    def _stream_changed(self) -> None:
+        """A stream's callbacks changed, it started being read, or it closed:
+        the puts built from it, and whether it can hold its venues back."""
+        self._puts.clear()
+        self._blocking_for.clear()
+
     def _wait_unblocked(self, venue: str) -> Any:
         """Backpressure for one connection: wait only for a full BLOCK stream
         that this connection's venue feeds (other venues keep flowing).
-        Decided per frame, so a BLOCK stream added later is honoured too."""
+        Decided per frame, so a BLOCK stream added later is honoured too.
+        Only streams that can fill are looked at per frame: those that buffer
+        (read, or not yet given a callback) or have async callbacks; a stream
+        whose only consumers are sync callbacks holds nothing. A stream tells
+        (``_callbacks_changed``) when that may change."""
         streams = self._blocking_for.get(venue)
         if streams is None:
             streams = self._blocking_for[venue] = tuple(
-                stream for stream in self._blocking if any(sub.venue == venue for sub in stream.subscriptions)
+                stream
+                for stream in self._blocking
+                if (stream._buffering or stream._async_cbs) and any(sub.venue == venue for sub in stream.subscriptions)
             )
         for stream in streams:
             if stream.blocked:

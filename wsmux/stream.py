@@ -191,8 +191,10 @@ class Stream:
         self._clock_ns = clock_ns
         self._dispatch_cache: dict[type, _Resolved] = {}
         self._callbacks_changed: Callable[[], object] | None = None
-        """Told when callbacks are added or removed (the multiplexer drops the
-        puts it built with :meth:`_put_for`)."""
+        """Told when callbacks are added or removed, when the stream starts
+        buffering for a reader, and when it closes (the multiplexer drops the
+        puts it built with :meth:`_put_for` and its list of the streams that
+        can hold a venue back)."""
         self._high = max(1, maxsize * 8 // 10)
         self._low = maxsize // 2
         self._slow = False
@@ -544,7 +546,10 @@ class Stream:
     def __aiter__(self) -> AsyncIterator[Event]:
         self._iterated = True
         self._early = []
-        self._buffering = True
+        if not self._buffering:
+            self._buffering = True
+            if self._callbacks_changed is not None:  # it buffers now: it can hold its venues back
+                self._callbacks_changed()
         return self
 
     async def __anext__(self) -> Event:
