@@ -999,7 +999,7 @@ class Multiplexer:
             self._routes.setdefault((sub.venue, sub.channel, sub.symbol), []).append(stream)
             venues.add(sub.venue)
         self._puts.clear()
-        stream._callbacks_changed = self._stream_changed  # its puts depend on its callbacks
+        stream._callbacks_changed = self._stream_changed  # its puts and backpressure depend on its consumers
         for venue in venues:
             self._venue_streams.setdefault(venue, []).append(stream)
         if self.metrics is not None and stream._clock_ns is not None:
