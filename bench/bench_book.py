@@ -13,10 +13,11 @@ memory per book, and depth reads.
   venues: Coinbase, BitMEX, Gemini v2, Deribit, Kraken Futures; their mock's frame at
   N levels a side), as a live connection handles it (``Feed.step_snapshots``):
   *frame* is ``on_frame`` of the snapshot frame (JSON and the adapter's
-  parse, which cannot be split, and the build begun), *max step* the longest
-  build step after it (the last one swaps the book in and hands out the
-  BookSnapshot event of the whole book); *at once* is the same frame with
-  stepping off (replays, and live before this release).
+  parse, which cannot be split, and the build begun; BitMEX's rows are read
+  in steps too, ``RawSnapshot.prepare``), *max step* the longest step after
+  it (the last one swaps the book in and hands out the BookSnapshot event of
+  the whole book); *at once* is the same frame with stepping off (replays,
+  and live before this release).
 * **memory** — ``tracemalloc`` bytes retained by one synced book of N levels
   a side, with and without kept level text (checksum venues), and by a book
   after a long run of random diffs (dicts grown by churn; with text, the

@@ -31,6 +31,16 @@ live connections), a deep snapshot the *stream* sends (more than
 it) is built the same way: ``on_frame`` only begins it and asks, with a
 :class:`BuildSnapshot` action, for its steps to be run; the diffs that
 follow it on the stream are buffered meanwhile and replayed on top of it.
+An adapter may also hand over such a snapshot with its rows still to be read
+(:attr:`~wsmux.book.RawSnapshot.prepare`, when the Feed turned the adapter's
+:attr:`~wsmux.Adapter.defer_snapshot_rows` on: BitMEX, whose later frames
+name levels by id only). Then every frame that follows is *held* (a
+``_Hold``, before any parsing) while the steps read the rows; when they end
+the book's build begins, and the held frames are handled in order, their
+diffs held by the book as above. A hold never loses a frame: a disconnect,
+steps closed early or :data:`HOLD_MAX_FRAMES` held frames finish the reading
+at once (:meth:`Feed._release`), and a bad row is reported as the frame's
+parse error, as if read inside ``parse``.
 
 Order-by-order (L3) books are kept beside the L2 ones (:meth:`Feed.add_l3`),
 keyed by symbol, with their own REST snapshot (``FetchSnapshot.channel`` is
@@ -238,6 +248,51 @@ class _SnapshotWait:
     """Re-asks during this wait."""
 
 
+HOLD_MAX_FRAMES = 1000
+"""Most frames a Feed holds while its adapter reads a deep snapshot's rows in
+steps; past it the reading is finished at once (the steps are not being run)."""
+
+
+class _Hold:
+    """The frames a Feed holds while its adapter reads a deep stream snapshot's
+    rows in steps (:attr:`~wsmux.book.RawSnapshot.prepare`), and the snapshot
+    they follow. See :meth:`Feed._release`."""
+
+    __slots__ = ("epoch", "error", "frame", "frames", "job", "prepare", "recv_ns", "snapshot", "sync")
+
+    def __init__(self, snapshot: RawSnapshot, sync: BookSync | None, frame: bytes | str, recv_ns: int) -> None:
+        assert snapshot.prepare is not None
+        self.prepare = snapshot.prepare
+        self.snapshot = snapshot
+        self.sync = sync
+        self.epoch = sync.epoch if sync is not None else 0
+        self.frame = frame[:200]
+        """The start of the snapshot's frame, for the report of a bad row (as ``parse`` would)."""
+        self.recv_ns = recv_ns
+        self.frames: list[tuple[bytes | str, int]] = []
+        self.error: Exception | None = None
+        self.job: SnapshotJob | None = None
+
+    def step(self) -> bool:
+        """One step of the reading; True once it is over (every row read, or a bad one)."""
+        if self.error is not None:
+            return True
+        try:
+            next(self.prepare)
+        except StopIteration:
+            return True
+        except Exception as exc:
+            if isinstance(exc, MalformedMessage) and exc.frame is None:
+                exc = MalformedMessage(exc.reason, self.frame)
+            self.error = exc
+            return True
+        return False
+
+    def finish(self) -> None:
+        while not self.step():
+            pass
+
+
 @attrs.define(slots=True)
 class FeedStats:
     """Counters of one feed (cumulative over reconnects)."""
@@ -306,11 +361,8 @@ class Feed:
         self.sample_latency: Callable[[Sequence[Any], int, int], None] = _no_sample
         """Called with a sampled frame's events, receive time and the sampling
         rate (:meth:`wsmux.metrics.VenueLatency.sample`)."""
-        self.step_snapshots = False
-        """Build a waiting book's deep stream snapshot in steps (a
-        :class:`BuildSnapshot` action) instead of inside :meth:`on_frame`.
-        Off by default, so a replay or a test applies every snapshot at once,
-        in frame order; live connections turn it on."""
+        self._step_snapshots = False
+        self._hold: _Hold | None = None
         self.snapshot_wait_ns = SNAPSHOT_WAIT_NS
         """How long (``recv_ns`` time) a book waiting for a snapshot its
         stream must bring goes without one, after the last ask, before it asks
@@ -332,6 +384,22 @@ class Feed:
         self.syncs[sub.symbol] = BookSync(rule, book)
         self.book_subs[sub.symbol] = sub
         return book
+
+    @property
+    def step_snapshots(self) -> bool:
+        """Build a waiting book's deep stream snapshot in steps (a
+        :class:`BuildSnapshot` action) instead of inside :meth:`on_frame`,
+        and let the adapter read a deep snapshot's rows in steps too
+        (:attr:`~wsmux.Adapter.defer_snapshot_rows`; the frames that follow
+        it are held until then). Off by default, so a replay or a test
+        applies every snapshot at once, in frame order; live connections
+        turn it on."""
+        return self._step_snapshots
+
+    @step_snapshots.setter
+    def step_snapshots(self, on: bool) -> None:
+        self._step_snapshots = on
+        self.adapter.defer_snapshot_rows = on
 
     def remove_book(self, symbol: str) -> None:
         """Stop keeping the book of ``symbol``."""
@@ -370,6 +438,12 @@ class Feed:
         frame (an :class:`~wsmux.Error`) and, where a book was being changed,
         to that book (a :class:`~wsmux.Gap`, then a resync).
         """
+        hold = self._hold
+        if hold is not None:  # the adapter is reading a deep snapshot's rows in steps
+            hold.frames.append((frame, recv_ns))
+            if len(hold.frames) >= HOLD_MAX_FRAMES:
+                self._release(hold, begin=True)
+            return
         stats = self.stats
         stats.frames += 1
         stats.bytes += len(frame)
@@ -386,11 +460,7 @@ class Feed:
                     raise MalformedMessage(f"{self.venue}: {problem}", frame)
             events = self.adapter.parse(frame, recv_ns)
         except Exception as exc:  # WsmuxError, or an adapter bug: never kills the multiplexer
-            self._parse_error(exc, recv_ns)
-            if not isinstance(exc, UnknownMessage):
-                self._consecutive_errors += 1
-                if self._consecutive_errors == self.max_consecutive_errors:
-                    self._poisoned(recv_ns)
+            self._frame_failed(exc, recv_ns)
             return
         self._consecutive_errors = 0
         if not stats.frames & self.sample_mask:
@@ -453,7 +523,7 @@ class Feed:
                     elif verdict.broken:
                         self._broken(symbol, sync, verdict, recv_ns)
                 elif cls is BookSnapshot or cls is RawSnapshot:
-                    self._snapshot(event, recv_ns)  # type: ignore[arg-type]
+                    self._snapshot(event, recv_ns, frame)  # type: ignore[arg-type]
                 elif cls is Gap:
                     self._venue_gap(event, recv_ns)  # type: ignore[arg-type]
                 elif cls is OrderUpdate:
@@ -543,7 +613,10 @@ class Feed:
         self.sink(Error(self.venue, symbol, ErrorKind.SNAPSHOT, f"{type(exc).__name__}: {exc}", recv_ns))
 
     def on_disconnect(self, recv_ns: int) -> None:
-        """The connection is gone: every valid book is now unverifiable."""
+        """The connection is gone: every valid book is now unverifiable (the
+        frames it held for a snapshot's rows are handled first)."""
+        if self._hold is not None:
+            self._release(self._hold, begin=False)
         for symbol, sync in self.syncs.items():
             if sync.valid:
                 sync.invalidate()
@@ -687,9 +760,28 @@ class Feed:
             # it waits for no snapshot then.
             self._waiting(Channel.BOOK, symbol, recv_ns)
 
-    def _snapshot(self, snapshot: BookSnapshot | RawSnapshot, recv_ns: int) -> None:
+    def _frame_failed(self, exc: Exception, recv_ns: int) -> None:
+        """A frame could not be read (``exc``): reported, and counted toward
+        :attr:`max_consecutive_errors` unless it was only of an unknown kind."""
+        self._parse_error(exc, recv_ns)
+        if not isinstance(exc, UnknownMessage):
+            self._consecutive_errors += 1
+            if self._consecutive_errors == self.max_consecutive_errors:
+                self._poisoned(recv_ns)
+
+    def _snapshot(self, snapshot: BookSnapshot | RawSnapshot, recv_ns: int, frame: bytes | str = "") -> None:
         symbol = snapshot.symbol
         sync = self.syncs.get(symbol) or self._auto_book(symbol, recv_ns)
+        if snapshot.__class__ is RawSnapshot and snapshot.prepare is not None:
+            hold = _Hold(snapshot, sync, frame, recv_ns)
+            if sync is not None and self.step_snapshots and not sync.valid:
+                self._hold = hold  # the frames that follow wait for the rows to be read
+                self.actions.append(BuildSnapshot(symbol, self._prepared_build(hold)))
+                return
+            hold.finish()  # read at once, as if inside parse()
+            if hold.error is not None:
+                self._frame_failed(hold.error, recv_ns)
+                return
         if sync is None:
             self.stats.unknown_book += 1
             return
@@ -702,6 +794,41 @@ class Feed:
             self.actions.append(BuildSnapshot(symbol, self._build_steps(sync, job, recv_ns)))
             return
         self._snapshot_verdict(symbol, sync, sync.on_snapshot(snapshot), recv_ns)
+
+    def _prepared_build(self, hold: _Hold) -> Generator[None, None, None]:
+        """The steps of a deep stream snapshot whose rows the adapter reads in
+        steps: the reading, with this connection's frames held meanwhile, then
+        the build as for any deep stream snapshot (:meth:`_build_steps`)."""
+        read = False
+        try:
+            while not hold.step():
+                yield
+            read = True
+        finally:
+            self._release(hold, begin=read)  # also when closed early: nothing held is lost
+        if hold.job is not None and hold.sync is not None:
+            yield from self._build_steps(hold.sync, hold.job, hold.recv_ns)
+
+    def _release(self, hold: _Hold, begin: bool) -> None:
+        """End ``hold``: the adapter's reading finished (at once if it was not:
+        a disconnect, too many frames held, its steps closed), a bad row
+        reported as the snapshot frame's parse error; with ``begin``, the
+        book's build begun (from here the book holds the diffs that follow, so
+        none of the held frames' diffs is lost to the snapshot), unless the
+        book was invalidated or removed meanwhile; then the held frames
+        handled in order (one of them may start a new hold: the rest go to it)."""
+        if self._hold is not hold:
+            return
+        self._hold = None
+        hold.finish()
+        sync = hold.sync
+        if hold.error is not None:
+            self._frame_failed(hold.error, hold.recv_ns)
+        elif begin and sync is not None and sync.epoch == hold.epoch:
+            hold.job = sync.begin_snapshot(hold.snapshot)
+        frames, hold.frames = hold.frames, []
+        for frame, recv_ns in frames:
+            self.on_frame(frame, recv_ns)
 
     def _build_steps(self, sync: BookSync, job: SnapshotJob, recv_ns: int) -> Generator[None, None, None]:
         """The steps of a stream snapshot's build (see :class:`BuildSnapshot`)."""

@@ -216,6 +216,13 @@ class Adapter(abc.ABC):
     text: the Feed then skips its text check for non-ASCII digits on them
     (varint bytes can look like such characters), and the adapter must refuse
     number text that is not plain ASCII decimal itself."""
+    defer_snapshot_rows = False
+    """Set by a Feed that builds deep stream snapshots in steps (a live
+    connection's): the adapter may then hand over a snapshot whose rows are
+    still to be read, with the generator that reads them in bounded steps
+    (:attr:`wsmux.book.RawSnapshot.prepare`); the Feed holds the connection's
+    later frames until it has run. Off, every snapshot is read inside
+    :meth:`parse` (replays, tests, direct use)."""
 
     def __init__(
         self, *, url: str | None = None, rest_url: str | None = None, allow_insecure_loopback: bool = False

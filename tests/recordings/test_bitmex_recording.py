@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 
-from wsmux._pipeline import Feed
+from wsmux._pipeline import BuildSnapshot, Feed
 from wsmux.exchanges.bitmex import MONTH_CODES, BitmexAdapter, bitmex_symbol
 from wsmux.model import BookSnapshot, BookUpdate, Error, Event, Gap, Quote, Resynced, Trade
 from wsmux.subscriptions import Subscription, book, quotes, trades
@@ -182,6 +182,51 @@ def test_every_book_event_is_exact_and_the_id_map_consistent() -> None:
     assert all(s.valid and s.stats.crossed == 0 for s in feed.syncs.values())
     assert sum(isinstance(e, Trade) for e in events) == trades_in_file == 17  # the history partials are skipped
     assert sum(isinstance(e, Quote) for e in events) > 400
+
+
+def test_a_live_feed_reads_the_deep_partials_in_steps_with_the_same_books_and_trades() -> None:
+    """As a live connection runs it (``Feed.step_snapshots``): XBTUSD's 9,346-row
+    partial is read in steps while the frames after it wait, then built in
+    steps while its diffs wait; here one step runs per frame that arrives, so
+    frames do arrive mid-read and mid-build. At the end every book, and the
+    trades, quotes and reports, are those of the Feed that reads every partial
+    inside ``parse``."""
+
+    def replay(step: bool) -> tuple[Feed, list[Event], int]:
+        adapter = BitmexAdapter()
+        events: list[Event] = []
+        feed = Feed(adapter, events.append)
+        feed.step_snapshots = step
+        subs = subscriptions()
+        for sub in subs:
+            if sub.channel.value == "book":
+                feed.add_book(sub)
+        adapter.subscribe(subs)
+        pending: list[Any] = []
+        held = 0
+        for direction, ns, text in frames("BITMEX.ws.1.0"):
+            if direction != "in":
+                continue
+            feed.on_frame(text, ns)
+            held += feed._hold is not None
+            pending += [a.steps for a in feed.take_actions() if isinstance(a, BuildSnapshot)]
+            pending = [steps for steps in pending if next(steps, "done") != "done"]
+        for steps in pending:
+            for _ in steps:
+                pass
+        return feed, events, held
+
+    at_once, events_once, _ = replay(step=False)
+    stepped, events_stepped, held = replay(step=True)
+    assert held > 0  # frames did wait for a partial's rows
+    for symbol, sync in at_once.syncs.items():
+        view = stepped.book(symbol)
+        assert view is not None and view.valid and sync.valid
+        view._check()
+        assert view.depth() == sync.book.depth()
+    for cls in (Trade, Quote, Error, Gap):
+        assert [e for e in events_stepped if type(e) is cls] == [e for e in events_once if type(e) is cls]
+    assert stepped.stats.frames == at_once.stats.frames and stepped.stats.parse_errors == 0
 
 
 def test_instruments_of_the_recording() -> None:

@@ -71,7 +71,7 @@ from __future__ import annotations
 
 import enum
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Generator, Sequence
 from typing import Any
 
 import attrs
@@ -284,7 +284,7 @@ class RawSnapshot:
     Not an event; nothing keeps it after the build.
     """
 
-    __slots__ = ("asks", "asks_text", "bids", "bids_text", "checksum", "seq", "symbol", "ts")
+    __slots__ = ("asks", "asks_text", "bids", "bids_text", "checksum", "prepare", "seq", "symbol", "ts")
 
     def __init__(
         self,
@@ -296,6 +296,7 @@ class RawSnapshot:
         checksum: int | None = None,
         bids_text: Sequence[Sequence[Any]] | None = None,
         asks_text: Sequence[Sequence[Any]] | None = None,
+        prepare: Generator[None, None, None] | None = None,
     ) -> None:
         self.symbol = symbol
         self.bids = bids
@@ -305,6 +306,14 @@ class RawSnapshot:
         self.checksum = checksum
         self.bids_text = bids_text
         self.asks_text = asks_text
+        self.prepare = prepare
+        """None, or (an adapter with :attr:`~wsmux.Adapter.defer_snapshot_rows`)
+        the generator that fills ``bids`` and ``asks`` from the venue's rows,
+        one bounded step per ``next()``, and completes the adapter's own state
+        for the book (BitMEX's id map) when it ends. It raises what
+        :meth:`~wsmux.Adapter.parse` would have raised for a bad row. Nothing
+        may read the levels, nor the adapter parse another frame of the
+        connection, before it has run to the end."""
 
     def to_snapshot(self, venue: str, recv_ns: int) -> BookSnapshot:
         """The :class:`~wsmux.BookSnapshot` these rows stand for (floats,
