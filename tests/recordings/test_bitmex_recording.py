@@ -24,8 +24,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from deferkit import replay_stepping
 
-from wsmux._pipeline import BuildSnapshot, Feed
+from wsmux._pipeline import Feed
 from wsmux.exchanges.bitmex import MONTH_CODES, BitmexAdapter, bitmex_symbol
 from wsmux.model import BookSnapshot, BookUpdate, Error, Event, Gap, Quote, Resynced, Trade
 from wsmux.subscriptions import Subscription, book, quotes, trades
@@ -202,18 +203,8 @@ def test_a_live_feed_reads_the_deep_partials_in_steps_with_the_same_books_and_tr
             if sub.channel.value == "book":
                 feed.add_book(sub)
         adapter.subscribe(subs)
-        pending: list[Any] = []
-        held = 0
-        for direction, ns, text in frames("BITMEX.ws.1.0"):
-            if direction != "in":
-                continue
-            feed.on_frame(text, ns)
-            held += feed._hold is not None
-            pending += [a.steps for a in feed.take_actions() if isinstance(a, BuildSnapshot)]
-            pending = [steps for steps in pending if next(steps, "done") != "done"]
-        for steps in pending:
-            for _ in steps:
-                pass
+        arriving = ((text, ns) for direction, ns, text in frames("BITMEX.ws.1.0") if direction == "in")
+        held = replay_stepping(feed, arriving)
         return feed, events, held
 
     at_once, events_once, _ = replay(step=False)

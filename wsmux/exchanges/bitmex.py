@@ -66,7 +66,7 @@ from typing import Any, ClassVar
 
 from wsmux._json import JSONDecodeError, dumps, loads
 from wsmux.adapter import Adapter, Heartbeat, HttpRequest, Limits, Outgoing
-from wsmux.book import Continuity, Diff, RawSnapshot, SnapshotSource, SyncRule
+from wsmux.book import SNAPSHOT_STEP_LEVELS, Continuity, Diff, RawSnapshot, SnapshotSource, SyncRule
 from wsmux.errors import MalformedMessage, SubscriptionRejected, UnknownSymbol, WsmuxError, unknown_message
 from wsmux.model import (
     Candle,
@@ -92,9 +92,9 @@ MONTH_CODES = "FGHJKMNQUVXZ"
 _NAN = float("nan")
 _SIDES = {"Buy": Side.BUY, "Sell": Side.SELL}
 _ERRORS = (KeyError, TypeError, ValueError, IndexError, AttributeError, ZeroDivisionError, OverflowError)
-PARTIAL_STEP_ROWS = 2000
-"""Rows of a deferred ``orderBookL2`` partial read per step (about 0.7 ms on
-a 2-core machine; see :attr:`wsmux.Adapter.defer_snapshot_rows`)."""
+PARTIAL_STEP_ROWS = SNAPSHOT_STEP_LEVELS
+"""Rows of a deferred ``orderBookL2`` partial read per step (2,000, about 0.7 ms
+on a 2-core machine; see :attr:`wsmux.Adapter.defer_snapshot_rows`)."""
 _QUOTES = ("USDT", "USDC", "USD", "EUR", "XBT")
 _ASSET = re.compile(r"^[A-Z0-9]{1,20}$")
 _TABLES = {
