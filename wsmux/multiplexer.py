@@ -1317,7 +1317,7 @@ class Multiplexer:
         if overflow is Overflow.BLOCK:
             self._blocking.append(out)
             self._blocking_for.clear()
-            out._callbacks_changed = self._blocking_for.clear  # whether it can hold its venues back
+            out._callbacks_changed = self._stream_changed  # whether it can hold its venues back
         return out
 
     def _live_book(self, venue: str, symbol: str) -> OrderBook | None:
