@@ -28,7 +28,7 @@ from typing import ClassVar, TypeVar
 
 import attrs
 
-from wsmux.book import Continuity, Diff, RawSnapshot, SnapshotSource, SyncRule
+from wsmux.book import SNAPSHOT_STEP_LEVELS, Continuity, Diff, RawSnapshot, SnapshotSource, SyncRule
 from wsmux.errors import UnknownChannel
 from wsmux.model import BookSnapshot, Channel, Event, Instrument, L3Snapshot, Trade
 from wsmux.subscriptions import Subscription
@@ -218,11 +218,21 @@ class Adapter(abc.ABC):
     number text that is not plain ASCII decimal itself."""
     defer_snapshot_rows = False
     """Set by a Feed that builds deep stream snapshots in steps (a live
-    connection's): the adapter may then hand over a snapshot whose rows are
-    still to be read, with the generator that reads them in bounded steps
-    (:attr:`wsmux.book.RawSnapshot.prepare`); the Feed holds the connection's
-    later frames until it has run. Off, every snapshot is read inside
-    :meth:`parse` (replays, tests, direct use)."""
+    connection's): the adapter may then hand over a snapshot of more than
+    :data:`~wsmux.book.SNAPSHOT_STEP_LEVELS` rows (:meth:`reads_rows_later`)
+    whose rows are still to be read, in either of two ways:
+
+    * each side as :class:`~wsmux.book.UnreadRows`, read by the book's own
+      build steps: only that book waits (it holds its diffs) while the
+      connection's other frames flow (Deribit, Kraken Futures, Gemini v2,
+      Coinbase Advanced);
+    * with a generator that reads them in bounded steps
+      (:attr:`wsmux.book.RawSnapshot.prepare`), when the adapter's reading
+      of the *next* frame depends on them (BitMEX's id map): the Feed then
+      holds the connection's later frames until it has run.
+
+    Off, every snapshot is read inside :meth:`parse` (replays, tests, direct
+    use), and a bad row raises there."""
 
     def __init__(
         self, *, url: str | None = None, rest_url: str | None = None, allow_insecure_loopback: bool = False
@@ -322,6 +332,12 @@ class Adapter(abc.ABC):
     def decompress(self, frame: bytes) -> bytes:
         """Undo the venue's frame compression (venues with ``compressed``)."""
         return frame
+
+    def reads_rows_later(self, rows: int) -> bool:
+        """True if a stream snapshot of ``rows`` venue rows is to be handed
+        over unread (see :attr:`defer_snapshot_rows`): on, and more rows than
+        one build step handles."""
+        return self.defer_snapshot_rows and rows > SNAPSHOT_STEP_LEVELS
 
     def reset(self) -> None:  # noqa: B027 - optional hook
         """Forget per-connection state (called when a connection is replaced)."""

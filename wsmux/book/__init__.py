@@ -8,7 +8,7 @@ checksum algorithms and :mod:`wsmux.book.l3` the order-by-order book.
 from __future__ import annotations
 
 from wsmux.book._consolidated import ConsolidatedBBO, VenueTop
-from wsmux.book._orderbook import SNAPSHOT_STEP_LEVELS, OrderBook, SnapshotBuild
+from wsmux.book._orderbook import SNAPSHOT_STEP_LEVELS, OrderBook, SnapshotBuild, UnreadRows
 from wsmux.book._sync import (
     PRE_REQUEST_BUFFER,
     BookSync,
@@ -38,6 +38,7 @@ __all__ = [
     "SyncRule",
     "SyncState",
     "SyncStats",
+    "UnreadRows",
     "Verdict",
     "VenueTop",
 ]

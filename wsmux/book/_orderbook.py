@@ -84,7 +84,7 @@ from typing import Any
 from wsmux._display import plain
 from wsmux.model import BookSide, BookSnapshot, Channel, Integrity, Level, Levels, Resynced, TextLevels
 
-__all__ = ["MAX_VALUE", "SNAPSHOT_STEP_LEVELS", "OrderBook", "SnapshotBuild"]
+__all__ = ["MAX_VALUE", "SNAPSHOT_STEP_LEVELS", "OrderBook", "SnapshotBuild", "UnreadRows"]
 
 _NAN = math.nan
 _NEG_INF = -math.inf
@@ -854,12 +854,15 @@ class SnapshotBuild:
         for levels, sizes, text_levels, text in sides:
             levels = _as_sequence(levels)
             start = 0
-            while start < len(levels):
-                chunk = levels[start : start + budget]
-                if not _add_levels(sizes, chunk):
+            count = len(levels)
+            while start < count:
+                # advanced by the rows sliced, not the levels they held: a
+                # side of UnreadRows may find none of its levels in a slice
+                end = min(start + budget, count)
+                if not _add_levels(sizes, levels[start:end]):
                     self.ok = False
-                start += len(chunk)
-                budget -= len(chunk)
+                budget -= end - start
+                start = end
                 if not budget:
                     budget = step
                     yield
@@ -916,8 +919,57 @@ class SnapshotBuild:
         self.done = True
 
 
+_Sides = tuple[Sequence[Sequence[Any]], Sequence[Sequence[Any]]]
+
+
+class UnreadRows:
+    """One side of a snapshot as the venue sent it, read a slice at a time.
+
+    A deep stream snapshot's side, handed to the book's build without being
+    read: slicing it (``rows[i:j]``, which is all a :class:`SnapshotBuild`
+    does, one step at a time) runs ``read`` on those rows of the venue's and
+    returns the ``(price, size)`` levels they hold. So turning a venue's rows
+    into levels (Deribit's ``[action, price, amount]``, Kraken Futures'
+    ``{"price", "qty"}``, a list of both sides in one) runs in the build's
+    bounded steps, not inside the frame, and only the book being built waits
+    for it. ``read`` raises what the adapter's parse would have raised for a
+    bad row; the build then fails as for any unreadable level.
+
+    ``len()`` is the number of the venue's rows, which is the work a step
+    bounds: where both sides share one list (each side's ``read`` keeps its
+    own), each side counts every row.
+    """
+
+    __slots__ = ("_read", "_rows")
+
+    def __init__(self, rows: Sequence[Any], read: Callable[[Sequence[Any]], Sequence[Sequence[Any]]]) -> None:
+        self._rows = rows
+        self._read = read
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def __getitem__(self, index: slice) -> Sequence[Sequence[Any]]:
+        return self._read(self._rows[index])
+
+    def __iter__(self) -> Iterator[Sequence[Any]]:
+        return iter(self._read(self._rows))
+
+    def __repr__(self) -> str:
+        return f"UnreadRows({len(self._rows)} rows)"
+
+    @classmethod
+    def split(cls, rows: Sequence[Any], read: Callable[[Sequence[Any]], _Sides]) -> tuple[UnreadRows, UnreadRows]:
+        """Bids and asks from one list of rows of both sides: ``read`` turns
+        rows into ``(bid levels, ask levels)``; each side keeps its own."""
+        return cls(rows, lambda chunk: read(chunk)[0]), cls(rows, lambda chunk: read(chunk)[1])
+
+
 def _as_sequence(levels: Iterable[Sequence[Any]]) -> Sequence[Sequence[Any]]:
-    return levels if type(levels) is tuple or type(levels) is list else list(levels)
+    cls = type(levels)
+    if cls is tuple or cls is list or cls is UnreadRows:
+        return levels  # type: ignore[return-value]  # UnreadRows: slices only, as the build reads it
+    return list(levels)
 
 
 def _add_levels(sizes: dict[float, float], levels: Sequence[Sequence[Any]]) -> bool:

@@ -76,7 +76,7 @@ from typing import Any
 
 import attrs
 
-from wsmux.book._orderbook import SNAPSHOT_STEP_LEVELS, OrderBook, SnapshotBuild
+from wsmux.book._orderbook import SNAPSHOT_STEP_LEVELS, OrderBook, SnapshotBuild, UnreadRows
 from wsmux.model import BookSnapshot, BookUpdate, GapReason, Integrity, Levels
 
 __all__ = [
@@ -275,7 +275,9 @@ class RawSnapshot:
     The snapshot counterpart of :class:`Diff`: the fields of
     :class:`~wsmux.BookSnapshot`, but the levels are the venue's decoded
     ``[price, size, ...]`` rows (text or numbers) in any order, a repeated
-    price counting as if applied in turn. The book's build
+    price counting as if applied in turn (or, for a deep snapshot on a live
+    connection, a side still in the venue's own layout:
+    :class:`~wsmux.book.UnreadRows`). The book's build
     (:class:`~wsmux.book.SnapshotBuild`) converts, checks and sorts them once,
     in bounded steps on a live connection, instead of the adapter doing all
     of it inside the frame that carried the snapshot (a full-depth Coinbase or
@@ -289,8 +291,8 @@ class RawSnapshot:
     def __init__(
         self,
         symbol: str,
-        bids: Sequence[Sequence[Any]],
-        asks: Sequence[Sequence[Any]],
+        bids: Sequence[Sequence[Any]] | UnreadRows,
+        asks: Sequence[Sequence[Any]] | UnreadRows,
         ts: int | None,
         seq: int | None = None,
         checksum: int | None = None,

@@ -117,7 +117,7 @@ from typing import Any, ClassVar
 
 from wsmux._json import JSONDecodeError, dumps, loads
 from wsmux.adapter import Adapter, Heartbeat, HttpRequest, Limits, Outgoing
-from wsmux.book import Continuity, Diff, RawSnapshot, SnapshotSource, SyncRule
+from wsmux.book import Continuity, Diff, RawSnapshot, SnapshotSource, SyncRule, UnreadRows
 from wsmux.clock import SYSTEM_CLOCK, Clock
 from wsmux.credentials import Credentials
 from wsmux.errors import (
@@ -963,6 +963,20 @@ _ADV_BOOK_SIDE = {"bid": True, "offer": False, "ask": False}
 _ADV_TAKER = {"BUY": _BUY, "SELL": _SELL, "buy": _BUY, "sell": _SELL}
 
 
+def _split_updates(updates: Any) -> tuple[list[Any], list[Any]]:
+    """``level2`` updates of both sides → bid and ask ``(price, size)`` text
+    rows, converted and checked by the book sync."""
+    bids: list[Any] = []
+    asks: list[Any] = []
+    for u in updates:
+        level = (u["price_level"], u["new_quantity"])
+        if _ADV_BOOK_SIDE[u["side"]]:
+            bids.append(level)
+        else:
+            asks.append(level)
+    return bids, asks
+
+
 class CoinbaseAdvancedAdapter(Adapter):
     """Coinbase Advanced Trade market data (sheet:
     ``shared/exchanges/coinbase-advanced-trade.md``). See the module docstring.
@@ -1132,22 +1146,21 @@ class CoinbaseAdvancedAdapter(Adapter):
         seq = msg["sequence_num"]
         out: list[Event | Diff | RawSnapshot] = []
         for event in msg["events"]:
-            bids: list[Any] = []
-            asks: list[Any] = []
-            for u in event["updates"]:
-                level = (u["price_level"], u["new_quantity"])  # the book sync converts and checks them
-                if _ADV_BOOK_SIDE[u["side"]]:
-                    bids.append(level)
-                else:
-                    asks.append(level)
+            updates = event["updates"]
             symbol = self._symbol(event["product_id"])
             kind = event["type"]
             if kind == "update":
+                bids, asks = _split_updates(updates)
                 out.append(Diff(symbol, bids, asks, ts, seq))
-            elif kind == "snapshot":  # the full book: converted and sorted by the book's build, in steps
-                out.append(RawSnapshot(symbol, bids, asks, ts, seq))
-            else:
+            elif kind != "snapshot":
                 raise ValueError(f"unknown l2_data event type {kind!r}")
+            elif updates.__class__ is list and self.reads_rows_later(len(updates)):
+                # a live Feed: a deep book is split into sides by the book's build steps too
+                unread_bids, unread_asks = UnreadRows.split(updates, _split_updates)
+                out.append(RawSnapshot(symbol, unread_bids, unread_asks, ts, seq))
+            else:  # the full book: converted and sorted by the book's build, in steps
+                bids, asks = _split_updates(updates)
+                out.append(RawSnapshot(symbol, bids, asks, ts, seq))
         return out
 
     def _trades(self, msg: dict[str, Any], recv_ns: int) -> list[Event]:

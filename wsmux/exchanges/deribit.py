@@ -71,11 +71,12 @@ import math
 import re
 import secrets
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any, ClassVar
 
 from wsmux._json import JSONDecodeError, dumps, loads
 from wsmux.adapter import Adapter, Heartbeat, HttpRequest, Limits, Outgoing
-from wsmux.book import Continuity, Diff, SnapshotSource, SyncRule
+from wsmux.book import Continuity, Diff, RawSnapshot, SnapshotSource, SyncRule, UnreadRows
 from wsmux.clock import SYSTEM_CLOCK, Clock
 from wsmux.credentials import Credentials
 from wsmux.errors import (
@@ -125,7 +126,7 @@ _DERIVATIVE_ONLY = frozenset({Channel.FUNDING, Channel.OPEN_INTEREST, Channel.LI
 _PING_ID = 0
 """The request id of the ``public/test`` keep-alive (subscribe requests count from 1)."""
 
-_Handler = Callable[[str, Any, int], Sequence[Event | Diff]]
+_Handler = Callable[[str, Any, int], Sequence[Event | Diff | RawSnapshot]]
 
 
 # --- symbols ------------------------------------------------------------------------
@@ -511,7 +512,7 @@ class DeribitAdapter(Adapter):
 
     # --- parsing ----------------------------------------------------------------------
 
-    def parse(self, frame: bytes | str, recv_ns: int) -> Sequence[Event | Diff]:
+    def parse(self, frame: bytes | str, recv_ns: int) -> Sequence[Event | Diff | RawSnapshot]:
         try:
             msg = loads(frame)
         except JSONDecodeError as exc:
@@ -568,7 +569,7 @@ class DeribitAdapter(Adapter):
                 raise SubscriptionRejected(f"deribit did not subscribe {missing}")
         return []
 
-    def _book(self, name: str, data: Any, recv_ns: int) -> list[Event | Diff]:
+    def _book(self, name: str, data: Any, recv_ns: int) -> list[Event | Diff | RawSnapshot]:
         symbol = self._unified(data["instrument_name"])
         inverse = self._inverse[data["instrument_name"]]
         ts = _ms(data["timestamp"])
@@ -576,8 +577,18 @@ class DeribitAdapter(Adapter):
         if seq.__class__ is not int:
             raise TypeError(f"change_id {seq!r} is not an integer")
         kind = data["type"]
-        bids = _levels(data["bids"], inverse)
-        asks = _levels(data["asks"], inverse)
+        raw_bids = data["bids"]
+        raw_asks = data["asks"]
+        if (
+            kind == "snapshot"
+            and raw_bids.__class__ is list
+            and raw_asks.__class__ is list
+            and self.reads_rows_later(len(raw_bids) + len(raw_asks))
+        ):  # a live Feed: the book's build steps read the rows
+            read = partial(_levels, inverse=inverse)
+            return [RawSnapshot(symbol, UnreadRows(raw_bids, read), UnreadRows(raw_asks, read), ts, seq)]
+        bids = _levels(raw_bids, inverse)
+        asks = _levels(raw_asks, inverse)
         if kind == "change":
             prev = data["prev_change_id"]
             if prev.__class__ is not int:

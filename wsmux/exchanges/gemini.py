@@ -61,7 +61,7 @@ from typing import Any, ClassVar
 
 from wsmux._json import JSONDecodeError, dumps, loads
 from wsmux.adapter import Adapter, Heartbeat, HttpRequest, Limits, Outgoing
-from wsmux.book import Continuity, Diff, RawSnapshot, SnapshotSource, SyncRule
+from wsmux.book import Continuity, Diff, RawSnapshot, SnapshotSource, SyncRule, UnreadRows
 from wsmux.errors import (
     MalformedMessage,
     RemoteError,
@@ -130,6 +130,26 @@ def _text_levels(raw: Any) -> Levels:
             raise TypeError(f"level {level!r}: price and quantity must be text")
         out.append((float(price), float(qty)))
     return tuple(out)
+
+
+def _split_changes(changes: Any) -> tuple[list[tuple[Any, Any]], list[tuple[Any, Any]]]:
+    """v2 ``[[side, price, qty], ...]`` changes → bid and ask ``(price, qty)``
+    text rows, converted and checked by the book sync."""
+    bids: list[tuple[Any, Any]] = []
+    asks: list[tuple[Any, Any]] = []
+    for change in changes:
+        side = change[0]
+        price = change[1]
+        qty = change[2]
+        if price.__class__ is not str or qty.__class__ is not str:
+            raise TypeError(f"change {change!r}: price and quantity must be text")
+        if side == "buy":
+            bids.append((price, qty))
+        elif side == "sell":
+            asks.append((price, qty))
+        else:
+            raise ValueError(f"unknown side {side!r}")
+    return bids, asks
 
 
 def _ns(value: Any, name: str) -> int:
@@ -506,24 +526,17 @@ class GeminiV2Adapter(_GeminiBase):
         symbol = self._unified(native)
         if not self._feeds.wants(_L2, native, Channel.BOOK):
             return []
-        bids: list[tuple[Any, Any]] = []
-        asks: list[tuple[Any, Any]] = []
-        for change in msg["changes"]:
-            side = change[0]
-            price = change[1]
-            qty = change[2]
-            if price.__class__ is not str or qty.__class__ is not str:
-                raise TypeError(f"change {change!r}: price and quantity must be text")
-            if side == "buy":
-                bids.append((price, qty))
-            elif side == "sell":
-                asks.append((price, qty))
-            else:
-                raise ValueError(f"unknown side {side!r}")
+        changes = msg["changes"]
         if "trades" not in msg:
+            bids, asks = _split_changes(changes)
             return [Diff(symbol, bids, asks, None)]
         # the first l2_updates of a subscription: the full book (its trades are
-        # history), converted and sorted by the book's build, in steps
+        # history), converted and sorted by the book's build, in steps; on a
+        # live Feed, a deep one is split into sides by those steps too
+        if changes.__class__ is list and self.reads_rows_later(len(changes)):
+            unread_bids, unread_asks = UnreadRows.split(changes, _split_changes)
+            return [RawSnapshot(symbol, unread_bids, unread_asks, None)]
+        bids, asks = _split_changes(changes)
         return [RawSnapshot(symbol, bids, asks, None)]
 
     def _trade(self, msg: dict[str, Any], recv_ns: int) -> list[Event]:

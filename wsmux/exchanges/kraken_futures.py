@@ -55,11 +55,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any, ClassVar
 
 from wsmux._json import JSONDecodeError, dumps, loads
 from wsmux.adapter import Adapter, Heartbeat, HttpRequest, Limits, Outgoing
-from wsmux.book import Continuity, Diff, SnapshotSource, SyncRule
+from wsmux.book import Continuity, Diff, RawSnapshot, SnapshotSource, SyncRule, UnreadRows
 from wsmux.errors import (
     MalformedMessage,
     RemoteError,
@@ -227,7 +228,7 @@ class KrakenFuturesAdapter(Adapter):
         self._contracts = ContractSizes(self.venue)  # sizes in base units once instruments are known
         self._feeds = SharedFeeds()  # the channels wanted per (feed, product) on this connection
         self._heartbeat = False
-        self._handlers: dict[str, Callable[[dict[str, Any], int], Sequence[Event | Diff]]] = {
+        self._handlers: dict[str, Callable[[dict[str, Any], int], Sequence[Event | Diff | RawSnapshot]]] = {
             "book": self._book,
             "book_snapshot": self._book_snapshot,
             "trade": self._trade,
@@ -354,7 +355,7 @@ class KrakenFuturesAdapter(Adapter):
 
     # --- parsing -------------------------------------------------------------------------
 
-    def parse(self, frame: bytes | str, recv_ns: int) -> Sequence[Event | Diff]:
+    def parse(self, frame: bytes | str, recv_ns: int) -> Sequence[Event | Diff | RawSnapshot]:
         try:
             msg = loads(frame)
         except JSONDecodeError as exc:
@@ -396,21 +397,35 @@ class KrakenFuturesAdapter(Adapter):
     def _nothing(msg: dict[str, Any], recv_ns: int) -> list[Event]:
         return []
 
-    def _book_snapshot(self, msg: dict[str, Any], recv_ns: int) -> list[Event]:
+    def _book_snapshot(self, msg: dict[str, Any], recv_ns: int) -> list[Event | RawSnapshot]:
         product = msg["product_id"]
         symbol = self._unified(product)
-        bids = [(float(_number(lv["price"])), float(_number(lv["qty"]))) for lv in msg["bids"]]
-        asks = [(float(_number(lv["price"])), float(_number(lv["qty"]))) for lv in msg["asks"]]
-        if self._contracts.converts(symbol):
-            size = self._contracts.size
-            bids = [(p, size(symbol, q, p)) for p, q in bids]
-            asks = [(p, size(symbol, q, p)) for p, q in asks]
-        bids.sort(reverse=True)
-        asks.sort()
         seq = msg["seq"]
         if seq.__class__ is not int:
             raise TypeError(f"seq must be an integer, not {seq!r}")
-        return [BookSnapshot(self.venue, symbol, tuple(bids), tuple(asks), _ms(msg.get("timestamp")), recv_ns, seq)]
+        ts = _ms(msg.get("timestamp"))
+        raw_bids = msg["bids"]
+        raw_asks = msg["asks"]
+        if (
+            raw_bids.__class__ is list
+            and raw_asks.__class__ is list
+            and self.reads_rows_later(len(raw_bids) + len(raw_asks))
+        ):  # a live Feed: the book's build steps read the rows
+            read = partial(self._snapshot_levels, symbol)
+            return [RawSnapshot(symbol, UnreadRows(raw_bids, read), UnreadRows(raw_asks, read), ts, seq)]
+        bids = self._snapshot_levels(symbol, raw_bids)
+        asks = self._snapshot_levels(symbol, raw_asks)
+        bids.sort(reverse=True)
+        asks.sort()
+        return [BookSnapshot(self.venue, symbol, tuple(bids), tuple(asks), ts, recv_ns, seq)]
+
+    def _snapshot_levels(self, symbol: str, rows: Any) -> list[tuple[float, float]]:
+        """A snapshot side's ``{"price", "qty"}`` rows as ``(price, size)``, sizes in base units."""
+        levels = [(float(_number(lv["price"])), float(_number(lv["qty"]))) for lv in rows]
+        if self._contracts.converts(symbol):
+            size = self._contracts.size
+            levels = [(p, size(symbol, q, p)) for p, q in levels]
+        return levels
 
     def _book(self, msg: dict[str, Any], recv_ns: int) -> list[Diff]:
         product = msg["product_id"]
