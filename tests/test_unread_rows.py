@@ -15,12 +15,17 @@ from typing import Any
 
 import pytest
 from deferkit import replay_stepping
+from test_book_resync import spy_on_steps
 
+import wsmux.testing
+from wsmux import Multiplexer
+from wsmux import book as book_sub
 from wsmux._pipeline import BuildSnapshot, Feed, Send
 from wsmux.book import RawSnapshot, SnapshotBuild, UnreadRows
 from wsmux.exchanges import get as get_adapter
 from wsmux.model import BookSnapshot, BookUpdate, Channel, Error, ErrorKind, Gap, Resynced
 from wsmux.subscriptions import Subscription
+from wsmux.testing import collect_until
 
 TS_ISO = "2024-05-01T12:00:00.123456789Z"
 TS_MS = 1700000000000
@@ -320,3 +325,56 @@ def test_a_bad_deep_snapshot_for_a_valid_book_flags_the_book(venue: Venue) -> No
     error, gap = events
     assert isinstance(error, Error) and error.kind is ErrorKind.MALFORMED
     assert isinstance(gap, Gap) and gap.symbol == venue.symbols[0]
+
+
+LIVE = [
+    ("deribit", "MockDeribit", "BTC-USD-PERP"),
+    ("kraken-futures", "MockKrakenFutures", "BTC-USD-PERP"),
+    ("gemini-v2", "MockGeminiV2", "BTC-USD"),
+    ("coinbase-advanced", "MockCoinbaseAdvanced", "BTC-USD"),
+]
+
+
+@pytest.mark.parametrize(("venue", "mock_name", "symbol"), LIVE, ids=[live[0] for live in LIVE])
+async def test_a_live_connection_reads_the_rows_in_steps_and_the_book_goes_on(
+    venue: str, mock_name: str, symbol: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Through the real connection and the venue's mock: the deep snapshot's
+    rows are read by the build's steps (none inside the frame), with the loop
+    running between steps, and the book syncs and goes on with the updates."""
+    slices_read: list[bool] = []  # per slice read: inside a build step?
+    in_step = [False]
+    slice_rows = UnreadRows.__getitem__
+
+    def spied_slice(self: UnreadRows, index: slice) -> Any:
+        slices_read.append(in_step[0])
+        return slice_rows(self, index)
+
+    build_steps = Feed._build_steps
+
+    def spied_steps(self: Feed, *args: Any) -> Any:
+        steps = build_steps(self, *args)
+        while True:
+            in_step[0] = True
+            try:
+                next(steps)
+            except StopIteration:
+                return
+            finally:
+                in_step[0] = False
+            yield
+
+    monkeypatch.setattr(UnreadRows, "__getitem__", spied_slice)
+    monkeypatch.setattr(Feed, "_build_steps", spied_steps)
+    interleaved = spy_on_steps(monkeypatch, "_build_steps")
+    mock_cls = getattr(wsmux.testing, mock_name)
+    async with mock_cls([symbol], levels=3000) as mock, Multiplexer(endpoints={venue: mock.endpoint}) as mux:
+        stream = mux.subscribe(*book_sub(venue, symbol))
+        await collect_until(stream, lambda e: isinstance(e, Resynced))
+        await mock.publish(20)
+        await collect_until(stream, lambda e: isinstance(e, BookUpdate))
+        view = mux.book(venue, symbol)
+        assert view.valid and min(len(side) for side in view.depth()) > 2000
+        await stream.aclose()
+    assert slices_read and all(slices_read)  # every slice of rows was read by a build step
+    assert len(interleaved) >= 2 and all(interleaved)
