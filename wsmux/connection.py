@@ -874,6 +874,9 @@ class Connection:
         async def act_then_release() -> None:
             try:
                 await self._do_actions()
+            except TransportError as exc:  # a send failed: the connection ends with it, as the pull loop's does
+                failed.append(f"a send failed: {exc}")
+                closing.set()
             finally:
                 release()
 
