@@ -272,25 +272,33 @@ def test_a_bad_row_read_in_a_later_step_fails_the_snapshot_and_asks_again(venue:
     assert sync.valid
 
 
-def test_a_step_whose_rows_hold_none_of_its_side_still_moves_on() -> None:
+@pytest.mark.parametrize("text", [False, True], ids=["levels", "levels and text"])
+def test_a_step_whose_rows_hold_none_of_its_side_still_moves_on(text: bool) -> None:
     """A side of a mixed list may find none of its levels in a whole step's
-    rows: the build advances by the rows read, not the levels found."""
+    rows: the build advances by the rows read, not the levels found (for the
+    levels, and for the text a checksum book keeps)."""
     rows = [("ask", 1001.0 + i, 1.0) for i in range(300)] + [("bid", 1000.0 - i, 2.0) for i in range(300)]
     reads = [0]
 
-    def split(chunk: Rows) -> tuple[list[tuple[float, float]], list[tuple[float, float]]]:
+    def split(chunk: Rows) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
         reads[0] += 1
-        assert reads[0] <= 12, "the build does not move on"  # 6 slices a side
-        return [(p, q) for w, p, q in chunk if w == "bid"], [(p, q) for w, p, q in chunk if w == "ask"]
+        assert reads[0] <= 24, "the build does not move on"  # 6 slices a side, twice with text
+        bid_rows = [(repr(p), repr(q)) for w, p, q in chunk if w == "bid"]
+        return bid_rows, [(repr(p), repr(q)) for w, p, q in chunk if w == "ask"]
 
     bids, asks = UnreadRows.split(rows, split)
     assert len(bids) == len(asks) == 600 and bids[0:300] == [] and len(asks[0:300]) == 300
     reads[0] = 0
-    build = SnapshotBuild(bids, asks, None, None, step_levels=100)
+    if text:
+        build = SnapshotBuild(bids, asks, bids, asks, step_levels=100, text_keep=10)
+    else:
+        build = SnapshotBuild(bids, asks, None, None, step_levels=100)
     build.finish()
     assert build.ok and build.bid_keys == sorted(1000.0 - i for i in range(300))
     assert build.ask_keys == [1001.0 + i for i in range(300)] and set(build.bids.values()) == {2.0}
-    assert reads[0] == 12
+    assert reads[0] == (24 if text else 12)
+    if text:
+        assert build.bids_text[1000.0] == ("1000.0", "2.0") and build.asks_text[1001.0] == ("1001.0", "1.0")
 
 
 def test_slicing_reads_only_the_rows_sliced() -> None:

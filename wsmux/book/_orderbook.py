@@ -22,7 +22,9 @@ and *k* levels in an update:
   sorted run, linear for Timsort) — and swapped in at once (:meth:`OrderBook.install`).
   The build works in steps of at most :data:`SNAPSHOT_STEP_LEVELS` levels, so
   the I/O layer can let other venues' frames through between steps; the live
-  book is untouched until the finished build is installed.
+  book is untouched until the finished build is installed. A side may also
+  come unread (:class:`UnreadRows`: the venue's rows and the adapter's
+  reader), and a step then reads that many of the venue's rows too.
 
 Prices are floats: the same decimal text always parses to the same float, so
 ``"0.3513"`` and ``"0.35130000"`` are one level.
@@ -870,11 +872,12 @@ class SnapshotBuild:
                 text_levels = _as_sequence(text_levels)
                 gathered: dict[float, tuple[str, str]] = {}
                 start = 0
-                while start < len(text_levels):
-                    chunk = text_levels[start : start + budget]
-                    _add_text(gathered, chunk)
-                    start += len(chunk)
-                    budget -= len(chunk)
+                count = len(text_levels)
+                while start < count:  # by the rows sliced, as above
+                    end = min(start + budget, count)
+                    _add_text(gathered, text_levels[start:end])
+                    budget -= end - start
+                    start = end
                     if not budget:
                         budget = step
                         yield
