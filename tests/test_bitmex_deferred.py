@@ -197,13 +197,17 @@ def test_steps_closed_early_hand_out_what_was_held_and_leave_the_book_invalid() 
     assert not feed.syncs[SYMBOL].valid  # the partial was never applied: its update is not lost into it
 
 
+@pytest.mark.parametrize("bound", ["frames", "bytes"])
 def test_past_its_bound_the_hold_finishes_the_reading_at_once_and_loses_nothing(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, bound: str
 ) -> None:
     import wsmux._pipeline as pipeline
 
-    monkeypatch.setattr(pipeline, "HOLD_MAX_FRAMES", 2)
     frames = session()
+    if bound == "frames":
+        monkeypatch.setattr(pipeline, "HOLD_MAX_FRAMES", 2)
+    else:  # the first two held frames reach it
+        monkeypatch.setattr(pipeline, "HOLD_MAX_BYTES", len(frames[1]) + len(frames[2]))
     feed_once, events_once = at_once(frames)
     feed, events = make(step=True)
     feed.on_frame(frames[0], RECV)

@@ -31,16 +31,20 @@ live connections), a deep snapshot the *stream* sends (more than
 it) is built the same way: ``on_frame`` only begins it and asks, with a
 :class:`BuildSnapshot` action, for its steps to be run; the diffs that
 follow it on the stream are buffered meanwhile and replayed on top of it.
-An adapter may also hand over such a snapshot with its rows still to be read
-(:attr:`~wsmux.book.RawSnapshot.prepare`, when the Feed turned the adapter's
-:attr:`~wsmux.Adapter.defer_snapshot_rows` on: BitMEX, whose later frames
-name levels by id only). Then every frame that follows is *held* (a
-``_Hold``, before any parsing) while the steps read the rows; when they end
-the book's build begins, and the held frames are handled in order, their
-diffs held by the book as above. A hold never loses a frame: a disconnect,
-steps closed early or :data:`HOLD_MAX_FRAMES` held frames finish the reading
-at once (:meth:`Feed._release`), and a bad row is reported as the frame's
-parse error, as if read inside ``parse``.
+An adapter may also hand over such a snapshot with its rows still to be read,
+when the Feed turned the adapter's :attr:`~wsmux.Adapter.defer_snapshot_rows`
+on. Where its later frames do not depend on the rows (Deribit, Kraken Futures,
+Gemini v2, Coinbase Advanced), each side is a :class:`~wsmux.book.UnreadRows`
+and the book's build steps read them: nothing changes here. Where they do
+(BitMEX, whose later frames name levels by id only), the rows come with a
+generator that reads them (:attr:`~wsmux.book.RawSnapshot.prepare`), and every
+frame that follows is *held* (a ``_Hold``, before any parsing) while the steps
+read the rows; when they end the book's build begins, and the held frames are
+handled in order, their diffs held by the book as above. A hold never loses a
+frame: a disconnect, steps closed early, or :data:`HOLD_MAX_FRAMES` held
+frames (or :data:`HOLD_MAX_BYTES` of them) finish the reading at once
+(:meth:`Feed._release`), and a bad row is reported as the frame's parse error,
+as if read inside ``parse``.
 
 Order-by-order (L3) books are kept beside the L2 ones (:meth:`Feed.add_l3`),
 keyed by symbol, with their own REST snapshot (``FetchSnapshot.channel`` is
@@ -252,13 +256,19 @@ HOLD_MAX_FRAMES = 1000
 """Most frames a Feed holds while its adapter reads a deep snapshot's rows in
 steps; past it the reading is finished at once (the steps are not being run)."""
 
+HOLD_MAX_BYTES = 32 * 1024 * 1024
+"""Most bytes (characters, for text frames) of frames a Feed holds while its
+adapter reads a deep snapshot's rows in steps; past it the reading is finished
+at once, as past :data:`HOLD_MAX_FRAMES`. A live connection runs the steps
+within milliseconds, so this bounds only a flood of large frames."""
+
 
 class _Hold:
     """The frames a Feed holds while its adapter reads a deep stream snapshot's
     rows in steps (:attr:`~wsmux.book.RawSnapshot.prepare`), and the snapshot
     they follow. See :meth:`Feed._release`."""
 
-    __slots__ = ("epoch", "error", "frame", "frames", "job", "prepare", "recv_ns", "snapshot", "sync")
+    __slots__ = ("epoch", "error", "frame", "frames", "held_bytes", "job", "prepare", "recv_ns", "snapshot", "sync")
 
     def __init__(self, snapshot: RawSnapshot, sync: BookSync | None, frame: bytes | str, recv_ns: int) -> None:
         assert snapshot.prepare is not None
@@ -270,6 +280,7 @@ class _Hold:
         """The start of the snapshot's frame, for the report of a bad row (as ``parse`` would)."""
         self.recv_ns = recv_ns
         self.frames: list[tuple[bytes | str, int]] = []
+        self.held_bytes = 0
         self.error: Exception | None = None
         self.job: SnapshotJob | None = None
 
@@ -441,7 +452,8 @@ class Feed:
         hold = self._hold
         if hold is not None:  # the adapter is reading a deep snapshot's rows in steps
             hold.frames.append((frame, recv_ns))
-            if len(hold.frames) >= HOLD_MAX_FRAMES:
+            hold.held_bytes += len(frame)
+            if len(hold.frames) >= HOLD_MAX_FRAMES or hold.held_bytes >= HOLD_MAX_BYTES:
                 self._release(hold, begin=True)
             return
         stats = self.stats
