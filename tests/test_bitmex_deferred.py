@@ -10,12 +10,25 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import httpx
 import pytest
 from test_book_resync import spy_on_steps
 
-from wsmux import BookSnapshot, BookUpdate, Channel, Error, ErrorKind, Multiplexer, Resynced, Subscription, Trade
+from wsmux import (
+    BookSnapshot,
+    BookUpdate,
+    Channel,
+    Disconnected,
+    Error,
+    ErrorKind,
+    Multiplexer,
+    Resynced,
+    Subscription,
+    Trade,
+)
 from wsmux import book as book_sub
 from wsmux._pipeline import BuildSnapshot, Feed
+from wsmux.connection import Connection
 from wsmux.exchanges.bitmex import PARTIAL_STEP_ROWS, BitmexAdapter
 from wsmux.testing import MockBitmex, collect_until
 
@@ -240,3 +253,22 @@ async def test_a_live_connection_reads_a_deep_partial_in_steps_and_the_book_goes
             await stream.aclose()
     reading = -(-6000 // PARTIAL_STEP_ROWS)
     assert len(interleaved) >= reading and all(interleaved)
+
+
+async def test_a_lost_connection_hands_out_the_held_frames_events_before_its_disconnected() -> None:
+    """Frames held while the partial's rows were read arrived before the
+    connection was lost: their events (a trade here) come before the
+    ``Disconnected`` that reports the loss, then the books' disconnect Gaps."""
+    events: list[Any] = []
+    async with httpx.AsyncClient() as http:
+        conn = Connection(1, BitmexAdapter(), events.append, http=http)
+        subs = [Subscription("bitmex", Channel.BOOK, SYMBOL), Subscription("bitmex", Channel.TRADES, SYMBOL)]
+        conn.feed.add_book(subs[0])
+        conn.adapter.subscribe(subs)
+        conn.state = "open"
+        conn.feed.on_frame(big_partial(), RECV)  # a deep partial: the reading begins, frames are held
+        conn.feed.on_frame(trade(1), RECV + 1)
+        assert conn.feed._hold is not None and events == []
+        conn._lost("ConnectionClosed: test", reconnecting=True)
+    assert [type(e) for e in events] == [Trade, Disconnected]  # the book was not valid yet: no Gap
+    assert events[0].recv_ns == RECV + 1 and conn.feed._hold is None

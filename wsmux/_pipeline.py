@@ -624,11 +624,18 @@ class Feed:
         self.stats.snapshot_failures += 1
         self.sink(Error(self.venue, symbol, ErrorKind.SNAPSHOT, f"{type(exc).__name__}: {exc}", recv_ns))
 
+    def release_held(self) -> None:
+        """Handle the frames held while an adapter reads a deep snapshot's rows
+        (the reading finished at once; the snapshot is not applied, its book
+        stays invalid). The connection calls it when it is lost, before it
+        reports the loss, since those frames arrived before it."""
+        if self._hold is not None:
+            self._release(self._hold, begin=False)
+
     def on_disconnect(self, recv_ns: int) -> None:
         """The connection is gone: every valid book is now unverifiable (the
         frames it held for a snapshot's rows are handled first)."""
-        if self._hold is not None:
-            self._release(self._hold, begin=False)
+        self.release_held()
         for symbol, sync in self.syncs.items():
             if sync.valid:
                 sync.invalidate()

@@ -676,6 +676,7 @@ class Connection:
                 task.cancel()
         self.stats.connected_since = None
         now_ns = self.clock.time_ns()
+        self.feed.release_held()  # frames that arrived before the loss: their events come before it
         if was_open:
             self.sink(Disconnected(self.venue, self.conn_id, reason, reconnecting, now_ns))
         self.feed.on_disconnect(now_ns)
