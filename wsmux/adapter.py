@@ -219,7 +219,7 @@ class Adapter(abc.ABC):
     defer_snapshot_rows = False
     """Set by a Feed that builds deep stream snapshots in steps (a live
     connection's): the adapter may then hand over a snapshot of more than
-    :data:`~wsmux.book.SNAPSHOT_STEP_LEVELS` rows (:meth:`reads_rows_later`)
+    :data:`~wsmux.book.SNAPSHOT_STEP_LEVELS` rows in lists (:meth:`reads_rows_later`)
     whose rows are still to be read, in either of two ways:
 
     * each side as :class:`~wsmux.book.UnreadRows`, read by the book's own
@@ -333,11 +333,20 @@ class Adapter(abc.ABC):
         """Undo the venue's frame compression (venues with ``compressed``)."""
         return frame
 
-    def reads_rows_later(self, rows: int) -> bool:
-        """True if a stream snapshot of ``rows`` venue rows is to be handed
-        over unread (see :attr:`defer_snapshot_rows`): on, and more rows than
-        one build step handles."""
-        return self.defer_snapshot_rows and rows > SNAPSHOT_STEP_LEVELS
+    def reads_rows_later(self, *row_lists: object) -> bool:
+        """True if a stream snapshot whose venue rows are ``row_lists`` (its
+        sides, or its one list of both) is to be handed over unread (see
+        :attr:`defer_snapshot_rows`): on, every one a list, and more rows in
+        all than one build step handles. Anything else is read at once, so a
+        malformed snapshot raises inside :meth:`parse` as before."""
+        if not self.defer_snapshot_rows:
+            return False
+        rows = 0
+        for row_list in row_lists:
+            if row_list.__class__ is not list:
+                return False
+            rows += len(row_list)
+        return rows > SNAPSHOT_STEP_LEVELS
 
     def reset(self) -> None:  # noqa: B027 - optional hook
         """Forget per-connection state (called when a connection is replaced)."""

@@ -461,7 +461,7 @@ class BitmexAdapter(Adapter):
         levels: dict[int, float] = {}
         bids: list[tuple[float, float]] = []
         asks: list[tuple[float, float]] = []
-        if self.reads_rows_later(len(data)):
+        if self.reads_rows_later(data):
             prepare = self._partial_steps(native, data, levels, bids, asks)
             return [RawSnapshot(symbol, bids, asks, None, prepare=prepare)]
         self._partial_rows(native, data, levels, bids, asks)

@@ -1154,7 +1154,7 @@ class CoinbaseAdvancedAdapter(Adapter):
                 out.append(Diff(symbol, bids, asks, ts, seq))
             elif kind != "snapshot":
                 raise ValueError(f"unknown l2_data event type {kind!r}")
-            elif updates.__class__ is list and self.reads_rows_later(len(updates)):
+            elif self.reads_rows_later(updates):
                 # a live Feed: a deep book is split into sides by the book's build steps too
                 unread_bids, unread_asks = UnreadRows.split(updates, _split_updates)
                 out.append(RawSnapshot(symbol, unread_bids, unread_asks, ts, seq))

@@ -579,12 +579,8 @@ class DeribitAdapter(Adapter):
         kind = data["type"]
         raw_bids = data["bids"]
         raw_asks = data["asks"]
-        if (
-            kind == "snapshot"
-            and raw_bids.__class__ is list
-            and raw_asks.__class__ is list
-            and self.reads_rows_later(len(raw_bids) + len(raw_asks))
-        ):  # a live Feed: the book's build steps read the rows
+        if kind == "snapshot" and self.reads_rows_later(raw_bids, raw_asks):
+            # a live Feed: the book's build steps read the rows
             read = partial(_levels, inverse=inverse)
             return [RawSnapshot(symbol, UnreadRows(raw_bids, read), UnreadRows(raw_asks, read), ts, seq)]
         bids = _levels(raw_bids, inverse)

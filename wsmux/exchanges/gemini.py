@@ -533,7 +533,7 @@ class GeminiV2Adapter(_GeminiBase):
         # the first l2_updates of a subscription: the full book (its trades are
         # history), converted and sorted by the book's build, in steps; on a
         # live Feed, a deep one is split into sides by those steps too
-        if changes.__class__ is list and self.reads_rows_later(len(changes)):
+        if self.reads_rows_later(changes):
             unread_bids, unread_asks = UnreadRows.split(changes, _split_changes)
             return [RawSnapshot(symbol, unread_bids, unread_asks, None)]
         bids, asks = _split_changes(changes)

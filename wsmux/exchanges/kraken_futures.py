@@ -406,11 +406,7 @@ class KrakenFuturesAdapter(Adapter):
         ts = _ms(msg.get("timestamp"))
         raw_bids = msg["bids"]
         raw_asks = msg["asks"]
-        if (
-            raw_bids.__class__ is list
-            and raw_asks.__class__ is list
-            and self.reads_rows_later(len(raw_bids) + len(raw_asks))
-        ):  # a live Feed: the book's build steps read the rows
+        if self.reads_rows_later(raw_bids, raw_asks):  # a live Feed: the book's build steps read the rows
             read = partial(self._snapshot_levels, symbol)
             return [RawSnapshot(symbol, UnreadRows(raw_bids, read), UnreadRows(raw_asks, read), ts, seq)]
         bids = self._snapshot_levels(symbol, raw_bids)
